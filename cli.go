@@ -1,0 +1,224 @@
+package strata
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/storage/layer"
+)
+
+// Main runs the strata command line over the definitions of targets; the
+// generated driver's main calls it and it does not return.
+func Main(targets []Target) {
+	os.Exit(Command(context.Background(), os.Args[1:], targets))
+}
+
+// DefinitionCommands are the commands that need the definitions package
+// compiled: the strata CLI runs them through the generated driver.
+var DefinitionCommands = map[string]bool{"build": true, "list": true}
+
+// Command runs one strata command line and returns the process exit
+// status. targets is nil when no definitions package was compiled.
+func Command(ctx context.Context, args []string, targets []Target) int {
+	if len(args) > 0 && args[0] == "run" {
+		// Ctrl-C in strata run is for the process in the image, which
+		// shares our terminal's foreground group; strata must outlive it.
+		signal.Notify(make(chan os.Signal, 1), os.Interrupt)
+	}
+	sigs := []os.Signal{syscall.SIGTERM}
+	if len(args) == 0 || args[0] != "run" {
+		sigs = append(sigs, os.Interrupt)
+	}
+	ctx, stop := signal.NotifyContext(ctx, sigs...)
+	defer stop()
+	if len(args) == 0 {
+		usage(os.Stderr)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "build":
+		err = cmdBuild(ctx, rest, targets)
+	case "list":
+		err = cmdList(rest, targets)
+	case "run":
+		err = cmdRun(ctx, rest)
+	case "inspect":
+		err = cmdInspect(ctx, rest)
+	case "clean":
+		err = cmdClean(ctx, rest)
+	case "help", "-h", "--help":
+		usage(os.Stdout)
+		return 0
+	default:
+		fmt.Fprintf(os.Stderr, "strata: unknown command %q\n", cmd)
+		usage(os.Stderr)
+		return 2
+	}
+	if err == nil {
+		return 0
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(os.Stderr, "strata %s: %v\n", cmd, err)
+		return 2
+	}
+	var be *runtime.BuildError
+	if errors.As(err, &be) {
+		// The summary already named every failure.
+		return be.ExitCode()
+	}
+	var es exitStatus
+	if errors.As(err, &es) {
+		return es.ExitCode()
+	}
+	fmt.Fprintf(os.Stderr, "strata %s: %v\n", cmd, err)
+	if ctx.Err() != nil {
+		return 130
+	}
+	return 1
+}
+
+type usageError struct{ error }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `strata builds OCI images from image definitions written in Go.
+
+Usage: strata [-C DIR] COMMAND [flags] [args]
+
+Commands run in a folder whose Go package holds the definitions:
+  build [NAME...]      build the named images (all when none) and tag them in ./oci
+  list                 list the images with their doc comments
+
+Commands on built images:
+  run NAME [-- CMD...] run an image as its config says (or CMD instead of its entrypoint and cmd)
+  inspect [NAME...]    print layers, annotations and config of tagged images
+  clean                remove the store and the output layout
+
+Run "strata COMMAND -h" for a command's flags.
+`)
+}
+
+// buildFlags are shared by every command that builds.
+type buildFlags struct {
+	opts  Options
+	types stringList
+}
+
+func (b *buildFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&b.opts.Store, "store", ".strata", "store `folder` (unpacked layers, cache, blobs)")
+	fs.StringVar(&b.opts.Layout, "layout", "oci", "output OCI layout `folder`")
+	fs.BoolVar(&b.opts.NoCache, "no-cache", false, "rebuild every selected image")
+	fs.BoolVar(&b.opts.NoWait, "no-wait", false, "fail at once when another build holds the store")
+	fs.IntVar(&b.opts.Jobs, "jobs", 0, "images built at once (default: number of processors)")
+	fs.BoolVar(&b.opts.FailFast, "fail-fast", false, "stop every image when one fails")
+	fs.Var(&b.types, "layer-type", "layer `type`: tar+gzip (default), tar+zstd or squashfs; repeat for several")
+}
+
+func (b *buildFlags) options() (Options, error) {
+	o := b.opts
+	for _, s := range b.types {
+		t, err := layer.ParseType(s)
+		if err != nil {
+			return o, usageError{err}
+		}
+		o.LayerTypes = append(o.LayerTypes, t)
+	}
+	return o, nil
+}
+
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
+
+func cmdBuild(ctx context.Context, args []string, targets []Target) error {
+	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	var bf buildFlags
+	bf.register(fs)
+	names, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	opts, err := bf.options()
+	if err != nil {
+		return err
+	}
+	if targets == nil {
+		return usageError{errors.New("no definitions: run strata build in the folder of your definitions package")}
+	}
+	images := make([]*dsl.Image, len(targets))
+	for n, t := range targets {
+		images[n] = t.Image
+	}
+	g, err := evaluate(opts, images)
+	if err != nil {
+		return err
+	}
+	_, err = buildGraph(ctx, opts, g, names)
+	return err
+}
+
+func cmdList(args []string, targets []Target) error {
+	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	sorted := append([]Target(nil), targets...)
+	sort.Slice(sorted, func(a, b int) bool { return sorted[a].Image.Name() < sorted[b].Image.Name() })
+	width := 0
+	for _, t := range sorted {
+		width = max(width, len(t.Image.Name()))
+	}
+	for _, t := range sorted {
+		doc := t.Doc
+		if t.Image.IsBuildOnly() {
+			doc = strings.TrimSpace(doc + " (build-only)")
+		}
+		fmt.Printf("%-*s  %s\n", width, t.Image.Name(), doc)
+	}
+	return nil
+}
+
+// parse parses flags that may come before, between or after positional
+// arguments ("strata build hello --no-cache"). Arguments after "--" are
+// returned untouched, after a "--" element, for commands that pass them on.
+func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	fs.SetOutput(os.Stderr)
+	var tail []string
+	for i, a := range args {
+		if a == "--" {
+			args, tail = args[:i], args[i:]
+			break
+		}
+	}
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return append(pos, tail...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

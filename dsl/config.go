@@ -1,0 +1,97 @@
+package dsl
+
+import (
+	"slices"
+	"strings"
+
+	ispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Steps returns the image's steps in the order they run.
+func (i *Image) Steps() []Step { return slices.Clone(i.steps) }
+
+// Config applies the definitions of the node's chain, root first, on top
+// of base (the config of the external base; zero for scratch) and returns
+// the image config the node is tagged with.
+func (n *Node) Config(base ispec.ImageConfig) ispec.ImageConfig {
+	cfg := base
+	cfg.Env = slices.Clone(base.Env)
+	cfg.Entrypoint = slices.Clone(base.Entrypoint)
+	cfg.Cmd = slices.Clone(base.Cmd)
+	labels := map[string]string{}
+	for k, v := range base.Labels {
+		labels[k] = v
+	}
+	for _, c := range n.Chain() {
+		img := c.Image
+		for _, e := range img.env {
+			cfg.Env = setEnv(cfg.Env, e.k, e.v)
+		}
+		for _, l := range img.labels {
+			labels[l.k] = l.v
+		}
+		if img.entry != nil {
+			cfg.Entrypoint = slices.Clone(*img.entry)
+			// As in Dockerfiles, a new entrypoint drops inherited
+			// arguments that were meant for the old one.
+			if img.cmd == nil {
+				cfg.Cmd = nil
+			}
+		}
+		if img.cmd != nil {
+			cfg.Cmd = slices.Clone(*img.cmd)
+		}
+		if img.workDir != "" {
+			cfg.WorkingDir = img.workDir
+		}
+		if img.user != "" {
+			cfg.User = img.user
+		}
+	}
+	if len(labels) > 0 {
+		cfg.Labels = labels
+	} else {
+		cfg.Labels = nil
+	}
+	return cfg
+}
+
+// StepEnv returns the environment this node's steps see on top of the
+// runtime's defaults: the inherited and own image environment followed by
+// the build-only environment.
+func (n *Node) StepEnv(base []string) []string {
+	env := slices.Clone(base)
+	for _, c := range n.Chain() {
+		for _, e := range c.Image.env {
+			env = setEnv(env, e.k, e.v)
+		}
+	}
+	for _, e := range n.Image.buildEnv {
+		env = setEnv(env, e.k, e.v)
+	}
+	return env
+}
+
+// StepWorkDir is the folder the node's steps start in.
+func (n *Node) StepWorkDir(base string) string {
+	wd := base
+	for _, c := range n.Chain() {
+		if c.Image.workDir != "" {
+			wd = c.Image.workDir
+		}
+	}
+	if wd == "" {
+		wd = "/"
+	}
+	return wd
+}
+
+func setEnv(env []string, k, v string) []string {
+	for n, e := range env {
+		if name, _, _ := strings.Cut(e, "="); name == k {
+			env[n] = k + "=" + v
+			return env
+		}
+	}
+	return append(env, k+"="+v)
+}

@@ -1,0 +1,246 @@
+package dsl_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	ispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/dsl"
+)
+
+func thisLine() int {
+	_, _, line, _ := runtime.Caller(1)
+	return line
+}
+
+var base = dsl.New("base").From(dsl.Scratch()).Run("echo base")
+
+func TestImmutable(t *testing.T) {
+	a := base.Run("echo a").Env("A", "1")
+	b := base.Run("echo b")
+	if got := len(base.Steps()); got != 1 {
+		t.Fatalf("base has %d steps after deriving, want 1", got)
+	}
+	if got := a.Steps()[1].Script; got != "echo a" {
+		t.Errorf("a's second step = %q", got)
+	}
+	if got := b.Steps()[1].Script; got != "echo b" {
+		t.Errorf("b's second step = %q (shared backing array?)", got)
+	}
+}
+
+func TestEvaluateOrderAndKeys(t *testing.T) {
+	child := dsl.New("child").From(base).Run("echo child")
+	other := dsl.New("other").From(base).Run("echo other")
+	g, err := dsl.Evaluate([]*dsl.Image{other, child}, dsl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range g.Nodes {
+		names = append(names, n.Name)
+	}
+	if diff := cmp.Diff([]string{"base", "child", "other"}, names); diff != "" {
+		t.Errorf("order (-want +got):\n%s", diff)
+	}
+	if g.Node("child").Parent != g.Node("base") {
+		t.Error("child's parent is not base")
+	}
+	if g.Node("child").Key == g.Node("other").Key {
+		t.Error("different steps gave the same key")
+	}
+
+	// The key is a pure function of the definitions.
+	g2, err := dsl.Evaluate([]*dsl.Image{child, other}, dsl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Node("child").Key != g2.Node("child").Key {
+		t.Error("same definitions, different keys")
+	}
+
+	// A changed base changes every key above it.
+	base2 := dsl.New("base").From(dsl.Scratch()).Run("echo base v2")
+	g3, err := dsl.Evaluate([]*dsl.Image{dsl.New("child").From(base2).Run("echo child")}, dsl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g3.Node("child").Key == g.Node("child").Key {
+		t.Error("changing the base kept the child's key")
+	}
+	if got := dsl.Explain(g.Node("child").KeyInputs, g3.Node("child")); got != "base image base changed" {
+		t.Errorf("Explain = %q", got)
+	}
+
+	// Config-only changes keep the key (no step needs to run again).
+	g4, err := dsl.Evaluate([]*dsl.Image{child.Label("a", "b").Entrypoint("/bin/sh")}, dsl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g4.Node("child").Key != g.Node("child").Key {
+		t.Error("a label changed the cache key")
+	}
+	// The epoch and layer types are part of the key.
+	for _, o := range []dsl.Options{{SourceDateEpoch: 1}, {LayerTypes: []string{"squashfs"}}} {
+		g5, err := dsl.Evaluate([]*dsl.Image{child}, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g5.Node("child").Key == g.Node("child").Key {
+			t.Errorf("options %+v kept the key", o)
+		}
+	}
+}
+
+func TestImportKeyFollowsContent(t *testing.T) {
+	dir := t.TempDir()
+	f := filepath.Join(dir, "f")
+	write := func(s string, mode os.FileMode) {
+		if err := os.WriteFile(f, []byte(s), mode); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(f, mode)
+	}
+	key := func() string {
+		img := dsl.New("x").From(dsl.Scratch()).Import(dsl.File(f), "/f")
+		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Node("x").Key
+	}
+	write("one", 0o644)
+	k1 := key()
+	os.Chtimes(f, time.Unix(1, 0), time.Unix(1, 0))
+	if key() != k1 {
+		t.Error("touching the file changed the key")
+	}
+	write("two", 0o644)
+	k2 := key()
+	if k2 == k1 {
+		t.Error("new content kept the key")
+	}
+	write("two", 0o755)
+	if key() == k2 {
+		t.Error("new mode kept the key")
+	}
+	img := dsl.New("x").From(dsl.Scratch()).Import(dsl.File(f), "/f")
+	g, _ := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+	write("three", 0o755)
+	g2, _ := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+	if got, want := dsl.Explain(g.Node("x").KeyInputs, g2.Node("x")), "imported file "+f+" changed"; got != want {
+		t.Errorf("Explain = %q, want %q", got, want)
+	}
+}
+
+func TestRelativePathsResolveAgainstTheGoFile(t *testing.T) {
+	t.Chdir(t.TempDir())
+	img := dsl.New("x").From(dsl.Scratch()).Import(dsl.File("testdata/greeting.txt"), "/etc/greeting")
+	if _, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{}); err != nil {
+		t.Fatalf("relative import from another working directory: %v", err)
+	}
+	_, file, _, _ := runtime.Caller(0)
+	src := img.Steps()[0].Import.Source.(*dsl.LocalSource)
+	if want := filepath.Join(filepath.Dir(file), "testdata/greeting.txt"); src.Path != want {
+		t.Errorf("path = %s, want %s", src.Path, want)
+	}
+}
+
+func TestErrorsNameTheGoLine(t *testing.T) {
+	_, file, _, _ := runtime.Caller(0)
+	file = filepath.Base(file)
+	noBase, noBaseLine := dsl.New("nobase").Run("true"), thisLine()
+	missing, missingLine := dsl.New("missing").From(dsl.Scratch()).Import(dsl.File("no/such/file"), "/x"), thisLine()
+	dup1 := dsl.New("dup").From(dsl.Scratch()).Run("echo 1")
+	dup2, dupLine := dsl.New("dup").From(dsl.Scratch()).Run("echo 2"), thisLine()
+	relDest, relLine := dsl.New("reldest").From(dsl.Scratch()).Import(dsl.File("testdata/greeting.txt"), "etc/x"), thisLine()
+	bad, badLine := dsl.New("Bad Name").From(dsl.Scratch()), thisLine()
+
+	_, err := dsl.Evaluate([]*dsl.Image{noBase, missing, dup1, dup2, relDest, bad}, dsl.Options{})
+	var ee *dsl.Error
+	if !errors.As(err, &ee) {
+		t.Fatalf("err = %v, want *dsl.Error", err)
+	}
+	msg := err.Error()
+	for _, want := range []struct {
+		line int
+		text string
+	}{
+		{noBaseLine, `image "nobase" has no base`},
+		{missingLine, "no/such/file does not exist"},
+		{dupLine, `image name "dup" is used by two different definitions`},
+		{relLine, `destination "etc/x" must be an absolute path`},
+		{badLine, `image name "Bad Name"`},
+	} {
+		found := false
+		for _, l := range strings.Split(msg, "\n") {
+			if strings.Contains(l, want.text) && strings.Contains(l, file+":"+itoa(want.line)) {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no error line with %q at %s:%d in:\n%s", want.text, file, want.line, msg)
+		}
+	}
+}
+
+func TestSameDefinitionTwiceIsNotADuplicate(t *testing.T) {
+	mk := func() *dsl.Image { return dsl.New("tool").From(dsl.Scratch()).Run("true") }
+	a := dsl.New("a").From(mk()).Run("true")
+	b := dsl.New("b").From(mk()).Run("true")
+	g, err := dsl.Evaluate([]*dsl.Image{a, b}, dsl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Node("a").Parent != g.Node("b").Parent {
+		t.Error("the same definition made twice became two nodes")
+	}
+}
+
+func TestConfig(t *testing.T) {
+	parent := dsl.New("p").From(dsl.Scratch()).Env("A", "1").Entrypoint("/bin/p").Cmd("x").Label("l", "p").WorkDir("/srv")
+	child := dsl.New("c").From(parent).Env("B", "2").Env("A", "3").Entrypoint("/bin/c").Label("m", "c").User("1000")
+	g, err := dsl.Evaluate([]*dsl.Image{child}, dsl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := g.Node("c").Config(ispec.ImageConfig{Env: []string{"PATH=/bin"}})
+	want := ispec.ImageConfig{
+		Env:        []string{"PATH=/bin", "A=3", "B=2"},
+		Entrypoint: []string{"/bin/c"},
+		Labels:     map[string]string{"l": "p", "m": "c"},
+		WorkingDir: "/srv",
+		User:       "1000",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("config (-want +got):\n%s", diff)
+	}
+}
+
+func TestSelect(t *testing.T) {
+	child := dsl.New("child").From(base).Run("true")
+	g, err := dsl.Evaluate([]*dsl.Image{child, dsl.New("lone").From(dsl.Scratch()).Run("true")}, dsl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes, err := g.Select("child")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(nodes) != 2 || nodes[0].Name != "base" || nodes[1].Name != "child" {
+		t.Errorf("Select(child) = %v", nodes)
+	}
+	if _, err := g.Select("nope"); err == nil || !strings.Contains(err.Error(), "no image named nope; the images are: base, child, lone") {
+		t.Errorf("Select(nope) error = %v", err)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }

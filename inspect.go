@@ -1,0 +1,158 @@
+package strata
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"sort"
+	"text/tabwriter"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/storage"
+)
+
+// cmdInspect prints what the layout holds for one or every tag: layers
+// (digest, size, media type), annotations and the image config.
+func cmdInspect(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	layoutDir := fs.String("layout", "oci", "OCI layout `folder`")
+	asJSON := fs.Bool("json", false, "print manifest and config as JSON")
+	names, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(*layoutDir); err != nil {
+		return fmt.Errorf("no OCI layout at %s: build first, or pass --layout", *layoutDir)
+	}
+	l, err := storage.OpenLayout(*layoutDir)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	if len(names) == 0 {
+		names, err = l.Tags(ctx)
+		if err != nil {
+			return err
+		}
+	}
+	for i, name := range names {
+		desc, err := l.Resolve(ctx, name)
+		if err != nil {
+			return err
+		}
+		var m v1.Manifest
+		var cfg v1.Image
+		if err := l.ReadJSON(ctx, desc.Digest, &m); err != nil {
+			return fmt.Errorf("%s: manifest: %w", name, err)
+		}
+		if err := l.ReadJSON(ctx, m.Config.Digest, &cfg); err != nil {
+			return fmt.Errorf("%s: config: %w", name, err)
+		}
+		if *asJSON {
+			b, _ := json.MarshalIndent(map[string]any{"tag": name, "digest": desc.Digest, "manifest": m, "config": cfg}, "", "  ")
+			fmt.Println(string(b))
+			continue
+		}
+		if i > 0 {
+			fmt.Println()
+		}
+		printImage(name, desc, m, cfg)
+	}
+	return nil
+}
+
+func printImage(name string, desc v1.Descriptor, m v1.Manifest, cfg v1.Image) {
+	fmt.Printf("%s  %s\n", name, desc.Digest)
+	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(w, "  layer\tsize\tmedia type")
+	for _, l := range m.Layers {
+		fmt.Fprintf(w, "  %s\t%s\t%s\n", l.Digest, humanSize(l.Size), l.MediaType)
+	}
+	w.Flush()
+	printMap("annotations", m.Annotations)
+	c := cfg.Config
+	fmt.Println("  config:")
+	if len(c.Entrypoint) > 0 {
+		fmt.Printf("    entrypoint: %q\n", c.Entrypoint)
+	}
+	if len(c.Cmd) > 0 {
+		fmt.Printf("    cmd: %q\n", c.Cmd)
+	}
+	for _, e := range c.Env {
+		fmt.Printf("    env: %s\n", e)
+	}
+	if c.WorkingDir != "" {
+		fmt.Printf("    workdir: %s\n", c.WorkingDir)
+	}
+	if c.User != "" {
+		fmt.Printf("    user: %s\n", c.User)
+	}
+	printMap("labels", c.Labels)
+	if cfg.Created != nil {
+		fmt.Printf("  created: %s\n", cfg.Created.UTC().Format("2006-01-02T15:04:05Z"))
+	}
+}
+
+func printMap(title string, m map[string]string) {
+	if len(m) == 0 {
+		return
+	}
+	fmt.Printf("  %s:\n", title)
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Printf("    %s=%s\n", k, m[k])
+	}
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// cmdClean removes the store and the output layout. Mounts are never made
+// in the host's mount namespace, so there is nothing to unmount; the store
+// is locked first so a running build is not pulled from under its feet.
+func cmdClean(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("clean", flag.ContinueOnError)
+	store := fs.String("store", ".strata", "store `folder`")
+	layoutDir := fs.String("layout", "oci", "output OCI layout `folder`")
+	noWait := fs.Bool("no-wait", false, "fail at once when a build holds the store")
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := os.Stat(*store); err == nil {
+		st, err := storage.Open(ctx, *store, storage.OpenOptions{NoWait: *noWait, Log: os.Stderr})
+		if err != nil {
+			return err
+		}
+		err = st.Destroy()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("removed store %s\n", *store)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if _, err := os.Stat(*layoutDir); err == nil {
+		if err := os.RemoveAll(*layoutDir); err != nil {
+			return err
+		}
+		fmt.Printf("removed layout %s\n", *layoutDir)
+	}
+	return nil
+}

@@ -1,0 +1,55 @@
+// Package driver turns a folder of image definitions into a cached
+// executable, the way mage turns magefiles into one.
+//
+// A definitions folder is an ordinary Go package whose exported
+// *dsl.Image variables are build targets. [Prepare] finds them, generates a
+// main package that hands them to strata.Main, compiles it with the go
+// command and caches the binary under a hash of everything that can change
+// it. The CLI then execs that binary with its own arguments.
+//
+// # Which variables are definitions
+//
+// The scan is syntactic (go/parser only, no type checker, no go list) so that
+// listing targets and checking the cache stay in the millisecond range. A
+// package-level variable of a non-test file that the build constraints select
+// is an image when
+//
+//   - it is declared with the explicit type *dsl.Image, where dsl is whatever
+//     name the file gives the import "github.com/strata-build/strata/dsl"; or
+//   - it has no explicit type and its initializer is an image expression:
+//     a call of a dsl function (dsl.New("x")), a method call on an image
+//     expression (dsl.New("x").From(b).Run("...")), a call of a function of
+//     the same package declared to return *dsl.Image, another image variable
+//     of the package (exported or not), or &dsl.Image{...}.
+//
+// Exported image variables are the targets; unexported ones only count as
+// roots of other images. When the dsl package's source can be found (in the
+// module, a local replace or workspace module, or the module cache) the
+// declared result types of its functions and methods refine the rule, so
+// var Base = dsl.Scratch() (a dsl.Base) or var N = App.Name() (a string) are
+// not mistaken for images. Names the dsl source does not declare (a
+// func-typed variable, a newer version) fall back to the syntactic rule; if
+// that takes a non-image for a target, the compile error names the
+// variable's own file:line and says to declare its type. A variable whose
+// type the scan cannot see, such as var App = lib.GoService("app"), is made
+// a target by declaring its type: var App *dsl.Image = lib.GoService("app").
+//
+// # Cache
+//
+// The cache key hashes, without running any process: the identity of the go
+// binary (path, size, modification time), GOOS/GOARCH and the environment
+// variables that change a build, the go env file, the generator's version and
+// strata import path, go.mod, go.sum (and go.work, go.work.sum,
+// vendor/modules.txt), and the contents of every file of the definitions
+// package and of every package of a local module (the main module, local
+// replace targets, workspace modules) it imports, transitively. Contents are
+// hashed rather than modification times: touching a file costs nothing,
+// editing an imported local package rebuilds. The generated main is a
+// function of these inputs, so a hit neither scans nor generates: the
+// targets are stored next to the binary.
+//
+// Nothing is ever written into the user's tree: the generated main is placed
+// at a virtual path inside the package folder with the go command's -overlay
+// flag, and the binary is built into the cache folder and renamed into place
+// atomically.
+package driver

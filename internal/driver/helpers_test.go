@@ -1,0 +1,122 @@
+package driver
+
+import (
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+)
+
+// Test modules use stand-ins for the strata and dsl packages, so tests need
+// neither the network nor the real API.
+const (
+	testModule = "example.com/t"
+	testStrata = testModule + "/strata"
+	testDSL    = testStrata + "/dsl"
+)
+
+// fakeStrata prints each target so a test can tell the binary ran the
+// definitions it was given.
+var fakeStrata = map[string]string{
+	"go.mod": "module example.com/t\n\ngo 1.26\n",
+	"strata/strata.go": `package strata
+
+import (
+	"fmt"
+
+	"example.com/t/strata/dsl"
+)
+
+type Target struct {
+	Var, Doc string
+	Image    *dsl.Image
+}
+
+func Main(ts []Target) {
+	for _, t := range ts {
+		fmt.Printf("%s=%s %q\n", t.Var, t.Image.Name, t.Doc)
+	}
+}
+`,
+	"strata/dsl/dsl.go": `package dsl
+
+type Image struct{ Name string }
+
+type Base interface{ isBase() }
+
+type scratch struct{}
+
+func (scratch) isBase() {}
+
+func New(name string) *Image            { return &Image{Name: name} }
+func Scratch() Base                     { return scratch{} }
+func (i *Image) Run(s string) *Image    { return &Image{Name: i.Name + "+" + s} }
+func (i *Image) From(b Base) *Image     { return i }
+func (i *Image) Label() string          { return i.Name }
+`,
+}
+
+// writeTree writes files (slash paths relative to root) and returns root.
+func writeTree(t testing.TB, root string, files map[string]string) string {
+	t.Helper()
+	for name, content := range files {
+		p := filepath.Join(root, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return root
+}
+
+// newModule writes the fake strata module plus extra files into a fresh
+// folder.
+func newModule(t testing.TB, extra map[string]string) string {
+	t.Helper()
+	root := t.TempDir()
+	// Resolve symlinks (macOS /var -> /private/var) so paths compare equal
+	// to what Prepare reports.
+	root, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeTree(t, root, fakeStrata)
+	writeTree(t, root, extra)
+	return root
+}
+
+// goEnv makes the go command work offline on the temporary modules.
+func goEnv(t testing.TB) {
+	t.Helper()
+	t.Setenv("GOFLAGS", "-mod=mod")
+	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOWORK", "off")
+}
+
+// listing records every file and folder under root with its size, to
+// prove a run left nothing behind.
+func listing(t testing.TB, root string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		out = append(out, rel)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func positionAt(file string, line, col int) token.Position {
+	return token.Position{Filename: file, Line: line, Column: col}
+}

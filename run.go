@@ -1,0 +1,62 @@
+package strata
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/runtime/sandbox"
+)
+
+// cmdRun runs a tagged image of the output layout as its config says.
+func cmdRun(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	store := fs.String("store", ".strata", "store `folder`")
+	layoutDir := fs.String("layout", "oci", "OCI layout `folder` the image is tagged in")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 || pos[0] == "--" {
+		return usageError{errors.New("which image? strata run NAME [-- CMD...]")}
+	}
+	name, cmd := pos[0], pos[1:]
+	if len(cmd) > 0 && cmd[0] == "--" {
+		cmd = cmd[1:]
+	}
+	if _, err := os.Stat(*layoutDir); err != nil {
+		return fmt.Errorf("no OCI layout at %s: build %s first", *layoutDir, name)
+	}
+	err = runtime.RunImage(ctx, runtime.RunOptions{
+		Store:   *store,
+		Layout:  *layoutDir,
+		Image:   name,
+		Command: cmd,
+	})
+	var se *sandbox.StepError
+	if errors.As(err, &se) && se.Message != "" {
+		fmt.Fprintf(os.Stderr, "strata run: %v\n", err)
+		return exitStatus(127) // as a shell says "command not found"
+	}
+	if errors.As(err, &se) {
+		// The process's own exit status is the answer, not an error of
+		// strata's.
+		code := se.ExitCode
+		if code < 0 {
+			code = 128 + 9
+		}
+		return exitStatus(code)
+	}
+	return err
+}
+
+// exitStatus ends strata with a status and no message.
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// ExitCode is the status strata exits with.
+func (e exitStatus) ExitCode() int { return int(e) }

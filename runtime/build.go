@@ -1,0 +1,427 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/runtime/sandbox"
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
+)
+
+// Options configure Build.
+type Options struct {
+	Store  *storage.Store
+	Layout *storage.Layout
+	// Out receives the build log and every step's output, one prefixed
+	// line at a time.
+	Out io.Writer
+	// NoCache rebuilds every selected image.
+	NoCache bool
+	// Jobs bounds how many images build at once (default: processors).
+	Jobs int
+	// FailFast stops every other image as soon as one fails.
+	FailFast bool
+	// SourceDateEpoch is written as every timestamp of the output.
+	SourceDateEpoch int64
+	// LayerTypes are the encodings each layer is committed in; the first is
+	// the one tagged with the plain image name. Default: tar+gzip.
+	LayerTypes []layer.Type
+	// Annotations are added to every manifest.
+	Annotations map[string]string
+}
+
+// Status is how an image's build ended.
+type Status string
+
+// The statuses of a Result.
+const (
+	Built   Status = "built"
+	Cached  Status = "cached"
+	Failed  Status = "failed"
+	Skipped Status = "skipped"
+)
+
+// Result is the outcome for one image.
+type Result struct {
+	Name   string
+	Status Status
+	// Reason says why an image was rebuilt, or which dependency failed.
+	Reason   string
+	Err      error
+	Duration time.Duration
+	Record   *storage.Record
+}
+
+// BuildError is returned when at least one image failed.
+type BuildError struct{ Results []Result }
+
+func (e *BuildError) Error() string {
+	var failed []string
+	for _, r := range e.Results {
+		if r.Status == Failed {
+			failed = append(failed, r.Err.Error())
+		}
+	}
+	if len(failed) == 1 {
+		return failed[0]
+	}
+	return fmt.Sprintf("%d images failed", len(failed))
+}
+
+// ExitCode is the exit status strata should end with: a single failed
+// step's own exit status, 130 when interrupted, 1 otherwise.
+func (e *BuildError) ExitCode() int {
+	code := 0
+	for _, r := range e.Results {
+		if r.Status != Failed {
+			continue
+		}
+		if errors.Is(r.Err, context.Canceled) {
+			return 130
+		}
+		var se *sandbox.StepError
+		if code == 0 && errors.As(r.Err, &se) && se.ExitCode > 0 {
+			code = se.ExitCode
+		} else {
+			code = 1
+		}
+	}
+	if code == 0 {
+		code = 1
+	}
+	return code
+}
+
+// Build builds nodes (dependencies first; see dsl.Graph.Select) and tags
+// every one that is not build-only in opts.Layout.
+func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, error) {
+	if len(opts.LayerTypes) == 0 {
+		opts.LayerTypes = []layer.Type{layer.TarGzip}
+	}
+	if opts.Jobs <= 0 {
+		opts.Jobs = runtime.NumCPU()
+	}
+	b := &builder{
+		opts:    opts,
+		con:     &console{out: opts.Out},
+		done:    map[*dsl.Node]chan struct{}{},
+		results: map[*dsl.Node]*Result{},
+		sem:     make(chan struct{}, opts.Jobs),
+		bases:   map[string]*storage.BaseImage{},
+	}
+	var err error
+	if b.uids, b.gids, err = idMapsIfRootless(); err != nil {
+		return nil, err
+	}
+	for _, n := range nodes {
+		b.done[n] = make(chan struct{})
+		b.results[n] = &Result{Name: n.Name}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	b.cancel = cancel
+	var wg sync.WaitGroup
+	for _, n := range nodes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(b.done[n])
+			b.build(ctx, n)
+		}()
+	}
+	wg.Wait()
+
+	out := make([]Result, 0, len(nodes))
+	failed := false
+	for _, n := range nodes {
+		r := *b.results[n]
+		out = append(out, r)
+		failed = failed || r.Status == Failed
+	}
+	if failed {
+		return out, &BuildError{Results: out}
+	}
+	return out, nil
+}
+
+type builder struct {
+	opts    Options
+	con     *console
+	done    map[*dsl.Node]chan struct{}
+	results map[*dsl.Node]*Result
+	sem     chan struct{}
+	cancel  context.CancelFunc
+
+	mu    sync.Mutex
+	bases map[string]*storage.BaseImage
+
+	// uids and gids map ids of a rootless build; nil as root.
+	uids, gids []sandbox.IDMap
+}
+
+func (b *builder) build(ctx context.Context, n *dsl.Node) {
+	res := b.results[n]
+	for _, d := range n.Deps {
+		ch, ok := b.done[d]
+		if !ok {
+			continue // built by an earlier call, or not selected
+		}
+		<-ch
+		if dr := b.results[d]; dr.Status == Failed || dr.Status == Skipped {
+			res.Status = Skipped
+			res.Reason = fmt.Sprintf("needs %s, which %s", d.Name, dr.Status)
+			return
+		}
+	}
+	select {
+	case b.sem <- struct{}{}:
+		defer func() { <-b.sem }()
+	case <-ctx.Done():
+		res.Status, res.Err = Failed, fmt.Errorf("image %q: %w", n.Name, ctx.Err())
+		return
+	}
+	start := time.Now()
+	err := b.buildNode(ctx, n, res)
+	res.Duration = time.Since(start)
+	if err != nil {
+		res.Status, res.Err = Failed, err
+		if b.opts.FailFast {
+			b.cancel()
+		}
+		return
+	}
+}
+
+func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error {
+	st := b.opts.Store
+	if !b.opts.NoCache {
+		rec, dropped, err := st.Lookup(n.Key)
+		if err != nil {
+			return fmt.Errorf("image %q: cache: %w", n.Name, err)
+		}
+		if rec != nil {
+			res.Status, res.Record = Cached, rec
+			b.con.printf("%s: cached\n", n.Name)
+			return b.tag(ctx, n)
+		}
+		if dropped != "" {
+			res.Reason = "cache entry dropped: " + dropped
+		}
+	} else {
+		res.Reason = "--no-cache"
+	}
+	if res.Reason == "" {
+		res.Reason = explain(st.Last(n.Name), n)
+	}
+	b.con.printf("%s: building (%s)\n", n.Name, res.Reason)
+	rec, err := b.run(ctx, n)
+	if err != nil {
+		return err
+	}
+	res.Status, res.Record = Built, rec
+	b.con.printf("%s: built\n", n.Name)
+	return b.tag(ctx, n)
+}
+
+func explain(last *storage.Record, n *dsl.Node) string {
+	if last == nil {
+		return "not built before"
+	}
+	return dsl.Explain(last.KeyInputs, n)
+}
+
+// lowers returns the overlay lower dirs of n's rootfs, top first: the
+// committed layers of its ancestors, then the layers of the external base.
+func (b *builder) lowers(ctx context.Context, n *dsl.Node) ([]string, error) {
+	var dirs []string
+	for p := n.Parent; p != nil; p = p.Parent {
+		rec, _, err := b.opts.Store.Lookup(p.Key)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil {
+			return nil, fmt.Errorf("image %q: its base %q is not in the store", n.Name, p.Name)
+		}
+		if !rec.Empty {
+			dirs = append(dirs, b.opts.Store.LayerDir(rec.LayerDir))
+		}
+	}
+	base, err := b.base(ctx, n.Root())
+	if err != nil {
+		return nil, err
+	}
+	if base != nil {
+		unpacked, err := b.opts.Store.UnpackAll(ctx, base.Manifest.Layers, unpackOptions(b.uids != nil))
+		if err != nil {
+			return nil, fmt.Errorf("image %q: unpack base: %w", n.Name, err)
+		}
+		for i := len(unpacked) - 1; i >= 0; i-- {
+			dirs = append(dirs, unpacked[i])
+		}
+	}
+	return dirs, nil
+}
+
+// base loads the external base of a chain root; nil for scratch.
+func (b *builder) base(ctx context.Context, root *dsl.Node) (*storage.BaseImage, error) {
+	lb, ok := root.Base.(*dsl.LayoutBase)
+	if !ok {
+		return nil, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if img, ok := b.bases[root.BaseDigest]; ok {
+		return img, nil
+	}
+	img, err := b.opts.Store.ImportLayout(ctx, lb.Path, lb.Tag)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
+	}
+	if img.Descriptor.Digest.String() != root.BaseDigest {
+		return nil, fmt.Errorf("image %q: base %s:%s changed during the build (was %s, now %s)", root.Name, lb.Path, lb.Tag, root.BaseDigest, img.Descriptor.Digest)
+	}
+	b.bases[root.BaseDigest] = img
+	return img, nil
+}
+
+func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error) {
+	st := b.opts.Store
+	lowers, err := b.lowers(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	ws, err := st.NewWorkspace(n.Name)
+	if err != nil {
+		return nil, err
+	}
+	defer discard(ctx, ws, b.uids, b.gids)
+
+	baseCfg, err := b.baseConfig(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	spec := sandbox.Spec{
+		Name:    n.Name,
+		Lowers:  lowers,
+		Upper:   ws.Upper,
+		Work:    ws.Work,
+		Rootfs:  ws.Rootfs,
+		Env:     n.StepEnv(mergeEnv(baseEnv(b.opts.SourceDateEpoch), baseCfg.Env)),
+		WorkDir: n.StepWorkDir(baseCfg.WorkingDir),
+		UIDMap:  b.uids,
+		GIDMap:  b.gids,
+	}
+	for _, s := range n.Image.Steps() {
+		spec.Steps = append(spec.Steps, sandboxStep(s))
+	}
+	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: b.uids != nil}
+	for _, t := range b.opts.LayerTypes {
+		arg.Types = append(arg.Types, string(t))
+	}
+	spec.Finish, err = finishSpec(arg)
+	if err != nil {
+		return nil, err
+	}
+	w := newPrefixWriter(b.con, n.Name, 20)
+	spec.Stdout, spec.Stderr = w, w
+	raw, err := sandbox.Run(ctx, spec)
+	w.Flush()
+	if err != nil {
+		var se *sandbox.StepError
+		if errors.As(err, &se) {
+			return nil, &StepFailure{Image: n.Name, Err: se, Tail: w.Tail()}
+		}
+		return nil, fmt.Errorf("image %q: %w", n.Name, err)
+	}
+	out, err := parseCommit(raw)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: commit: %w", n.Name, err)
+	}
+	rec := storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: out.Empty}
+	return st.Commit(ws, rec, out.Blobs)
+}
+
+// StepFailure is a failed Run step with the last lines it printed.
+type StepFailure struct {
+	Image string
+	Err   *sandbox.StepError
+	Tail  []string
+}
+
+func (f *StepFailure) Error() string { return fmt.Sprintf("image %q: %v", f.Image, f.Err) }
+
+// Unwrap returns the step error.
+func (f *StepFailure) Unwrap() error { return f.Err }
+
+func sandboxStep(s dsl.Step) sandbox.Step {
+	out := sandbox.Step{Where: s.Pos.String()}
+	if s.Import == nil {
+		out.Script = s.Script
+		return out
+	}
+	src := s.Import.Source.(*dsl.LocalSource)
+	c := &sandbox.Copy{Source: src.Path, Dest: s.Import.Dest, UID: s.Import.UID, GID: s.Import.GID}
+	if s.Import.Mode != nil {
+		m := fileMode(*s.Import.Mode)
+		c.Mode = &m
+	}
+	out.Copy = c
+	return out
+}
+
+// fileMode turns stat(2) mode bits into Go's portable ones.
+func fileMode(u uint32) fs.FileMode {
+	m := fs.FileMode(u & 0o777)
+	if u&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if u&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if u&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}
+
+// mergeEnv puts the base image's variables over strata's defaults.
+func mergeEnv(defaults, image []string) []string {
+	env := append([]string(nil), defaults...)
+	for _, e := range image {
+		k, _, _ := strings.Cut(e, "=")
+		replaced := false
+		for n, d := range env {
+			if dk, _, _ := strings.Cut(d, "="); dk == k {
+				env[n], replaced = e, true
+			}
+		}
+		if !replaced {
+			env = append(env, e)
+		}
+	}
+	return env
+}
+
+// EpochFromEnv reads SOURCE_DATE_EPOCH from the environment, 0 when unset.
+func EpochFromEnv() (int64, error) {
+	v := os.Getenv("SOURCE_DATE_EPOCH")
+	if v == "" {
+		return 0, nil
+	}
+	e, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || e < 0 {
+		return 0, fmt.Errorf("SOURCE_DATE_EPOCH=%q is not a number of seconds", v)
+	}
+	return e, nil
+}

@@ -1,0 +1,259 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/runtime/sandbox"
+)
+
+// Check is the outcome of one preflight check.
+type Check struct {
+	Name string
+	OK   bool
+	// Detail says what was found; Fix how to repair a failure.
+	Detail, Fix string
+	// Required is false for checks only some builds need (mksquashfs).
+	Required bool
+}
+
+// CheckOptions say what the build about to run needs.
+type CheckOptions struct {
+	Store string
+	// Squashfs is set when a squashfs layer will be written.
+	Squashfs bool
+	// Rootless overrides the detection from the effective uid.
+	Rootless *bool
+}
+
+func rootless(o CheckOptions) bool {
+	if o.Rootless != nil {
+		return *o.Rootless
+	}
+	return os.Geteuid() != 0
+}
+
+// RunChecks runs every check and returns their outcomes in a fixed order.
+func RunChecks(ctx context.Context, o CheckOptions) []Check {
+	rl := rootless(o)
+	var out []Check
+	add := func(c Check) { out = append(out, c) }
+
+	add(checkKernel())
+	add(checkFilesystem("overlay", "overlay", "load it: modprobe overlay"))
+	if rl {
+		add(checkUserns())
+		uids, gids, err := IDMaps()
+		c := Check{Name: "subordinate ids", Required: true, OK: err == nil}
+		if err == nil {
+			c.Detail = fmt.Sprintf("uids %d-%d, gids %d-%d", uids[1].HostID, uids[1].HostID+uids[1].Size-1, gids[1].HostID, gids[1].HostID+gids[1].Size-1)
+		} else {
+			c.Detail, c.Fix = err.Error(), "as root: strata unpriv-setup --user "+currentUser()
+		}
+		add(c)
+		add(checkSetuid("newuidmap"))
+		add(checkSetuid("newgidmap"))
+		if err == nil {
+			add(checkOverlay(ctx, uids, gids))
+		}
+	} else {
+		add(checkOverlay(ctx, nil, nil))
+	}
+	sq := Check{Name: "mksquashfs", Required: o.Squashfs}
+	if p, err := exec.LookPath("mksquashfs"); err == nil {
+		sq.OK, sq.Detail = true, p
+	} else {
+		sq.Detail, sq.Fix = "not found (needed only for squashfs layers)", "apt-get install squashfs-tools"
+	}
+	add(sq)
+	if o.Store != "" {
+		add(checkStore(o.Store))
+		add(checkDisk(o.Store))
+	}
+	return out
+}
+
+// Preflight runs the checks a build needs and fails with every fix when
+// one of them fails, before the build does any work.
+func Preflight(ctx context.Context, o CheckOptions) error {
+	var failed []string
+	for _, c := range RunChecks(ctx, o) {
+		if c.Required && !c.OK {
+			failed = append(failed, fmt.Sprintf("  %s: %s\n    fix: %s", c.Name, c.Detail, c.Fix))
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("this machine cannot build yet (strata check shows all checks):\n%s", strings.Join(failed, "\n"))
+	}
+	return nil
+}
+
+func currentUser() string {
+	if u := os.Getenv("USER"); u != "" {
+		return u
+	}
+	return strconv.Itoa(os.Getuid())
+}
+
+func checkKernel() Check {
+	var u unix.Utsname
+	c := Check{Name: "kernel", Required: true}
+	if err := unix.Uname(&u); err != nil {
+		c.Detail = err.Error()
+		return c
+	}
+	rel := unix.ByteSliceToString(u.Release[:])
+	var major, minor int
+	fmt.Sscanf(rel, "%d.%d", &major, &minor)
+	// 5.11 brought overlay mounts inside user namespaces, with whiteouts.
+	c.OK = major > 5 || major == 5 && minor >= 11
+	c.Detail = rel
+	if c.OK {
+		c.Detail += " (overlay in user namespaces, unprivileged whiteouts)"
+	} else {
+		c.Fix = "use Linux 5.11 or later"
+	}
+	return c
+}
+
+func checkFilesystem(name, fs, fix string) Check {
+	c := Check{Name: name + " file system", Required: true}
+	b, err := os.ReadFile("/proc/filesystems")
+	if err != nil {
+		c.Detail, c.Fix = err.Error(), "mount /proc"
+		return c
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.TrimSpace(strings.TrimPrefix(l, "nodev")) == fs {
+			c.OK, c.Detail = true, "available"
+			return c
+		}
+	}
+	c.Detail, c.Fix = "not in /proc/filesystems", fix
+	return c
+}
+
+func checkUserns() Check {
+	c := Check{Name: "user namespaces", Required: true, OK: true, Detail: "enabled"}
+	if b, err := os.ReadFile("/proc/sys/kernel/unprivileged_userns_clone"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		c.OK, c.Detail, c.Fix = false, "kernel.unprivileged_userns_clone=0", "as root: sysctl -w kernel.unprivileged_userns_clone=1"
+	}
+	if b, err := os.ReadFile("/proc/sys/user/max_user_namespaces"); err == nil && strings.TrimSpace(string(b)) == "0" {
+		c.OK, c.Detail, c.Fix = false, "user.max_user_namespaces=0", "as root: sysctl -w user.max_user_namespaces=15000"
+	}
+	return c
+}
+
+func checkSetuid(tool string) Check {
+	c := Check{Name: tool, Required: true}
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		c.Detail, c.Fix = "not found", "apt-get install uidmap"
+		return c
+	}
+	fi, err := os.Stat(p)
+	if err != nil {
+		c.Detail = err.Error()
+		return c
+	}
+	caps, _ := unix.Getxattr(p, "security.capability", nil)
+	if fi.Mode()&os.ModeSetuid == 0 && caps <= 0 {
+		c.Detail, c.Fix = p+" is neither setuid nor has file capabilities", "as root: chmod u+s "+p
+		return c
+	}
+	c.OK, c.Detail = true, p
+	return c
+}
+
+func checkOverlay(ctx context.Context, uids, gids []sandbox.IDMap) Check {
+	c := Check{Name: "overlay mount with whiteouts", Required: true}
+	if err := sandbox.CheckOverlay(ctx, uids, gids); err != nil {
+		c.Detail = err.Error()
+		c.Fix = "use a kernel with overlayfs that allows mounts (and whiteouts) in user namespaces"
+		return c
+	}
+	c.OK, c.Detail = true, "two lower dirs mounted, a whiteout created"
+	return c
+}
+
+// Magic numbers of file systems a store cannot live on.
+const (
+	overlayfsMagic = 0x794c7630
+	nfsMagic       = 0x6969
+)
+
+func checkStore(store string) Check {
+	c := Check{Name: "store folder", Required: true}
+	abs, err := filepath.Abs(store)
+	if err != nil {
+		c.Detail = err.Error()
+		return c
+	}
+	// Check the nearest folder that exists: the store may not exist yet.
+	probe := abs
+	for {
+		if _, err := os.Lstat(probe); err == nil {
+			break
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			break
+		}
+		probe = parent
+	}
+	real, err := filepath.EvalSymlinks(probe)
+	if err == nil && real != probe {
+		c.Detail, c.Fix = fmt.Sprintf("%s is behind a symlink (%s)", probe, real), "use --store "+filepath.Join(real, strings.TrimPrefix(abs, probe))
+		return c
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(probe, &st); err != nil {
+		c.Detail = err.Error()
+		return c
+	}
+	switch st.Type {
+	case overlayfsMagic:
+		c.Detail, c.Fix = abs+" is on overlayfs, which cannot hold overlay upper dirs", "use --store on a real file system (ext4, xfs, btrfs, tmpfs)"
+		return c
+	case nfsMagic:
+		c.Detail, c.Fix = abs+" is on NFS", "use --store on a local file system"
+		return c
+	}
+	c.OK, c.Detail = true, abs
+	return c
+}
+
+func checkDisk(store string) Check {
+	c := Check{Name: "free disk", Required: true}
+	probe, _ := filepath.Abs(store)
+	for {
+		if _, err := os.Stat(probe); err == nil || probe == "/" {
+			break
+		}
+		probe = filepath.Dir(probe)
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(probe, &st); err != nil {
+		c.Detail = err.Error()
+		return c
+	}
+	free := st.Bavail * uint64(st.Bsize)
+	c.Detail = fmt.Sprintf("%.1f GiB free under %s", float64(free)/(1<<30), probe)
+	if free < 512<<20 {
+		c.Fix = "free some space or use --store elsewhere"
+		return c
+	}
+	c.OK = true
+	return c
+}
+
+// errCheck is returned by strata check when a required check failed.
+var errCheck = errors.New("a required check failed")

@@ -1,0 +1,84 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/runtime/sandbox"
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
+)
+
+// commitFinisher is the name under which the commit runs inside the
+// sandbox: a rootless build can only read what its steps wrote from inside
+// the user namespace that owns those files.
+const commitFinisher = "strata.commit"
+
+func init() { sandbox.RegisterFinisher(commitFinisher, commitUpper) }
+
+type commitArg struct {
+	Types     []string `json:"types"`
+	Out       string   `json:"out"`
+	Epoch     int64    `json:"epoch"`
+	UserXattr bool     `json:"userXattr"`
+}
+
+type commitResult struct {
+	Empty bool                 `json:"empty"`
+	Blobs []storage.CommitBlob `json:"blobs"`
+}
+
+func finishSpec(arg commitArg) (*sandbox.FinishSpec, error) {
+	raw, err := json.Marshal(arg)
+	if err != nil {
+		return nil, err
+	}
+	return &sandbox.FinishSpec{Name: commitFinisher, Arg: raw}, nil
+}
+
+func parseCommit(raw json.RawMessage) (commitResult, error) {
+	var r commitResult
+	err := json.Unmarshal(raw, &r)
+	return r, err
+}
+
+// commitUpper runs inside the sandbox: it encodes the upper dir once per
+// layer type into the workspace's out folder.
+func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.RawMessage, error) {
+	var arg commitArg
+	if err := json.Unmarshal(raw, &arg); err != nil {
+		return nil, err
+	}
+	var res commitResult
+	for _, ts := range arg.Types {
+		t, err := layer.ParseType(ts)
+		if err != nil {
+			return nil, err
+		}
+		path := filepath.Join(arg.Out, string(t)+".blob")
+		r, err := layer.Write(ctx, upper, t, path, layer.WriteOptions{
+			SourceDateEpoch: time.Unix(arg.Epoch, 0),
+			UserXattr:       arg.UserXattr,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("encode layer as %s: %w", t, err)
+		}
+		if r.Empty {
+			res.Empty = true
+			res.Blobs = nil
+			break
+		}
+		res.Blobs = append(res.Blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
+			Type:       string(t),
+			Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size},
+			DiffID:     digest.Digest(r.DiffID).String(),
+		}})
+	}
+	return json.Marshal(res)
+}

@@ -1,0 +1,35 @@
+package runtime
+
+import (
+	"context"
+	"os"
+
+	"github.com/strata-build/strata/runtime/sandbox"
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
+)
+
+// idMapsIfRootless returns the id maps of a rootless build, or nils when
+// strata runs as root and needs no user namespace.
+func idMapsIfRootless() (uids, gids []sandbox.IDMap, err error) {
+	if os.Geteuid() == 0 {
+		return nil, nil, nil
+	}
+	return IDMaps()
+}
+
+// unpackOptions: a rootless build's overlays are mounted with userxattr,
+// so opaque markers of unpacked layers use the user.overlay namespace.
+func unpackOptions(rootless bool) layer.UnpackOptions {
+	return layer.UnpackOptions{UserXattr: rootless, Rootless: rootless}
+}
+
+// discard removes a workspace. Files a rootless step chowned to other ids
+// can only be removed from inside the user namespace that owns them.
+func discard(ctx context.Context, ws *storage.Workspace, uids, gids []sandbox.IDMap) {
+	if ws.Discard() == nil || uids == nil {
+		return
+	}
+	_ = sandbox.RemoveAll(context.WithoutCancel(ctx), ws.Dir, uids, gids)
+	ws.Discard()
+}

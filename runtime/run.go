@@ -1,0 +1,94 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/runtime/sandbox"
+	"github.com/strata-build/strata/storage"
+)
+
+// RunOptions configure RunImage.
+type RunOptions struct {
+	Store, Layout string
+	// Image is the tag to run.
+	Image string
+	// Command, when not empty, runs instead of the image's entrypoint and
+	// cmd: strata run is for looking into an image as much as for running it.
+	Command []string
+}
+
+// RunImage runs a tagged image of the layout with its entrypoint, cmd,
+// environment, working directory and user, in a throw-away overlay of its
+// layers, attached to this process's stdin, stdout and stderr. A non-zero
+// exit of the process comes back as a *sandbox.StepError.
+func RunImage(ctx context.Context, o RunOptions) error {
+	st, err := storage.Open(ctx, o.Store, storage.OpenOptions{Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	img, err := st.ImportLayout(ctx, o.Layout, o.Image)
+	if err != nil {
+		return err
+	}
+	cfg := img.Config.Config
+	argv := append(append([]string(nil), cfg.Entrypoint...), cfg.Cmd...)
+	if len(o.Command) > 0 {
+		argv = o.Command
+	}
+	if len(argv) == 0 {
+		return fmt.Errorf("image %q has neither entrypoint nor cmd: say what to run: strata run %s -- CMD", o.Image, o.Image)
+	}
+	return runIn(ctx, st, o.Image, img.Manifest.Layers, cfg, sandbox.Step{Argv: argv, Where: "strata run " + o.Image})
+}
+
+// runIn runs one interactive step over a throw-away upper dir on top of
+// the given layers.
+func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Descriptor, cfg v1.ImageConfig, step sandbox.Step) error {
+	uids, gids, err := idMapsIfRootless()
+	if err != nil {
+		return err
+	}
+	dirs, err := st.UnpackAll(ctx, layers, unpackOptions(uids != nil))
+	if err != nil {
+		return err
+	}
+	lowers := make([]string, 0, len(dirs))
+	for i := len(dirs) - 1; i >= 0; i-- {
+		lowers = append(lowers, dirs[i])
+	}
+	ws, err := st.NewWorkspace(name)
+	if err != nil {
+		return err
+	}
+	defer discard(ctx, ws, uids, gids)
+	wd := cfg.WorkingDir
+	if wd == "" {
+		wd = "/"
+	}
+	env := mergeEnv([]string{"PATH=" + DefaultPath, "HOME=/root"}, cfg.Env)
+	if t, ok := os.LookupEnv("TERM"); ok {
+		env = mergeEnv(env, []string{"TERM=" + t})
+	}
+	_, err = sandbox.Run(ctx, sandbox.Spec{
+		Name:        name,
+		Lowers:      lowers,
+		Upper:       ws.Upper,
+		Work:        ws.Work,
+		Rootfs:      ws.Rootfs,
+		Env:         env,
+		WorkDir:     wd,
+		User:        cfg.User,
+		Steps:       []sandbox.Step{step},
+		Interactive: true,
+		UIDMap:      uids,
+		GIDMap:      gids,
+		Stdout:      os.Stdout,
+		Stderr:      os.Stderr,
+	})
+	return err
+}

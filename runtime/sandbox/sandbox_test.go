@@ -1,0 +1,455 @@
+package sandbox_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/strata-build/strata/runtime/sandbox"
+)
+
+// The finisher of TestFinisher. It is registered from this external test
+// package's init, which runs after package sandbox's: the child waits for it.
+func init() {
+	sandbox.RegisterFinisher("test-list-upper", func(ctx context.Context, upper string, arg json.RawMessage) (json.RawMessage, error) {
+		var names []string
+		err := filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(upper, p)
+			names = append(names, rel)
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		secret, _ := os.ReadFile(filepath.Join(upper, "secret")) // mode 0600, owned by 1234 when rootless
+		host, _ := os.Hostname()
+		_, hostView := os.Stat(filepath.Join(upper, "..")) // the host file system is visible
+		return json.Marshal(map[string]any{
+			"pid": os.Getpid(), "hostname": host, "names": names, "arg": arg,
+			"secret": string(secret), "hostView": hostView == nil,
+		})
+	})
+}
+
+// facts runs one step printing KEY=VALUE lines and parses them.
+func facts(t *testing.T, e *env, sh string) map[string]string {
+	t.Helper()
+	out, _ := mustRun(t, e.spec(script(sh)))
+	m := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+func TestContainer(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	f := facts(t, e, `
+echo hostname=$(hostname)
+echo pids=$(ls /proc | grep -c '^[0-9]')
+echo mypid=$$
+for d in null zero full random urandom tty; do test -c /dev/$d || echo notchar=$d; done
+echo ptmx=$(readlink /dev/ptmx) fd=$(readlink /dev/fd) stdin=$(readlink /dev/stdin) stderr=$(readlink /dev/stderr)
+echo pts=$(awk '$2=="/dev/pts"{print $3}' /proc/mounts)
+echo shm=$(awk '$2=="/dev/shm"{print $3}' /proc/mounts)
+echo sys=$(awk '$2=="/sys"{print $3, substr($4,1,2)}' /proc/mounts)
+echo root=$(awk '$2=="/"{print $3}' /proc/mounts)
+echo resolv=$(md5sum < /etc/resolv.conf)
+echo net=$(readlink /proc/self/ns/net)
+echo env=$(tr '\0' ' ' < /proc/$$/environ)
+echo cwd=$(pwd)
+echo zero=$(head -c 4 /dev/zero | od -An -tx1 | tr -d ' ')
+: > /dev/null && echo null=ok
+`)
+	hostNet, _ := os.Readlink("/proc/self/ns/net")
+	resolv, err := os.ReadFile("/etc/resolv.conf")
+	if err != nil {
+		t.Skip("host has no /etc/resolv.conf")
+	}
+	want := map[string]string{
+		"hostname": "testimg", "pts": "devpts", "shm": "tmpfs", "sys": "sysfs ro", "root": "overlay",
+		"ptmx": "pts/ptmx fd=/proc/self/fd stdin=/proc/self/fd/0 stderr=/proc/self/fd/2",
+		"net":  hostNet, "env": strings.Join(testEnv, " "), "cwd": "/",
+		"zero": "00000000", "null": "ok", "resolv": md5(t, resolv) + " -",
+	}
+	for k, v := range want {
+		if f[k] != v {
+			t.Errorf("%s = %q, want %q", k, f[k], v)
+		}
+	}
+	if n, _ := strconv.Atoi(f["pids"]); n < 1 || n > 6 {
+		t.Errorf("fresh /proc shows %s pids", f["pids"])
+	}
+	if n, _ := strconv.Atoi(f["mypid"]); n < 2 || n > 10 {
+		t.Errorf("step pid %s is not small", f["mypid"])
+	}
+	if f["notchar"] != "" {
+		t.Errorf("/dev/%s is not a character device", f["notchar"])
+	}
+	// Mount points came from the skeleton: the upper dir is empty.
+	assertUpper(t, e.upper, nil)
+}
+
+func md5(t *testing.T, b []byte) string {
+	t.Helper()
+	out, err := runHost("md5sum", string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.Fields(out)[0]
+}
+
+// assertUpper checks the upper dir holds exactly the given paths.
+func assertUpper(t *testing.T, upper string, want []string) {
+	t.Helper()
+	var got []string
+	filepath.WalkDir(upper, func(p string, d fs.DirEntry, err error) error {
+		if p != upper {
+			rel, _ := filepath.Rel(upper, p)
+			got = append(got, rel)
+		}
+		return nil
+	})
+	sort.Strings(got)
+	sort.Strings(want)
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("upper dir holds %q, want %q", got, want)
+	}
+}
+
+func TestScriptEchoesAndStopsAtFirstFailure(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	out, errOut, _, err := run(t, e.spec(script("echo hi\nfalse\necho never")))
+	var se *sandbox.StepError
+	if !errors.As(err, &se) || se.ExitCode != 1 {
+		t.Fatalf("err = %v, want a StepError with exit status 1", err)
+	}
+	if !strings.Contains(errOut, "+ echo hi") || !strings.Contains(errOut, "+ false") {
+		t.Errorf("commands not echoed, stderr:\n%s", errOut)
+	}
+	if out != "hi\n" {
+		t.Errorf("stdout = %q, want only hi", out)
+	}
+}
+
+func TestShebangRunsAsWritten(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	out, errOut := mustRun(t, e.spec(script("#!/bin/awk -f\nBEGIN { print \"awk ran \" ARGV[0] }\n")))
+	if out != "awk ran awk\n" || errOut != "" {
+		t.Errorf("stdout %q, stderr %q", out, errOut)
+	}
+}
+
+func TestExitCodeAndWhere(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	spec := e.spec(script("true"), sandbox.Step{Script: "exit 3", Where: "hello.go:14"}, script("echo never"))
+	out, _, _, err := run(t, spec)
+	var se *sandbox.StepError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v, want a StepError", err)
+	}
+	if se.Index != 1 || se.Where != "hello.go:14" || se.ExitCode != 3 || se.Signal != "" {
+		t.Errorf("StepError = %+v", *se)
+	}
+	if want := "image testimg: step 2 (hello.go:14) failed: exit status 3"; err.Error() != want {
+		t.Errorf("error %q, want %q", err, want)
+	}
+	if out != "" {
+		t.Errorf("later step ran: %q", out)
+	}
+	_, _, _, err = run(t, e.spec(sandbox.Step{Script: "kill -SEGV $$", Where: "x.go:2"}))
+	if !errors.As(err, &se) || se.Signal != "SIGSEGV" || se.ExitCode != -1 {
+		t.Errorf("err = %v, want killed by SIGSEGV", err)
+	}
+}
+
+// hostProcs returns host processes whose command line contains s.
+func hostProcs(s string) []string {
+	var found []string
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		b, err := os.ReadFile("/proc/" + d.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), s) {
+			found = append(found, d.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return found
+}
+
+func TestDaemonDoesNotOutliveStep(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	out, _ := mustRun(t, e.spec(
+		script("sleep 1001.5 & (sleep 1002.5 &) ; sleep 1003.5 < /dev/null > /dev/null 2>&1 &"),
+		script("pgrep sleep || echo none"),
+	))
+	if out != "none\n" {
+		t.Errorf("daemons still running in the next step: %q", out)
+	}
+	if p := hostProcs("100"); len(p) > 0 {
+		for _, s := range p {
+			if strings.Contains(s, "sleep 100") {
+				t.Errorf("daemon left on the host: %s", s)
+			}
+		}
+	}
+}
+
+func TestCancel(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(300*time.Millisecond, cancel)
+	spec := e.spec(script("sleep 100.25"))
+	start := time.Now()
+	_, err := sandbox.Run(ctx, spec)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("took %v to return after cancel", d)
+	}
+	if p := hostProcs("sleep\x00100.25"); len(p) > 0 {
+		t.Errorf("left running: %v", p)
+	}
+}
+
+func TestUpperWhiteoutAndNewFile(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	mustRun(t, e.spec(script("rm /bin/vi; echo x > /newfile")))
+	assertWhiteout(t, filepath.Join(e.upper, "bin/vi"))
+	if b, err := os.ReadFile(filepath.Join(e.upper, "newfile")); err != nil || string(b) != "x\n" {
+		t.Errorf("newfile: %q, %v", b, err)
+	}
+	assertUpper(t, e.upper, []string{"bin", "bin/vi", "newfile"})
+}
+
+func assertWhiteout(t *testing.T, p string) {
+	t.Helper()
+	var st syscall.Stat_t
+	if err := syscall.Lstat(p, &st); err != nil {
+		t.Fatalf("no whiteout: %v", err)
+	}
+	if st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 0 {
+		t.Errorf("%s: mode %o rdev %d, want a 0/0 char device", p, st.Mode, st.Rdev)
+	}
+}
+
+func TestBinds(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	ro, rw := filepath.Join(e.dir, "ro"), filepath.Join(e.dir, "rw")
+	os.Mkdir(ro, 0o755)
+	os.Mkdir(rw, 0o755)
+	os.WriteFile(filepath.Join(ro, "in"), []byte("from host\n"), 0o644)
+	file := filepath.Join(e.dir, "single")
+	os.WriteFile(file, []byte("single file\n"), 0o644)
+	spec := e.spec(script(`
+cat /mnt/ro/in /opt/single
+touch /mnt/ro/x 2>/dev/null && echo ro-writable
+echo written > /mnt/rw/out
+`))
+	spec.Binds = []sandbox.Bind{
+		{Source: ro, Dest: "/mnt/ro", ReadOnly: true},
+		{Source: rw, Dest: "/mnt/rw"},
+		{Source: file, Dest: "/opt/single", ReadOnly: true},
+	}
+	out, _ := mustRun(t, spec)
+	if out != "from host\nsingle file\n" {
+		t.Errorf("stdout %q", out)
+	}
+	if b, _ := os.ReadFile(filepath.Join(rw, "out")); string(b) != "written\n" {
+		t.Errorf("rw bind: host sees %q", b)
+	}
+	assertUpper(t, e.upper, nil)
+}
+
+func TestCopy(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	os.MkdirAll(filepath.Join(src, "sub/empty"), 0o750)
+	os.WriteFile(filepath.Join(src, "sub/data"), []byte("data"), 0o640)
+	os.Symlink("sub/data", filepath.Join(src, "link"))
+	os.Symlink("/absolute/dangling", filepath.Join(src, "dangling"))
+	file := filepath.Join(e.dir, "conf")
+	os.WriteFile(file, []byte("conf"), 0o644)
+	mode, id := fs.FileMode(0o600), 1234
+	spec := e.spec(
+		sandbox.Step{Copy: &sandbox.Copy{Source: file, Dest: "/etc/app.conf", Mode: &mode, UID: &id, GID: &id}, Where: "c.go:1"},
+		sandbox.Step{Copy: &sandbox.Copy{Source: src, Dest: "/srv/tree"}, Where: "c.go:2"},
+		sandbox.Step{Copy: &sandbox.Copy{Source: file, Dest: "/etc/"}, Where: "c.go:3"},
+		script("cat /srv/tree/link; ls -ln /etc/app.conf | awk '{print \" \" $1, $3, $4}'"),
+	)
+	out, _ := mustRun(t, spec)
+	if out != "data -rw------- 1234 1234\n" {
+		t.Errorf("stdout %q", out)
+	}
+	check := func(rel string, mode fs.FileMode, uid int) {
+		t.Helper()
+		fi, err := os.Lstat(filepath.Join(e.upper, rel))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		if fi.Mode() != mode || int(fi.Sys().(*syscall.Stat_t).Uid) != uid {
+			t.Errorf("%s: %v uid %d, want %v uid %d", rel, fi.Mode(), fi.Sys().(*syscall.Stat_t).Uid, mode, uid)
+		}
+	}
+	check("etc/app.conf", 0o600, 1234)
+	check("etc/conf", 0o644, 0)
+	check("srv/tree/sub", fs.ModeDir|0o750, 0)
+	check("srv/tree/sub/empty", fs.ModeDir|0o750, 0)
+	check("srv/tree/sub/data", 0o640, 0)
+	check("srv/tree/link", fs.ModeSymlink|0o777, 0)
+	if l, _ := os.Readlink(filepath.Join(e.upper, "srv/tree/dangling")); l != "/absolute/dangling" {
+		t.Errorf("dangling symlink copied as %q", l)
+	}
+	_, _, _, err := run(t, e.spec(sandbox.Step{Copy: &sandbox.Copy{Source: "/nonexistent", Dest: "/x"}, Where: "c.go:9"}))
+	if err == nil || !strings.Contains(err.Error(), "step 1 (c.go:9)") || !strings.Contains(err.Error(), "testimg") {
+		t.Errorf("missing source: err = %v", err)
+	}
+}
+
+func TestFinisher(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	spec := e.spec(script("echo s > /secret; chmod 600 /secret; rm /bin/vi"))
+	spec.Finish = &sandbox.FinishSpec{Name: "test-list-upper", Arg: json.RawMessage(`{"k":1}`)}
+	_, _, res, err := run(t, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got struct {
+		Pid      int
+		Hostname string
+		Names    []string
+		Arg      json.RawMessage
+		Secret   string
+		HostView bool
+	}
+	if err := json.Unmarshal(res, &got); err != nil {
+		t.Fatalf("%s: %v", res, err)
+	}
+	if got.Pid != 1 || got.Hostname != "testimg" || string(got.Arg) != `{"k":1}` || got.Secret != "s\n" || !got.HostView {
+		t.Errorf("finisher result %s", res)
+	}
+	if strings.Join(got.Names, " ") != ". bin bin/vi secret" {
+		t.Errorf("finisher saw %q", got.Names)
+	}
+	spec.Finish = &sandbox.FinishSpec{Name: "nope"}
+	if _, err := sandbox.Run(context.Background(), spec); err == nil || !strings.Contains(err.Error(), "not registered") {
+		t.Errorf("unregistered finisher: %v", err)
+	}
+}
+
+func TestManyLowers(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	const n = 60
+	var lowers []string
+	for i := 0; i < n; i++ {
+		// Long names, so that the option string would not fit a page.
+		l := filepath.Join(e.dir, fmt.Sprintf("layer-%02d-%s", i, strings.Repeat("x", 64)))
+		os.MkdirAll(filepath.Join(l, "layers"), 0o755)
+		os.WriteFile(filepath.Join(l, "layers", strconv.Itoa(i)), nil, 0o644)
+		os.WriteFile(filepath.Join(l, "which"), []byte(strconv.Itoa(i)), 0o644)
+		lowers = append(lowers, l)
+	}
+	e.lowers = append(lowers, e.lowers...)
+	out, _ := mustRun(t, e.spec(script("ls /layers | wc -l; cat /which; echo")))
+	if out != "60\n0\n" {
+		t.Errorf("stdout %q, want 60 layers and the top one first", out)
+	}
+}
+
+func TestScratch(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	e.lowers = nil
+	src := filepath.Join(e.dir, "bb")
+	os.WriteFile(src, mustRead(t, "/bin/busybox"), 0o755)
+	mustRun(t, e.spec(sandbox.Step{Copy: &sandbox.Copy{Source: src, Dest: "/bin/busybox"}}))
+	if _, err := os.Stat(filepath.Join(e.upper, "bin/busybox")); err != nil {
+		t.Error(err)
+	}
+}
+
+func mustRead(t *testing.T, p string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestWorkDirAndInteractiveStdin(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	spec := e.spec(script("pwd"), script("cat"))
+	spec.WorkDir = "/work/dir"
+	spec.Interactive = true
+	spec.Stdin = strings.NewReader("from stdin\n")
+	out, _ := mustRun(t, spec)
+	if out != "/work/dir\nfrom stdin\n" {
+		t.Errorf("stdout %q", out)
+	}
+}
+
+// A mount point the image hides (a whiteout over the skeleton's
+// /etc/resolv.conf) is created in the merged view and removed afterwards.
+func TestHiddenMountPointIsCleanedUp(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	top := filepath.Join(e.dir, "top")
+	os.MkdirAll(filepath.Join(top, "etc"), 0o755)
+	if err := syscall.Mknod(filepath.Join(top, "etc/resolv.conf"), syscall.S_IFCHR, 0); err != nil {
+		t.Fatal(err)
+	}
+	e.lowers = append([]string{top}, e.lowers...)
+	out, _ := mustRun(t, e.spec(script("test -s /etc/resolv.conf && echo mounted; echo > /etc/other")))
+	if out != "mounted\n" {
+		t.Errorf("stdout %q", out)
+	}
+	assertUpper(t, e.upper, []string{"etc", "etc/other"})
+}
+
+func TestCheckOverlay(t *testing.T) {
+	requireRoot(t)
+	if err := sandbox.CheckOverlay(context.Background(), nil, nil); err != nil {
+		t.Errorf("as root: %v", err)
+	}
+	// Root can check the rootless path with an identity map.
+	id := []sandbox.IDMap{{ContainerID: 0, HostID: 0, Size: 65536}}
+	if err := sandbox.CheckOverlay(context.Background(), id, id); err != nil {
+		t.Errorf("in a user namespace: %v", err)
+	}
+}
+
+func TestInvalidSpec(t *testing.T) {
+	_, err := sandbox.Run(context.Background(), sandbox.Spec{Name: "bad", Upper: "rel", Steps: []sandbox.Step{{}}})
+	if err == nil || !strings.Contains(err.Error(), "sandbox bad: invalid spec") {
+		t.Errorf("err = %v", err)
+	}
+}

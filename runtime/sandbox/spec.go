@@ -1,0 +1,262 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"strings"
+)
+
+// Bind mounts a host path into the container for the duration of the steps.
+type Bind struct {
+	// Source is a file or folder on the host.
+	Source string
+	// Dest is the absolute path in the container. A missing mount point is
+	// supplied by the skeleton lower dir, so it does not appear in the layer.
+	Dest string
+	// ReadOnly makes the bind (and everything mounted below Source) read-only.
+	ReadOnly bool
+}
+
+// Copy imports a host file or folder into the rootfs. The child performs the
+// copy itself, as root of the container, so ownership is right in rootless
+// mode too.
+type Copy struct {
+	// Source is a host file or folder. A symlink at Source itself is
+	// followed; symlinks inside a folder are copied as symlinks.
+	Source string
+	// Dest is the absolute path in the container. For a file it is the path
+	// of the new file, or the folder to copy into when it ends in "/". For a
+	// folder, the folder's contents are merged into Dest, which is created if
+	// missing.
+	Dest string
+	// Mode, when set, is the permission of the copied file, or of Dest
+	// itself for a folder; otherwise modes are kept from the source.
+	Mode *fs.FileMode
+	// UID and GID, when set, own everything the copy creates; otherwise
+	// 0 (root of the container).
+	UID, GID *int
+}
+
+// Step is one build step: either a script to run or an import to copy.
+type Step struct {
+	// Script, for a run step: when it starts with "#!" it is executed as
+	// written; otherwise it runs as `sh -xe FILE`, so that each command is
+	// echoed on stderr and the first failing command stops the step. The
+	// script file is visible in the container at /.strata/step-N (read-only).
+	Script string
+	// Copy, for an import step.
+	Copy *Copy
+	// Argv, for a command run directly, without a shell (strata run): the
+	// program is looked up in the PATH of Spec.Env when it has no slash.
+	// Exactly one of Script, Copy and Argv is set.
+	Argv []string
+	// Where is the "file.go:12" of the definition, for error messages.
+	Where string
+}
+
+// IDMap is one line of a user namespace id map.
+type IDMap struct {
+	ContainerID, HostID, Size uint32
+}
+
+// FinishSpec names a registered finisher (see [RegisterFinisher]) and the
+// argument it is given after all steps succeeded.
+type FinishSpec struct {
+	Name string
+	Arg  json.RawMessage
+}
+
+// Spec describes one sandboxed run.
+type Spec struct {
+	// Name is the image name: the container's hostname and the prefix of
+	// error messages.
+	Name string
+	// Lowers are the overlay lower dirs, top first. It may be empty for a
+	// build from scratch. Up to about 490 are supported.
+	Lowers []string
+	// Upper and Work are the overlay upperdir and workdir: existing dirs on
+	// the same file system, Work empty.
+	Upper, Work string
+	// Rootfs is an existing empty dir used as the mount point. Nothing is
+	// ever mounted on it in the host's mount namespace.
+	Rootfs string
+	// Env is the complete environment of run steps.
+	Env []string
+	// WorkDir is the working directory of run steps, "/" when empty. It is
+	// created (in the image) when missing, as Dockerfile's WORKDIR does.
+	WorkDir string
+	// User is "user[:group]", names or numeric ids resolved in the image's
+	// /etc/passwd and /etc/group, that Argv steps run as (an image config's
+	// User). Build scripts and copies always run as root.
+	User string
+	// Binds are mounted in order after the container's special file systems.
+	Binds []Bind
+	// Steps run in order; the first failure stops the run.
+	Steps []Step
+	// UIDMap and GIDMap, when non-empty, make the run rootless: the child
+	// gets a new user namespace with these maps (written with
+	// newuidmap/newgidmap when not root) and the overlay is mounted with
+	// userxattr. Both must be set together.
+	UIDMap, GIDMap []IDMap
+	// Stdin is the standard input of the last step when Interactive; run
+	// steps otherwise read /dev/null.
+	Stdin io.Reader `json:"-"`
+	// Stdout and Stderr receive the steps' output live. When they are
+	// *os.File (a terminal), they are passed to the steps as they are.
+	Stdout, Stderr io.Writer `json:"-"`
+	// Interactive gives the last run step the caller's Stdin, Stdout and
+	// Stderr as its own descriptors, in the caller's process group so that
+	// a terminal delivers job-control signals to it (strata run, strata
+	// chroot). The caller should then not cancel ctx on SIGINT: Ctrl-C is
+	// meant for the step.
+	Interactive bool
+	// Finish, when set, runs a registered finisher in the child after all
+	// steps succeeded; its result is returned by [Run].
+	Finish *FinishSpec
+}
+
+// StepError reports a run step that exited unsuccessfully.
+type StepError struct {
+	// Index is the 0-based index of the step in Spec.Steps; Error shows it
+	// counted from 1.
+	Index int
+	// Where is the step's definition site.
+	Where string
+	// ExitCode is the exit status, or -1 when the step was killed by a
+	// signal.
+	ExitCode int
+	// Signal names the signal that killed the step ("SIGSEGV"), if any.
+	Signal string
+	// Message, when set, says why the step could not start (a command
+	// that is not in the image).
+	Message string `json:",omitempty"`
+}
+
+// Error reads like "step 2 (hello.go:14) failed: exit status 3".
+func (e *StepError) Error() string {
+	how := fmt.Sprintf("exit status %d", e.ExitCode)
+	if e.Signal != "" {
+		how = "killed by signal " + e.Signal
+	}
+	if e.Message != "" {
+		how = e.Message
+	}
+	return fmt.Sprintf("%s failed: %s", stepName(e.Index, e.Where), how)
+}
+
+// stepName is how messages refer to a step: "step 2 (hello.go:14)".
+func stepName(index int, where string) string {
+	if where == "" {
+		return fmt.Sprintf("step %d", index+1)
+	}
+	return fmt.Sprintf("step %d (%s)", index+1, where)
+}
+
+// rootless reports whether the spec asks for a user namespace.
+func (s *Spec) rootless() bool { return len(s.UIDMap) > 0 || len(s.GIDMap) > 0 }
+
+// validate catches caller mistakes before anything is started, so that they
+// are reported as such rather than as an obscure mount error.
+func (s *Spec) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if s.Name == "" {
+		bad("empty image name")
+	}
+	for name, p := range map[string]string{"Upper": s.Upper, "Work": s.Work, "Rootfs": s.Rootfs} {
+		if !path.IsAbs(p) {
+			bad("%s %q is not an absolute path", name, p)
+		}
+	}
+	for _, l := range s.Lowers {
+		if !path.IsAbs(l) {
+			bad("lower %q is not an absolute path", l)
+		}
+	}
+	if len(s.Lowers) > maxLowers {
+		bad("%d lowers: overlayfs stacks at most %d", len(s.Lowers), maxLowers)
+	}
+	if s.WorkDir != "" && !path.IsAbs(s.WorkDir) {
+		bad("workdir %q is not an absolute path", s.WorkDir)
+	}
+	if (len(s.UIDMap) > 0) != (len(s.GIDMap) > 0) {
+		bad("UIDMap and GIDMap must be set together")
+	}
+	for _, b := range s.Binds {
+		if !path.IsAbs(b.Source) || !path.IsAbs(b.Dest) || containerPath(b.Dest) == "/" {
+			bad("bind %q -> %q: both paths must be absolute and Dest not /", b.Source, b.Dest)
+		}
+		if strings.HasPrefix(containerPath(b.Dest), "/.strata") {
+			bad("bind %q -> %q: /.strata is reserved", b.Source, b.Dest)
+		}
+	}
+	for i, st := range s.Steps {
+		switch {
+		case countTrue(st.Script != "", st.Copy != nil, len(st.Argv) > 0) != 1:
+			bad("%s: exactly one of Script, Copy and Argv must be set", stepName(i, st.Where))
+		case st.Copy != nil && (!path.IsAbs(st.Copy.Source) || !path.IsAbs(st.Copy.Dest)):
+			bad("%s: copy %q -> %q: both paths must be absolute", stepName(i, st.Where), st.Copy.Source, st.Copy.Dest)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func countTrue(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// containerPath cleans an absolute container path.
+func containerPath(p string) string { return path.Clean("/" + p) }
+
+// childSpec is what the parent hands the child, as JSON on an inherited fd.
+type childSpec struct {
+	Mode        string // modeRun or modeCheck
+	Name        string
+	Lowers      []string // top first, skeleton last
+	Upper, Work string
+	Rootfs      string
+	StepsDir    string // host folder holding the step scripts
+	Env         []string
+	WorkDir     string
+	Binds       []Bind
+	Steps       []childStep
+	Rootless    bool
+	TTYGroup    bool // gid 5 exists in the container: give it to /dev/pts
+	Interactive bool
+	User        string
+	Finish      *FinishSpec
+	Remove      string // modeRemove: the tree to remove
+}
+
+// childStep is a Step as the child needs it.
+type childStep struct {
+	Script  string // path of the script in the container
+	Shebang bool
+	Copy    *Copy
+	Argv    []string
+	Where   string
+}
+
+// childResult is what the child reports back on its result fd.
+type childResult struct {
+	Step   *StepError      `json:",omitempty"`
+	Error  string          `json:",omitempty"`
+	Finish json.RawMessage `json:",omitempty"`
+	Done   bool            // the child reached the end; absent after a crash
+}
+
+const (
+	modeRun    = "run"
+	modeCheck  = "check"
+	modeRemove = "remove"
+)

@@ -1,0 +1,183 @@
+package storage
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	ispec "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// Record is what the store remembers of one built node, found by the
+// node's cache key.
+type Record struct {
+	Key   string `json:"key"`
+	Image string `json:"image"`
+	// Empty means the image's steps changed nothing: it adds no layer.
+	Empty bool `json:"empty,omitempty"`
+	// LayerDir names the unpacked layer under layers/ (the committed
+	// overlay upper dir), used as a lower dir by images built on this one.
+	LayerDir string `json:"layerDir,omitempty"`
+	// Layers holds one encoded blob per layer type built.
+	Layers []LayerBlob `json:"layers,omitempty"`
+	// KeyInputs is the document the key is the digest of; the next build
+	// compares against it to say why an image was rebuilt.
+	KeyInputs json.RawMessage `json:"keyInputs,omitempty"`
+}
+
+// LayerBlob is one encoding of a committed layer.
+type LayerBlob struct {
+	Type       string           `json:"type"`
+	Descriptor ispec.Descriptor `json:"descriptor"`
+	DiffID     string           `json:"diffID"`
+}
+
+// Blob returns the layer blob of the given type.
+func (r *Record) Blob(typ string) (LayerBlob, bool) {
+	for _, b := range r.Layers {
+		if b.Type == typ {
+			return b, true
+		}
+	}
+	return LayerBlob{}, false
+}
+
+func keyFile(key string) string {
+	_, hex, _ := strings.Cut(key, ":")
+	return hex
+}
+
+func (s *Store) recordPath(key string) string {
+	return filepath.Join(s.Root, "cache", keyFile(key)+".json")
+}
+
+func (s *Store) lastPath(image string) string {
+	return filepath.Join(s.Root, "cache", "last", image+".json")
+}
+
+// Lookup returns the record of key, or nil when there is none. A record
+// whose blobs or layer folder are gone is dropped, not trusted; dropped
+// says why.
+func (s *Store) Lookup(key string) (rec *Record, dropped string, err error) {
+	rec, err = readRecord(s.recordPath(key))
+	if err != nil || rec == nil {
+		return nil, "", err
+	}
+	if missing := s.missing(rec); missing != "" {
+		if err := os.Remove(s.recordPath(key)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, "", err
+		}
+		return nil, missing, nil
+	}
+	return rec, "", nil
+}
+
+func (s *Store) missing(rec *Record) string {
+	if !rec.Empty {
+		if _, err := os.Stat(s.LayerDir(rec.LayerDir)); err != nil {
+			return "its layer folder is gone"
+		}
+	}
+	for _, b := range rec.Layers {
+		if _, err := os.Stat(s.BlobPath(b.Descriptor.Digest.String())); err != nil {
+			return fmt.Sprintf("its %s blob %s is gone", b.Type, b.Descriptor.Digest)
+		}
+	}
+	return ""
+}
+
+// Last returns the most recent record committed for the named image, or
+// nil: the build log compares against it to say why an image is rebuilt.
+func (s *Store) Last(image string) *Record {
+	rec, _ := readRecord(s.lastPath(image))
+	return rec
+}
+
+func readRecord(path string) (*Record, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		// A damaged record is as good as none: the image is rebuilt.
+		return nil, nil
+	}
+	return &rec, nil
+}
+
+// CommitBlob is a layer blob written into a workspace, ready to move into
+// the blob store.
+type CommitBlob struct {
+	Path string
+	LayerBlob
+}
+
+// Commit moves the workspace's upper dir and blobs into the store and
+// writes the record for key. Each move is a rename within the store, and
+// the record is written last, so an interrupted commit leaves at most
+// unreferenced files, never a record pointing at something half-written.
+func (s *Store) Commit(ws *Workspace, rec Record, blobs []CommitBlob) (*Record, error) {
+	for _, b := range blobs {
+		dst := s.BlobPath(b.Descriptor.Digest.String())
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(b.Path, dst); err != nil {
+			return nil, fmt.Errorf("commit layer of %s: %w", rec.Image, err)
+		}
+		rec.Layers = append(rec.Layers, b.LayerBlob)
+	}
+	if !rec.Empty {
+		rec.LayerDir = "k-" + keyFile(rec.Key)
+		dst := s.LayerDir(rec.LayerDir)
+		if err := removeAll(dst); err != nil {
+			return nil, err
+		}
+		if err := os.Rename(ws.Upper, dst); err != nil {
+			return nil, fmt.Errorf("commit layer folder of %s: %w", rec.Image, err)
+		}
+	}
+	if err := writeJSON(s.recordPath(rec.Key), rec); err != nil {
+		return nil, err
+	}
+	if err := writeJSON(s.lastPath(rec.Image), rec); err != nil {
+		return nil, err
+	}
+	return &rec, nil
+}
+
+// writeJSON writes v to path atomically: a reader sees the old file or the
+// whole new one.
+func writeJSON(path string, v any) (err error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
+}

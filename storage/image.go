@@ -1,0 +1,237 @@
+package storage
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	ispec "github.com/opencontainers/image-spec/specs-go"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/opencontainers/umoci/oci/cas/dir"
+	"github.com/opencontainers/umoci/oci/casext"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-build/strata/storage/layer"
+)
+
+// BaseImage is an external base image whose blobs are in the store.
+type BaseImage struct {
+	Manifest   v1.Manifest
+	Config     v1.Image
+	Descriptor v1.Descriptor
+}
+
+// ImportLayout copies the image tagged tag in the OCI layout at path into
+// the store's blob store and returns it. An index is resolved to the
+// machine's platform.
+func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage, error) {
+	engine, err := dir.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open OCI layout %s: %w", path, err)
+	}
+	src := casext.NewEngine(engine)
+	defer src.Close()
+	paths, err := src.ResolveReference(ctx, tag)
+	if err != nil {
+		return nil, fmt.Errorf("OCI layout %s: tag %q: %w", path, tag, err)
+	}
+	var desc *v1.Descriptor
+	for _, p := range paths {
+		d := p.Descriptor()
+		if d.MediaType != v1.MediaTypeImageManifest {
+			continue
+		}
+		if d.Platform != nil && (d.Platform.OS != "linux" || d.Platform.Architecture != runtime.GOARCH) {
+			continue
+		}
+		desc = &d
+		break
+	}
+	if desc == nil {
+		return nil, fmt.Errorf("OCI layout %s: tag %q names no image for linux/%s", path, tag, runtime.GOARCH)
+	}
+	var m v1.Manifest
+	if err := readJSONBlob(ctx, src, desc.Digest, &m); err != nil {
+		return nil, fmt.Errorf("OCI layout %s: manifest of %q: %w", path, tag, err)
+	}
+	var cfg v1.Image
+	if err := readJSONBlob(ctx, src, m.Config.Digest, &cfg); err != nil {
+		return nil, fmt.Errorf("OCI layout %s: config of %q: %w", path, tag, err)
+	}
+	for _, d := range append([]v1.Descriptor{*desc, m.Config}, m.Layers...) {
+		if err := s.copyBlobFrom(ctx, path, src, d); err != nil {
+			return nil, fmt.Errorf("OCI layout %s: %w", path, err)
+		}
+	}
+	return &BaseImage{Manifest: m, Config: cfg, Descriptor: *desc}, nil
+}
+
+// copyBlobFrom brings a blob into the store, hard-linking when the source
+// layout is on the same file system (the common case of building on the
+// output layout) and copying with verification otherwise.
+func (s *Store) copyBlobFrom(ctx context.Context, layoutPath string, src casext.Engine, desc v1.Descriptor) error {
+	d := desc.Digest
+	dst := s.BlobPath(d.String())
+	if _, err := os.Stat(dst); err == nil {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	srcPath := filepath.Join(layoutPath, "blobs", d.Algorithm().String(), d.Encoded())
+	if err := os.Link(srcPath, dst); err == nil {
+		return nil
+	}
+	r, err := src.GetVerifiedBlob(ctx, desc)
+	if err != nil {
+		return fmt.Errorf("read blob %s: %w", d, err)
+	}
+	defer r.Close()
+	got, _, err := s.cas.PutBlob(ctx, r)
+	if err != nil {
+		return fmt.Errorf("copy blob %s: %w", d, err)
+	}
+	if got != d {
+		return fmt.Errorf("blob %s has digest %s", d, got)
+	}
+	return nil
+}
+
+func readJSONBlob(ctx context.Context, e casext.Engine, d digest.Digest, v any) error {
+	r, err := e.GetBlob(ctx, d)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	b, err := io.ReadAll(io.LimitReader(r, 32<<20))
+	if err != nil {
+		return err
+	}
+	if digest.FromBytes(b) != d {
+		return fmt.Errorf("blob %s does not match its digest", d)
+	}
+	return json.Unmarshal(b, v)
+}
+
+// Unpacked returns the folder holding the layer blob desc unpacked in
+// overlay format, unpacking it first if this store never did. Each
+// distinct layer is unpacked once and shared by every image above it.
+func (s *Store) Unpacked(ctx context.Context, desc v1.Descriptor, opts layer.UnpackOptions) (string, error) {
+	dst := s.LayerDir("b-" + desc.Digest.Encoded())
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	tmp, err := os.MkdirTemp(filepath.Join(s.Root, "tmp"), "unpack-")
+	if err != nil {
+		return "", err
+	}
+	defer removeAll(tmp)
+	root := filepath.Join(tmp, "root")
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return "", err
+	}
+	opts.Digest = desc.Digest
+	if err := layer.Unpack(ctx, s.BlobPath(desc.Digest.String()), desc.MediaType, root, opts); err != nil {
+		return "", fmt.Errorf("unpack layer %s: %w", desc.Digest, err)
+	}
+	if err := os.Rename(root, dst); err != nil {
+		return "", err
+	}
+	return dst, nil
+}
+
+// UnpackAll unpacks the given layers in parallel and returns their
+// folders in the same order.
+func (s *Store) UnpackAll(ctx context.Context, descs []v1.Descriptor, opts layer.UnpackOptions) ([]string, error) {
+	dirs := make([]string, len(descs))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(runtime.GOMAXPROCS(0))
+	for n, d := range descs {
+		g.Go(func() error {
+			p, err := s.Unpacked(ctx, d, opts)
+			dirs[n] = p
+			return err
+		})
+	}
+	return dirs, g.Wait()
+}
+
+// ImageSpec is everything needed to write an image's config and manifest.
+type ImageSpec struct {
+	Config      v1.ImageConfig
+	Layers      []v1.Descriptor
+	DiffIDs     []digest.Digest
+	History     []v1.History
+	Created     time.Time
+	Annotations map[string]string
+}
+
+// PutImage writes the config and manifest of spec into the blob store and
+// returns the manifest's descriptor. The JSON is deterministic, so the same
+// spec always gives the same digests.
+func (s *Store) PutImage(ctx context.Context, spec ImageSpec) (v1.Descriptor, error) {
+	created := spec.Created.UTC()
+	img := v1.Image{
+		Created:  &created,
+		Platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		Config:   spec.Config,
+		RootFS:   v1.RootFS{Type: "layers", DiffIDs: spec.DiffIDs},
+		History:  spec.History,
+	}
+	if img.RootFS.DiffIDs == nil {
+		img.RootFS.DiffIDs = []digest.Digest{}
+	}
+	cfgDesc, err := s.putJSON(ctx, v1.MediaTypeImageConfig, img)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write image config: %w", err)
+	}
+	layers := spec.Layers
+	if layers == nil {
+		layers = []v1.Descriptor{}
+	}
+	m := v1.Manifest{
+		Versioned:   ispec.Versioned{SchemaVersion: 2},
+		MediaType:   v1.MediaTypeImageManifest,
+		Config:      cfgDesc,
+		Layers:      layers,
+		Annotations: spec.Annotations,
+	}
+	desc, err := s.putJSON(ctx, v1.MediaTypeImageManifest, m)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("write image manifest: %w", err)
+	}
+	desc.Platform = &img.Platform
+	return desc, nil
+}
+
+func (s *Store) putJSON(ctx context.Context, mediaType string, v any) (v1.Descriptor, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	d, size, err := s.cas.PutBlob(ctx, bytes.NewReader(b))
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return v1.Descriptor{MediaType: mediaType, Digest: d, Size: size}, nil
+}
+
+// ReadManifest reads a manifest and its config from the blob store.
+func (s *Store) ReadManifest(ctx context.Context, d digest.Digest) (v1.Manifest, v1.Image, error) {
+	var m v1.Manifest
+	var cfg v1.Image
+	if err := readJSONBlob(ctx, s.cas, d, &m); err != nil {
+		return m, cfg, err
+	}
+	if err := readJSONBlob(ctx, s.cas, m.Config.Digest, &cfg); err != nil {
+		return m, cfg, err
+	}
+	return m, cfg, nil
+}

@@ -1,0 +1,191 @@
+package layer
+
+import (
+	"context"
+	"crypto/sha256"
+	"hash"
+	"io"
+	"sync"
+	"sync/atomic"
+)
+
+// chunkSize is the unit in which the uncompressed tar stream is handed to
+// the hasher and the compressor.
+const chunkSize = 1 << 20
+
+// chunks bounds the uncompressed stream buffered between the tar writer and
+// its two consumers.
+const chunks = 8
+
+// chunk is a piece of the uncompressed stream shared by the hasher and the
+// compressor; the last one to release it returns it to the free list.
+type chunk struct {
+	b    []byte
+	refs atomic.Int32
+	free chan *chunk
+}
+
+func (c *chunk) release() {
+	if c.refs.Add(-1) == 0 {
+		c.b = c.b[:0]
+		c.free <- c
+	}
+}
+
+// group runs goroutines and keeps the first error, cancelling the rest.
+type group struct {
+	wg     sync.WaitGroup
+	once   sync.Once
+	err    error
+	cancel context.CancelFunc
+}
+
+func (g *group) Go(f func() error) {
+	g.wg.Go(func() {
+		if err := f(); err != nil {
+			g.once.Do(func() { g.err = err; g.cancel() })
+		}
+	})
+}
+
+func (g *group) Wait() error {
+	g.wg.Wait()
+	return g.err
+}
+
+// fanout is an io.Writer cutting the tar stream into chunks and handing each
+// to both the uncompressed hasher and the compressor, which run in their own
+// goroutines so tar writing, hashing and compression overlap.
+type fanout struct {
+	ctx  context.Context
+	cur  *chunk
+	free chan *chunk
+	outs []chan *chunk
+}
+
+func newFanout(ctx context.Context, outs ...chan *chunk) *fanout {
+	f := &fanout{ctx: ctx, free: make(chan *chunk, chunks), outs: outs}
+	for range chunks {
+		f.free <- &chunk{free: f.free}
+	}
+	return f
+}
+
+func (f *fanout) Write(p []byte) (int, error) {
+	n := len(p)
+	for len(p) > 0 {
+		if f.cur == nil {
+			select {
+			case f.cur = <-f.free:
+			case <-f.ctx.Done():
+				return n - len(p), f.ctx.Err()
+			}
+			if f.cur.b == nil {
+				f.cur.b = make([]byte, 0, chunkSize)
+			}
+		}
+		k := copy(f.cur.b[len(f.cur.b):cap(f.cur.b)], p)
+		f.cur.b = f.cur.b[:len(f.cur.b)+k]
+		p = p[k:]
+		if len(f.cur.b) == cap(f.cur.b) {
+			if err := f.flush(); err != nil {
+				return n - len(p), err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (f *fanout) flush() error {
+	c := f.cur
+	f.cur = nil
+	if c == nil || len(c.b) == 0 {
+		return nil
+	}
+	c.refs.Store(int32(len(f.outs)))
+	for _, out := range f.outs {
+		select {
+		case out <- c:
+		case <-f.ctx.Done():
+			return f.ctx.Err()
+		}
+	}
+	return nil
+}
+
+// Close sends the last partial chunk and ends the consumers' streams.
+func (f *fanout) Close() error {
+	err := f.flush()
+	for _, out := range f.outs {
+		close(out)
+	}
+	return err
+}
+
+// hashChunks hashes a chunk stream (the uncompressed tar: the diffID).
+func hashChunks(in <-chan *chunk, h hash.Hash) {
+	for c := range in {
+		h.Write(c.b)
+		c.release()
+	}
+}
+
+// asyncSink is the compressor's output: it copies what it gets into buffers
+// and hands them to a goroutine that hashes them and writes them to the
+// blob file, so the compressor never waits for either.
+type asyncSink struct {
+	ctx  context.Context
+	ch   chan []byte
+	free chan []byte
+	done chan struct{}
+	h    hash.Hash
+	w    io.Writer
+	size int64
+	err  error
+}
+
+func newAsyncSink(ctx context.Context, w io.Writer) *asyncSink {
+	s := &asyncSink{ctx: ctx, ch: make(chan []byte, 8), free: make(chan []byte, 10),
+		done: make(chan struct{}), h: sha256.New(), w: w}
+	go s.run()
+	return s
+}
+
+func (s *asyncSink) run() {
+	defer close(s.done)
+	for b := range s.ch {
+		if s.err == nil {
+			s.h.Write(b)
+			var n int
+			n, s.err = s.w.Write(b)
+			s.size += int64(n)
+		}
+		select {
+		case s.free <- b[:0]:
+		default:
+		}
+	}
+}
+
+func (s *asyncSink) Write(p []byte) (int, error) {
+	var b []byte
+	select {
+	case b = <-s.free:
+	default:
+		b = make([]byte, 0, max(len(p), 256<<10))
+	}
+	b = append(b, p...)
+	select {
+	case s.ch <- b:
+		return len(p), nil
+	case <-s.ctx.Done():
+		return 0, s.ctx.Err()
+	}
+}
+
+// Close waits for everything written to be hashed and stored.
+func (s *asyncSink) Close() error {
+	close(s.ch)
+	<-s.done
+	return s.err
+}

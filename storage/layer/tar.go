@@ -1,0 +1,171 @@
+package layer
+
+// The tar stream is generated here rather than with umoci's generator:
+// umoci's layer.GenerateLayer needs a go-mtree diff of the whole rootfs
+// against a stored manifest, i.e. a walk of the base as well. Strata already
+// has the exact change set in the overlay upper dir, so it walks only that
+// and translates overlay whiteouts itself.
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"runtime"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// tarStream walks root and writes its tar stream to out. File contents are
+// read ahead by a pool of readers within a fixed memory budget while the
+// walker keeps going, so the walk, the reads and the tar writing overlap.
+// It returns the number of entries written.
+//
+// When pipe is not nil the stream goes to that pipe instead of out, and file
+// contents are spliced into it from the page cache without being copied
+// through user space (squashfs layers, whose consumer is mksquashfs).
+func tarStream(ctx context.Context, root string, form outputForm, opts WriteOptions, out io.Writer, pipe *pipeOut) (n int, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	bud := newBudget(prefetchBudget)
+	pool := &bufPool{}
+	ordered := make(chan *entry, 8192)
+	work := make(chan *prefetch, 8192)
+
+	var walkErr error
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(ordered)
+		defer close(work)
+		w := newWalker(root, form, opts, func(e *entry) error {
+			if pf := e.pf; pf != nil && pipe != nil {
+				pf.done = make(chan struct{})
+				close(pf.done) // read by the tar writer itself
+				pf.fd = -1
+			} else if pf != nil {
+				pf.done = make(chan struct{})
+				pf.cost = min(pf.size, readChunk)
+				if err := bud.acquire(pf.cost); err != nil {
+					return err
+				}
+				select {
+				case work <- pf:
+				case <-ctx.Done():
+					bud.release(pf.cost)
+					return ctx.Err()
+				}
+			}
+			select {
+			case ordered <- e:
+				return nil
+			case <-ctx.Done():
+				if e.pf != nil {
+					// Queued for a reader but never to be written.
+					go func() { e.pf.discard(pool); bud.release(e.pf.cost) }()
+				}
+				return ctx.Err()
+			}
+		})
+		walkErr = w.walk(ctx)
+	})
+	nreaders := max(readers, runtime.GOMAXPROCS(0))
+	for range nreaders {
+		wg.Go(func() {
+			for pf := range work {
+				pf.load(pool)
+			}
+		})
+	}
+
+	defer func() {
+		if err != nil {
+			cancel()
+			bud.close()
+			for e := range ordered {
+				if e.pf != nil {
+					e.pf.discard(pool)
+				}
+			}
+		}
+		wg.Wait()
+		if err == nil && walkErr != nil {
+			err = walkErr
+		}
+	}()
+
+	if pipe != nil {
+		return pipe.stream(ctx, ordered, &walkErr, &wg)
+	}
+	tw := tar.NewWriter(out)
+	var stream []byte
+	for e := range ordered {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		if err := tw.WriteHeader(e.hdr); err != nil {
+			return n, fmt.Errorf("tar header for %s: %w", e.hdr.Name, err)
+		}
+		n++
+		if e.pf == nil {
+			continue
+		}
+		if stream == nil && e.pf.size > readChunk {
+			stream = make([]byte, readChunk)
+		}
+		err := writeContent(tw, e.pf, pool, stream)
+		bud.release(e.pf.cost)
+		if err != nil {
+			return n, err
+		}
+	}
+	// A walk error closes ordered early: report it rather than a
+	// truncated but well-formed tar.
+	wg.Wait()
+	if walkErr != nil {
+		if errors.Is(walkErr, context.Canceled) && ctx.Err() != nil {
+			return n, ctx.Err()
+		}
+		return n, walkErr
+	}
+	if err := tw.Close(); err != nil {
+		return n, fmt.Errorf("finish tar: %w", err)
+	}
+	return n, nil
+}
+
+// writeContent writes a prefetched file to tw: the head from memory, the
+// rest (of files over readChunk) streamed through buf.
+func writeContent(tw *tar.Writer, pf *prefetch, pool *bufPool, buf []byte) error {
+	<-pf.done
+	defer pf.discard(pool)
+	if pf.err != nil {
+		return pf.err
+	}
+	// Calling Write directly (not io.Copy) keeps reads in our buffers:
+	// io.Copy from an *os.File into a tar.Writer would take the WriterTo
+	// path and allocate per file.
+	if _, err := tw.Write(pf.buf); err != nil {
+		return fmt.Errorf("tar %s: %w", pf.path, err)
+	}
+	for rest := pf.size - int64(len(pf.buf)); rest > 0; {
+		b := buf[:min(rest, int64(len(buf)))]
+		if err := readFull(pf.fd, b, pf.path); err != nil {
+			return err
+		}
+		if _, err := tw.Write(b); err != nil {
+			return fmt.Errorf("tar %s: %w", pf.path, err)
+		}
+		rest -= int64(len(b))
+	}
+	// A file that grew after the stat would silently lose its tail.
+	var one [1]byte
+	if pf.fd >= 0 {
+		if k, _ := unix.Read(pf.fd, one[:]); k > 0 {
+			return fmt.Errorf("read %s: file grew while being committed", pf.path)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,242 @@
+package layer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/opencontainers/go-digest"
+	umoci "github.com/opencontainers/umoci/oci/layer"
+	"golang.org/x/sys/unix"
+)
+
+var (
+	gzipMagic = []byte{0x1f, 0x8b}
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+)
+
+// Unpack extracts the layer blob at blobPath, of the given media type, into
+// dest, an existing empty directory, in overlay-lower format: OCI whiteouts
+// become char 0/0 nodes and opaque-dir xattrs, so dest can be used as an
+// overlay lowerdir. Tar layers go through umoci's extractor, which keeps
+// every entry (including through symlinks) inside dest. An unknown or empty
+// tar media type is resolved by the blob's magic bytes.
+func Unpack(ctx context.Context, blobPath, mediaType, dest string, opts UnpackOptions) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if fi, err := os.Stat(dest); err != nil {
+		return fmt.Errorf("unpack layer: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("unpack layer: %s is not a directory", dest)
+	}
+	t, err := TypeOfMediaType(mediaType)
+	if err != nil && mediaType != "" {
+		return fmt.Errorf("unpack %s: %w", blobPath, err)
+	}
+	if t == Squashfs {
+		return unpackSquashfs(ctx, blobPath, dest, opts)
+	}
+	return unpackTar(ctx, blobPath, t, dest, opts)
+}
+
+// verifier hashes what is read through it, to check a blob's digest in the
+// same pass that extracts it.
+type verifier struct {
+	want digest.Digest
+	h    hash.Hash
+}
+
+func newVerifier(want digest.Digest) (*verifier, error) {
+	if want == "" {
+		return nil, nil
+	}
+	if err := want.Validate(); err != nil {
+		return nil, fmt.Errorf("expected layer digest: %w", err)
+	}
+	return &verifier{want: want, h: want.Algorithm().Hash()}, nil
+}
+
+func (v *verifier) check(blobPath string) error {
+	if got := digest.NewDigest(v.want.Algorithm(), v.h); got != v.want {
+		return fmt.Errorf("layer blob %s has digest %s, expected %s", blobPath, got, v.want)
+	}
+	return nil
+}
+
+// ctxReader stops a long extraction soon after ctx is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
+
+func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts UnpackOptions) (err error) {
+	v, err := newVerifier(opts.Digest)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(blobPath)
+	if err != nil {
+		return fmt.Errorf("open layer blob: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(f, 1<<20)
+	if t == "" {
+		// Sniff: bases from odd registries may mislabel their layers.
+		magic, _ := br.Peek(4)
+		switch {
+		case bytes.HasPrefix(magic, gzipMagic):
+			t = TarGzip
+		case bytes.HasPrefix(magic, zstdMagic):
+			t = TarZstd
+		default:
+			t = TarUncompressed
+		}
+	}
+	var raw io.Reader = ctxReader{ctx, br}
+	if v != nil {
+		raw = io.TeeReader(raw, v.h)
+	}
+
+	var r io.Reader
+	switch t {
+	case TarGzip:
+		zr, err := pgzip.NewReader(raw)
+		if err != nil {
+			return fmt.Errorf("read gzip layer %s: %w", blobPath, err)
+		}
+		defer zr.Close()
+		r = zr
+	case TarZstd:
+		zr, err := zstd.NewReader(raw)
+		if err != nil {
+			return fmt.Errorf("read zstd layer %s: %w", blobPath, err)
+		}
+		defer zr.Close()
+		r = zr
+	default:
+		r = raw
+	}
+
+	err = umoci.UnpackLayer(dest, r, &umoci.UnpackOptions{
+		OnDiskFormat: umoci.OverlayfsRootfs{
+			UserXattr:  opts.UserXattr,
+			MapOptions: umoci.MapOptions{Rootless: opts.Rootless},
+		},
+	})
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return fmt.Errorf("unpack layer %s into %s: %w", blobPath, dest, err)
+	}
+	if v != nil {
+		// The tar end marker may precede padding or the compressor's
+		// trailer: hash the whole blob.
+		if _, err := io.Copy(io.Discard, raw); err != nil {
+			return fmt.Errorf("read layer blob %s: %w", blobPath, err)
+		}
+		return v.check(blobPath)
+	}
+	return nil
+}
+
+func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptions) error {
+	bin, err := exec.LookPath("unsquashfs")
+	if err != nil {
+		return errors.New("squashfs layers need unsquashfs: apt-get install squashfs-tools")
+	}
+	if v, err := newVerifier(opts.Digest); err != nil {
+		return err
+	} else if v != nil {
+		// unsquashfs seeks in the blob, so check it in a pass of its own.
+		f, err := os.Open(blobPath)
+		if err != nil {
+			return fmt.Errorf("open layer blob: %w", err)
+		}
+		_, err = io.CopyBuffer(v.h, ctxReader{ctx, f}, make([]byte, 1<<20))
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("hash layer blob %s: %w", blobPath, err)
+		}
+		if err := v.check(blobPath); err != nil {
+			return err
+		}
+	}
+	// -f lets unsquashfs extract into the existing (empty) dest.
+	args := []string{"-f", "-d", dest, "-n", "-q", "-p", strconv.Itoa(runtime.GOMAXPROCS(0))}
+	if opts.Rootless {
+		// trusted.* xattrs cannot be set unprivileged; strata's own
+		// squashfs layers carry user.overlay.opaque for this case.
+		args = append(args, "-user-xattrs")
+	}
+	args = append(args, blobPath)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	out, err := cmd.CombinedOutput()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var ee *exec.ExitError
+	// Exit status 2 is "non-fatal errors" (ownership, devices, xattrs),
+	// expected when unprivileged.
+	if err != nil && !(opts.Rootless && errors.As(err, &ee) && ee.ExitCode() == 2) {
+		return fmt.Errorf("unsquashfs %s into %s: %w: %s", blobPath, dest, err, bytes.TrimSpace(out))
+	}
+	return fixOpaque(ctx, dest, opts.UserXattr)
+}
+
+// fixOpaque leaves on every opaque dir below root exactly the opaque xattr
+// of the namespace the consuming overlay reads, whichever namespace the
+// squashfs carried (stacker's carry trusted.*, strata's both).
+func fixOpaque(ctx context.Context, root string, userXattr bool) error {
+	want, other := "trusted.overlay.opaque", "user.overlay.opaque"
+	if userXattr {
+		want, other = other, want
+	}
+	isY := func(p, name string) bool {
+		var b [2]byte
+		n, err := unix.Lgetxattr(p, name, b[:])
+		return err == nil && n == 1 && b[0] == 'y'
+	}
+	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("walk %s: %w", p, err)
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !isY(p, other) {
+			return nil
+		}
+		if !isY(p, want) {
+			if err := unix.Lsetxattr(p, want, []byte("y"), 0); err != nil {
+				return fmt.Errorf("mark %s opaque: %w", p, err)
+			}
+		}
+		// Leaving the other name would show up as a plain xattr inside
+		// containers; failing to remove it (unprivileged) is harmless.
+		_ = unix.Lremovexattr(p, other)
+		return nil
+	})
+}

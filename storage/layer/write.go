@@ -1,0 +1,193 @@
+package layer
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/opencontainers/go-digest"
+)
+
+// Write encodes upperDir, an overlay upper dir, as a layer of type t into the
+// file outPath, which it creates (the caller renames it into a CAS). Overlay
+// whiteouts become OCI whiteouts in tar layers and stay as they are in
+// squashfs layers. An upper dir without changes gives Result.Empty and no
+// file. On error or cancellation outPath is removed.
+func Write(ctx context.Context, upperDir string, t Type, outPath string, opts WriteOptions) (res Result, err error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	empty, err := isEmptyDir(upperDir)
+	if err != nil {
+		return Result{}, err
+	}
+	if empty {
+		return Result{Empty: true}, nil
+	}
+	defer func() {
+		if err != nil {
+			_ = os.Remove(outPath)
+		}
+	}()
+	switch t {
+	case TarGzip, TarZstd, TarUncompressed:
+		return writeTar(ctx, upperDir, t, outPath, opts)
+	case Squashfs:
+		return writeSquashfs(ctx, upperDir, outPath, opts)
+	}
+	return Result{}, fmt.Errorf("write layer of %s: unsupported layer type %q", upperDir, t)
+}
+
+func isEmptyDir(dir string) (bool, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false, fmt.Errorf("open upper dir: %w", err)
+	}
+	defer f.Close()
+	names, err := f.Readdirnames(1)
+	if errors.Is(err, io.EOF) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("read upper dir %s: %w", dir, err)
+	}
+	return len(names) == 0, nil
+}
+
+// encoderConcurrency is the number of compression goroutines. It is at
+// least 2 because the zstd encoder only uses its deterministic job-parallel
+// mode above 1; the output does not depend on the value.
+func encoderConcurrency() int {
+	return min(max(runtime.GOMAXPROCS(0), 2), 16)
+}
+
+// newCompressor returns the compressing writer of type t over out.
+func newCompressor(t Type, out io.Writer, level int) (io.WriteCloser, error) {
+	switch t {
+	case TarZstd:
+		lvl := zstd.SpeedFastest
+		if level > 0 {
+			lvl = zstd.EncoderLevelFromZstd(level)
+		}
+		// Job-parallel mode compresses sections of the stream in parallel
+		// into a single frame, like zstd -T. A 512 KiB window (as zstd -1) keeps the job
+		// size (4 windows) and so memory small.
+		return zstd.NewWriter(out,
+			zstd.WithEncoderLevel(lvl),
+			zstd.WithEncoderConcurrency(encoderConcurrency()),
+			zstd.WithConcurrentBlocks(true),
+			zstd.WithWindowSize(zstdWindow))
+	case TarGzip:
+		if level == 0 {
+			level = pgzip.BestSpeed
+		}
+		zw, err := pgzip.NewWriterLevel(out, level)
+		if err != nil {
+			return nil, err
+		}
+		// The block size is fixed (not derived from the CPU count) because
+		// it shapes the output; only the number of blocks in flight varies.
+		if err := zw.SetConcurrency(1<<20, 2*encoderConcurrency()); err != nil {
+			return nil, err
+		}
+		return zw, nil
+	case TarUncompressed:
+		return nopCloser{out}, nil
+	}
+	return nil, fmt.Errorf("no compressor for layer type %q", t)
+}
+
+type nopCloser struct{ io.Writer }
+
+func (nopCloser) Close() error { return nil }
+
+// writeTar runs the tar pipeline: walk+read -> tar -> {sha256, compress ->
+// {sha256, file}}, each stage in its own goroutine(s).
+func writeTar(ctx context.Context, upperDir string, t Type, outPath string, opts WriteOptions) (res Result, err error) {
+	f, err := os.OpenFile(outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
+	if err != nil {
+		return Result{}, fmt.Errorf("create layer blob: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("close layer blob %s: %w", outPath, cerr)
+		}
+	}()
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	g := &group{cancel: cancel}
+
+	sink := newAsyncSink(ctx, f)
+	comp, err := newCompressor(t, sink, opts.Level)
+	if err != nil {
+		sink.Close()
+		return Result{}, fmt.Errorf("layer %s: %w", outPath, err)
+	}
+	hashIn := make(chan *chunk, chunks)
+	compIn := make(chan *chunk, chunks)
+	diffHash := sha256.New()
+	g.Go(func() error { hashChunks(hashIn, diffHash); return nil })
+	g.Go(func() (err error) {
+		defer func() {
+			// Drain so the fanout never blocks on a dead consumer.
+			for c := range compIn {
+				c.release()
+			}
+		}()
+		for c := range compIn {
+			_, err := comp.Write(c.b)
+			c.release()
+			if err != nil {
+				return fmt.Errorf("compress layer: %w", err)
+			}
+		}
+		if err := comp.Close(); err != nil {
+			return fmt.Errorf("compress layer: %w", err)
+		}
+		return nil
+	})
+
+	fo := newFanout(ctx, hashIn, compIn)
+	var entries int
+	g.Go(func() error {
+		var err error
+		entries, err = tarStream(ctx, upperDir, formOCI, opts, fo, nil)
+		if cerr := fo.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	gerr := g.Wait()
+	serr := sink.Close()
+	if gerr != nil {
+		return Result{}, fmt.Errorf("write layer of %s: %w", upperDir, gerr)
+	}
+	if serr != nil {
+		return Result{}, fmt.Errorf("write layer blob %s: %w", outPath, serr)
+	}
+	if entries == 0 {
+		// Only sockets, say: nothing an image can carry.
+		if err := os.Remove(outPath); err != nil {
+			return Result{}, fmt.Errorf("remove empty layer blob: %w", err)
+		}
+		return Result{Empty: true}, nil
+	}
+	res = Result{
+		Digest:    digest.NewDigest(digest.SHA256, sink.h),
+		DiffID:    digest.NewDigest(digest.SHA256, diffHash),
+		Size:      sink.size,
+		MediaType: t.MediaType(),
+	}
+	return res, nil
+}
+
+// zstdWindow is the zstd window size; it also fixes the encoder's job size,
+// so it is part of the output format (changing it changes layer digests).
+const zstdWindow = 512 << 10

@@ -1,0 +1,219 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/umoci/oci/cas"
+	"github.com/opencontainers/umoci/oci/cas/dir"
+	"github.com/opencontainers/umoci/oci/casext"
+	"golang.org/x/sys/unix"
+)
+
+// Store is an open, locked store folder. Only one Store per folder exists
+// at a time across all processes; Close releases it.
+type Store struct {
+	Root string
+	lock *os.File
+	cas  casext.Engine
+}
+
+// OpenOptions tune Open.
+type OpenOptions struct {
+	// NoWait makes Open fail at once when another process holds the store,
+	// instead of waiting for it.
+	NoWait bool
+	// Log receives a line saying who holds the lock while Open waits.
+	Log io.Writer
+}
+
+// ErrLocked is returned by Open with NoWait when another process holds
+// the store.
+var ErrLocked = errors.New("store is locked")
+
+// Open creates (if needed) and locks the store folder root.
+func Open(ctx context.Context, root string, opts OpenOptions) (_ *Store, err error) {
+	root, err = filepath.Abs(root)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range []string{"", "layers", "cache", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
+			return nil, fmt.Errorf("create store %s: %w", root, err)
+		}
+	}
+	lock, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open store lock: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			lock.Close()
+		}
+	}()
+	if err := acquire(ctx, lock, root, opts); err != nil {
+		return nil, err
+	}
+	// Who holds the lock is written after taking it so that a waiting
+	// build can say which process it waits for.
+	if err := lock.Truncate(0); err == nil {
+		fmt.Fprintf(lock, "%d %s\n", os.Getpid(), strings.Join(os.Args, " "))
+	}
+
+	casDir := filepath.Join(root, "oci")
+	if _, err := os.Stat(filepath.Join(casDir, "index.json")); errors.Is(err, os.ErrNotExist) {
+		if err := dir.Create(casDir); err != nil {
+			return nil, fmt.Errorf("create blob store: %w", err)
+		}
+	}
+	engine, err := dir.Open(casDir)
+	if err != nil {
+		return nil, fmt.Errorf("open blob store %s: %w", casDir, err)
+	}
+	s := &Store{Root: root, lock: lock, cas: casext.NewEngine(engine)}
+	// Holding the lock means nothing else uses tmp/: whatever is there was
+	// left by an interrupted build.
+	if err := s.cleanTmp(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func acquire(ctx context.Context, lock *os.File, root string, opts OpenOptions) error {
+	err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, unix.EWOULDBLOCK) {
+		return fmt.Errorf("lock store %s: %w", root, err)
+	}
+	holder := lockHolder(root)
+	if opts.NoWait {
+		return fmt.Errorf("%w: %s is in use by %s", ErrLocked, root, holder)
+	}
+	if opts.Log != nil {
+		fmt.Fprintf(opts.Log, "waiting for store %s, in use by %s\n", root, holder)
+	}
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for store %s: %w", root, ctx.Err())
+		case <-tick.C:
+		}
+		err := unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) {
+			return fmt.Errorf("lock store %s: %w", root, err)
+		}
+	}
+}
+
+func lockHolder(root string) string {
+	b, err := os.ReadFile(filepath.Join(root, "lock"))
+	if err != nil || len(b) == 0 {
+		return "another process"
+	}
+	line := strings.TrimSpace(string(b))
+	pid, cmd, _ := strings.Cut(line, " ")
+	if _, err := strconv.Atoi(pid); err != nil {
+		return "another process"
+	}
+	return fmt.Sprintf("pid %s (%s)", pid, cmd)
+}
+
+// Close releases the store.
+func (s *Store) Close() error {
+	var errs []error
+	if s.cas.Engine != nil {
+		errs = append(errs, s.cas.Close())
+	}
+	if s.lock != nil {
+		errs = append(errs, s.lock.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// CAS is the store's blob engine.
+func (s *Store) CAS() cas.Engine { return s.cas }
+
+// BlobPath is where the blob with digest d is (or would be) stored.
+func (s *Store) BlobPath(d string) string {
+	algo, hex, _ := strings.Cut(d, ":")
+	return filepath.Join(s.Root, "oci", "blobs", algo, hex)
+}
+
+func (s *Store) cleanTmp() error {
+	tmp := filepath.Join(s.Root, "tmp")
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := removeAll(filepath.Join(tmp, e.Name())); err != nil {
+			return fmt.Errorf("clean leftovers of an interrupted build: %w", err)
+		}
+	}
+	return nil
+}
+
+// removeAll is os.RemoveAll that first makes read-only folders (as a step
+// may leave them) writable so their contents can go.
+func removeAll(path string) error {
+	err := os.RemoveAll(path)
+	if err == nil {
+		return nil
+	}
+	filepath.WalkDir(path, func(p string, d os.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	return os.RemoveAll(path)
+}
+
+// Workspace is a fresh set of folders for one overlay: Upper and Work for
+// overlayfs, Rootfs as the mount point, and Dir for anything else the build
+// of one image writes (layer blobs before they are committed).
+type Workspace struct {
+	Dir, Upper, Work, Rootfs, Out string
+}
+
+// NewWorkspace creates a workspace under tmp/ for the image name.
+func (s *Store) NewWorkspace(name string) (*Workspace, error) {
+	d, err := os.MkdirTemp(filepath.Join(s.Root, "tmp"), name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("create workspace: %w", err)
+	}
+	ws := &Workspace{Dir: d, Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Rootfs: filepath.Join(d, "rootfs"), Out: filepath.Join(d, "out")}
+	for _, p := range []string{ws.Upper, ws.Work, ws.Rootfs, ws.Out} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return nil, fmt.Errorf("create workspace: %w", err)
+		}
+	}
+	return ws, nil
+}
+
+// Discard removes the workspace.
+func (ws *Workspace) Discard() error { return removeAll(ws.Dir) }
+
+// LayerDir is the path of the unpacked layer id.
+func (s *Store) LayerDir(id string) string { return filepath.Join(s.Root, "layers", id) }
+
+// Destroy removes the whole store folder and closes the store.
+func (s *Store) Destroy() error {
+	err := removeAll(s.Root)
+	return errors.Join(err, s.Close())
+}

@@ -1,0 +1,186 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+func TestLockWaitsOrFails(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := Open(ctx, root, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock locks belong to open files, so a second Open in this process
+	// contends just like a second strata process would.
+	_, err = Open(ctx, root, OpenOptions{NoWait: true})
+	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid ") {
+		t.Fatalf("second open with NoWait: %v", err)
+	}
+	var log strings.Builder
+	done := make(chan error, 1)
+	go func() {
+		s2, err := Open(ctx, root, OpenOptions{Log: &log})
+		if err == nil {
+			s2.Close()
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		t.Fatalf("second open did not wait: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	s.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(log.String(), "waiting for store") {
+		t.Errorf("waiting open said %q", log.String())
+	}
+	// Different stores never wait for each other.
+	a, err := Open(ctx, filepath.Join(root, "a"), OpenOptions{NoWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(ctx, filepath.Join(root, "b"), OpenOptions{NoWait: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Close()
+}
+
+func TestCommitLookupAndDrop(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ws, err := s.NewWorkspace("img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(ws.Upper, "file"), []byte("x"), 0o644)
+	blob := filepath.Join(ws.Out, "blob")
+	os.WriteFile(blob, []byte("layer"), 0o644)
+	d := digest.FromString("layer")
+	key := digest.FromString("key").String()
+	rec, err := s.Commit(ws, Record{Key: key, Image: "img"}, []CommitBlob{{Path: blob, LayerBlob: LayerBlob{Type: "tar+gzip", Descriptor: v1.Descriptor{Digest: d, Size: 5}, DiffID: d.String()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, dropped, err := s.Lookup(key)
+	if err != nil || got == nil || dropped != "" {
+		t.Fatalf("Lookup = %v, %q, %v", got, dropped, err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(s.LayerDir(rec.LayerDir), "file")); string(b) != "x" {
+		t.Error("layer folder lacks the upper dir's file")
+	}
+	if s.Last("img") == nil {
+		t.Error("no last record for img")
+	}
+	// A record whose blob is gone is dropped, not trusted.
+	os.Remove(s.BlobPath(d.String()))
+	got, dropped, err = s.Lookup(key)
+	if err != nil || got != nil || !strings.Contains(dropped, "blob") {
+		t.Fatalf("Lookup after losing the blob = %v, %q, %v", got, dropped, err)
+	}
+	if _, err := os.Stat(s.recordPath(key)); !os.IsNotExist(err) {
+		t.Error("the dropped record is still on disk")
+	}
+}
+
+func TestOpenCleansLeftovers(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := Open(ctx, root, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, _ := s.NewWorkspace("x")
+	ro := filepath.Join(ws.Upper, "ro")
+	os.Mkdir(ro, 0o755)
+	os.WriteFile(filepath.Join(ro, "f"), nil, 0o644)
+	os.Chmod(ro, 0o500)
+	s.Close()
+	s, err = Open(ctx, root, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if entries, _ := os.ReadDir(filepath.Join(root, "tmp")); len(entries) != 0 {
+		t.Errorf("tmp keeps %d entries", len(entries))
+	}
+}
+
+func TestLayoutTagIsStableAndSorted(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	out := filepath.Join(t.TempDir(), "oci")
+	l, err := OpenLayout(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	put := func(env string) v1.Descriptor {
+		d, err := s.PutImage(ctx, ImageSpec{Config: v1.ImageConfig{Env: []string{env}}, Created: time.Unix(0, 0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	a, b := put("A=1"), put("B=1")
+	if a2 := put("A=1"); a2.Digest != a.Digest {
+		t.Fatal("the same spec gave two manifest digests")
+	}
+	for _, tag := range []struct {
+		name string
+		d    v1.Descriptor
+	}{{"zeta", b}, {"alpha", a}} {
+		if err := l.Tag(ctx, s, tag.name, tag.d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	idx1, _ := os.ReadFile(filepath.Join(out, "index.json"))
+	fi1, _ := os.Stat(filepath.Join(out, "index.json"))
+	if err := l.Tag(ctx, s, "alpha", a); err != nil {
+		t.Fatal(err)
+	}
+	idx2, _ := os.ReadFile(filepath.Join(out, "index.json"))
+	fi2, _ := os.Stat(filepath.Join(out, "index.json"))
+	if string(idx1) != string(idx2) || !fi1.ModTime().Equal(fi2.ModTime()) {
+		t.Error("re-tagging the same image rewrote index.json")
+	}
+	tags, _ := l.Tags(ctx)
+	if strings.Join(tags, ",") != "alpha,zeta" {
+		t.Errorf("tags = %v", tags)
+	}
+	if strings.Index(string(idx1), "alpha") > strings.Index(string(idx1), "zeta") {
+		t.Error("index entries are not sorted by tag")
+	}
+	// Retagging moves the tag; GC drops what nothing references.
+	if err := l.Tag(ctx, s, "zeta", a); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.GC(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "blobs", "sha256", b.Digest.Encoded())); !os.IsNotExist(err) {
+		t.Error("GC kept the unreferenced manifest")
+	}
+}

@@ -1,0 +1,194 @@
+// Package strata is the entry point for builds driven from Go: the strata
+// CLI's generated driver calls Main, and a magefile calls Build.
+//
+//	func Build(ctx context.Context) error { return strata.Build(ctx, images.App) }
+package strata
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
+)
+
+// Version is strata's version, written into every manifest it produces.
+var Version = "0.1.0-dev"
+
+// Target is one exported definition of a definitions package, as the
+// generated driver lists them.
+type Target struct {
+	Var   string // Go identifier
+	Doc   string // its doc comment
+	Image *dsl.Image
+}
+
+// Options configure a build. The zero value builds into ./.strata and
+// ./oci with tar+gzip layers.
+type Options struct {
+	// Store is the store folder (default ".strata").
+	Store string
+	// Layout is the output OCI layout folder (default "oci").
+	Layout string
+	// NoCache rebuilds every selected image.
+	NoCache bool
+	// NoWait fails at once when another build holds the store.
+	NoWait bool
+	// Jobs bounds how many images build at once (default: processors).
+	Jobs int
+	// FailFast stops all images when one fails.
+	FailFast bool
+	// LayerTypes are the layer encodings to produce (default tar+gzip).
+	LayerTypes []layer.Type
+	// Out receives the build log (default os.Stderr).
+	Out io.Writer
+}
+
+func (o *Options) fill() error {
+	if o.Store == "" {
+		o.Store = ".strata"
+	}
+	if o.Layout == "" {
+		o.Layout = "oci"
+	}
+	if o.Out == nil {
+		o.Out = os.Stderr
+	}
+	if len(o.LayerTypes) == 0 {
+		o.LayerTypes = []layer.Type{layer.TarGzip}
+	}
+	return nil
+}
+
+// Build builds images and their dependencies with default options; it is
+// what a mage target calls.
+func Build(ctx context.Context, images ...*dsl.Image) error {
+	_, err := BuildWith(ctx, Options{}, images...)
+	return err
+}
+
+// BuildWith builds images (and everything they need) with opts and returns
+// one result per image built or found in the cache.
+func BuildWith(ctx context.Context, opts Options, images ...*dsl.Image) ([]runtime.Result, error) {
+	g, err := evaluate(opts, images)
+	if err != nil {
+		return nil, err
+	}
+	return buildGraph(ctx, opts, g, nil)
+}
+
+func evaluate(opts Options, images []*dsl.Image) (*dsl.Graph, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	epoch, err := runtime.EpochFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	types := make([]string, len(opts.LayerTypes))
+	for n, t := range opts.LayerTypes {
+		types[n] = string(t)
+	}
+	return dsl.Evaluate(images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: types})
+}
+
+func buildGraph(ctx context.Context, opts Options, g *dsl.Graph, names []string) ([]runtime.Result, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	nodes, err := g.Select(names...)
+	if err != nil {
+		return nil, err
+	}
+	epoch, err := runtime.EpochFromEnv()
+	if err != nil {
+		return nil, err
+	}
+	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
+	if err != nil {
+		return nil, err
+	}
+	defer st.Close()
+	out, err := storage.OpenLayout(opts.Layout)
+	if err != nil {
+		return nil, err
+	}
+	defer out.Close()
+	start := time.Now()
+	results, err := runtime.Build(ctx, nodes, runtime.Options{
+		Store:           st,
+		Layout:          out,
+		Out:             opts.Out,
+		NoCache:         opts.NoCache,
+		Jobs:            opts.Jobs,
+		FailFast:        opts.FailFast,
+		SourceDateEpoch: epoch,
+		LayerTypes:      opts.LayerTypes,
+		Annotations:     annotations(),
+	})
+	summary(opts.Out, results, time.Since(start))
+	if err != nil {
+		return results, err
+	}
+	if err := out.GC(ctx); err != nil {
+		return results, fmt.Errorf("collect unreferenced blobs of %s: %w", opts.Layout, err)
+	}
+	return results, nil
+}
+
+func annotations() map[string]string {
+	a := map[string]string{"dev.strata.version": Version}
+	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
+		a["dev.strata.version"] = info.Main.Version
+	}
+	return a
+}
+
+func summary(w io.Writer, results []runtime.Result, took time.Duration) {
+	var failed []runtime.Result
+	counts := map[runtime.Status]int{}
+	for _, r := range results {
+		counts[r.Status]++
+		if r.Status == runtime.Failed {
+			failed = append(failed, r)
+		}
+	}
+	for _, r := range failed {
+		var sf *runtime.StepFailure
+		if errors.As(r.Err, &sf) && len(sf.Tail) > 0 {
+			fmt.Fprintf(w, "--- last lines of %s:\n", r.Name)
+			for _, l := range sf.Tail {
+				fmt.Fprintf(w, "%s | %s\n", r.Name, l)
+			}
+		}
+		fmt.Fprintf(w, "FAILED %s: %v\n", r.Name, r.Err)
+	}
+	for _, r := range results {
+		if r.Status == runtime.Skipped {
+			fmt.Fprintf(w, "SKIPPED %s: %s\n", r.Name, r.Reason)
+		}
+	}
+	var parts []string
+	for _, s := range []runtime.Status{runtime.Built, runtime.Cached, runtime.Failed, runtime.Skipped} {
+		if counts[s] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
+		}
+	}
+	fmt.Fprintf(w, "%s in %s\n", strings.Join(parts, ", "), took.Round(time.Millisecond))
+}
+
+func absOr(path string) string {
+	if p, err := filepath.Abs(path); err == nil {
+		return p
+	}
+	return path
+}
