@@ -94,9 +94,9 @@ func evaluate(opts Options, images []*dsl.Image) (*dsl.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	types := make([]string, len(opts.LayerTypes))
+	types := make([]dsl.LayerType, len(opts.LayerTypes))
 	for n, t := range opts.LayerTypes {
-		types[n] = string(t)
+		types[n] = dsl.LayerType(t)
 	}
 	return dsl.Evaluate(images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: types})
 }
@@ -132,7 +132,6 @@ func buildGraph(ctx context.Context, opts Options, g *dsl.Graph, names []string)
 		Jobs:            opts.Jobs,
 		FailFast:        opts.FailFast,
 		SourceDateEpoch: epoch,
-		LayerTypes:      opts.LayerTypes,
 		Annotations:     annotations(),
 	})
 	summary(opts.Out, results, time.Since(start))

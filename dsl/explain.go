@@ -42,8 +42,8 @@ func Explain(previous []byte, n *Node) string {
 	if old.WorkDir != cur.WorkDir {
 		why = append(why, "working directory changed")
 	}
-	if !slices.Equal(old.Types, cur.Types) {
-		why = append(why, "layer type changed")
+	if !slices.Equal(old.Binds, cur.Binds) {
+		why = append(why, "binds changed")
 	}
 	steps := n.Image.steps
 	for i := range max(len(old.Steps), len(cur.Steps)) {

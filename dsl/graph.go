@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -31,10 +33,19 @@ type Node struct {
 	Base Base
 	// BaseDigest is the manifest digest of a layout base.
 	BaseDigest string
-	// Deps are the nodes that must be built before this one.
+	// Deps are the nodes that must be built before this one: the parent
+	// and the images imports are taken from.
 	Deps []*Node
 	// Imports holds the content digest of each Import step, by step index.
 	Imports map[int]string
+	// ImportNodes holds the node of each FromImage import, by step index.
+	ImportNodes map[int]*Node
+	// LayerTypes are the encodings of the node's layer: the image's own
+	// or the build's.
+	LayerTypes []LayerType
+	// Volatile is set when the image (or one it depends on) has host binds:
+	// what its steps read cannot be hashed, so it is rebuilt every time.
+	Volatile bool
 	// Key is the content-addressed cache key of the node's layer.
 	Key string
 	// KeyInputs is the canonical document Key is the digest of; comparing
@@ -48,8 +59,28 @@ type Options struct {
 	// SourceDateEpoch is the time, in Unix seconds, written as every
 	// timestamp of the output.
 	SourceDateEpoch int64
-	// LayerTypes are the encodings every layer is committed in.
-	LayerTypes []string
+	// LayerTypes are the build's default encodings (default tar+gzip).
+	LayerTypes []LayerType
+	// Params are the build parameters for ${{KEY}} placeholders; nil means
+	// the process's own (see Params).
+	Params map[string]string
+	// Resolver finds the digests of remote bases and imports; without one,
+	// only bases and URLs pinned by digest can be evaluated.
+	Resolver Resolver
+	// AllowUnpinnedURLs lets URL imports and tarballs go without a sha256.
+	AllowUnpinnedURLs bool
+}
+
+// Resolver finds what evaluation cannot know without the network: the
+// manifest digest a registry tag points at, the digest of an unpinned
+// download. strata build passes one that asks the registry (one small
+// request per tag) and downloads into the store.
+type Resolver interface {
+	// BaseDigest returns the digest identifying the content of a *PullBase
+	// or *TarballBase.
+	BaseDigest(b Base) (string, error)
+	// SourceDigest returns the content digest of a *URLSource.
+	SourceDigest(s Source) (string, error)
 }
 
 // Error is a list of problems found while evaluating definitions, each
@@ -70,7 +101,18 @@ func (e *Error) Unwrap() []error { return e.Problems }
 // Evaluate validates the definitions reachable from images and lowers them
 // into a Graph. Every problem found is reported, not just the first.
 func Evaluate(images []*Image, opts Options) (*Graph, error) {
-	ev := &evaluator{opts: opts, seen: map[string]*Node{}, byPtr: map[*Image]*Node{}}
+	if len(opts.LayerTypes) == 0 {
+		opts.LayerTypes = []LayerType{TarGzip}
+	}
+	ev := &evaluator{opts: opts, seen: map[string]*Node{}, byPtr: map[*Image]*Node{}, missing: map[string][]string{}}
+	if opts.Params == nil {
+		p, err := Params()
+		if err != nil {
+			return nil, err
+		}
+		ev.opts.Params = p
+	}
+	ev.problems = append(ev.problems, pendingParamErrors()...)
 	roots := slices.Clone(images)
 	sort.SliceStable(roots, func(a, b int) bool { return roots[a].name < roots[b].name })
 	for _, img := range roots {
@@ -80,6 +122,7 @@ func Evaluate(images []*Image, opts Options) (*Graph, error) {
 		}
 		ev.visit(img)
 	}
+	ev.reportMissingParams()
 	if len(ev.problems) > 0 {
 		return nil, &Error{Problems: ev.problems}
 	}
@@ -93,51 +136,51 @@ type evaluator struct {
 	byPtr    map[*Image]*Node
 	order    []*Node
 	problems []error
+	// missing maps a parameter nobody set to the definitions needing it.
+	missing map[string][]string
+}
+
+func (ev *evaluator) reportMissingParams() {
+	keys := make([]string, 0, len(ev.missing))
+	for k := range ev.missing {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		ev.problem(fmt.Errorf("build parameter %s is not set (strata build --set %s=VALUE); needed by %s", k, k, strings.Join(ev.missing[k], ", ")))
+	}
 }
 
 func (ev *evaluator) problem(err error) { ev.problems = append(ev.problems, err) }
 
-func (ev *evaluator) visit(img *Image) *Node {
-	if n, ok := ev.byPtr[img]; ok {
+func (ev *evaluator) visit(orig *Image) *Node {
+	if n, ok := ev.byPtr[orig]; ok {
 		return n
 	}
-	n := &Node{Name: img.name, Image: img, Imports: map[int]string{}}
-	ev.byPtr[img] = n
+	img, missing := expandImage(orig, ev.opts.Params)
+	for _, k := range missing {
+		ev.missing[k] = append(ev.missing[k], fmt.Sprintf("image %q (%s)", img.name, img.defined))
+	}
+	n := &Node{Name: img.name, Image: img, Imports: map[int]string{}, ImportNodes: map[int]*Node{}}
+	ev.byPtr[orig] = n
 	for _, err := range img.errs {
 		ev.problem(err)
 	}
-
-	var parentKey string
-	switch b := img.base.(type) {
-	case nil:
-		ev.problem(fmt.Errorf("%s: image %q has no base: add .From(dsl.Scratch()), .From(dsl.Layout(...)) or .From(anotherImage)", img.defined, img.name))
-	case *Image:
-		n.Parent = ev.visit(b)
-		n.Deps = append(n.Deps, n.Parent)
-		parentKey = n.Parent.Key
-	case scratchBase:
-		n.Base = b
-		parentKey = "scratch"
-	case *LayoutBase:
-		n.Base = b
-		d, err := layoutDigest(b.Path, b.Tag)
-		if err != nil {
-			ev.problem(fmt.Errorf("%s: image %q: base %w", img.basePos, img.name, err))
-		}
-		n.BaseDigest = d
-		parentKey = "layout:" + d
+	n.LayerTypes = img.types
+	if len(n.LayerTypes) == 0 {
+		n.LayerTypes = ev.opts.LayerTypes
 	}
 
-	for idx, st := range img.steps {
-		if st.Import == nil {
-			continue
+	parentKey := ev.base(n)
+	ev.imports(n)
+	for _, b := range img.binds {
+		if _, err := os.Stat(b.Source); err != nil {
+			ev.problem(fmt.Errorf("%s: image %q: bind source %s does not exist", b.Pos, img.name, b.Source))
 		}
-		d, err := sourceDigest(st.Import.Source)
-		if err != nil {
-			ev.problem(fmt.Errorf("%s: image %q: import to %s: %w", st.Pos, img.name, st.Import.Dest, err))
-			continue
-		}
-		n.Imports[idx] = d
+		n.Volatile = true
+	}
+	for _, d := range n.Deps {
+		n.Volatile = n.Volatile || d.Volatile
 	}
 
 	if prev, ok := ev.seen[img.name]; ok && prev != n {
@@ -148,13 +191,167 @@ func (ev *evaluator) visit(img *Image) *Node {
 		if prev.Key != n.Key {
 			ev.problem(fmt.Errorf("%s: image name %q is used by two different definitions (the other is at %s)", img.lastEdit, img.name, prev.Image.lastEdit))
 		}
-		ev.byPtr[img] = prev
+		ev.byPtr[orig] = prev
 		return prev
 	}
 	ev.seen[img.name] = n
 	n.KeyInputs, n.Key = ev.key(n, parentKey)
 	ev.order = append(ev.order, n)
 	return n
+}
+
+// base resolves the node's base and returns what its key builds on.
+func (ev *evaluator) base(n *Node) string {
+	img := n.Image
+	fail := func(err error) string {
+		ev.problem(fmt.Errorf("%s: image %q: base %w", img.basePos, img.name, err))
+		return "unresolved"
+	}
+	switch b := img.base.(type) {
+	case nil:
+		ev.problem(fmt.Errorf("%s: image %q has no base: add .From(dsl.Scratch()), .From(dsl.Layout(...)) or .From(anotherImage)", img.defined, img.name))
+		return "none"
+	case *Image:
+		n.Parent = ev.visit(b)
+		n.Deps = append(n.Deps, n.Parent)
+		return n.Parent.Key
+	case scratchBase:
+		n.Base = b
+		return "scratch"
+	case *LayoutBase:
+		n.Base = b
+		d, err := layoutDigest(b.Path, b.Tag)
+		if err != nil {
+			return fail(err)
+		}
+		n.BaseDigest = d
+		return "layout:" + d
+	case *PullBase:
+		n.Base = b
+		if _, d, ok := strings.Cut(b.Ref, "@"); ok {
+			n.BaseDigest = d
+			return "image:" + d
+		}
+		if ev.opts.Resolver == nil {
+			return fail(fmt.Errorf("%s is a tag: resolving it needs the registry (pin it with @sha256:... to evaluate offline)", b.Ref))
+		}
+		d, err := ev.opts.Resolver.BaseDigest(b)
+		if err != nil {
+			return fail(err)
+		}
+		n.BaseDigest = d
+		return "image:" + d
+	case *TarballBase:
+		n.Base = b
+		var d string
+		var err error
+		switch {
+		case b.Path != "":
+			d, err = fileDigest(b.Path)
+		case b.Remote.SHA256 != "":
+			d = "sha256:" + b.Remote.SHA256
+		case !ev.opts.AllowUnpinnedURLs:
+			err = fmt.Errorf("tarball %s has no sha256: pin it with dsl.SHA256(...) or build with --allow-unpinned-urls", b.URL)
+		case ev.opts.Resolver == nil:
+			err = fmt.Errorf("tarball %s has no sha256 and nothing can download it here", b.URL)
+		default:
+			d, err = ev.opts.Resolver.BaseDigest(b)
+		}
+		if err != nil {
+			return fail(err)
+		}
+		n.BaseDigest = d
+		return "tarball:" + d
+	default:
+		return fail(fmt.Errorf("of unsupported type %T", b))
+	}
+}
+
+// imports records the content digest of every import.
+func (ev *evaluator) imports(n *Node) {
+	img := n.Image
+	names := map[string]Pos{}
+	for idx, st := range img.steps {
+		if st.Import == nil {
+			continue
+		}
+		im := st.Import
+		fail := func(err error) {
+			ev.problem(fmt.Errorf("%s: image %q: import to %s: %w", st.Pos, img.name, im.Dest, err))
+		}
+		base := importName(im.Source)
+		if prev, dup := names[base]; dup && base != "" {
+			fail(fmt.Errorf("another import (%s) has the base name %q, under which both would be readable in %s", prev, base, ImportDir))
+			continue
+		}
+		names[base] = st.Pos
+		switch s := im.Source.(type) {
+		case *LocalSource:
+			d, err := sourceDigest(s)
+			if err != nil {
+				fail(err)
+				continue
+			}
+			n.Imports[idx] = d
+		case *URLSource:
+			switch {
+			case s.SHA256 != "":
+				if len(s.SHA256) != 64 || strings.Trim(s.SHA256, "0123456789abcdef") != "" {
+					fail(fmt.Errorf("%q is not a sha256 digest in hex (64 characters)", s.SHA256))
+					continue
+				}
+				n.Imports[idx] = "sha256:" + s.SHA256
+			case !ev.opts.AllowUnpinnedURLs:
+				fail(fmt.Errorf("URL %s has no sha256: give it as dsl.URL(url, \"<sha256 hex>\") or build with --allow-unpinned-urls", s.URL))
+			case ev.opts.Resolver == nil:
+				fail(fmt.Errorf("URL %s has no sha256 and nothing can download it here", s.URL))
+			default:
+				d, err := ev.opts.Resolver.SourceDigest(s)
+				if err != nil {
+					fail(err)
+					continue
+				}
+				n.Imports[idx] = d
+			}
+		case *ImageSource:
+			if s.Image == nil {
+				fail(errors.New("dsl.FromImage of a nil image"))
+				continue
+			}
+			if !path.IsAbs(s.Path) {
+				fail(fmt.Errorf("path %q in image %s must be absolute", s.Path, s.Image.name))
+				continue
+			}
+			dep := ev.visit(s.Image)
+			n.ImportNodes[idx] = dep
+			if !slices.Contains(n.Deps, dep) {
+				n.Deps = append(n.Deps, dep)
+			}
+			// The producer's key stands for its content: the same key
+			// builds the same rootfs.
+			n.Imports[idx] = "image:" + dep.Key + ":" + path.Clean(s.Path)
+		default:
+			fail(fmt.Errorf("unsupported source %T", s))
+		}
+	}
+}
+
+// importName is the base name under which an import's source is readable
+// during steps.
+func importName(src Source) string {
+	switch s := src.(type) {
+	case *LocalSource:
+		return filepath.Base(s.Path)
+	case *URLSource:
+		u := s.URL
+		if i := strings.IndexAny(u, "?#"); i >= 0 {
+			u = u[:i]
+		}
+		return path.Base(u)
+	case *ImageSource:
+		return path.Base(s.Path)
+	}
+	return ""
 }
 
 // keyDoc is the canonical document a cache key is the digest of. Fields
@@ -168,7 +365,7 @@ type keyDoc struct {
 	BuildEnv []string  `json:"buildEnv,omitempty"`
 	WorkDir  string    `json:"workDir,omitempty"`
 	Epoch    int64     `json:"sourceDateEpoch"`
-	Types    []string  `json:"types"`
+	Binds    []string  `json:"binds,omitempty"`
 }
 
 type keyStep struct {
@@ -186,7 +383,10 @@ type keyImport struct {
 
 func (ev *evaluator) key(n *Node, parent string) ([]byte, string) {
 	img := n.Image
-	doc := keyDoc{Version: 1, Parent: parent, Epoch: ev.opts.SourceDateEpoch, WorkDir: img.workDir, Types: ev.opts.LayerTypes}
+	doc := keyDoc{Version: 1, Parent: parent, Epoch: ev.opts.SourceDateEpoch, WorkDir: img.workDir}
+	for _, b := range img.binds {
+		doc.Binds = append(doc.Binds, fmt.Sprintf("%s:%s:%v", b.Source, b.Dest, b.ReadOnly))
+	}
 	for _, e := range img.env {
 		doc.Env = append(doc.Env, e.k+"="+e.v)
 	}

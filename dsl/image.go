@@ -26,6 +26,11 @@ type Image struct {
 	workDir   string
 	user      string
 	buildOnly bool
+	binds     []Bind
+	types     []LayerType
+	caches    []CacheMount
+	secrets   []Secret
+	tags      []string
 	errs      []error
 }
 
@@ -88,6 +93,11 @@ func (i *Image) clone() *Image {
 	c.buildEnv = slices.Clone(i.buildEnv)
 	c.labels = slices.Clone(i.labels)
 	c.errs = slices.Clone(i.errs)
+	c.binds = slices.Clone(i.binds)
+	c.types = slices.Clone(i.types)
+	c.caches = slices.Clone(i.caches)
+	c.secrets = slices.Clone(i.secrets)
+	c.tags = slices.Clone(i.tags)
 	c.lastEdit = caller()
 	return &c
 }

@@ -3,6 +3,7 @@ package dsl
 import (
 	"io/fs"
 	"path/filepath"
+	"strings"
 )
 
 // Base is what an image starts from: Scratch, an image in a local OCI
@@ -105,3 +106,127 @@ type importSpec struct {
 	mode     *fs.FileMode
 	uid, gid *int
 }
+
+// Pull returns a base pulled from a registry: "docker://host[:port]/repo:tag"
+// or ".../repo@sha256:...". A base pinned by digest is fetched once and
+// then never asked for again; a tag costs one small manifest request per
+// build. Credentials come from the docker config (~/.docker/config.json,
+// $DOCKER_CONFIG) and the containers auth file.
+func Pull(ref string, opts ...PullOption) Base {
+	pos := caller()
+	p := &PullBase{Ref: strings.TrimPrefix(ref, "docker://"), pos: pos}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// PullBase is a base in a registry; see Pull.
+type PullBase struct {
+	Ref string
+	// Insecure allows plain HTTP and unverified TLS for this registry.
+	Insecure bool
+	// Platform selects the image of a multi-platform index ("linux/arm64");
+	// default: the machine's.
+	Platform string
+	pos      Pos
+}
+
+func (*PullBase) isBase() {}
+
+// PullOption changes a Pull.
+type PullOption func(*PullBase)
+
+// Insecure lets a Pull use plain HTTP or a registry whose TLS certificate
+// cannot be verified.
+func Insecure() PullOption { return func(p *PullBase) { p.Insecure = true } }
+
+// Platform selects the os/arch[/variant] of a multi-platform image.
+func Platform(platform string) PullOption { return func(p *PullBase) { p.Platform = platform } }
+
+// Tarball returns a base made from a rootfs tarball (plain, gzip or zstd,
+// detected from its content): a local path (relative to the calling Go
+// file's folder) or an http(s) URL, which must then be pinned with
+// SHA256(hex).
+func Tarball(pathOrURL string, opts ...RemoteOption) Base {
+	pos := caller()
+	t := &TarballBase{pos: pos}
+	if isURL(pathOrURL) {
+		t.URL = pathOrURL
+	} else {
+		t.Path = resolve(pos, pathOrURL)
+	}
+	for _, o := range opts {
+		o(&t.Remote)
+	}
+	return t
+}
+
+// TarballBase is a rootfs tarball used as a base; see Tarball.
+type TarballBase struct {
+	Path, URL string
+	Remote    Remote
+	pos       Pos
+}
+
+func (*TarballBase) isBase() {}
+
+// Remote holds the settings of something downloaded.
+type Remote struct {
+	// SHA256 is the expected digest of the download, in hex.
+	SHA256 string
+}
+
+// RemoteOption changes a download.
+type RemoteOption func(*Remote)
+
+// SHA256 pins a download to its sha256 digest (hex).
+func SHA256(hex string) RemoteOption { return func(r *Remote) { r.SHA256 = strings.ToLower(hex) } }
+
+func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
+
+// URL is a file downloaded from url and checked against its sha256 digest
+// (hex). It is downloaded once into the store and reused offline. An
+// unpinned URL (empty sha256) is an error unless the build allows it with
+// --allow-unpinned-urls.
+func URL(url, sha256 string) Source {
+	return &URLSource{URL: url, SHA256: strings.ToLower(sha256), pos: caller()}
+}
+
+// URLSource is a downloaded file; see URL.
+type URLSource struct {
+	URL, SHA256 string
+	pos         Pos
+}
+
+func (*URLSource) isSource()          {}
+func (s *URLSource) describe() string { return "URL " + s.URL }
+
+// FromImage is a file or folder at path in another definition's built
+// rootfs. That definition becomes a dependency: it is built first (a
+// build-only builder producing a binary for a scratch image is the
+// canonical case).
+func FromImage(img *Image, path string) Source {
+	return &ImageSource{Image: img, Path: path, pos: caller()}
+}
+
+// ImageSource is a path in another image; see FromImage.
+type ImageSource struct {
+	Image *Image
+	Path  string
+	pos   Pos
+}
+
+func (*ImageSource) isSource() {}
+func (s *ImageSource) describe() string {
+	if s.Image == nil {
+		return "path " + s.Path + " of a nil image"
+	}
+	return "path " + s.Path + " of image " + s.Image.name
+}
+
+// ImportDir is where a step finds the sources of the image's imports
+// while it runs, read-only, by their base name (ImportDir/greeting.txt,
+// ImportDir/tool.tar.gz for a URL), as stacker's /stacker/imports does.
+// Nothing under ImportDir is ever part of the image.
+const ImportDir = "/.strata/imports"

@@ -16,7 +16,6 @@ import (
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
-	"github.com/strata-build/strata/storage/layer"
 )
 
 // Options configure Build.
@@ -34,9 +33,6 @@ type Options struct {
 	FailFast bool
 	// SourceDateEpoch is written as every timestamp of the output.
 	SourceDateEpoch int64
-	// LayerTypes are the encodings each layer is committed in; the first is
-	// the one tagged with the plain image name. Default: tar+gzip.
-	LayerTypes []layer.Type
 	// Annotations are added to every manifest.
 	Annotations map[string]string
 }
@@ -106,9 +102,6 @@ func (e *BuildError) ExitCode() int {
 // Build builds nodes (dependencies first; see dsl.Graph.Select) and tags
 // every one that is not build-only in opts.Layout.
 func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, error) {
-	if len(opts.LayerTypes) == 0 {
-		opts.LayerTypes = []layer.Type{layer.TarGzip}
-	}
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
 	}
@@ -205,7 +198,13 @@ func (b *builder) build(ctx context.Context, n *dsl.Node) {
 
 func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error {
 	st := b.opts.Store
-	if !b.opts.NoCache {
+	switch {
+	case n.Volatile:
+		res.Reason = "has host binds, whose content cannot be hashed"
+		if len(n.Image.Binds()) == 0 {
+			res.Reason = "built on an image with host binds"
+		}
+	case !b.opts.NoCache:
 		rec, dropped, err := st.Lookup(n.Key)
 		if err != nil {
 			return fmt.Errorf("image %q: cache: %w", n.Name, err)
@@ -218,7 +217,7 @@ func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error
 		if dropped != "" {
 			res.Reason = "cache entry dropped: " + dropped
 		}
-	} else {
+	default:
 		res.Reason = "--no-cache"
 	}
 	if res.Reason == "" {
@@ -323,10 +322,17 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		GIDMap:  b.gids,
 	}
 	for _, s := range n.Image.Steps() {
-		spec.Steps = append(spec.Steps, sandboxStep(s))
+		step, err := sandboxStep(s)
+		if err != nil {
+			return nil, fmt.Errorf("image %q: %w", n.Name, err)
+		}
+		spec.Steps = append(spec.Steps, step)
+	}
+	for _, bd := range n.Image.Binds() {
+		spec.Binds = append(spec.Binds, sandbox.Bind{Source: bd.Source, Dest: bd.Dest, ReadOnly: bd.ReadOnly})
 	}
 	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: b.uids != nil}
-	for _, t := range b.opts.LayerTypes {
+	for _, t := range n.LayerTypes {
 		arg.Types = append(arg.Types, string(t))
 	}
 	spec.Finish, err = finishSpec(arg)
@@ -364,20 +370,23 @@ func (f *StepFailure) Error() string { return fmt.Sprintf("image %q: %v", f.Imag
 // Unwrap returns the step error.
 func (f *StepFailure) Unwrap() error { return f.Err }
 
-func sandboxStep(s dsl.Step) sandbox.Step {
+func sandboxStep(s dsl.Step) (sandbox.Step, error) {
 	out := sandbox.Step{Where: s.Pos.String()}
 	if s.Import == nil {
 		out.Script = s.Script
-		return out
+		return out, nil
 	}
-	src := s.Import.Source.(*dsl.LocalSource)
+	src, ok := s.Import.Source.(*dsl.LocalSource)
+	if !ok {
+		return out, fmt.Errorf("step at %s: imports of %T are not supported by this runtime", s.Pos, s.Import.Source)
+	}
 	c := &sandbox.Copy{Source: src.Path, Dest: s.Import.Dest, UID: s.Import.UID, GID: s.Import.GID}
 	if s.Import.Mode != nil {
 		m := fileMode(*s.Import.Mode)
 		c.Mode = &m
 	}
 	out.Copy = c
-	return out
+	return out, nil
 }
 
 // fileMode turns stat(2) mode bits into Go's portable ones.

@@ -44,7 +44,11 @@ func (b *builder) tag(ctx context.Context, n *dsl.Node) error {
 	if n.Image.IsBuildOnly() || b.opts.Layout == nil {
 		return nil
 	}
-	for i, t := range b.opts.LayerTypes {
+	for i, lt := range n.LayerTypes {
+		t, err := layer.ParseType(string(lt))
+		if err != nil {
+			return fmt.Errorf("image %q: %w", n.Name, err)
+		}
 		desc, err := b.assemble(ctx, n, t)
 		if err != nil {
 			return fmt.Errorf("image %q: %w", n.Name, err)
