@@ -25,6 +25,8 @@ var aptPackages = []string{
 	"uidmap",          // newuidmap/newgidmap for rootless builds
 	"umoci", "skopeo", // tests open the built layouts with them
 	"zstd", "pigz", // benchmarks compare against them
+	"docker-registry", "apache2-utils", "openssl", // a real registry (htpasswd, TLS) for tests
+	"mmdebstrap", // the Debian base of examples/debian
 	"git",
 }
 

@@ -1,0 +1,7 @@
+package testregistry
+
+import "encoding/base64"
+
+func basicAuth(user, pass string) string {
+	return base64.StdEncoding.EncodeToString([]byte(user + ":" + pass))
+}
