@@ -117,6 +117,16 @@ type Spec struct {
 	// Finish, when set, runs a registered finisher in the child after all
 	// steps succeeded; its result is returned by [Run].
 	Finish *FinishSpec
+	// Secrets are readable by run steps at /run/secrets/NAME. Their values
+	// never touch a disk: they go to the child through a pipe, into a tmpfs
+	// that is not part of the upper dir.
+	Secrets []Secret `json:"-"`
+}
+
+// Secret is one secret file of a sandbox.
+type Secret struct {
+	Name  string
+	Value []byte
 }
 
 // StepError reports a run step that exited unsuccessfully.

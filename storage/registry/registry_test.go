@@ -1,0 +1,69 @@
+package registry_test
+
+import (
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+
+	"github.com/strata-build/strata/internal/testregistry"
+	strataregistry "github.com/strata-build/strata/storage/registry"
+)
+
+func TestInProcessRegistry(t *testing.T) {
+	srv := httptest.NewServer(registry.New())
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	img, _ := random.Image(64, 1)
+	ctx := context.Background()
+	ref, err := strataregistry.ParseReference("docker://"+host+"/x:1", strataregistry.Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts, err := strataregistry.RemoteOptions(ctx, strataregistry.Options{Insecure: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(ref, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestAuthAndPrivateCA(t *testing.T) {
+	r := testregistry.Start(t, testregistry.Options{TLS: true, Auth: true})
+	ctx := context.Background()
+	img, _ := random.Image(64, 1)
+	ref, err := strataregistry.ParseReference(r.Addr+"/a/b:1", strataregistry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Without credentials the registry refuses.
+	opts, _ := strataregistry.RemoteOptions(ctx, strataregistry.Options{CAFile: r.CAFile})
+	if err := remote.Write(ref, img, opts...); err == nil {
+		t.Fatal("anonymous push to an htpasswd registry succeeded")
+	}
+	// Credentials from flags.
+	opts, _ = strataregistry.RemoteOptions(ctx, strataregistry.Options{CAFile: r.CAFile, Username: r.User, Password: r.Password})
+	if err := remote.Write(ref, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+	// Credentials from the docker config.
+	t.Setenv("DOCKER_CONFIG", r.DockerConfig(t, t.TempDir()))
+	opts, _ = strataregistry.RemoteOptions(ctx, strataregistry.Options{CAFile: r.CAFile})
+	if _, err := remote.Image(ref, opts...); err != nil {
+		t.Fatalf("pull with the docker config's credentials: %v", err)
+	}
+	// An unverifiable certificate is refused unless Insecure.
+	opts, _ = strataregistry.RemoteOptions(ctx, strataregistry.Options{})
+	if _, err := remote.Image(ref, opts...); err == nil {
+		t.Fatal("TLS with an unknown CA was accepted")
+	}
+	opts, _ = strataregistry.RemoteOptions(ctx, strataregistry.Options{Insecure: true})
+	if _, err := remote.Image(ref, opts...); err != nil {
+		t.Fatalf("Insecure pull: %v", err)
+	}
+}
