@@ -25,21 +25,21 @@ func Main(targets []Target) {
 
 // DefinitionCommands are the commands that need the definitions package
 // compiled: the strata CLI runs them through the generated driver.
-var DefinitionCommands = map[string]bool{"build": true, "list": true}
+var DefinitionCommands = map[string]bool{"build": true, "list": true, "grab": true, "chroot": true, "publish": true, "graph": true}
 
 // Command runs one strata command line and returns the process exit
 // status. targets is nil when no definitions package was compiled.
 func Command(ctx context.Context, args []string, targets []Target) int {
-	if len(args) > 0 && args[0] == "run" {
+	if len(args) > 0 && interactiveCommands[args[0]] {
 		// Ctrl-C in strata run is for the process in the image, which
 		// shares our terminal's foreground group; strata must outlive it.
 		signal.Notify(make(chan os.Signal, 1), os.Interrupt)
 	}
 	sigs := []os.Signal{syscall.SIGTERM}
-	if len(args) == 0 || args[0] != "run" {
+	if len(args) == 0 || !interactiveCommands[args[0]] {
 		sigs = append(sigs, os.Interrupt)
 	}
-	ctx, stop := signal.NotifyContext(ctx, sigs...)
+	ctx, stop := notifyContext(ctx, sigs...)
 	defer stop()
 	if len(args) == 0 {
 		usage(os.Stderr)
@@ -56,8 +56,20 @@ func Command(ctx context.Context, args []string, targets []Target) int {
 		err = cmdRun(ctx, rest)
 	case "inspect":
 		err = cmdInspect(ctx, rest)
+	case "grab":
+		err = cmdGrab(ctx, rest, targets)
+	case "publish":
+		err = cmdPublish(ctx, rest, targets)
 	case "clean":
 		err = cmdClean(ctx, rest)
+	case "check":
+		err = cmdCheck(ctx, rest)
+	case "unpriv-setup":
+		err = cmdUnprivSetup(rest)
+	case "chroot":
+		err = cmdChroot(ctx, rest, targets)
+	case "graph":
+		err = cmdGraph(ctx, rest, targets)
 	case "help", "-h", "--help":
 		usage(os.Stdout)
 		return 0
@@ -102,12 +114,21 @@ Usage: strata [-C DIR] COMMAND [flags] [args]
 
 Commands run in a folder whose Go package holds the definitions:
   build [NAME...]      build the named images (all when none) and tag them in ./oci
+  graph [NAME...]      print the build graph: what is cached, what would be rebuilt and why (--dot)
   list                 list the images with their doc comments
 
 Commands on built images:
   run NAME [-- CMD...] run an image as its config says (or CMD instead of its entrypoint and cmd)
   inspect [NAME...]    print layers, annotations and config of tagged images
+  grab NAME:/PATH [DEST]  copy a file or folder out of a built image (build-only ones too)
+  publish [NAME...] --to REGISTRY/PREFIX|oci:PATH
+                       push built images as PREFIX/NAME:TAG (--tag, --build, --dry-run)
   clean                remove the store and the output layout
+  chroot NAME [-- CMD...]  a shell (or CMD) in a throw-away copy of a built image, build-only ones too
+
+Commands on this machine:
+  check                check that this machine can build (kernel, overlay, subordinate ids, tools, store)
+  unpriv-setup --user NAME  as root: give NAME subordinate ids and a store, for builds without root
 
 Run "strata COMMAND -h" for a command's flags.
 `)
@@ -117,9 +138,13 @@ Run "strata COMMAND -h" for a command's flags.
 type buildFlags struct {
 	opts  Options
 	types stringList
+	share sharingFlags
+	param paramFlags // --set, --params (params.go)
 }
 
 func (b *buildFlags) register(fs *flag.FlagSet) {
+	b.param.register(fs)
+	fs.BoolVar(&b.opts.AllowUnpinnedURLs, "allow-unpinned-urls", false, "let URL imports and tarball URLs go without a sha256 (downloaded at every build)")
 	fs.StringVar(&b.opts.Store, "store", ".strata", "store `folder` (unpacked layers, cache, blobs)")
 	fs.StringVar(&b.opts.Layout, "layout", "oci", "output OCI layout `folder`")
 	fs.BoolVar(&b.opts.NoCache, "no-cache", false, "rebuild every selected image")
@@ -127,6 +152,8 @@ func (b *buildFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&b.opts.Jobs, "jobs", 0, "images built at once (default: number of processors)")
 	fs.BoolVar(&b.opts.FailFast, "fail-fast", false, "stop every image when one fails")
 	fs.Var(&b.types, "layer-type", "layer `type`: tar+gzip (default), tar+zstd or squashfs; repeat for several")
+	fs.BoolVar(&b.opts.ShellOnFailure, "shell-on-failure", false, "open a shell in a failed step's container before reporting the failure")
+	b.share.register(fs)
 }
 
 func (b *buildFlags) options() (Options, error) {
@@ -138,6 +165,14 @@ func (b *buildFlags) options() (Options, error) {
 		}
 		o.LayerTypes = append(o.LayerTypes, t)
 	}
+	if err := b.share.apply(&o); err != nil {
+		return o, err
+	}
+	params, err := b.param.params()
+	if err != nil {
+		return o, err
+	}
+	o.Params = params
 	return o, nil
 }
 
@@ -149,7 +184,7 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func cmdBuild(ctx context.Context, args []string, targets []Target) error {
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	var bf buildFlags
-	bf.register(fs)
+	bf.registerBuild(fs)
 	names, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -165,6 +200,7 @@ func cmdBuild(ctx context.Context, args []string, targets []Target) error {
 	for n, t := range targets {
 		images[n] = t.Image
 	}
+	opts.ctx = ctx // bounds the requests evaluation makes
 	g, err := evaluate(opts, images)
 	if err != nil {
 		return err

@@ -19,6 +19,7 @@ import (
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
+	"github.com/strata-build/strata/storage/registry"
 )
 
 // Version is strata's version, written into every manifest it produces.
@@ -51,6 +52,35 @@ type Options struct {
 	LayerTypes []layer.Type
 	// Out receives the build log (default os.Stderr).
 	Out io.Writer
+	// ShellOnFailure opens a shell in a failed step's container, as the
+	// step left it, before the build reports the failure.
+	ShellOnFailure bool
+	// CacheFrom are registry repositories ("host/repo") whose build cache
+	// stands in for running the steps of images the store does not have.
+	CacheFrom []string
+	// CacheTo is a registry repository that receives the layers and cache
+	// record of every image built or found cached.
+	CacheTo string
+	// Registry holds credentials and transport settings of registry calls.
+	Registry registry.Options
+	// Progress is "auto" (a live display when Out is a terminal), "tty"
+	// or "plain".
+	Progress string
+	// DryRun prints what the build would do with each image, in order,
+	// and why, and does nothing else (graph.go).
+	DryRun bool
+	// Params are build parameters for ${{KEY}} placeholders, over those of
+	// the environment (dsl.Params). Package-level dsl.Param calls only see
+	// the environment's: the CLI exports --set and --params there before
+	// the definitions initialise (params.go).
+	Params map[string]string
+	// AllowUnpinnedURLs lets URL imports and tarball URLs go without a
+	// sha256: they are then downloaded at every build to learn their
+	// digest.
+	AllowUnpinnedURLs bool
+	// ctx, when set, bounds the registry and download requests made while
+	// evaluating (tags resolved, unpinned URLs downloaded).
+	ctx context.Context
 }
 
 func (o *Options) fill() error {
@@ -69,16 +99,10 @@ func (o *Options) fill() error {
 	return nil
 }
 
-// Build builds images and their dependencies with default options; it is
-// what a mage target calls.
-func Build(ctx context.Context, images ...*dsl.Image) error {
-	_, err := BuildWith(ctx, Options{}, images...)
-	return err
-}
-
 // BuildWith builds images (and everything they need) with opts and returns
 // one result per image built or found in the cache.
 func BuildWith(ctx context.Context, opts Options, images ...*dsl.Image) ([]runtime.Result, error) {
+	opts.ctx = ctx
 	g, err := evaluate(opts, images)
 	if err != nil {
 		return nil, err
@@ -98,11 +122,23 @@ func evaluate(opts Options, images []*dsl.Image) (*dsl.Graph, error) {
 	for n, t := range opts.LayerTypes {
 		types[n] = dsl.LayerType(t)
 	}
-	return dsl.Evaluate(images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: types})
+	params, resolver, err := opts.sources()
+	if err != nil {
+		return nil, err
+	}
+	return dsl.Evaluate(images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: types,
+		Params: params, Resolver: resolver, AllowUnpinnedURLs: opts.AllowUnpinnedURLs})
 }
 
 func buildGraph(ctx context.Context, opts Options, g *dsl.Graph, names []string) ([]runtime.Result, error) {
 	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	if opts.DryRun {
+		return nil, dryRun(ctx, opts, g, names)
+	}
+	// What the build needs of this machine, before any work (check.go).
+	if err := preflight(ctx, opts); err != nil {
 		return nil, err
 	}
 	nodes, err := g.Select(names...)
@@ -123,17 +159,27 @@ func buildGraph(ctx context.Context, opts Options, g *dsl.Graph, names []string)
 		return nil, err
 	}
 	defer out.Close()
+	caches, display, logOut, err := opts.sharing()
+	if err != nil {
+		return nil, err
+	}
 	start := time.Now()
 	results, err := runtime.Build(ctx, nodes, runtime.Options{
 		Store:           st,
 		Layout:          out,
-		Out:             opts.Out,
+		Out:             logOut,
+		RegistryCache:   caches,
+		Progress:        display,
 		NoCache:         opts.NoCache,
 		Jobs:            opts.Jobs,
 		FailFast:        opts.FailFast,
 		SourceDateEpoch: epoch,
 		Annotations:     annotations(),
+		ShellOnFailure:  opts.ShellOnFailure,
+		Registry:        opts.Registry,
 	})
+	display.Close()
+	resultTable(opts.Out, results, st.Root)
 	summary(opts.Out, results, time.Since(start))
 	if err != nil {
 		return results, err
@@ -148,6 +194,9 @@ func annotations() map[string]string {
 	a := map[string]string{"dev.strata.version": Version}
 	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
 		a["dev.strata.version"] = info.Main.Version
+	}
+	if rev := gitRevision("."); rev != "" {
+		a[annotationRevision] = rev
 	}
 	return a
 }

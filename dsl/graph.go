@@ -230,7 +230,7 @@ func (ev *evaluator) base(n *Node) string {
 		n.Base = b
 		if _, d, ok := strings.Cut(b.Ref, "@"); ok {
 			n.BaseDigest = d
-			return "image:" + d
+			return "image:" + d + platformKey(b) // an index digest names every platform
 		}
 		if ev.opts.Resolver == nil {
 			return fail(fmt.Errorf("%s is a tag: resolving it needs the registry (pin it with @sha256:... to evaluate offline)", b.Ref))
@@ -240,7 +240,7 @@ func (ev *evaluator) base(n *Node) string {
 			return fail(err)
 		}
 		n.BaseDigest = d
-		return "image:" + d
+		return "image:" + d + platformKey(b)
 	case *TarballBase:
 		n.Base = b
 		var d string
@@ -483,4 +483,13 @@ func statKind(path string, want Kind) error {
 		return fmt.Errorf("%s is a folder (use dsl.Dir for a folder)", path)
 	}
 	return nil
+}
+
+// platformKey distinguishes, in a cache key, the platforms chosen from one
+// multi-platform index.
+func platformKey(b *PullBase) string {
+	if b.Platform == "" {
+		return ""
+	}
+	return "@" + b.Platform
 }

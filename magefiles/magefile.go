@@ -26,7 +26,8 @@ var aptPackages = []string{
 	"umoci", "skopeo", // tests open the built layouts with them
 	"zstd", "pigz", // benchmarks compare against them
 	"docker-registry", "apache2-utils", "openssl", // a real registry (htpasswd, TLS) for tests
-	"mmdebstrap", // the Debian base of examples/debian
+	"mmdebstrap",     // the Debian base of examples/debian
+	"podman", "runc", // publish tests load and run published images (runc: crun refuses hybrid cgroups)
 	"git",
 }
 
@@ -77,6 +78,9 @@ func Example() error {
 // Test runs the whole test suite (as root: it sets up what it needs).
 func Test() error {
 	mg.SerialDeps(Deps, Build)
+	if err := rootlessSetup(); err != nil { // magefiles/rootless.go
+		return err
+	}
 	return sh.RunV("go", "test", "-count=1", "-timeout=40m", "./...")
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/registry"
 )
 
 // Options configure Build.
@@ -35,6 +36,18 @@ type Options struct {
 	SourceDateEpoch int64
 	// Annotations are added to every manifest.
 	Annotations map[string]string
+	// RegistryCache shares the build cache through registries.
+	RegistryCache
+	// Progress, when set, shows the build live on a terminal.
+	Progress *Display
+	// ShellOnFailure opens a shell in a failed step's container before
+	// the failure is reported (see debug.go); ShellIO, when set, replaces
+	// the terminal for it.
+	ShellOnFailure bool
+	ShellIO        *ShellIO
+	// Registry holds credentials and transport settings for pulling
+	// registry bases (sources.go).
+	Registry registry.Options
 }
 
 // Status is how an image's build ended.
@@ -112,9 +125,14 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		results: map[*dsl.Node]*Result{},
 		sem:     make(chan struct{}, opts.Jobs),
 		bases:   map[string]*storage.BaseImage{},
+		hooks:   newHooks(opts, nodes),
 	}
 	var err error
 	if b.uids, b.gids, err = idMapsIfRootless(); err != nil {
+		return nil, err
+	}
+	// A missing secret stops the build before any work (secrets.go).
+	if b.secrets, err = ReadSecrets(nodes); err != nil {
 		return nil, err
 	}
 	for _, n := range nodes {
@@ -134,6 +152,7 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		}()
 	}
 	wg.Wait()
+	b.hooks.wait()
 
 	out := make([]Result, 0, len(nodes))
 	failed := false
@@ -161,10 +180,15 @@ type builder struct {
 
 	// uids and gids map ids of a rootless build; nil as root.
 	uids, gids []sandbox.IDMap
+
+	hooks *hooks // registry caches, logs, live display
+
+	secrets map[string][]sandbox.Secret // by image name; see secrets.go
 }
 
 func (b *builder) build(ctx context.Context, n *dsl.Node) {
 	res := b.results[n]
+	defer b.finished(ctx, n, res)
 	for _, d := range n.Deps {
 		ch, ok := b.done[d]
 		if !ok {
@@ -205,13 +229,18 @@ func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error
 			res.Reason = "built on an image with host binds"
 		}
 	case !b.opts.NoCache:
+		b.fromRegistry(ctx, n)
 		rec, dropped, err := st.Lookup(n.Key)
 		if err != nil {
 			return fmt.Errorf("image %q: cache: %w", n.Name, err)
 		}
 		if rec != nil {
+			rec, encoded, err := b.ensureTypes(ctx, n, rec, b.neededTypes(n))
+			if err != nil {
+				return err
+			}
 			res.Status, res.Record = Cached, rec
-			b.con.printf("%s: cached\n", n.Name)
+			b.con.printf("%s: %s\n", n.Name, cachedMessage(encoded))
 			return b.tag(ctx, n)
 		}
 		if dropped != "" {
@@ -229,7 +258,7 @@ func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error
 		return err
 	}
 	res.Status, res.Record = Built, rec
-	b.con.printf("%s: built\n", n.Name)
+	b.con.printf("%s: %s\n", n.Name, builtMessage(res.Reason))
 	return b.tag(ctx, n)
 }
 
@@ -276,7 +305,7 @@ func (b *builder) lowers(ctx context.Context, n *dsl.Node) ([]string, error) {
 func (b *builder) base(ctx context.Context, root *dsl.Node) (*storage.BaseImage, error) {
 	lb, ok := root.Base.(*dsl.LayoutBase)
 	if !ok {
-		return nil, nil
+		return b.remoteBase(ctx, root) // scratch, registry and tarball bases (sources.go)
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -321,8 +350,14 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		UIDMap:  b.uids,
 		GIDMap:  b.gids,
 	}
-	for _, s := range n.Image.Steps() {
-		step, err := sandboxStep(s)
+	// URL and FromImage imports become host paths (sources.go).
+	imports, doneImports, err := b.importSources(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	defer doneImports()
+	for i, s := range n.Image.Steps() {
+		step, err := sandboxStep(s, imports[i])
 		if err != nil {
 			return nil, fmt.Errorf("image %q: %w", n.Name, err)
 		}
@@ -331,8 +366,16 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	for _, bd := range n.Image.Binds() {
 		spec.Binds = append(spec.Binds, sandbox.Bind{Source: bd.Source, Dest: bd.Dest, ReadOnly: bd.ReadOnly})
 	}
+	// Cache mounts are locked until the steps are over (cachemount.go).
+	caches, releaseCaches, err := b.cacheMounts(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	defer releaseCaches()
+	spec.Binds = append(spec.Binds, caches...)
+	spec.Secrets = b.secrets[n.Name]
 	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: b.uids != nil}
-	for _, t := range n.LayerTypes {
+	for _, t := range b.neededTypes(n) {
 		arg.Types = append(arg.Types, string(t))
 	}
 	spec.Finish, err = finishSpec(arg)
@@ -340,10 +383,13 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		return nil, err
 	}
 	w := newPrefixWriter(b.con, n.Name, 20)
-	spec.Stdout, spec.Stderr = w, w
+	stepOut := newMaskWriter(b.stepOutput(n, w), spec.Secrets)
+	spec.Stdout, spec.Stderr = stepOut, stepOut
 	raw, err := sandbox.Run(ctx, spec)
+	flushMask(stepOut)
 	w.Flush()
 	if err != nil {
+		b.debugShell(ctx, spec, err) // --shell-on-failure, before the workspace is discarded
 		var se *sandbox.StepError
 		if errors.As(err, &se) {
 			return nil, &StepFailure{Image: n.Name, Err: se, Tail: w.Tail()}
@@ -370,17 +416,21 @@ func (f *StepFailure) Error() string { return fmt.Sprintf("image %q: %v", f.Imag
 // Unwrap returns the step error.
 func (f *StepFailure) Unwrap() error { return f.Err }
 
-func sandboxStep(s dsl.Step) (sandbox.Step, error) {
+// sandboxStep lowers a step; hostPath is where the source of an import
+// that is not a local file or folder was put (see importSources).
+func sandboxStep(s dsl.Step, hostPath string) (sandbox.Step, error) {
 	out := sandbox.Step{Where: s.Pos.String()}
 	if s.Import == nil {
 		out.Script = s.Script
 		return out, nil
 	}
-	src, ok := s.Import.Source.(*dsl.LocalSource)
-	if !ok {
+	if src, ok := s.Import.Source.(*dsl.LocalSource); ok {
+		hostPath = src.Path
+	}
+	if hostPath == "" {
 		return out, fmt.Errorf("step at %s: imports of %T are not supported by this runtime", s.Pos, s.Import.Source)
 	}
-	c := &sandbox.Copy{Source: src.Path, Dest: s.Import.Dest, UID: s.Import.UID, GID: s.Import.GID}
+	c := &sandbox.Copy{Source: hostPath, Dest: s.Import.Dest, UID: s.Import.UID, GID: s.Import.GID}
 	if s.Import.Mode != nil {
 		m := fileMode(*s.Import.Mode)
 		c.Mode = &m

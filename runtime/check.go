@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -65,6 +64,17 @@ func RunChecks(ctx context.Context, o CheckOptions) []Check {
 			add(checkOverlay(ctx, uids, gids))
 		}
 	} else {
+		// Shown as root too, for whoever will build without root on
+		// this machine, but not needed by this build.
+		add(Check{Name: "subordinate ids", OK: true, Detail: "not needed: builds run as root"})
+		for _, tool := range []string{"newuidmap", "newgidmap"} {
+			c := checkSetuid(tool)
+			c.Required = false
+			if !c.OK {
+				c.Detail += " (needed only for builds without root)"
+			}
+			add(c)
+		}
 		add(checkOverlay(ctx, nil, nil))
 	}
 	sq := Check{Name: "mksquashfs", Required: o.Squashfs}
@@ -169,7 +179,10 @@ func checkSetuid(tool string) Check {
 		c.Detail, c.Fix = p+" is neither setuid nor has file capabilities", "as root: chmod u+s "+p
 		return c
 	}
-	c.OK, c.Detail = true, p
+	c.OK, c.Detail = true, p+" (setuid)"
+	if fi.Mode()&os.ModeSetuid == 0 {
+		c.Detail = p + " (file capabilities)"
+	}
 	return c
 }
 
@@ -227,6 +240,11 @@ func checkStore(store string) Check {
 		c.Detail, c.Fix = abs+" is on NFS", "use --store on a local file system"
 		return c
 	}
+	if err := unix.Access(probe, unix.W_OK); err != nil {
+		c.Detail = fmt.Sprintf("%s is not writable by %s", probe, currentUser())
+		c.Fix = "use --store in a folder you own, or as root: strata unpriv-setup --user " + currentUser() + " --store " + abs
+		return c
+	}
 	c.OK, c.Detail = true, abs
 	return c
 }
@@ -254,6 +272,3 @@ func checkDisk(store string) Check {
 	c.OK = true
 	return c
 }
-
-// errCheck is returned by strata check when a required check failed.
-var errCheck = errors.New("a required check failed")

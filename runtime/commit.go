@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -27,6 +29,14 @@ type commitArg struct {
 	Out       string   `json:"out"`
 	Epoch     int64    `json:"epoch"`
 	UserXattr bool     `json:"userXattr"`
+	// Mksquashfs is the host's mksquashfs, resolved by the parent: the
+	// sandbox child runs without a PATH.
+	Mksquashfs string `json:"mksquashfs,omitempty"`
+	// Dir, when set, is encoded instead of the sandbox's upper dir: a
+	// committed layer folder that must be read from inside the build's
+	// user namespace but never be an overlay's upper dir again, since
+	// mounting one writes overlay xattrs into it.
+	Dir string `json:"dir,omitempty"`
 }
 
 type commitResult struct {
@@ -35,6 +45,10 @@ type commitResult struct {
 }
 
 func finishSpec(arg commitArg) (*sandbox.FinishSpec, error) {
+	if arg.Mksquashfs == "" && slices.Contains(arg.Types, string(layer.Squashfs)) {
+		// A missing mksquashfs is reported by layer.Write, with the fix.
+		arg.Mksquashfs, _ = exec.LookPath("mksquashfs")
+	}
 	raw, err := json.Marshal(arg)
 	if err != nil {
 		return nil, err
@@ -55,6 +69,9 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 	if err := json.Unmarshal(raw, &arg); err != nil {
 		return nil, err
 	}
+	if arg.Dir != "" {
+		upper = arg.Dir
+	}
 	var res commitResult
 	for _, ts := range arg.Types {
 		t, err := layer.ParseType(ts)
@@ -65,6 +82,7 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 		r, err := layer.Write(ctx, upper, t, path, layer.WriteOptions{
 			SourceDateEpoch: time.Unix(arg.Epoch, 0),
 			UserXattr:       arg.UserXattr,
+			Mksquashfs:      arg.Mksquashfs,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("encode layer as %s: %w", t, err)

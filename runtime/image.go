@@ -90,6 +90,18 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.D
 		if rec.Empty {
 			continue
 		}
+		if _, ok := rec.Blob(string(t)); !ok {
+			// An ancestor committed by an earlier build, for images of
+			// other types: encode its layer folder now.
+			var encoded []layer.Type
+			rec, encoded, err = b.ensureTypes(ctx, c, rec, []layer.Type{t})
+			if err != nil {
+				return v1.Descriptor{}, err
+			}
+			if len(encoded) > 0 {
+				b.con.printf("%s: encoded as %s (for %s)\n", c.Name, joinTypes(encoded), n.Name)
+			}
+		}
 		blob, ok := rec.Blob(string(t))
 		if !ok {
 			return v1.Descriptor{}, fmt.Errorf("layer of %q was not built as %s", c.Name, t)

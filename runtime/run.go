@@ -87,6 +87,7 @@ func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Desc
 		Interactive: true,
 		UIDMap:      uids,
 		GIDMap:      gids,
+		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
 	})

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"syscall"
 )
 
 // UnprivSetup gives the user a range of SubIDCount subordinate uids and
@@ -39,6 +40,19 @@ func UnprivSetup(username, store string, log io.Writer) error {
 	abs, err := filepath.Abs(store)
 	if err != nil {
 		return err
+	}
+	if fi, err := os.Stat(abs); err == nil {
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		if st != nil && uint64(st.Uid) == uid {
+			fmt.Fprintf(log, "store %s already belongs to %s\n", abs, username)
+			return nil
+		}
+		// A store another user (root) built holds layers with real
+		// owners and trusted.* overlay xattrs: handing it over would
+		// give the user files it cannot use or remove.
+		if entries, _ := os.ReadDir(abs); len(entries) > 0 {
+			return fmt.Errorf("store %s holds builds of another user: remove it (strata clean --store %s) or choose another --store", abs, store)
+		}
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return err

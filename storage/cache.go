@@ -181,3 +181,39 @@ func writeJSON(path string, v any) (err error) {
 	}
 	return os.Rename(f.Name(), path)
 }
+
+// AddBlob adds another encoding of an already committed layer to the record
+// of key: the blob at blob.Path is renamed into the blob store, then the
+// record is rewritten atomically, so a reader sees the record with or
+// without the new type, never one naming a blob that is not there. Adding
+// a type the record already has keeps the existing blob.
+func (s *Store) AddBlob(key string, blob CommitBlob) (*Record, error) {
+	rec, err := readRecord(s.recordPath(key))
+	if err != nil {
+		return nil, err
+	}
+	if rec == nil {
+		return nil, fmt.Errorf("add %s layer: no cache record for %s", blob.Type, key)
+	}
+	if _, ok := rec.Blob(blob.Type); ok {
+		os.Remove(blob.Path)
+		return rec, nil
+	}
+	dst := s.BlobPath(blob.Descriptor.Digest.String())
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.Rename(blob.Path, dst); err != nil {
+		return nil, fmt.Errorf("add %s layer of %s: %w", blob.Type, rec.Image, err)
+	}
+	rec.Layers = append(rec.Layers, blob.LayerBlob)
+	if err := writeJSON(s.recordPath(key), rec); err != nil {
+		return nil, err
+	}
+	if last := s.Last(rec.Image); last != nil && last.Key == key {
+		if err := writeJSON(s.lastPath(rec.Image), rec); err != nil {
+			return nil, err
+		}
+	}
+	return rec, nil
+}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -125,6 +126,14 @@ func readJSONBlob(ctx context.Context, e casext.Engine, d digest.Digest, v any) 
 // distinct layer is unpacked once and shared by every image above it.
 func (s *Store) Unpacked(ctx context.Context, desc v1.Descriptor, opts layer.UnpackOptions) (string, error) {
 	dst := s.LayerDir("b-" + desc.Digest.Encoded())
+	if _, err := os.Stat(dst); err == nil {
+		return dst, nil
+	}
+	// Images built in parallel on one base ask for its layers at once:
+	// the first unpacks, the others wait for it and share the folder.
+	mu, _ := s.unpacking.LoadOrStore(desc.Digest, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil
 	}

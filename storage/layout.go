@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"sync"
 
 	"github.com/apex/log"
 	"github.com/opencontainers/go-digest"
@@ -26,6 +27,10 @@ func init() {
 type Layout struct {
 	Path string
 	cas  casext.Engine
+	// indexMu serialises Tag's read-modify-write of index.json: images
+	// built in parallel are tagged at the same time, and without it one
+	// tag would overwrite the other's.
+	indexMu sync.Mutex
 }
 
 // OpenLayout opens the OCI layout at path, creating it when missing.
@@ -69,6 +74,8 @@ func (l *Layout) Tag(ctx context.Context, s *Store, tag string, desc v1.Descript
 			return fmt.Errorf("tag %s: %w", tag, err)
 		}
 	}
+	l.indexMu.Lock()
+	defer l.indexMu.Unlock()
 	idx, err := l.cas.GetIndex(ctx)
 	if err != nil {
 		return err

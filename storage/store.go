@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/umoci/oci/cas"
@@ -23,6 +24,8 @@ type Store struct {
 	Root string
 	lock *os.File
 	cas  casext.Engine
+	// unpacking holds one mutex per layer digest being unpacked.
+	unpacking sync.Map
 }
 
 // OpenOptions tune Open.

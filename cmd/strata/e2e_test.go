@@ -18,6 +18,21 @@ import (
 var strataBin string
 
 func TestMain(m *testing.M) {
+	if bin := os.Getenv("STRATA_TEST_BIN"); bin != "" {
+		// The rootless suite (rootless_test.go) runs this binary as an
+		// unprivileged user, with a strata it built.
+		strataBin = bin
+		os.Exit(m.Run())
+	}
+	// Tests give strata a fresh XDG_CACHE_HOME so that each compiles its
+	// own driver; pinning the Go caches keeps those compiles warm instead of
+	// rebuilding the standard library every time.
+	if out, err := exec.Command("go", "env", "GOCACHE", "GOMODCACHE").Output(); err == nil {
+		if caches := strings.Fields(string(out)); len(caches) == 2 {
+			os.Setenv("GOCACHE", caches[0])
+			os.Setenv("GOMODCACHE", caches[1])
+		}
+	}
 	dir, err := os.MkdirTemp("", "strata-e2e-")
 	if err != nil {
 		panic(err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/internal/driver"
@@ -48,19 +49,33 @@ func viaDriver(args []string) int {
 	// Ctrl-C during a compile stops the go command and removes its
 	// temporary files.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	start := time.Now()
 	d, err := driver.Prepare(ctx, driver.Options{Dir: ".", Stderr: os.Stderr})
 	stop()
+	if err == nil && d.Compiled {
+		// Said only when the compiler ran, so a slow start is explained
+		// and a fast one stays silent.
+		fmt.Fprintf(os.Stderr, "strata: compiled definitions %s in %s\n", d.Package, time.Since(start).Round(time.Millisecond))
+	}
 	if err != nil {
 		var ce *driver.CompileError
 		if errors.As(err, &ce) {
 			fmt.Fprintln(os.Stderr, ce.Error())
 			return 1
 		}
-		if ctx.Err() != nil {
+		// stop() above cancelled ctx in every case: only an error caused
+		// by the cancellation means Ctrl-C.
+		if errors.Is(err, context.Canceled) {
 			return 130
 		}
 		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
 		return 1
+	}
+	// Package-level definitions read build parameters while the driver
+	// initialises, before it parses flags: hand them over in STRATA_PARAMS.
+	if err := strata.ExportParams(args[1:]); err != nil {
+		fmt.Fprintf(os.Stderr, "strata %s: %v\n", args[0], err)
+		return 2
 	}
 	argv := append([]string{"strata"}, args...)
 	err = syscall.Exec(d.Binary, argv, os.Environ())

@@ -3,6 +3,11 @@
 // The same images, driven from mage instead of the strata CLI:
 //
 //	mage build
+//
+// strata build's flags and image names pass through STRATA_FLAGS:
+//
+//	STRATA_FLAGS="--jobs 2 --no-cache" mage build
+//	STRATA_FLAGS="--dry-run" mage build
 package main
 
 import (

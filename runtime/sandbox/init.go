@@ -103,6 +103,10 @@ func childEntry(stage string) {
 	for _, fd := range []int{fdSpec, fdSync, fdResult} {
 		unix.CloseOnExec(fd)
 	}
+	if cs.Secrets > 0 {
+		// Never inherited by a step, even if reading it fails.
+		unix.CloseOnExec(fdSecrets)
+	}
 	// The parent-death signal set by the parent is cleared when the
 	// re-exec gains capabilities; set it again and check the parent did
 	// not die in between (its end of the sync pipe would be closed).

@@ -320,6 +320,8 @@ type hostSources struct {
 	resolv  *detached
 	steps   detached
 	binds   []detached
+	imports []detached
+	secrets *detached
 }
 
 // devices bound from the host: device nodes cannot be created in a user
@@ -354,6 +356,24 @@ func cloneHostSources(cs *childSpec) (*hostSources, error) {
 			return nil, err
 		}
 		hs.binds = append(hs.binds, d)
+	}
+	for _, im := range cs.Imports {
+		d, err := cloneHost(im.Source, true)
+		if err != nil {
+			return nil, err
+		}
+		hs.imports = append(hs.imports, d)
+	}
+	if cs.Secrets > 0 {
+		secrets, err := readSecrets()
+		if err != nil {
+			return nil, err
+		}
+		d, err := secretsFS(secrets)
+		if err != nil {
+			return nil, err
+		}
+		hs.secrets = &d
 	}
 	return &hs, nil
 }
@@ -428,6 +448,16 @@ func (r *rootfs) setup(cs *childSpec, hs *hostSources) error {
 	}
 	if err := r.attach(hs.steps, "/.strata", true); err != nil {
 		return err
+	}
+	for i, im := range cs.Imports {
+		if err := r.attach(hs.imports[i], ImportDir+"/"+im.Name, im.Dir); err != nil {
+			return err
+		}
+	}
+	if hs.secrets != nil {
+		if err := r.attach(*hs.secrets, SecretDir, true); err != nil {
+			return err
+		}
 	}
 	for i, b := range cs.Binds {
 		fi, err := os.Stat(b.Source)

@@ -157,17 +157,19 @@ echo s > /secret && chown 1234:1234 /secret && chmod 600 /secret
 test -c /dev/null && echo devnull=ok
 awk '$2=="/dev/pts"{print "pts=" $3}' /proc/mounts
 test -s /etc/resolv.conf && echo resolv=ok
+echo sec=$(cat /run/secrets/tok) imp=$(cat /.strata/imports/import)
 `),
 		sandbox.Step{Copy: &sandbox.Copy{Source: src, Dest: "/copied", UID: &id, GID: &id, Mode: &mode}},
 		script("cat /copied; echo; ls -ln /copied | awk '{print $3}'"),
 	)
 	spec.UIDMap, spec.GIDMap = rootlessMaps(t)
+	spec.Secrets = []sandbox.Secret{{Name: "tok", Value: []byte("rootless-secret")}}
 	spec.Finish = &sandbox.FinishSpec{Name: "test-list-upper"}
 	out, errOut, res, err := run(t, spec)
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, errOut)
 	}
-	for _, want := range []string{"uid=0 host=testimg", "devnull=ok", "pts=devpts", "resolv=ok", "imported\n1234\n"} {
+	for _, want := range []string{"uid=0 host=testimg", "devnull=ok", "pts=devpts", "resolv=ok", "sec=rootless-secret imp=imported", "imported\n1234\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}

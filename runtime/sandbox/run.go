@@ -42,7 +42,8 @@ func Run(ctx context.Context, spec Spec) (finishResult json.RawMessage, err erro
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
 	}
-	res, err := startChild(ctx, cs, stage, childIO{spec.Stdin, spec.Stdout, spec.Stderr, spec.Interactive}, spec.UIDMap, spec.GIDMap)
+	cio := childIO{stdin: spec.Stdin, stdout: spec.Stdout, stderr: spec.Stderr, interactive: spec.Interactive, secrets: spec.Secrets}
+	res, err := startChild(ctx, cs, stage, cio, spec.UIDMap, spec.GIDMap)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
 	}
@@ -84,6 +85,7 @@ func prepare(spec *Spec, stage string) (*childSpec, error) {
 		Interactive: spec.Interactive,
 		User:        spec.User,
 		Finish:      spec.Finish,
+		Secrets:     len(spec.Secrets),
 	}
 	if cs.WorkDir == "" {
 		cs.WorkDir = "/"
@@ -114,8 +116,11 @@ func prepare(spec *Spec, stage string) (*childSpec, error) {
 		}
 		cs.Steps = append(cs.Steps, c)
 	}
+	if err := prepareImports(cs, spec.Steps); err != nil {
+		return nil, fmt.Errorf("imports: %w", err)
+	}
 	skel := filepath.Join(stage, "skel")
-	if err := writeSkeleton(skel, spec.Binds); err != nil {
+	if err := writeSkeleton(skel, spec.Binds, len(spec.Secrets) > 0); err != nil {
 		return nil, fmt.Errorf("skeleton: %w", err)
 	}
 	cs.Lowers = append(append([]string{}, spec.Lowers...), skel)
@@ -124,8 +129,11 @@ func prepare(spec *Spec, stage string) (*childSpec, error) {
 
 // writeSkeleton creates the bottom-most lower dir that supplies every mount
 // point the image may lack, so that mount points never land in the upper dir.
-func writeSkeleton(skel string, binds []Bind) error {
+func writeSkeleton(skel string, binds []Bind, secrets bool) error {
 	dirs := []string{"proc", "sys", "dev", ".strata", "etc"}
+	if secrets {
+		dirs = append(dirs, strings.TrimPrefix(SecretDir, "/"))
+	}
 	files := []string{"etc/resolv.conf"}
 	for _, b := range binds {
 		fi, err := os.Stat(b.Source)
@@ -172,6 +180,8 @@ type childIO struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	interactive    bool
+	// secrets are written to the child on fdSecrets.
+	secrets []Secret
 }
 
 // Descriptors the child inherits, after stdin, stdout and stderr.
@@ -179,6 +189,9 @@ const (
 	fdSpec   = 3 // the JSON childSpec, a regular file read with pread
 	fdSync   = 4 // read end of a pipe: one byte once the id maps are written; EOF when the parent dies
 	fdResult = 5 // write end of a pipe: the JSON childResult
+	// fdSecrets is the read end of a pipe carrying the secrets (when
+	// childSpec.Secrets > 0), so that their values never touch a disk.
+	fdSecrets = 6
 )
 
 // startChild re-executes this binary in new namespaces, writes its id maps,
@@ -210,6 +223,18 @@ func startChild(ctx context.Context, cs *childSpec, stage string, cio childIO, u
 	defer resR.Close()
 	defer resW.Close()
 
+	extra := []*os.File{specFile, syncR, resW}
+	var secW *os.File
+	if cs.Secrets > 0 {
+		secR, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		defer secR.Close()
+		defer w.Close()
+		extra, secW = append(extra, secR), w
+	}
+
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
 	stageEnv := stageFirst
 	if cs.Rootless {
@@ -219,7 +244,7 @@ func startChild(ctx context.Context, cs *childSpec, stage string, cio childIO, u
 		Path:       "/proc/self/exe",
 		Args:       []string{"strata-sandbox: " + cs.Name},
 		Env:        []string{envKey + "=" + stageEnv},
-		ExtraFiles: []*os.File{specFile, syncR, resW},
+		ExtraFiles: extra,
 		Stdout:     cio.stdout,
 		Stderr:     cio.stderr,
 		SysProcAttr: &syscall.SysProcAttr{
@@ -252,6 +277,15 @@ func startChild(ctx context.Context, cs *childSpec, stage string, cio childIO, u
 	specFile.Close()
 	syncR.Close()
 	resW.Close()
+	if secW != nil {
+		extra[fdSecrets-3].Close()
+		// In the background: the pipe holds 64 KiB, and the child reads
+		// only once its id maps are written.
+		go func() {
+			writeSecrets(secW, cio.secrets)
+			secW.Close()
+		}()
+	}
 
 	result := make(chan []byte, 1)
 	go func() {

@@ -125,9 +125,21 @@ type Spec struct {
 
 // Secret is one secret file of a sandbox.
 type Secret struct {
-	Name  string
+	// Name is the file name under /run/secrets: not empty, no "/", not
+	// "." or "..".
+	Name string
+	// Value is the file's content. The child gets it through a pipe; it
+	// is never written to a disk.
 	Value []byte
 }
+
+// SecretDir is where run steps find the secrets (the same folder as
+// dsl.SecretDir, which this package cannot import).
+const SecretDir = "/run/secrets"
+
+// ImportDir is where run steps find the sources of the spec's copy steps,
+// read-only, by their base name (as dsl.ImportDir).
+const ImportDir = "/.strata/imports"
 
 // StepError reports a run step that exited unsuccessfully.
 type StepError struct {
@@ -204,7 +216,25 @@ func (s *Spec) validate() error {
 			bad("bind %q -> %q: /.strata is reserved", b.Source, b.Dest)
 		}
 	}
+	seen := map[string]bool{}
+	for _, sec := range s.Secrets {
+		if sec.Name == "" || sec.Name == "." || sec.Name == ".." || strings.ContainsAny(sec.Name, "/\x00") {
+			bad("secret name %q: want a file name", sec.Name)
+		}
+		if seen[sec.Name] {
+			bad("secret %q is given twice", sec.Name)
+		}
+		seen[sec.Name] = true
+	}
+	imports := map[string]string{}
 	for i, st := range s.Steps {
+		if st.Copy != nil {
+			base := path.Base(path.Clean(st.Copy.Source))
+			if prev, ok := imports[base]; ok && prev != path.Clean(st.Copy.Source) {
+				bad("%s: imports %s and %s share the base name %q, under which both would be readable in %s", stepName(i, st.Where), prev, st.Copy.Source, base, ImportDir)
+			}
+			imports[base] = path.Clean(st.Copy.Source)
+		}
 		switch {
 		case countTrue(st.Script != "", st.Copy != nil, len(st.Argv) > 0) != 1:
 			bad("%s: exactly one of Script, Copy and Argv must be set", stepName(i, st.Where))
@@ -246,6 +276,18 @@ type childSpec struct {
 	User        string
 	Finish      *FinishSpec
 	Remove      string // modeRemove: the tree to remove
+	// Secrets is how many secrets follow on fdSecrets (their names and
+	// values never appear in this spec, which is a file).
+	Secrets int
+	// Imports are the copy sources bound read-only under ImportDir.
+	Imports []importBind
+}
+
+// importBind is a copy step's source made readable to the run steps at
+// ImportDir/Name.
+type importBind struct {
+	Source, Name string
+	Dir          bool
 }
 
 // childStep is a Step as the child needs it.

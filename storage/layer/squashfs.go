@@ -27,6 +27,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/opencontainers/go-digest"
@@ -55,9 +56,11 @@ func mksquashfsHasZstd(bin string) bool {
 }
 
 func writeSquashfs(ctx context.Context, upperDir, outPath string, opts WriteOptions) (res Result, err error) {
-	bin, err := exec.LookPath("mksquashfs")
-	if err != nil {
-		return Result{}, errors.New(mksquashfsMissing)
+	bin := opts.Mksquashfs
+	if bin == "" {
+		if bin, err = exec.LookPath("mksquashfs"); err != nil {
+			return Result{}, errors.New(mksquashfsMissing)
+		}
 	}
 	comp, mediaType, level := "zstd", MediaTypeSquashfsZstd, 3
 	if !mksquashfsHasZstd(bin) {
@@ -75,6 +78,10 @@ func writeSquashfs(ctx context.Context, upperDir, outPath string, opts WriteOpti
 		"-processors", strconv.Itoa(runtime.GOMAXPROCS(0)),
 	}
 
+	if squashfsDirMode && squashfsDirModeOK(ctx, upperDir) {
+		return runMksquashfsDir(ctx, bin, upperDir, outPath, mediaType, args)
+	}
+
 	// A blocking pipe made by hand: splice needs raw fds, and os.Pipe's
 	// non-blocking ones would make it spin on EAGAIN.
 	var fds [2]int
@@ -88,6 +95,7 @@ func writeSquashfs(ctx context.Context, upperDir, outPath string, opts WriteOpti
 
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Stdin = pr
+	cmd.Env = mksquashfsEnv()
 	var stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
 	if err := cmd.Start(); err != nil {
@@ -138,4 +146,43 @@ func digestFile(p string) (digest.Digest, int64, error) {
 		return "", 0, fmt.Errorf("hash layer blob %s: %w", p, err)
 	}
 	return digest.NewDigest(digest.SHA256, h), n, nil
+}
+
+// mksquashfsEnv is the environment of mksquashfs: it refuses
+// SOURCE_DATE_EPOCH next to -all-time, which already carries the clamp.
+func mksquashfsEnv() []string {
+	env := []string{}
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "SOURCE_DATE_EPOCH=") {
+			env = append(env, e)
+		}
+	}
+	return env
+}
+
+// runMksquashfsDir runs mksquashfs in folder mode on upperDir; tarArgs are
+// the -tar mode's arguments, whose first two ("-" and outPath) and "-tar"
+// it replaces.
+func runMksquashfsDir(ctx context.Context, bin, upperDir, outPath, mediaType string, tarArgs []string) (Result, error) {
+	args := []string{upperDir, outPath}
+	for _, a := range tarArgs[2:] {
+		if a != "-tar" {
+			args = append(args, a)
+		}
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = mksquashfsEnv()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err()
+		}
+		return Result{}, fmt.Errorf("mksquashfs %s: %w: %s", outPath, err, bytes.TrimSpace(out.Bytes()))
+	}
+	d, size, err := digestFile(outPath)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Digest: d, DiffID: d, Size: size, MediaType: mediaType}, nil
 }

@@ -106,6 +106,10 @@ type WriteOptions struct {
 	// UserXattr says the overlay was mounted with userxattr (rootless), so
 	// overlay's own xattrs are user.overlay.* instead of trusted.overlay.*.
 	UserXattr bool
+	// Mksquashfs is the path of the mksquashfs binary for squashfs layers;
+	// empty means looking it up in $PATH. A sandbox's finisher has no PATH
+	// of its own, so its parent resolves the binary and passes it on.
+	Mksquashfs string
 	// Level is the compression level in the compressor's own scale (zstd
 	// 1..22, gzip 1..9). 0 picks a fast default per type.
 	Level int

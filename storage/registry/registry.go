@@ -86,6 +86,10 @@ func RemoteOptions(ctx context.Context, o Options) ([]remote.Option, error) {
 	}, nil
 }
 
+// Transport is the HTTP transport of o (CA, TLS verification), for callers
+// that wrap it before handing it to remote.WithTransport.
+func Transport(o Options) (http.RoundTripper, error) { return transport(o) }
+
 func transport(o Options) (http.RoundTripper, error) {
 	base := remote.DefaultTransport.(*http.Transport).Clone()
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}

@@ -1,0 +1,82 @@
+package strata
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+
+	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/storage/layer"
+)
+
+// preflight runs the checks a build with opts needs and stops it, before
+// it does any work, when one fails.
+func preflight(ctx context.Context, opts Options) error {
+	return runtime.Preflight(ctx, runtime.CheckOptions{
+		Store:    opts.Store,
+		Squashfs: slices.Contains(opts.LayerTypes, layer.Squashfs),
+	})
+}
+
+// cmdCheck prints one line per check and fails when a check a build needs
+// failed.
+func cmdCheck(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	store := fs.String("store", ".strata", "store `folder` the builds will use")
+	squashfs := fs.Bool("squashfs", false, "the builds will write squashfs layers: mksquashfs is required")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+	}
+	checks := runtime.RunChecks(ctx, runtime.CheckOptions{Store: *store, Squashfs: *squashfs})
+	if !printChecks(os.Stdout, checks) {
+		return exitStatus(1)
+	}
+	return nil
+}
+
+// printChecks writes one line per check and reports whether every check a
+// build needs passed. A failed optional check is a warning.
+func printChecks(w io.Writer, checks []runtime.Check) bool {
+	ok := true
+	for _, c := range checks {
+		status := "ok"
+		switch {
+		case !c.OK && c.Required:
+			status, ok = "FAILED", false
+		case !c.OK:
+			status = "warning"
+		}
+		line := fmt.Sprintf("%-7s %s: %s", status, c.Name, c.Detail)
+		if !c.OK && c.Fix != "" {
+			line += "; fix: " + c.Fix
+		}
+		fmt.Fprintln(w, line)
+	}
+	return ok
+}
+
+// cmdUnprivSetup gives a user what builds without root need.
+func cmdUnprivSetup(args []string) error {
+	fs := flag.NewFlagSet("unpriv-setup", flag.ContinueOnError)
+	user := fs.String("user", os.Getenv("SUDO_USER"), "the `user` who will build without root (default: $SUDO_USER)")
+	store := fs.String("store", ".strata", "store `folder` to create for the user (empty: none)")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+	}
+	if *user == "" {
+		return usageError{errors.New("which user? strata unpriv-setup --user NAME")}
+	}
+	return runtime.UnprivSetup(*user, *store, os.Stdout)
+}

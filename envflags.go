@@ -1,0 +1,61 @@
+package strata
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/strata-build/strata/dsl"
+)
+
+// FlagsEnv names the environment variable whose content Build parses as
+// `strata build`'s flags and image names, so a mage target takes the
+// CLI's settings without a line of code:
+//
+//	STRATA_FLAGS="--jobs 2 --no-cache hello" mage build
+//
+// Arguments are separated by white space; a value cannot contain any.
+const FlagsEnv = "STRATA_FLAGS"
+
+// registerBuild registers the flags of `strata build`: the flags of every
+// command that builds, plus --dry-run, which only build has (publish has
+// a --dry-run of its own).
+func (b *buildFlags) registerBuild(fs *flag.FlagSet) {
+	b.register(fs)
+	fs.BoolVar(&b.opts.DryRun, "dry-run", false, "print what would be built, cached or encoded, in order and why, and do nothing")
+}
+
+// ParseBuildFlags parses args as `strata build` does and returns the
+// options and the image names among them. It is how a program other than
+// the CLI (a mage target with its own arguments) takes the CLI's flags.
+func ParseBuildFlags(args []string) (Options, []string, error) {
+	fs := flag.NewFlagSet("strata build", flag.ContinueOnError)
+	var bf buildFlags
+	bf.registerBuild(fs)
+	names, err := parse(fs, args)
+	if err != nil {
+		return Options{}, nil, err
+	}
+	opts, err := bf.options()
+	return opts, names, err
+}
+
+// Build builds images and their dependencies; it is what a mage target
+// calls. It takes its options from STRATA_FLAGS (see FlagsEnv), the same
+// flags as `strata build`; image names given there build only those of
+// images (and what they need).
+func Build(ctx context.Context, images ...*dsl.Image) error {
+	opts, names, err := ParseBuildFlags(strings.Fields(os.Getenv(FlagsEnv)))
+	if err != nil {
+		return fmt.Errorf("%s=%q: %w", FlagsEnv, os.Getenv(FlagsEnv), err)
+	}
+	opts.ctx = ctx // bounds the requests evaluation makes
+	g, err := evaluate(opts, images)
+	if err != nil {
+		return err
+	}
+	_, err = buildGraph(ctx, opts, g, names)
+	return err
+}

@@ -1,0 +1,103 @@
+package strata
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/storage"
+)
+
+// cmdGrab copies a file or folder out of a built image: an image of the
+// definitions (build-only ones included) is read from its committed layer
+// folders in the store, any other name from its tag in the output layout.
+func cmdGrab(ctx context.Context, args []string, targets []Target) error {
+	fs := flag.NewFlagSet("grab", flag.ContinueOnError)
+	store := fs.String("store", ".strata", "store `folder`")
+	layoutDir := fs.String("layout", "oci", "OCI layout `folder` for images that are not in the definitions")
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 1 || len(pos) > 2 {
+		return usageError{errors.New("want NAME:/path [DEST]")}
+	}
+	name, src, ok := strings.Cut(pos[0], ":")
+	if !ok || name == "" || !path.IsAbs(src) {
+		return usageError{fmt.Errorf("%q: want NAME:/absolute/path", pos[0])}
+	}
+	dest, err := grabDest(src, pos[1:])
+	if err != nil {
+		return err
+	}
+	st, err := storage.Open(ctx, *store, storage.OpenOptions{Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+
+	if n, err := definedNode(targets, name); err != nil {
+		return err
+	} else if n != nil {
+		dirs, err := runtime.LayerDirs(ctx, st, n)
+		if err != nil {
+			return err
+		}
+		if err := storage.ExtractDirs(ctx, dirs, src, dest); err != nil {
+			return fmt.Errorf("image %q: %w", name, err)
+		}
+		return nil
+	}
+	if _, err := os.Stat(*layoutDir); err != nil {
+		return fmt.Errorf("no image named %q in the definitions, and no OCI layout at %s", name, *layoutDir)
+	}
+	img, err := st.ImportLayout(ctx, *layoutDir, name)
+	if err != nil {
+		return err
+	}
+	if err := st.Extract(ctx, img.Manifest.Layers, src, dest); err != nil {
+		return fmt.Errorf("image %q: %w", name, err)
+	}
+	return nil
+}
+
+// grabDest is where grab writes, as cp would: DEST, or DEST/BASE when DEST
+// is an existing folder, or ./BASE without DEST.
+func grabDest(src string, rest []string) (string, error) {
+	base := path.Base(path.Clean(src))
+	if len(rest) == 0 {
+		if base == "/" {
+			return "", usageError{errors.New("grabbing / needs a DEST folder")}
+		}
+		return base, nil
+	}
+	dest := rest[0]
+	if fi, err := os.Stat(dest); err == nil && fi.IsDir() && base != "/" {
+		return filepath.Join(dest, base), nil
+	}
+	return dest, nil
+}
+
+// definedNode returns the node of the definitions named name, or nil when
+// no definition has that name.
+func definedNode(targets []Target, name string) (*dsl.Node, error) {
+	if targets == nil {
+		return nil, nil
+	}
+	images := make([]*dsl.Image, len(targets))
+	for i, t := range targets {
+		images[i] = t.Image
+	}
+	g, err := evaluate(Options{}, images)
+	if err != nil {
+		return nil, err
+	}
+	return g.Node(name), nil
+}

@@ -1,0 +1,219 @@
+package strata
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
+)
+
+// cmdGraph prints the build graph of the named images (all when none):
+// what each needs, whether the store has it, and why it would be rebuilt.
+func cmdGraph(ctx context.Context, args []string, targets []Target) error {
+	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
+	var opts Options
+	var types stringList
+	dot := fs.Bool("dot", false, "print Graphviz DOT instead of text")
+	fs.StringVar(&opts.Store, "store", ".strata", "store `folder` to look for cached images in")
+	fs.BoolVar(&opts.NoCache, "no-cache", false, "plan as strata build --no-cache would")
+	fs.BoolVar(&opts.NoWait, "no-wait", false, "fail at once when a build holds the store")
+	fs.Var(&types, "layer-type", "layer `type` the build would use: tar+gzip (default), tar+zstd or squashfs; repeat for several")
+	names, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	for _, s := range types {
+		t, err := layer.ParseType(s)
+		if err != nil {
+			return usageError{err}
+		}
+		opts.LayerTypes = append(opts.LayerTypes, t)
+	}
+	if targets == nil {
+		return usageError{errors.New("no definitions: run strata graph in the folder of your definitions package")}
+	}
+	images := make([]*dsl.Image, len(targets))
+	for n, t := range targets {
+		images[n] = t.Image
+	}
+	g, err := evaluate(opts, images)
+	if err != nil {
+		return err
+	}
+	nodes, err := g.Select(names...)
+	if err != nil {
+		return err
+	}
+	plan, err := makePlan(ctx, opts, nodes)
+	if err != nil {
+		return err
+	}
+	if *dot {
+		writeDOT(os.Stdout, plan)
+		return nil
+	}
+	writeGraphText(os.Stdout, plan)
+	return nil
+}
+
+// makePlan opens the store (when it exists: a plan never creates one)
+// and asks the runtime what a build of nodes would do.
+func makePlan(ctx context.Context, opts Options, nodes []*dsl.Node) ([]runtime.PlanItem, error) {
+	if err := opts.fill(); err != nil {
+		return nil, err
+	}
+	popts := runtime.PlanOptions{NoCache: opts.NoCache}
+	if _, err := os.Stat(opts.Store); err == nil {
+		// The lock keeps a running build from changing records under us.
+		st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
+		if err != nil {
+			return nil, err
+		}
+		defer st.Close()
+		popts.Store = st
+	}
+	return runtime.Plan(nodes, popts)
+}
+
+// dryRun prints what strata build would do, in the order it starts the
+// images, without running anything. A missing secret fails it as it would
+// fail the build.
+func dryRun(ctx context.Context, opts Options, g *dsl.Graph, names []string) error {
+	nodes, err := g.Select(names...)
+	if err != nil {
+		return err
+	}
+	if _, err := runtime.ReadSecrets(nodes); err != nil {
+		return err
+	}
+	plan, err := makePlan(ctx, opts, nodes)
+	if err != nil {
+		return err
+	}
+	w := opts.Out
+	counts := map[runtime.Action]int{}
+	for _, it := range plan {
+		counts[it.Action]++
+	}
+	fmt.Fprintf(w, "dry run: %d to build, %d to encode, %d cached\n", counts[runtime.RunSteps], counts[runtime.Encode], counts[runtime.Reuse])
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for i, it := range plan {
+		fmt.Fprintf(tw, "%d.\t%s\t%s\n", i+1, it.Node.Name, describe(it))
+	}
+	return tw.Flush()
+}
+
+// describe is the one-line account of a plan item: "cached",
+// "build: step 2 changed (images.go:14)", "encode as squashfs".
+func describe(it runtime.PlanItem) string {
+	switch it.Action {
+	case runtime.Reuse:
+		return "cached"
+	case runtime.Encode:
+		return "cached, encode " + it.Reason
+	}
+	return "build: " + it.Reason
+}
+
+func writeGraphText(w io.Writer, plan []runtime.PlanItem) {
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "IMAGE\tFROM\tIMPORTS FROM\tSTATE")
+	for _, it := range plan {
+		n := it.Node
+		from := "-"
+		switch {
+		case n.Parent != nil:
+			from = n.Parent.Name
+		case n.Base != nil:
+			from = baseName(n.Base)
+		}
+		var imports []string
+		for _, d := range importDeps(n) {
+			imports = append(imports, d.Name)
+		}
+		imp := strings.Join(imports, ",")
+		if imp == "" {
+			imp = "-"
+		}
+		name := n.Name
+		if n.Image.IsBuildOnly() {
+			name += " (build-only)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, from, imp, describe(it))
+	}
+	tw.Flush()
+}
+
+// writeDOT prints the graph for Graphviz: an edge from each image to what
+// it needs (solid: its base, dashed: an image it imports from), cached
+// images filled green, images that would run orange, with the reason.
+func writeDOT(w io.Writer, plan []runtime.PlanItem) {
+	fmt.Fprintln(w, "digraph strata {")
+	fmt.Fprintln(w, "\trankdir=BT;")
+	fmt.Fprintln(w, "\tnode [shape=box, style=filled, fontname=\"sans-serif\"];")
+	for _, it := range plan {
+		n := it.Node
+		color := map[runtime.Action]string{runtime.Reuse: "palegreen", runtime.Encode: "lightblue", runtime.RunSteps: "orange"}[it.Action]
+		shape := ""
+		if n.Image.IsBuildOnly() {
+			shape = ", peripheries=2"
+		}
+		fmt.Fprintf(w, "\t%q [label=%q, fillcolor=%s%s];\n", n.Name, n.Name+"\n"+describe(it), color, shape)
+		if n.Parent == nil && n.Base != nil {
+			base := baseName(n.Base)
+			fmt.Fprintf(w, "\t%q [shape=ellipse, style=dashed];\n", base)
+			fmt.Fprintf(w, "\t%q -> %q;\n", n.Name, base)
+		}
+		if n.Parent != nil {
+			fmt.Fprintf(w, "\t%q -> %q;\n", n.Name, n.Parent.Name)
+		}
+		for _, d := range importDeps(n) {
+			fmt.Fprintf(w, "\t%q -> %q [style=dashed, label=\"import\"];\n", n.Name, d.Name)
+		}
+	}
+	fmt.Fprintln(w, "}")
+}
+
+// importDeps are the images n imports files from, each once, in the order
+// of n's dependencies.
+func importDeps(n *dsl.Node) []*dsl.Node {
+	var out []*dsl.Node
+	for _, d := range n.Deps {
+		if d == n.Parent {
+			continue
+		}
+		seen := false
+		for _, o := range out {
+			seen = seen || o == d
+		}
+		if !seen {
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// baseName names an external base for people: "scratch", "oci:PATH:TAG".
+func baseName(b dsl.Base) string {
+	switch b := b.(type) {
+	case *dsl.LayoutBase:
+		return "oci:" + b.Path + ":" + b.Tag
+	case *dsl.PullBase:
+		return "docker://" + b.Ref
+	case *dsl.TarballBase:
+		if b.URL != "" {
+			return "tarball " + b.URL
+		}
+		return "tarball " + b.Path
+	}
+	return "scratch" // the one base type dsl does not export
+}

@@ -1,0 +1,34 @@
+//go:build mage
+
+package main
+
+import (
+	"os"
+	"os/exec"
+
+	"github.com/magefile/mage/mg"
+)
+
+// Bench prints strata's benchmark tables (as root, on an idle machine):
+// layer encoders beside tar|zstd, tar|pigz and mksquashfs on the same
+// tree; a one-file commit on 1 and 10 GiB bases beside umoci repack; peak
+// memory of committing a 2 GiB layer; the build engine (fully cached
+// builds of ten images, parallel builds); the sandbox's step overhead.
+// STRATA_BENCH_BASE_GIB (default "1,10"), STRATA_BENCH_MEM_MIB (2048) and
+// STRATA_BENCH_MIB (300) change the sizes; generated trees are kept in
+// $TMPDIR/strata-bench-* for reruns (the 10 GiB base takes about 26 GB
+// with umoci's bundle and layout: remove it afterwards).
+func Bench() error {
+	mg.SerialDeps(Deps, Build)
+	cmd := exec.Command("go", "test", "-count=1", "-timeout=3h", "-v",
+		"-run", "^(TestPrintBenchTable|TestPrintCommitBench)$", "./storage/layer/")
+	cmd.Env = append(os.Environ(), "STRATA_BENCH=1")
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return err
+	}
+	if err := benchEngine(); err != nil { // magefiles/bench_engine.go
+		return err
+	}
+	return benchStepOverhead() // magefiles/rootless.go
+}

@@ -1,0 +1,190 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/runtime/sandbox"
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
+)
+
+// Layer types are not part of the cache key: a committed layer folder (the
+// overlay upper dir of the image's build) holds everything any encoding
+// needs, so an image built as tar and now wanted as squashfs, or an ancestor
+// of a squashfs image, is encoded from that folder without running a step.
+
+// encodeLocks serialises encodings of one layer folder, since two images
+// built in parallel on one base may both need its squashfs blob.
+var encodeLocks sync.Map // layer folder path -> *sync.Mutex
+
+// neededTypes are the layer types n's record must hold at the end of this
+// build: n's own, plus those of every image of the build tagged on top of
+// it, whose manifests list n's layer in their own type.
+func (b *builder) neededTypes(n *dsl.Node) []layer.Type {
+	var out []layer.Type
+	add := func(types []dsl.LayerType) {
+		for _, lt := range types {
+			t, err := layer.ParseType(string(lt))
+			if err == nil && !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	add(n.LayerTypes)
+	for m := range b.results {
+		if m == n || m.Image.IsBuildOnly() {
+			continue
+		}
+		for p := m.Parent; p != nil; p = p.Parent {
+			if p == n {
+				add(m.LayerTypes)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// ensureTypes returns the record of n with a blob of every type in types,
+// encoding the missing ones from the committed layer folder. encoded lists
+// what it had to encode, for the build log.
+func (b *builder) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Record, types []layer.Type) (_ *storage.Record, encoded []layer.Type, err error) {
+	if rec.Empty || len(missingTypes(rec, types)) == 0 {
+		return rec, nil, nil
+	}
+	st := b.opts.Store
+	dir := st.LayerDir(rec.LayerDir)
+	mu, _ := encodeLocks.LoadOrStore(dir, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	// Another image may have encoded it while this one waited.
+	cur, dropped, err := st.Lookup(rec.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("image %q: cache: %w", n.Name, err)
+	}
+	if cur == nil {
+		return nil, nil, fmt.Errorf("image %q: its cache entry was dropped while encoding it: %s", n.Name, dropped)
+	}
+	missing := missingTypes(cur, types)
+	if len(missing) == 0 {
+		return cur, nil, nil
+	}
+	ws, err := st.NewWorkspace(n.Name + "-encode")
+	if err != nil {
+		return nil, nil, err
+	}
+	defer discard(ctx, ws, b.uids, b.gids)
+	blobs, err := b.encodeLayerDir(ctx, n.Name, dir, ws, missing)
+	if err != nil {
+		return nil, nil, fmt.Errorf("image %q: encode its cached layer as %s: %w", n.Name, joinTypes(missing), err)
+	}
+	for _, blob := range blobs {
+		if cur, err = st.AddBlob(cur.Key, blob); err != nil {
+			return nil, nil, fmt.Errorf("image %q: %w", n.Name, err)
+		}
+	}
+	return cur, missing, nil
+}
+
+// encodeLayerDir writes the layer folder dir as each of types into ws.Out.
+// As root it encodes directly. A rootless build's layer folder holds files
+// owned by subordinate ids and overlay xattrs in the user namespace, which
+// only a process in the build's user namespace reads as the build wrote
+// them, so there the commit finisher does the work in a sandbox without
+// steps, reading the layer folder by its host path. The folder is not the
+// sandbox's upper dir: mounting an overlay on it would add overlay xattrs
+// (uuid, impure, origin) to it and change its later encodings.
+func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *storage.Workspace, types []layer.Type) ([]storage.CommitBlob, error) {
+	if b.uids == nil {
+		var blobs []storage.CommitBlob
+		for _, t := range types {
+			path := filepath.Join(ws.Out, string(t)+".blob")
+			r, err := layer.Write(ctx, dir, t, path, layer.WriteOptions{SourceDateEpoch: time.Unix(b.opts.SourceDateEpoch, 0)})
+			if err != nil {
+				return nil, err
+			}
+			if r.Empty {
+				return nil, fmt.Errorf("layer folder %s is empty, but its record says it is not", dir)
+			}
+			blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
+				Type:       string(t),
+				Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size},
+				DiffID:     digest.Digest(r.DiffID).String(),
+			}})
+		}
+		return blobs, nil
+	}
+	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: true, Dir: dir}
+	for _, t := range types {
+		arg.Types = append(arg.Types, string(t))
+	}
+	fin, err := finishSpec(arg)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := sandbox.Run(ctx, sandbox.Spec{
+		Name:   name,
+		Upper:  ws.Upper,
+		Work:   ws.Work,
+		Rootfs: ws.Rootfs,
+		UIDMap: b.uids,
+		GIDMap: b.gids,
+		Finish: fin,
+	})
+	if err != nil {
+		return nil, err
+	}
+	out, err := parseCommit(raw)
+	if err != nil {
+		return nil, err
+	}
+	if out.Empty {
+		return nil, fmt.Errorf("layer folder %s is empty, but its record says it is not", dir)
+	}
+	return out.Blobs, nil
+}
+
+func missingTypes(rec *storage.Record, types []layer.Type) []layer.Type {
+	var out []layer.Type
+	for _, t := range types {
+		if _, ok := rec.Blob(string(t)); !ok {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+func joinTypes(types []layer.Type) string {
+	s := make([]string, len(types))
+	for i, t := range types {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
+// cachedMessage is the build log's word for an image found in the cache.
+func cachedMessage(encoded []layer.Type) string {
+	if len(encoded) == 0 {
+		return "cached"
+	}
+	return "cached (encoded as " + joinTypes(encoded) + ")"
+}
+
+// builtMessage is the build log's last word on an image that ran its
+// steps: "built" the first time, otherwise why it had to run again.
+func builtMessage(reason string) string {
+	if reason == "" || reason == "not built before" {
+		return "built"
+	}
+	return "rebuilt: " + reason
+}

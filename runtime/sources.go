@@ -1,0 +1,184 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+
+	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/fetch"
+)
+
+// remoteBase loads the external base of a chain root that is not a
+// layout: nil for scratch, the pulled image of a *dsl.PullBase, the
+// one-layer image of a *dsl.TarballBase. Its blobs land in the store by
+// digest, so the next build finds them there without a request.
+func (b *builder) remoteBase(ctx context.Context, root *dsl.Node) (*storage.BaseImage, error) {
+	switch root.Base.(type) {
+	case *dsl.PullBase, *dsl.TarballBase:
+	default:
+		return nil, nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	key := fmt.Sprintf("%T:%s", root.Base, root.BaseDigest)
+	if img, ok := b.bases[key]; ok {
+		return img, nil
+	}
+	var img *storage.BaseImage
+	var err error
+	switch base := root.Base.(type) {
+	case *dsl.PullBase:
+		img, err = fetch.Pull(ctx, b.opts.Store, base.Ref, root.BaseDigest, pullOptions(b.opts.Registry, base))
+	case *dsl.TarballBase:
+		img, err = b.tarballBase(ctx, base, root.BaseDigest)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
+	}
+	b.bases[key] = img
+	return img, nil
+}
+
+func (b *builder) tarballBase(ctx context.Context, base *dsl.TarballBase, dgst string) (*storage.BaseImage, error) {
+	d, err := digest.Parse(dgst)
+	if err != nil {
+		return nil, err
+	}
+	source := base.Path
+	if base.URL != "" {
+		source = base.URL
+		if _, err := fetch.Download(ctx, b.opts.Store, base.URL, d.Encoded(), fetch.DownloadOptions{}); err != nil {
+			return nil, err
+		}
+	} else if err := fetch.IngestFile(ctx, b.opts.Store, base.Path, d); err != nil {
+		return nil, fmt.Errorf("tarball %s: %w", base.Path, err)
+	}
+	return fetch.TarballImage(ctx, b.opts.Store, source, d)
+}
+
+// importSources makes a host path of every import that is not a local
+// file or folder, by step index: a URL's download (in the store, under
+// its base name), or the path copied out of the built rootfs of the image
+// FromImage names. done removes what was copied for this build.
+func (b *builder) importSources(ctx context.Context, n *dsl.Node) (paths map[int]string, done func(), err error) {
+	paths = map[int]string{}
+	var tmp string
+	done = func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}
+	defer func() {
+		if err != nil {
+			done()
+		}
+	}()
+	for idx, st := range n.Image.Steps() {
+		if st.Import == nil {
+			continue
+		}
+		fail := func(err error) error {
+			return fmt.Errorf("image %q: import at %s to %s: %w", n.Name, st.Pos, st.Import.Dest, err)
+		}
+		switch src := st.Import.Source.(type) {
+		case *dsl.URLSource:
+			p, err := b.downloadImport(ctx, src, n.Imports[idx])
+			if err != nil {
+				return nil, done, fail(err)
+			}
+			paths[idx] = p
+		case *dsl.ImageSource:
+			if tmp == "" {
+				if tmp, err = os.MkdirTemp(filepath.Join(b.opts.Store.Root, "tmp"), n.Name+"-imports-"); err != nil {
+					return nil, done, fail(err)
+				}
+			}
+			p, err := b.imageImport(ctx, n.ImportNodes[idx], src, filepath.Join(tmp, fmt.Sprint(idx)))
+			if err != nil {
+				return nil, done, fail(err)
+			}
+			paths[idx] = p
+		}
+	}
+	return paths, done, nil
+}
+
+// downloadImport returns the downloaded file of src as a path whose base
+// name is the URL's, which is how steps find it under dsl.ImportDir: a
+// hard link to the blob, kept in the store's downloads/ folder.
+func (b *builder) downloadImport(ctx context.Context, src *dsl.URLSource, dgst string) (string, error) {
+	d, err := digest.Parse(dgst)
+	if err != nil {
+		return "", fmt.Errorf("URL %s: digest %q: %w", src.URL, dgst, err)
+	}
+	blob, err := fetch.Download(ctx, b.opts.Store, src.URL, d.Encoded(), fetch.DownloadOptions{})
+	if err != nil {
+		return "", err
+	}
+	name := urlBase(src.URL)
+	dst := filepath.Join(b.opts.Store.Root, "downloads", d.Encoded(), name)
+	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
+		if bi, err := os.Stat(blob); err == nil && os.SameFile(fi, bi) {
+			return dst, nil
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	os.Remove(dst)
+	if err := os.Link(blob, dst); err != nil {
+		return "", fmt.Errorf("URL %s: %w", src.URL, err)
+	}
+	return dst, nil
+}
+
+// urlBase is the last element of a URL's path, without query or fragment.
+func urlBase(u string) string {
+	if i := strings.IndexAny(u, "?#"); i >= 0 {
+		u = u[:i]
+	}
+	if _, rest, ok := strings.Cut(u, "://"); ok {
+		u = rest
+	}
+	_, p, _ := strings.Cut(u, "/")
+	name := path.Base("/" + p)
+	if name == "/" || name == "." || name == ".." {
+		return "download"
+	}
+	return name
+}
+
+// imageImport copies path out of the built rootfs of producer into dir,
+// under the path's base name.
+func (b *builder) imageImport(ctx context.Context, producer *dsl.Node, src *dsl.ImageSource, dir string) (string, error) {
+	if producer == nil {
+		return "", fmt.Errorf("image %s is not in the build graph", src.Image.Name())
+	}
+	layers, err := LayerDirs(ctx, b.opts.Store, producer)
+	if err != nil {
+		return "", err
+	}
+	name := path.Base(path.Clean(src.Path))
+	if name == "/" {
+		name = "rootfs"
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	dst := filepath.Join(dir, name)
+	if err := storage.ExtractDirs(ctx, layers, src.Path, dst); err != nil {
+		if errors.Is(err, storage.ErrNotInImage) {
+			return "", fmt.Errorf("%s is not in image %s: %w", src.Path, producer.Name, err)
+		}
+		return "", fmt.Errorf("copy %s out of image %s: %w", src.Path, producer.Name, err)
+	}
+	return dst, nil
+}

@@ -1,0 +1,312 @@
+package fetch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"runtime"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/registry"
+)
+
+// PullOptions tune Resolve and Pull.
+type PullOptions struct {
+	// Registry holds credentials and transport settings. Plain HTTP and
+	// unverified TLS are used only when Registry.Insecure is set (by the
+	// definition's dsl.Insecure() or the build's --insecure).
+	Registry registry.Options
+	// Platform selects the image of a multi-platform index, as
+	// "os/arch[/variant]"; empty means linux and this machine's arch.
+	Platform string
+}
+
+// Media types of Docker's distribution format, which registries still
+// serve for many images; their JSON has the OCI shape.
+const (
+	dockerManifest     = "application/vnd.docker.distribution.manifest.v2+json"
+	dockerManifestList = "application/vnd.docker.distribution.manifest.list.v2+json"
+	dockerConfig       = "application/vnd.docker.container.image.v1+json"
+	dockerLayerGzip    = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+	dockerLayerForeign = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
+)
+
+// Resolve returns the digest the reference ref points at (a manifest or a
+// multi-platform index) with one HEAD request; a reference pinned by
+// digest costs no request at all.
+func Resolve(ctx context.Context, ref string, o PullOptions) (string, error) {
+	r, err := registry.ParseReference(ref, o.Registry)
+	if err != nil {
+		return "", err
+	}
+	if d, ok := r.(name.Digest); ok {
+		return d.DigestStr(), nil
+	}
+	ropts, err := remoteOptions(ctx, o.Registry)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(r, ropts...)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", r, explain(err))
+	}
+	return desc.Digest.String(), nil
+}
+
+// Pull makes the image at ref, pinned to dgst (a manifest or an index
+// digest, usually what Resolve returned), available in the store and
+// returns it. Blobs the store already holds are not asked for again: when
+// the manifest (or the index), its config and its layers are all there,
+// Pull makes no request at all. Every blob fetched is checked against its
+// digest before it is stored.
+func Pull(ctx context.Context, st *storage.Store, ref, dgst string, o PullOptions) (*storage.BaseImage, error) {
+	want, err := digest.Parse(dgst)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s: digest %q: %w", ref, dgst, err)
+	}
+	r, err := registry.ParseReference(ref, o.Registry)
+	if err != nil {
+		return nil, err
+	}
+	p := &puller{st: st, ctx: ctx, repo: r.Context(), o: o}
+	img, err := p.image(want)
+	if err != nil {
+		return nil, fmt.Errorf("pull %s (%s): %w", r, want, err)
+	}
+	return img, nil
+}
+
+type puller struct {
+	st    *storage.Store
+	ctx   context.Context
+	repo  name.Repository
+	o     PullOptions
+	ropts []remote.Option
+}
+
+// remote returns the registry options, set up on first use so that a pull
+// served from the store touches neither credentials nor the network.
+func (p *puller) remote() ([]remote.Option, error) {
+	if p.ropts == nil {
+		ro, err := remoteOptions(p.ctx, p.o.Registry)
+		if err != nil {
+			return nil, err
+		}
+		p.ropts = ro
+	}
+	return p.ropts, nil
+}
+
+// manifest is the fields of a manifest or an index that Pull reads.
+type manifest struct {
+	MediaType string          `json:"mediaType"`
+	Config    *v1.Descriptor  `json:"config"`
+	Layers    []v1.Descriptor `json:"layers"`
+	Manifests []v1.Descriptor `json:"manifests"`
+}
+
+func (p *puller) image(d digest.Digest) (*storage.BaseImage, error) {
+	raw, err := p.manifestBlob(d)
+	if err != nil {
+		return nil, err
+	}
+	var m manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("manifest %s: %w", d, err)
+	}
+	if m.Manifests != nil || m.MediaType == v1.MediaTypeImageIndex || m.MediaType == dockerManifestList {
+		child, err := choose(m.Manifests, p.o.Platform)
+		if err != nil {
+			return nil, fmt.Errorf("index %s: %w", d, err)
+		}
+		return p.image(child.Digest)
+	}
+	if m.Config == nil {
+		return nil, fmt.Errorf("manifest %s has no config (media type %q)", d, m.MediaType)
+	}
+	if err := p.blob(*m.Config); err != nil {
+		return nil, err
+	}
+	cfgRaw, err := readSmallBlob(p.st, m.Config.Digest)
+	if err != nil {
+		return nil, err
+	}
+	var cfg v1.Image
+	if err := json.Unmarshal(cfgRaw, &cfg); err != nil {
+		return nil, fmt.Errorf("config %s: %w", m.Config.Digest, err)
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("manifest %s has %d layers but its config %d diff IDs", d, len(m.Layers), len(cfg.RootFS.DiffIDs))
+	}
+	g, _ := errgroup.WithContext(p.ctx)
+	g.SetLimit(4)
+	if _, err := p.remoteIfMissing(m.Layers); err != nil {
+		return nil, err
+	}
+	for _, l := range m.Layers {
+		g.Go(func() error { return p.blob(l) })
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	// The output image is OCI: Docker media types of the same bytes are
+	// written under their OCI names.
+	out := v1.Manifest{MediaType: v1.MediaTypeImageManifest, Config: *m.Config}
+	out.SchemaVersion = 2
+	out.Config.MediaType = v1.MediaTypeImageConfig
+	for _, l := range m.Layers {
+		switch l.MediaType {
+		case dockerLayerGzip, dockerLayerForeign:
+			l.MediaType = v1.MediaTypeImageLayerGzip
+		}
+		l.URLs = nil
+		out.Layers = append(out.Layers, l)
+	}
+	return &storage.BaseImage{
+		Manifest:   out,
+		Config:     cfg,
+		Descriptor: v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: d, Size: int64(len(raw))},
+	}, nil
+}
+
+// remoteIfMissing sets up the registry options before parallel fetches
+// when any blob is missing, so the goroutines share one set.
+func (p *puller) remoteIfMissing(descs []v1.Descriptor) ([]remote.Option, error) {
+	for _, l := range descs {
+		if !haveBlob(p.st, l.Digest) {
+			return p.remote()
+		}
+	}
+	return nil, nil
+}
+
+// manifestBlob returns the manifest or index d from the store, fetching it
+// first when the store lacks it.
+func (p *puller) manifestBlob(d digest.Digest) ([]byte, error) {
+	if haveBlob(p.st, d) {
+		return readSmallBlob(p.st, d)
+	}
+	ropts, err := p.remote()
+	if err != nil {
+		return nil, err
+	}
+	desc, err := remote.Get(p.repo.Digest(d.String()), ropts...)
+	if err != nil {
+		return nil, explain(err)
+	}
+	if len(desc.Manifest) > maxManifestSize {
+		return nil, fmt.Errorf("manifest %s is larger than %d bytes", d, maxManifestSize)
+	}
+	if err := putVerified(p.ctx, p.st, strings.NewReader(string(desc.Manifest)), d, p.mismatch("manifest", d)); err != nil {
+		return nil, err
+	}
+	return desc.Manifest, nil
+}
+
+// blob makes the config or layer desc available in the store.
+func (p *puller) blob(desc v1.Descriptor) error {
+	if haveBlob(p.st, desc.Digest) {
+		return nil
+	}
+	ropts, err := p.remote()
+	if err != nil {
+		return err
+	}
+	l, err := remote.Layer(p.repo.Digest(desc.Digest.String()), ropts...)
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", desc.Digest, explain(err))
+	}
+	rc, err := l.Compressed()
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", desc.Digest, explain(err))
+	}
+	defer rc.Close()
+	if err := putVerified(p.ctx, p.st, rc, desc.Digest, p.mismatch("blob", desc.Digest)); err != nil {
+		return fmt.Errorf("blob %s: %w", desc.Digest, explain(err))
+	}
+	return nil
+}
+
+func (p *puller) mismatch(what string, want digest.Digest) func(digest.Digest) error {
+	return func(got digest.Digest) error {
+		return fmt.Errorf("%s from %s: expected %s, got %s: %w", what, p.repo, want, got, ErrDigestMismatch)
+	}
+}
+
+// choose picks the manifest of platform ("os/arch[/variant]", default
+// linux and this machine's arch) from an index.
+func choose(list []v1.Descriptor, platform string) (v1.Descriptor, error) {
+	os, arch, variant := "linux", runtime.GOARCH, ""
+	if platform != "" {
+		parts := strings.Split(platform, "/")
+		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
+			return v1.Descriptor{}, fmt.Errorf("platform %q is not os/arch[/variant]", platform)
+		}
+		os, arch = parts[0], parts[1]
+		if len(parts) == 3 {
+			variant = parts[2]
+		}
+	}
+	var have []string
+	for _, d := range list {
+		if d.Platform == nil {
+			continue
+		}
+		pl := d.Platform
+		have = append(have, strings.TrimSuffix(pl.OS+"/"+pl.Architecture+"/"+pl.Variant, "/"))
+		if pl.OS == os && pl.Architecture == arch && (variant == "" || pl.Variant == variant) {
+			return d, nil
+		}
+	}
+	want := strings.TrimSuffix(os+"/"+arch+"/"+variant, "/")
+	return v1.Descriptor{}, fmt.Errorf("no image for %s (it has: %s); choose one with dsl.Platform", want, strings.Join(have, ", "))
+}
+
+// remoteOptions are the registry's options with a transport that refuses
+// plain HTTP unless the call is insecure: go-containerregistry falls back
+// to HTTP for loopback and private addresses on its own, and strata must
+// not without being asked.
+func remoteOptions(ctx context.Context, o registry.Options) ([]remote.Option, error) {
+	ropts, err := registry.RemoteOptions(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	tr, err := registry.Transport(o)
+	if err != nil {
+		return nil, err
+	}
+	if !o.Insecure {
+		tr = httpsOnly{tr}
+	}
+	return append(ropts, remote.WithTransport(tr)), nil
+}
+
+// ErrPlainHTTP is returned (wrapped) when a registry speaks only plain
+// HTTP and the pull was not allowed to use it.
+var ErrPlainHTTP = errors.New("plain HTTP is not allowed for this registry: add dsl.Insecure() to the Pull or build with --insecure")
+
+type httpsOnly struct{ next http.RoundTripper }
+
+func (h httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" {
+		return nil, fmt.Errorf("%s: %w", req.URL.Host, ErrPlainHTTP)
+	}
+	return h.next.RoundTrip(req)
+}
+
+// explain turns the TLS error of a plain-HTTP registry into advice.
+func explain(err error) error {
+	if err != nil && strings.Contains(err.Error(), "server gave HTTP response to HTTPS client") && !errors.Is(err, ErrPlainHTTP) {
+		return fmt.Errorf("%w (%w)", ErrPlainHTTP, err)
+	}
+	return err
+}

@@ -1,0 +1,195 @@
+package fetch
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/storage"
+)
+
+// IngestFile copies the local file path into the store as the blob want
+// (which evaluation computed from the same file); a file that changed in
+// between fails instead of being used under the wrong digest.
+func IngestFile(ctx context.Context, st *storage.Store, file string, want digest.Digest) error {
+	if haveBlob(st, want) {
+		return nil
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return putVerified(ctx, st, f, want, func(got digest.Digest) error {
+		return fmt.Errorf("%s changed during the build (was %s, now %s): %w", file, want, got, ErrDigestMismatch)
+	})
+}
+
+// tarballInfo is what the store remembers of a tarball after scanning it
+// once: how it is compressed and the digest of its uncompressed content.
+type tarballInfo struct {
+	MediaType string        `json:"mediaType"`
+	DiffID    digest.Digest `json:"diffID"`
+}
+
+// ErrUnsafeArchive is returned (wrapped) for a tarball with entries that
+// would land outside the rootfs.
+var ErrUnsafeArchive = errors.New("unsafe archive")
+
+// TarballImage returns a base image whose only layer is the rootfs tarball
+// blob d (already in the store; see IngestFile and Download); source names
+// the tarball in messages and the image's history. The first use scans the
+// tarball: its compression (none, gzip or zstd) is detected from its
+// content, its uncompressed digest computed, and an entry whose name or
+// hard-link target climbs out of the rootfs ("../x", "/x") fails the base
+// with ErrUnsafeArchive, naming the entry. Symbolic links may point
+// anywhere: they are resolved inside the rootfs when unpacked and when
+// steps run.
+func TarballImage(ctx context.Context, st *storage.Store, source string, d digest.Digest) (*storage.BaseImage, error) {
+	info, err := tarballMeta(ctx, st, d)
+	if err != nil {
+		return nil, fmt.Errorf("tarball %s: %w", source, err)
+	}
+	fi, err := os.Stat(st.BlobPath(d.String()))
+	if err != nil {
+		return nil, err
+	}
+	layer := v1.Descriptor{MediaType: info.MediaType, Digest: d, Size: fi.Size()}
+	cfg := v1.Image{
+		Platform: v1.Platform{OS: "linux", Architecture: runtime.GOARCH},
+		RootFS:   v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{info.DiffID}},
+		History:  []v1.History{{CreatedBy: "strata: rootfs tarball " + path.Base(source)}},
+	}
+	m := v1.Manifest{MediaType: v1.MediaTypeImageManifest, Layers: []v1.Descriptor{layer}}
+	m.SchemaVersion = 2
+	return &storage.BaseImage{Manifest: m, Config: cfg, Descriptor: v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: d}}, nil
+}
+
+func tarballMeta(ctx context.Context, st *storage.Store, d digest.Digest) (tarballInfo, error) {
+	var info tarballInfo
+	side := filepath.Join(st.Root, "tarballs", d.Encoded()+".json")
+	if b, err := os.ReadFile(side); err == nil && json.Unmarshal(b, &info) == nil && info.DiffID != "" {
+		return info, nil
+	}
+	info, err := scanTarball(ctx, st.BlobPath(d.String()))
+	if err != nil {
+		return info, err
+	}
+	b, _ := json.Marshal(info)
+	if err := os.MkdirAll(filepath.Dir(side), 0o755); err != nil {
+		return info, err
+	}
+	// Written whole then renamed, so an interrupted scan leaves nothing a
+	// later build would trust.
+	tmp := side + ".tmp"
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return info, err
+	}
+	return info, os.Rename(tmp, side)
+}
+
+var (
+	gzipMagic  = []byte{0x1f, 0x8b}
+	zstdMagic  = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	xzMagic    = []byte{0xfd, '7', 'z', 'X', 'Z', 0}
+	bzip2Magic = []byte("BZh")
+)
+
+// scanTarball detects the compression of the tarball at file, checks
+// every entry and computes the digest of the uncompressed stream.
+func scanTarball(ctx context.Context, file string) (tarballInfo, error) {
+	var info tarballInfo
+	f, err := os.Open(file)
+	if err != nil {
+		return info, err
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(ctxReader{ctx, f}, 1<<20)
+	magic, _ := br.Peek(6)
+	var r io.Reader = br
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
+		zr, err := pgzip.NewReader(br)
+		if err != nil {
+			return info, fmt.Errorf("read gzip: %w", err)
+		}
+		defer zr.Close()
+		r, info.MediaType = zr, v1.MediaTypeImageLayerGzip
+	case bytes.HasPrefix(magic, zstdMagic):
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return info, fmt.Errorf("read zstd: %w", err)
+		}
+		defer zr.Close()
+		r, info.MediaType = zr, v1.MediaTypeImageLayerZstd
+	case bytes.HasPrefix(magic, xzMagic), bytes.HasPrefix(magic, bzip2Magic):
+		return info, errors.New("is compressed with xz or bzip2: strata reads plain, gzip and zstd tarballs (recompress it, e.g. xz -dc x.tar.xz | zstd > x.tar.zst)")
+	default:
+		info.MediaType = v1.MediaTypeImageLayer
+	}
+	dg := digest.SHA256.Digester()
+	tee := io.TeeReader(r, dg.Hash())
+	tr := tar.NewReader(tee)
+	entries := 0
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return info, fmt.Errorf("not a tar archive (entry %d): %w", entries+1, err)
+		}
+		entries++
+		if err := checkEntry(h); err != nil {
+			return info, err
+		}
+	}
+	if entries == 0 {
+		return info, errors.New("holds no entries")
+	}
+	// The digest covers the whole stream, padding after the end marker
+	// included, as the diff ID of a layer does.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return info, err
+	}
+	info.DiffID = dg.Digest()
+	return info, nil
+}
+
+// checkEntry refuses names and hard-link targets outside the rootfs.
+func checkEntry(h *tar.Header) error {
+	if err := insideRoot(h.Name); err != nil {
+		return fmt.Errorf("entry %q: %w", h.Name, err)
+	}
+	if h.Typeflag == tar.TypeLink {
+		if err := insideRoot(h.Linkname); err != nil {
+			return fmt.Errorf("entry %q: hard link to %q: %w", h.Name, h.Linkname, err)
+		}
+	}
+	return nil
+}
+
+func insideRoot(name string) error {
+	if strings.HasPrefix(name, "/") {
+		return fmt.Errorf("%w: absolute path", ErrUnsafeArchive)
+	}
+	if c := path.Clean(name); c == ".." || strings.HasPrefix(c, "../") {
+		return fmt.Errorf("%w: climbs out of the rootfs", ErrUnsafeArchive)
+	}
+	return nil
+}

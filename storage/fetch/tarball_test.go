@@ -1,0 +1,111 @@
+package fetch_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/fetch"
+	"github.com/strata-build/strata/storage/layer"
+)
+
+func zstded(t testing.TB, b []byte) []byte {
+	enc, err := zstd.NewWriter(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return enc.EncodeAll(b, nil)
+}
+
+// ingest writes b to a file and takes it into the store as a tarball base.
+type ingested struct {
+	Store *storage.Store
+	Image *storage.BaseImage
+}
+
+func ingest(t *testing.T, dir string, b []byte) (*ingested, error) {
+	t.Helper()
+	st := openStore(t, filepath.Join(dir, "store"))
+	file := filepath.Join(dir, "rootfs.tar")
+	if err := os.WriteFile(file, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := digest.FromBytes(b)
+	if err := fetch.IngestFile(context.Background(), st, file, d); err != nil {
+		t.Fatal(err)
+	}
+	img, err := fetch.TarballImage(context.Background(), st, file, d)
+	return &ingested{Store: st, Image: img}, err
+}
+
+func TestTarballCompressionDetected(t *testing.T) {
+	raw := makeTar(t, []entry{{name: "./", typ: '5'}, {name: "./etc/", typ: '5'}, {name: "./etc/os-release", body: "ID=test\n"}})
+	for _, tc := range []struct {
+		name, mediaType string
+		blob            []byte
+	}{
+		{"plain", v1.MediaTypeImageLayer, raw},
+		{"gzip", v1.MediaTypeImageLayerGzip, gzipped(t, raw)},
+		{"zstd", v1.MediaTypeImageLayerZstd, zstded(t, raw)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := ingest(t, t.TempDir(), tc.blob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			l := r.Image.Manifest.Layers[0]
+			if l.MediaType != tc.mediaType {
+				t.Errorf("media type %s, want %s", l.MediaType, tc.mediaType)
+			}
+			if got := r.Image.Config.RootFS.DiffIDs[0]; got != digest.FromBytes(raw) {
+				t.Errorf("diff ID %s, want the digest of the plain tar %s", got, digest.FromBytes(raw))
+			}
+			dir, err := r.Store.Unpacked(context.Background(), l, layer.UnpackOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(dir, "etc/os-release")); string(b) != "ID=test\n" {
+				t.Errorf("unpacked os-release: %q", b)
+			}
+		})
+	}
+}
+
+func TestTarballRefusesEscapes(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		entries []entry
+		naming  string
+	}{
+		{"dotdot", []entry{{name: "ok"}, {name: "../../escaped", body: "x"}}, `"../../escaped"`},
+		{"inner dotdot", []entry{{name: "a/../../escaped", body: "x"}}, `"a/../../escaped"`},
+		{"absolute", []entry{{name: "/etc/passwd", body: "x"}}, `"/etc/passwd"`},
+		{"hardlink out", []entry{{name: "hl", typ: '1', link: "../../../etc/shadow"}}, `"../../../etc/shadow"`},
+		{"hardlink absolute", []entry{{name: "hl", typ: '1', link: "/etc/shadow"}}, `"/etc/shadow"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ingest(t, t.TempDir(), gzipped(t, makeTar(t, tc.entries)))
+			if !errors.Is(err, fetch.ErrUnsafeArchive) {
+				t.Fatalf("err = %v, want ErrUnsafeArchive", err)
+			}
+			if !strings.Contains(err.Error(), tc.naming) {
+				t.Errorf("error %q does not name %s", err, tc.naming)
+			}
+		})
+	}
+}
+
+func TestTarballRefusesXZ(t *testing.T) {
+	_, err := ingest(t, t.TempDir(), []byte("\xfd7zXZ\x00 not really"))
+	if err == nil || !strings.Contains(err.Error(), "xz") {
+		t.Fatalf("xz tarball: %v", err)
+	}
+}
