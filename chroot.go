@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/signal"
 
-	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
@@ -68,11 +67,7 @@ func cmdChroot(ctx context.Context, args []string, targets []Target) error {
 	// Layer types are not part of cache keys, so the image is found
 	// whatever types it was built in.
 	opts := Options{Store: *store}
-	images := make([]*dsl.Image, len(targets))
-	for i, t := range targets {
-		images[i] = t.Image
-	}
-	g, err := evaluate(opts, images)
+	g, err := evaluateTargets(opts, targets)
 	if err != nil {
 		return err
 	}

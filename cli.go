@@ -12,7 +12,6 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage/layer"
 )
@@ -196,12 +195,8 @@ func cmdBuild(ctx context.Context, args []string, targets []Target) error {
 	if targets == nil {
 		return usageError{errors.New("no definitions: run strata build in the folder of your definitions package")}
 	}
-	images := make([]*dsl.Image, len(targets))
-	for n, t := range targets {
-		images[n] = t.Image
-	}
 	opts.ctx = ctx // bounds the requests evaluation makes
-	g, err := evaluate(opts, images)
+	g, err := evaluateTargets(opts, targets)
 	if err != nil {
 		return err
 	}

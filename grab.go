@@ -91,11 +91,7 @@ func definedNode(targets []Target, name string) (*dsl.Node, error) {
 	if targets == nil {
 		return nil, nil
 	}
-	images := make([]*dsl.Image, len(targets))
-	for i, t := range targets {
-		images[i] = t.Image
-	}
-	g, err := evaluate(Options{}, images)
+	g, err := evaluateTargets(Options{}, targets)
 	if err != nil {
 		return nil, err
 	}

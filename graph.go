@@ -41,11 +41,7 @@ func cmdGraph(ctx context.Context, args []string, targets []Target) error {
 	if targets == nil {
 		return usageError{errors.New("no definitions: run strata graph in the folder of your definitions package")}
 	}
-	images := make([]*dsl.Image, len(targets))
-	for n, t := range targets {
-		images[n] = t.Image
-	}
-	g, err := evaluate(opts, images)
+	g, err := evaluateTargets(opts, targets)
 	if err != nil {
 		return err
 	}

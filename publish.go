@@ -231,11 +231,7 @@ func cmdPublish(ctx context.Context, args []string, targets []Target) error {
 	if err != nil {
 		return err
 	}
-	images := make([]*dsl.Image, len(targets))
-	for n, t := range targets {
-		images[n] = t.Image
-	}
-	g, err := evaluate(opts, images)
+	g, err := evaluateTargets(opts, targets)
 	if err != nil {
 		return err
 	}

@@ -130,6 +130,15 @@ func evaluate(opts Options, images []*dsl.Image) (*dsl.Graph, error) {
 		Params: params, Resolver: resolver, AllowUnpinnedURLs: opts.AllowUnpinnedURLs})
 }
 
+// evaluateTargets evaluates the definitions a driver was generated for.
+func evaluateTargets(opts Options, targets []Target) (*dsl.Graph, error) {
+	images := make([]*dsl.Image, len(targets))
+	for n, t := range targets {
+		images[n] = t.Image
+	}
+	return evaluate(opts, images)
+}
+
 func buildGraph(ctx context.Context, opts Options, g *dsl.Graph, names []string) ([]runtime.Result, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
