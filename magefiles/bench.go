@@ -32,3 +32,15 @@ func Bench() error {
 	}
 	return benchStepOverhead() // magefiles/rootless.go
 }
+
+// BenchEngine prints only the build engine's table.
+func BenchEngine() error {
+	mg.SerialDeps(Deps, Build)
+	return benchEngine()
+}
+
+// BenchSteps prints only the step overhead table, as root and rootless.
+func BenchSteps() error {
+	mg.SerialDeps(Deps, Build)
+	return benchStepOverhead()
+}
