@@ -248,3 +248,32 @@ func TestSelect(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestParametersAreInTheKeyOfTheirUsersOnly(t *testing.T) {
+	user := dsl.New("user").From(dsl.Scratch()).Run("echo ${{V}} ${{W:default}}")
+	other := dsl.New("other").From(dsl.Scratch()).Run("echo hi")
+	eval := func(params map[string]string) *dsl.Graph {
+		g, err := dsl.Evaluate([]*dsl.Image{user, other}, dsl.Options{Params: params})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	g1, g2 := eval(map[string]string{"V": "1"}), eval(map[string]string{"V": "2"})
+	if g1.Node("user").Key == g2.Node("user").Key {
+		t.Error("a new parameter value kept the key of the image using it")
+	}
+	if g1.Node("other").Key != g2.Node("other").Key {
+		t.Error("a parameter changed the key of an image that does not use it")
+	}
+	if got := g2.Node("user").Image.Steps()[0].Script; got != "echo 2 default" {
+		t.Errorf("expanded script = %q", got)
+	}
+	if got := dsl.Explain(g1.Node("user").KeyInputs, g2.Node("user")); got != "build parameter V changed" {
+		t.Errorf("Explain = %q", got)
+	}
+	_, err := dsl.Evaluate([]*dsl.Image{user}, dsl.Options{Params: map[string]string{}})
+	if err == nil || !strings.Contains(err.Error(), `build parameter V is not set`) || !strings.Contains(err.Error(), `image "user"`) {
+		t.Errorf("missing parameter error = %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"sort"
 	"strings"
 )
 
@@ -45,8 +46,27 @@ func Explain(previous []byte, n *Node) string {
 	if !slices.Equal(old.Binds, cur.Binds) {
 		why = append(why, "binds changed")
 	}
+	var params []string
+	for k, v := range cur.Params {
+		if ov, ok := old.Params[k]; !ok || ov != v {
+			params = append(params, k)
+		}
+	}
+	for k := range old.Params {
+		if _, ok := cur.Params[k]; !ok {
+			params = append(params, k)
+		}
+	}
+	sort.Strings(params)
+	for _, k := range params {
+		why = append(why, fmt.Sprintf("build parameter %s changed", k))
+	}
 	steps := n.Image.steps
 	for i := range max(len(old.Steps), len(cur.Steps)) {
+		if len(params) > 0 {
+			// The steps differ because the parameters do.
+			break
+		}
 		if i >= len(old.Steps) || i >= len(cur.Steps) {
 			why = append(why, fmt.Sprintf("steps added or removed (now %d, was %d)", len(cur.Steps), len(old.Steps)))
 			break

@@ -43,6 +43,9 @@ type Node struct {
 	// LayerTypes are the encodings of the node's layer: the image's own
 	// or the build's.
 	LayerTypes []LayerType
+	// Params are the build parameters the definition's ${{KEY}}
+	// placeholders used, with their values.
+	Params map[string]string
 	// Volatile is set when the image (or one it depends on) has host binds:
 	// what its steps read cannot be hashed, so it is rebuilt every time.
 	Volatile bool
@@ -157,11 +160,11 @@ func (ev *evaluator) visit(orig *Image) *Node {
 	if n, ok := ev.byPtr[orig]; ok {
 		return n
 	}
-	img, missing := expandImage(orig, ev.opts.Params)
+	img, used, missing := expandImage(orig, ev.opts.Params)
 	for _, k := range missing {
 		ev.missing[k] = append(ev.missing[k], fmt.Sprintf("image %q (%s)", img.name, img.defined))
 	}
-	n := &Node{Name: img.name, Image: img, Imports: map[int]string{}, ImportNodes: map[int]*Node{}}
+	n := &Node{Name: img.name, Image: img, Imports: map[int]string{}, ImportNodes: map[int]*Node{}, Params: used}
 	ev.byPtr[orig] = n
 	for _, err := range img.errs {
 		ev.problem(err)
@@ -366,6 +369,9 @@ type keyDoc struct {
 	WorkDir  string    `json:"workDir,omitempty"`
 	Epoch    int64     `json:"sourceDateEpoch"`
 	Binds    []string  `json:"binds,omitempty"`
+	// Params repeats the placeholder values already expanded into the
+	// steps, so that an explanation can name the parameter.
+	Params map[string]string `json:"params,omitempty"`
 }
 
 type keyStep struct {
@@ -384,6 +390,9 @@ type keyImport struct {
 func (ev *evaluator) key(n *Node, parent string) ([]byte, string) {
 	img := n.Image
 	doc := keyDoc{Version: 1, Parent: parent, Epoch: ev.opts.SourceDateEpoch, WorkDir: img.workDir}
+	if len(n.Params) > 0 {
+		doc.Params = n.Params
+	}
 	for _, b := range img.binds {
 		doc.Binds = append(doc.Binds, fmt.Sprintf("%s:%s:%v", b.Source, b.Dest, b.ReadOnly))
 	}

@@ -126,9 +126,11 @@ func pendingParamErrors() []error {
 // placeholder matches stacker-style ${{KEY}} and ${{KEY:default}}.
 var placeholder = regexp.MustCompile(`\$\{\{([A-Za-z_][A-Za-z0-9_]*)(?::([^}]*))?\}\}`)
 
-// expander substitutes placeholders and remembers what was missing.
+// expander substitutes placeholders and remembers what it used and what
+// was missing.
 type expander struct {
 	params  map[string]string
+	used    map[string]string
 	missing map[string]bool
 }
 
@@ -139,6 +141,7 @@ func (e *expander) expand(s string) string {
 	return placeholder.ReplaceAllStringFunc(s, func(m string) string {
 		sub := placeholder.FindStringSubmatch(m)
 		if v, ok := e.params[sub[1]]; ok {
+			e.used[sub[1]] = v
 			return v
 		}
 		if strings.Contains(m, ":") {
@@ -166,9 +169,10 @@ func (e *expander) kvs(list []kv) []kv {
 }
 
 // expandImage returns img with placeholders substituted in every string a
-// definition can hold, and the names of the parameters it lacked.
-func expandImage(img *Image, params map[string]string) (*Image, []string) {
-	e := &expander{params: params, missing: map[string]bool{}}
+// definition can hold, the parameters it used and the names of those it
+// lacked.
+func expandImage(img *Image, params map[string]string) (*Image, map[string]string, []string) {
+	e := &expander{params: params, used: map[string]string{}, missing: map[string]bool{}}
 	c := *img
 	c.steps = make([]Step, len(img.steps))
 	for n, st := range img.steps {
@@ -206,5 +210,5 @@ func expandImage(img *Image, params map[string]string) (*Image, []string) {
 		missing = append(missing, k)
 	}
 	sort.Strings(missing)
-	return &c, missing
+	return &c, e.used, missing
 }

@@ -145,7 +145,7 @@ func TestExactCache(t *testing.T) {
 		{"imported file mode", func() { os.Chmod(x, 0o600) },
 			map[string]string{"b": "imported file " + x + " changed", "c": "base image b changed"}},
 		{"build parameter", func() { set("STRATA_PARAM_MSG=bye") },
-			map[string]string{"b": "run step at", "c": "base image b changed"}},
+			map[string]string{"b": "build parameter MSG changed", "c": "base image b changed"}},
 		{"run script", func() { set("STRATA_TEST_SCRIPT=echo dd > /d") },
 			map[string]string{"d": "run step at"}},
 		{"SOURCE_DATE_EPOCH", func() { set("SOURCE_DATE_EPOCH=1700000001") },
