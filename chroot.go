@@ -78,7 +78,7 @@ func cmdChroot(ctx context.Context, args []string, targets []Target) error {
 	if _, err := os.Stat(opts.Store); err != nil {
 		return fmt.Errorf("no store at %s: build %s first", opts.Store, name)
 	}
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{Log: os.Stderr})
+	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
 	if err != nil {
 		return err
 	}

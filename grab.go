@@ -37,7 +37,7 @@ func cmdGrab(ctx context.Context, args []string, targets []Target) error {
 	if err != nil {
 		return err
 	}
-	st, err := storage.Open(ctx, *store, storage.OpenOptions{Log: os.Stderr})
+	st, err := storage.Open(ctx, *store, storage.OpenOptions{Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
 	if err != nil {
 		return err
 	}

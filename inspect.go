@@ -12,6 +12,7 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 )
 
@@ -136,7 +137,7 @@ func cmdClean(ctx context.Context, args []string) error {
 		return err
 	}
 	if _, err := os.Stat(*store); err == nil {
-		st, err := storage.Open(ctx, *store, storage.OpenOptions{NoWait: *noWait, Log: os.Stderr})
+		st, err := storage.Open(ctx, *store, storage.OpenOptions{NoWait: *noWait, Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
 		if err != nil {
 			return err
 		}

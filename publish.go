@@ -310,7 +310,7 @@ func contains(list []string, s string) bool {
 // images it is built on) because it was never built, or because its
 // definition or inputs changed since.
 func staleImages(ctx context.Context, opts Options, nodes []*dsl.Node) (map[string]string, error) {
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
+	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
 	if err != nil {
 		return nil, err
 	}
@@ -364,7 +364,7 @@ func printPlan(w io.Writer, items []pushItem, problems map[string]string, build 
 // pushAll sends every item, in build order so that an image's base is in
 // the registry before it and its layers can be mounted from there.
 func pushAll(ctx context.Context, opts Options, dest destination, items []pushItem) error {
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
+	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
 	if err != nil {
 		return err
 	}

@@ -158,7 +158,7 @@ func buildGraph(ctx context.Context, opts Options, g *dsl.Graph, names []string)
 	if err != nil {
 		return nil, err
 	}
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
+	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
 	if err != nil {
 		return nil, err
 	}

@@ -24,6 +24,19 @@ func unpackOptions(rootless bool) layer.UnpackOptions {
 	return layer.UnpackOptions{UserXattr: rootless, Rootless: rootless}
 }
 
+// RemoveAllFunc returns what storage.OpenOptions.RemoveAll should be: nil as
+// root, and a removal inside the build's user namespace otherwise, which
+// alone may delete files a rootless step chowned to other ids.
+func RemoveAllFunc(ctx context.Context) func(string) error {
+	uids, gids, err := idMapsIfRootless()
+	if err != nil || uids == nil {
+		return nil
+	}
+	return func(path string) error {
+		return sandbox.RemoveAll(context.WithoutCancel(ctx), path, uids, gids)
+	}
+}
+
 // discard removes a workspace. Files a rootless step chowned to other ids
 // can only be removed from inside the user namespace that owns them.
 func discard(ctx context.Context, ws *storage.Workspace, uids, gids []sandbox.IDMap) {

@@ -137,7 +137,7 @@ func (s *Store) Commit(ws *Workspace, rec Record, blobs []CommitBlob) (*Record, 
 	if !rec.Empty {
 		rec.LayerDir = "k-" + keyFile(rec.Key)
 		dst := s.LayerDir(rec.LayerDir)
-		if err := removeAll(dst); err != nil {
+		if err := s.removeTree(dst); err != nil {
 			return nil, err
 		}
 		if err := os.Rename(ws.Upper, dst); err != nil {

@@ -26,6 +26,7 @@ type Store struct {
 	cas  casext.Engine
 	// unpacking holds one mutex per layer digest being unpacked.
 	unpacking sync.Map
+	rm        func(string) error // see OpenOptions.RemoveAll
 }
 
 // OpenOptions tune Open.
@@ -35,6 +36,11 @@ type OpenOptions struct {
 	NoWait bool
 	// Log receives a line saying who holds the lock while Open waits.
 	Log io.Writer
+	// RemoveAll removes a tree that an ordinary removal could not: in a
+	// rootless store, files a step chowned to other ids sit in folders only
+	// the build's user namespace may write. The runtime passes one that
+	// works inside that namespace; storage itself runs no process.
+	RemoveAll func(path string) error
 }
 
 // ErrLocked is returned by Open with NoWait when another process holds
@@ -80,7 +86,7 @@ func Open(ctx context.Context, root string, opts OpenOptions) (_ *Store, err err
 	if err != nil {
 		return nil, fmt.Errorf("open blob store %s: %w", casDir, err)
 	}
-	s := &Store{Root: root, lock: lock, cas: casext.NewEngine(engine)}
+	s := &Store{Root: root, lock: lock, cas: casext.NewEngine(engine), rm: opts.RemoveAll}
 	// Holding the lock means nothing else uses tmp/: whatever is there was
 	// left by an interrupted build.
 	if err := s.cleanTmp(); err != nil {
@@ -164,7 +170,7 @@ func (s *Store) cleanTmp() error {
 		return err
 	}
 	for _, e := range entries {
-		if err := removeAll(filepath.Join(tmp, e.Name())); err != nil {
+		if err := s.removeTree(filepath.Join(tmp, e.Name())); err != nil {
 			return fmt.Errorf("clean leftovers of an interrupted build: %w", err)
 		}
 	}
@@ -185,6 +191,16 @@ func removeAll(path string) error {
 		return nil
 	})
 	return os.RemoveAll(path)
+}
+
+// removeTree removes path, falling back to OpenOptions.RemoveAll for what
+// an ordinary removal cannot delete.
+func (s *Store) removeTree(path string) error {
+	err := removeAll(path)
+	if err == nil || s.rm == nil {
+		return err
+	}
+	return s.rm(path)
 }
 
 // Workspace is a fresh set of folders for one overlay: Upper and Work for
@@ -217,6 +233,6 @@ func (s *Store) LayerDir(id string) string { return filepath.Join(s.Root, "layer
 
 // Destroy removes the whole store folder and closes the store.
 func (s *Store) Destroy() error {
-	err := removeAll(s.Root)
+	err := s.removeTree(s.Root)
 	return errors.Join(err, s.Close())
 }

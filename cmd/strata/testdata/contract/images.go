@@ -103,7 +103,9 @@ var Broken = dsl.New("broken").
 	From(hello.Busybox).
 	Run("echo state-at-failure > /state\nexit 4")
 
-// Sleeper runs until it is interrupted.
+// Sleeper runs until it is interrupted, leaving behind a folder that only
+// the build's user namespace may remove when the build is rootless.
 var Sleeper = dsl.New("sleeper").
 	From(hello.Busybox).
-	Run("echo started; sleep 1000.66; echo not reached")
+	Run("mkdir -p /locked/in && touch /locked/in/f && chown -R 1234:1234 /locked && chmod 700 /locked /locked/in\n" +
+		"echo started; sleep 1000.66; echo not reached")
