@@ -277,3 +277,12 @@ func TestParametersAreInTheKeyOfTheirUsersOnly(t *testing.T) {
 		t.Errorf("missing parameter error = %v", err)
 	}
 }
+
+func TestSameNameDifferentConfigIsAnError(t *testing.T) {
+	a := dsl.New("app").From(dsl.Scratch()).Run("true").Entrypoint("/a")
+	b := dsl.New("app").From(dsl.Scratch()).Run("true").Entrypoint("/b")
+	_, err := dsl.Evaluate([]*dsl.Image{dsl.New("x").From(a).Run("true"), dsl.New("y").From(b).Run("true")}, dsl.Options{})
+	if err == nil || !strings.Contains(err.Error(), `image name "app" is used by two different definitions`) {
+		t.Errorf("err = %v", err)
+	}
+}

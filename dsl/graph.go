@@ -12,6 +12,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	ispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
 // Graph is the evaluated, validated form of a set of definitions.
@@ -191,7 +193,7 @@ func (ev *evaluator) visit(orig *Image) *Node {
 		// definition (a function called twice); otherwise which one wins
 		// would be an accident of evaluation order.
 		n.KeyInputs, n.Key = ev.key(n, parentKey)
-		if prev.Key != n.Key {
+		if prev.Key != n.Key || outputDoc(prev) != outputDoc(n) {
 			ev.problem(fmt.Errorf("%s: image name %q is used by two different definitions (the other is at %s)", img.lastEdit, img.name, prev.Image.lastEdit))
 		}
 		ev.byPtr[orig] = prev
@@ -201,6 +203,18 @@ func (ev *evaluator) visit(orig *Image) *Node {
 	n.KeyInputs, n.Key = ev.key(n, parentKey)
 	ev.order = append(ev.order, n)
 	return n
+}
+
+// outputDoc is what a node contributes to the output besides its layer:
+// two definitions with one name must agree on it too.
+func outputDoc(n *Node) string {
+	b, _ := json.Marshal(struct {
+		Config    ispec.ImageConfig
+		Tags      []string
+		BuildOnly bool
+		Types     []LayerType
+	}{n.Config(ispec.ImageConfig{}), n.Image.tags, n.Image.buildOnly, n.LayerTypes})
+	return string(b)
 }
 
 // base resolves the node's base and returns what its key builds on.
@@ -361,7 +375,9 @@ func importName(src Source) string {
 // that only change the image config (entrypoint, labels, ...) are not in it:
 // a new label writes a new config without running any step.
 type keyDoc struct {
-	Version  int       `json:"v"`
+	Version int `json:"v"`
+	// Name is the hostname of the steps, so it can change what they write.
+	Name     string    `json:"name"`
 	Parent   string    `json:"parent"`
 	Steps    []keyStep `json:"steps"`
 	Env      []string  `json:"env,omitempty"`
@@ -389,7 +405,7 @@ type keyImport struct {
 
 func (ev *evaluator) key(n *Node, parent string) ([]byte, string) {
 	img := n.Image
-	doc := keyDoc{Version: 1, Parent: parent, Epoch: ev.opts.SourceDateEpoch, WorkDir: img.workDir}
+	doc := keyDoc{Version: 1, Name: img.name, Parent: parent, Epoch: ev.opts.SourceDateEpoch, WorkDir: img.workDir}
 	if len(n.Params) > 0 {
 		doc.Params = n.Params
 	}

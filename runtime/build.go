@@ -112,6 +112,9 @@ func (e *BuildError) ExitCode() int {
 	return code
 }
 
+// errFailFast is the cause of the cancellation --fail-fast makes.
+var errFailFast = errors.New("another image failed (--fail-fast)")
+
 // Build builds nodes (dependencies first; see dsl.Graph.Select) and tags
 // every one that is not build-only in opts.Layout.
 func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, error) {
@@ -139,9 +142,10 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		b.done[n] = make(chan struct{})
 		b.results[n] = &Result{Name: n.Name}
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	b.cancel = cancel
+	parent := ctx
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	b.cancel = func() { cancel(errFailFast) }
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Add(1)
@@ -153,6 +157,17 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 	}
 	wg.Wait()
 	b.hooks.wait()
+	if parent.Err() == nil && errors.Is(context.Cause(ctx), errFailFast) {
+		// Images stopped because another failed did not fail themselves:
+		// report them as skipped, and keep exit status 130 for a real
+		// interrupt.
+		for _, r := range b.results {
+			if r.Status == Failed && errors.Is(r.Err, context.Canceled) {
+				r.Status, r.Err = Skipped, nil
+				r.Reason = "stopped by --fail-fast after another image failed"
+			}
+		}
+	}
 
 	out := make([]Result, 0, len(nodes))
 	failed := false

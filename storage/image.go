@@ -67,6 +67,9 @@ func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage,
 		return nil, fmt.Errorf("OCI layout %s: config of %q: %w", path, tag, err)
 	}
 	for _, d := range append([]v1.Descriptor{*desc, m.Config}, m.Layers...) {
+		if err := d.Digest.Validate(); err != nil {
+			return nil, fmt.Errorf("OCI layout %s: %q: bad digest %q: %w", path, tag, d.Digest, err)
+		}
 		if err := s.copyBlobFrom(ctx, path, src, d); err != nil {
 			return nil, fmt.Errorf("OCI layout %s: %w", path, err)
 		}
@@ -125,6 +128,9 @@ func readJSONBlob(ctx context.Context, e casext.Engine, d digest.Digest, v any) 
 // overlay format, unpacking it first if this store never did. Each
 // distinct layer is unpacked once and shared by every image above it.
 func (s *Store) Unpacked(ctx context.Context, desc v1.Descriptor, opts layer.UnpackOptions) (string, error) {
+	if err := desc.Digest.Validate(); err != nil {
+		return "", fmt.Errorf("layer digest %q: %w", desc.Digest, err)
+	}
 	dst := s.LayerDir("b-" + desc.Digest.Encoded())
 	if _, err := os.Stat(dst); err == nil {
 		return dst, nil

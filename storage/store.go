@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/umoci/oci/cas"
 	"github.com/opencontainers/umoci/oci/cas/dir"
 	"github.com/opencontainers/umoci/oci/casext"
@@ -158,7 +159,13 @@ func (s *Store) Close() error {
 func (s *Store) CAS() cas.Engine { return s.cas }
 
 // BlobPath is where the blob with digest d is (or would be) stored.
+// A digest that is not well formed (it may come from an untrusted
+// manifest: "sha256:../../home") names a path that never exists, so that
+// it can never point outside the blob store.
 func (s *Store) BlobPath(d string) string {
+	if digest.Digest(d).Validate() != nil {
+		return filepath.Join(s.Root, "oci", "blobs", "invalid-digest")
+	}
 	algo, hex, _ := strings.Cut(d, ":")
 	return filepath.Join(s.Root, "oci", "blobs", algo, hex)
 }

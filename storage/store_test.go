@@ -11,6 +11,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/storage/layer"
 )
 
 func TestLockWaitsOrFails(t *testing.T) {
@@ -182,5 +184,21 @@ func TestLayoutTagIsStableAndSorted(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(out, "blobs", "sha256", b.Digest.Encoded())); !os.IsNotExist(err) {
 		t.Error("GC kept the unreferenced manifest")
+	}
+}
+
+func TestMalformedDigestsNeverNameAPathOutside(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	evil := "sha256:" + strings.Repeat("../", 20) + "etc"
+	if p := s.BlobPath(evil); !strings.HasPrefix(p, s.Root) || strings.Contains(p, "/etc") {
+		t.Errorf("BlobPath(%q) = %s", evil, p)
+	}
+	if _, err := s.Unpacked(ctx, v1.Descriptor{Digest: digest.Digest(evil), MediaType: v1.MediaTypeImageLayerGzip}, layer.UnpackOptions{}); err == nil {
+		t.Error("Unpacked accepted a digest that climbs out of the store")
 	}
 }

@@ -165,14 +165,14 @@ func TestFailFastCancelsOthers(t *testing.T) {
 	needRoot(t)
 	tmp, flags := engineEnv(t)
 	out, code := strata(t, "testdata/engine/failure", args([]string{"build", "bad", "slow", "--fail-fast", "--jobs", "2"}, flags...)...)
-	if code == 0 {
-		t.Fatalf("the build succeeded:\n%s", out)
+	if code == 0 || code == 130 {
+		t.Fatalf("exit status %d, want the failed step's:\n%s", code, out)
 	}
-	if !strings.Contains(out, "FAILED bad:") || !strings.Contains(out, "FAILED slow:") {
-		t.Errorf("the summary does not name both images as failed:\n%s", out)
+	if !strings.Contains(out, "FAILED bad:") || strings.Contains(out, "FAILED slow:") {
+		t.Errorf("the summary should name bad as failed and only bad:\n%s", out)
 	}
-	if !strings.Contains(out, "context canceled") {
-		t.Errorf("slow was not reported as cancelled:\n%s", out)
+	if !strings.Contains(out, "SKIPPED slow: stopped by --fail-fast") {
+		t.Errorf("slow was not reported as stopped by --fail-fast:\n%s", out)
 	}
 	if strings.Contains(out, "slow: built") {
 		t.Errorf("slow finished despite --fail-fast:\n%s", out)

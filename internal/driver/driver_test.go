@@ -312,6 +312,18 @@ func TestInputKeyLocalModules(t *testing.T) {
 		},
 		edit: "dep/pkg/pkg.go",
 	}, {
+		// The generated main imports strata: when it is local, editing
+		// any of its packages must rebuild the driver, even one the
+		// definitions do not import.
+		name: "strata itself is local",
+		files: map[string]string{
+			"main/go.mod":               "module " + testModule + "\n\ngo 1.26\n",
+			"main/images/a.go":          "package images\n",
+			"main/strata/strata.go":     "package strata\n\nimport _ \"" + testModule + "/strata/engine\"\n",
+			"main/strata/engine/run.go": "package engine\n\nvar Z = 1\n",
+		},
+		edit: "main/strata/engine/run.go",
+	}, {
 		name: "embedded file in a subfolder",
 		files: map[string]string{
 			"main/go.mod":         "module example.com/main\n\ngo 1.26\n",

@@ -97,7 +97,14 @@ func inputKey(ws *workspace, pkgDir string, tool goTool, strataImport string) (s
 			return "", err
 		}
 	}
-	if err := hashPackages(h, ws, pkgDir); err != nil {
+	roots := []string{pkgDir}
+	// The generated main imports strata itself: when strata is a local
+	// module (its own examples, or a replace directive), a change to it
+	// must rebuild the driver too.
+	if d, ok := ws.localDir(strataImport); ok {
+		roots = append(roots, d)
+	}
+	if err := hashPackages(h, ws, roots...); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -147,10 +154,16 @@ func hashFile(h hash.Hash, name string) error {
 // blocks of all non-test Go files, whatever their build constraints: hashing
 // a package the build does not use costs a little time, missing one would
 // serve a stale binary.
-func hashPackages(h hash.Hash, ws *workspace, dir string) error {
+func hashPackages(h hash.Hash, ws *workspace, dirs ...string) error {
 	fset := token.NewFileSet()
-	seen := map[string]bool{dir: true}
-	queue := []string{dir}
+	seen := map[string]bool{}
+	var queue []string
+	for _, d := range dirs {
+		if !seen[d] {
+			seen[d] = true
+			queue = append(queue, d)
+		}
+	}
 	for len(queue) > 0 {
 		dir := queue[0]
 		queue = queue[1:]

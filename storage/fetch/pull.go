@@ -123,6 +123,20 @@ func (p *puller) image(d digest.Digest) (*storage.BaseImage, error) {
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("manifest %s: %w", d, err)
 	}
+	// Digests name files in the store: one that is not well formed
+	// ("sha256:../../x") must never reach a path.
+	for _, list := range [][]v1.Descriptor{m.Layers, m.Manifests} {
+		for _, l := range list {
+			if err := l.Digest.Validate(); err != nil {
+				return nil, fmt.Errorf("manifest %s: bad digest %q: %w", d, l.Digest, err)
+			}
+		}
+	}
+	if m.Config != nil {
+		if err := m.Config.Digest.Validate(); err != nil {
+			return nil, fmt.Errorf("manifest %s: bad config digest %q: %w", d, m.Config.Digest, err)
+		}
+	}
 	if m.Manifests != nil || m.MediaType == v1.MediaTypeImageIndex || m.MediaType == dockerManifestList {
 		child, err := choose(m.Manifests, p.o.Platform)
 		if err != nil {
