@@ -50,7 +50,13 @@ func notifyContext(parent context.Context, sigs ...os.Signal) (context.Context, 
 func cmdChroot(ctx context.Context, args []string, targets []Target) error {
 	fs := flag.NewFlagSet("chroot", flag.ContinueOnError)
 	store := fs.String("store", ".strata", "store `folder`")
+	var pf paramFlags
+	pf.register(fs)
 	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	params, err := pf.params()
 	if err != nil {
 		return err
 	}
@@ -66,7 +72,7 @@ func cmdChroot(ctx context.Context, args []string, targets []Target) error {
 	}
 	// Layer types are not part of cache keys, so the image is found
 	// whatever types it was built in.
-	opts := Options{Store: *store}
+	opts := Options{Store: *store, Params: params}
 	g, err := evaluateTargets(opts, targets)
 	if err != nil {
 		return err

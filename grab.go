@@ -22,7 +22,13 @@ func cmdGrab(ctx context.Context, args []string, targets []Target) error {
 	fs := flag.NewFlagSet("grab", flag.ContinueOnError)
 	store := fs.String("store", ".strata", "store `folder`")
 	layoutDir := fs.String("layout", "oci", "OCI layout `folder` for images that are not in the definitions")
+	var pf paramFlags
+	pf.register(fs)
 	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	params, err := pf.params()
 	if err != nil {
 		return err
 	}
@@ -43,7 +49,7 @@ func cmdGrab(ctx context.Context, args []string, targets []Target) error {
 	}
 	defer st.Close()
 
-	if n, err := definedNode(targets, name); err != nil {
+	if n, err := definedNode(targets, name, params); err != nil {
 		return err
 	} else if n != nil {
 		dirs, err := runtime.LayerDirs(ctx, st, n)
@@ -87,11 +93,11 @@ func grabDest(src string, rest []string) (string, error) {
 
 // definedNode returns the node of the definitions named name, or nil when
 // no definition has that name.
-func definedNode(targets []Target, name string) (*dsl.Node, error) {
+func definedNode(targets []Target, name string, params map[string]string) (*dsl.Node, error) {
 	if targets == nil {
 		return nil, nil
 	}
-	g, err := evaluateTargets(Options{}, targets)
+	g, err := evaluateTargets(Options{Params: params}, targets)
 	if err != nil {
 		return nil, err
 	}

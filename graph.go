@@ -27,8 +27,13 @@ func cmdGraph(ctx context.Context, args []string, targets []Target) error {
 	fs.BoolVar(&opts.NoCache, "no-cache", false, "plan as strata build --no-cache would")
 	fs.BoolVar(&opts.NoWait, "no-wait", false, "fail at once when a build holds the store")
 	fs.Var(&types, "layer-type", "layer `type` the build would use: tar+gzip (default), tar+zstd or squashfs; repeat for several")
+	var pf paramFlags
+	pf.register(fs)
 	names, err := parse(fs, args)
 	if err != nil {
+		return err
+	}
+	if opts.Params, err = pf.params(); err != nil {
 		return err
 	}
 	for _, s := range types {

@@ -133,8 +133,19 @@ func (b *builder) downloadImport(ctx context.Context, src *dsl.URLSource, dgst s
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return "", err
 	}
-	os.Remove(dst)
-	if err := os.Link(blob, dst); err != nil {
+	// Link under a temporary name and rename over dst: two images that
+	// import the same URL at once must both end up with a whole file.
+	tmp, err := os.CreateTemp(filepath.Dir(dst), ".link-")
+	if err != nil {
+		return "", err
+	}
+	tmp.Close()
+	os.Remove(tmp.Name())
+	if err := os.Link(blob, tmp.Name()); err != nil {
+		return "", fmt.Errorf("URL %s: %w", src.URL, err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		os.Remove(tmp.Name())
 		return "", fmt.Errorf("URL %s: %w", src.URL, err)
 	}
 	return dst, nil

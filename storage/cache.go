@@ -82,8 +82,14 @@ func (s *Store) missing(rec *Record) string {
 		}
 	}
 	for _, b := range rec.Layers {
-		if _, err := os.Stat(s.BlobPath(b.Descriptor.Digest.String())); err != nil {
+		fi, err := os.Stat(s.BlobPath(b.Descriptor.Digest.String()))
+		if err != nil {
 			return fmt.Sprintf("its %s blob %s is gone", b.Type, b.Descriptor.Digest)
+		}
+		// A power loss can leave a renamed file truncated; the size
+		// catches that without hashing the blob on every lookup.
+		if fi.Size() != b.Descriptor.Size {
+			return fmt.Sprintf("its %s blob %s has %d bytes, not %d", b.Type, b.Descriptor.Digest, fi.Size(), b.Descriptor.Size)
 		}
 	}
 	return ""
@@ -173,6 +179,12 @@ func writeJSON(path string, v any) (err error) {
 		}
 	}()
 	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return err
+	}
+	// The record is what makes a layer trusted: it must reach the disk
+	// before the rename makes it visible.
+	if err := f.Sync(); err != nil {
 		f.Close()
 		return err
 	}

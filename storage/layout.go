@@ -15,6 +15,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/opencontainers/umoci/oci/cas/dir"
 	"github.com/opencontainers/umoci/oci/casext"
+	"golang.org/x/sys/unix"
 )
 
 func init() {
@@ -69,13 +70,16 @@ func (l *Layout) Tag(ctx context.Context, s *Store, tag string, desc v1.Descript
 	if err != nil {
 		return fmt.Errorf("read image %s from the store: %w", tag, err)
 	}
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	for _, d := range append([]v1.Descriptor{m.Config, desc}, m.Layers...) {
 		if err := l.copyBlob(ctx, s, d.Digest); err != nil {
 			return fmt.Errorf("tag %s: %w", tag, err)
 		}
 	}
-	l.indexMu.Lock()
-	defer l.indexMu.Unlock()
 	idx, err := l.cas.GetIndex(ctx)
 	if err != nil {
 		return err
@@ -157,7 +161,37 @@ func (l *Layout) ReadJSON(ctx context.Context, d digest.Digest, v any) error {
 }
 
 // GC removes blobs no tag references any more.
-func (l *Layout) GC(ctx context.Context) error { return l.cas.GC(ctx) }
+func (l *Layout) GC(ctx context.Context) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	return l.cas.GC(ctx)
+}
+
+// lock serialises changes to the layout: between the goroutines of one
+// build (indexMu) and between processes, since builds with different
+// stores may share one output layout. Tag holds it from copying blobs to
+// updating the index, so that another build's GC cannot collect blobs not
+// yet referenced.
+func (l *Layout) lock() (unlock func(), err error) {
+	l.indexMu.Lock()
+	dir, err := os.Open(l.Path)
+	if err != nil {
+		l.indexMu.Unlock()
+		return nil, err
+	}
+	if err := unix.Flock(int(dir.Fd()), unix.LOCK_EX); err != nil {
+		dir.Close()
+		l.indexMu.Unlock()
+		return nil, fmt.Errorf("lock OCI layout %s: %w", l.Path, err)
+	}
+	return func() {
+		dir.Close() // closing the descriptor releases the flock
+		l.indexMu.Unlock()
+	}, nil
+}
 
 // Tags lists the layout's tags, sorted.
 func (l *Layout) Tags(ctx context.Context) ([]string, error) {

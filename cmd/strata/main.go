@@ -35,6 +35,9 @@ func main() {
 
 func isHelp(args []string) bool {
 	for _, a := range args {
+		if a == "--" {
+			return false // the rest belongs to a command in the image
+		}
 		if a == "-h" || a == "-help" || a == "--help" {
 			return true
 		}
