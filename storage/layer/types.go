@@ -151,4 +151,8 @@ type UnpackOptions struct {
 	// hashed while it is read and a mismatch fails Unpack; dest must then be
 	// discarded by the caller.
 	Digest digest.Digest
+	// DiffID, when set for a tar layer, is the expected digest of the
+	// uncompressed tar: a layer from an untrusted cache must also match the
+	// diff ID its image config will claim.
+	DiffID digest.Digest
 }

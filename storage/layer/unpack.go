@@ -135,6 +135,14 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 	default:
 		r = raw
 	}
+	var diffHash hash.Hash
+	if opts.DiffID != "" {
+		if err := opts.DiffID.Validate(); err != nil {
+			return fmt.Errorf("diff ID %q: %w", opts.DiffID, err)
+		}
+		diffHash = opts.DiffID.Algorithm().Hash()
+		r = io.TeeReader(r, diffHash)
+	}
 
 	err = umoci.UnpackLayer(dest, r, &umoci.UnpackOptions{
 		OnDiskFormat: umoci.OverlayfsRootfs{
@@ -147,6 +155,15 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 			return cerr
 		}
 		return fmt.Errorf("unpack layer %s into %s: %w", blobPath, dest, err)
+	}
+	if diffHash != nil {
+		// The tar end marker may precede padding: hash the whole stream.
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return fmt.Errorf("read layer blob %s: %w", blobPath, err)
+		}
+		if got := digest.NewDigest(opts.DiffID.Algorithm(), diffHash); got != opts.DiffID {
+			return fmt.Errorf("layer %s unpacks to diff ID %s, not the expected %s", blobPath, got, opts.DiffID)
+		}
 	}
 	if v != nil {
 		// The tar end marker may precede padding or the compressor's

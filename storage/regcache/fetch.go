@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -79,22 +80,31 @@ func (c *Cache) Fetch(ctx context.Context, st *storage.Store, key string, o Fetc
 		return nil, err
 	}
 	defer ws.Discard()
-	blobs := make([]storage.CommitBlob, 0, len(r.Layers))
 	for _, b := range r.Layers {
-		path := filepath.Join(ws.Out, b.Descriptor.Digest.Encoded())
-		if err := c.download(ctx, b.Descriptor, path, ropts, o.Received); err != nil {
-			return nil, asRecordError(err)
+		if t, err := layer.TypeOfMediaType(b.Descriptor.MediaType); err != nil || string(t) != b.Type {
+			return nil, &recordError{fmt.Errorf("cache %s: record %s: a %s layer has media type %q", c, tag, b.Type, b.Descriptor.MediaType)}
 		}
-		blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: b})
 	}
+	// Only the blob that is unpacked here is checked against both its
+	// digest and its diff ID, so only it is committed; the store encodes
+	// the other layer types from the unpacked folder, which gives the same
+	// bytes as the machine that filled the cache.
+	var blobs []storage.CommitBlob
 	if !r.Empty {
 		u := unpackable(r.Layers)
+		path := filepath.Join(ws.Out, u.Descriptor.Digest.Encoded())
+		if err := c.download(ctx, u.Descriptor, path, ropts, o.Received); err != nil {
+			return nil, asRecordError(err)
+		}
 		uo := o.Unpack
 		uo.Digest = u.Descriptor.Digest
-		path := filepath.Join(ws.Out, u.Descriptor.Digest.Encoded())
+		if strings.HasPrefix(u.Type, "tar") {
+			uo.DiffID = digest.Digest(u.DiffID)
+		}
 		if err := layer.Unpack(ctx, path, u.Descriptor.MediaType, ws.Upper, uo); err != nil {
 			return nil, &recordError{fmt.Errorf("cache %s: unpack %s layer of %s: %w", c, u.Type, o.Image, err)}
 		}
+		blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: u})
 	}
 	rec, err := st.Commit(ws, storage.Record{Key: key, Image: o.Image, Empty: r.Empty, KeyInputs: o.KeyInputs}, blobs)
 	if err != nil {
