@@ -405,7 +405,7 @@ type keyImport struct {
 
 func (ev *evaluator) key(n *Node, parent string) ([]byte, string) {
 	img := n.Image
-	doc := keyDoc{Version: 1, Name: img.name, Parent: parent, Epoch: ev.opts.SourceDateEpoch, WorkDir: img.workDir}
+	doc := keyDoc{Version: 2, Name: img.name, Parent: parent, Epoch: ev.opts.SourceDateEpoch, WorkDir: img.workDir}
 	if len(n.Params) > 0 {
 		doc.Params = n.Params
 	}
