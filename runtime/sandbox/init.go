@@ -211,6 +211,9 @@ func runSandbox(cs *childSpec) (json.RawMessage, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sandbox setup: %w", err)
 	}
+	if err := confine(); err != nil {
+		return nil, fmt.Errorf("sandbox setup: %w", err)
+	}
 	if err := runSteps(cs, sources); err != nil {
 		return nil, err
 	}

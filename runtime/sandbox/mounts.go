@@ -312,6 +312,36 @@ func (r *rootfs) attach(d detached, p string, dir bool) error {
 	return nil
 }
 
+// procReadOnly are the parts of /proc that write to the host kernel's
+// settings rather than the container's: a package's maintainer script that
+// runs sysctl must fail, not retune the build machine.
+var procReadOnly = []string{"/proc/sys", "/proc/sysrq-trigger", "/proc/irq", "/proc/bus"}
+
+// bindReadOnly binds container path p read-only onto itself when it exists.
+func (r *rootfs) bindReadOnly(p string) error {
+	fd, err := r.resolve(p)
+	if errors.Is(err, unix.ENOENT) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	defer unix.Close(fd)
+	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("bind %s: %w", p, err)
+	}
+	defer unix.Close(tree)
+	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("make %s read-only: %w", p, err)
+	}
+	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+		return fmt.Errorf("bind %s read-only: %w", p, err)
+	}
+	return nil
+}
+
 // hostSources are the host mounts the container gets, cloned before
 // anything else so that they are taken from the host's view.
 type hostSources struct {
@@ -392,10 +422,17 @@ func (r *rootfs) setup(cs *childSpec, hs *hostSources) error {
 	if err := r.attach(proc, "/proc", true); err != nil {
 		return err
 	}
+	for _, p := range procReadOnly {
+		if err := r.bindReadOnly(p); err != nil {
+			return err
+		}
+	}
 	if err := r.attach(hs.sys, "/sys", true); err != nil {
 		return err
 	}
-	dev, err := newFS("tmpfs", nosuid|noexec, "mode=755", "size=64k")
+	// nodev: a node a step makes here does not open; the host's nodes
+	// are bind mounts with their own flags.
+	dev, err := newFS("tmpfs", nosuid|nodev|noexec, "mode=755", "size=64k")
 	if err != nil {
 		return err
 	}

@@ -161,6 +161,7 @@ echo sec=$(cat /run/secrets/tok) imp=$(cat /.strata/imports/import)
 `),
 		sandbox.Step{Copy: &sandbox.Copy{Source: src, Dest: "/copied", UID: &id, GID: &id, Mode: &mode}},
 		script("cat /copied; echo; ls -ln /copied | awk '{print $3}'"),
+		script(escapeScript(dir)),
 	)
 	spec.UIDMap, spec.GIDMap = rootlessMaps(t)
 	spec.Secrets = []sandbox.Secret{{Name: "tok", Value: []byte("rootless-secret")}}
@@ -174,6 +175,7 @@ echo sec=$(cat /run/secrets/tok) imp=$(cat /.strata/imports/import)
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}
 	}
+	assertNoEscape(t, dir, out+errOut)
 	var fin struct{ Secret string }
 	json.Unmarshal(res, &fin)
 	if fin.Secret != "s\n" {

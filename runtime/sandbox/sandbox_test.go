@@ -76,6 +76,9 @@ echo env=$(tr '\0' ' ' < /proc/$$/environ)
 echo cwd=$(pwd)
 echo zero=$(head -c 4 /dev/zero | od -An -tx1 | tr -d ' ')
 : > /dev/null && echo null=ok
+echo procsys=$(awk '$2=="/proc/sys"{print substr($4,1,2)}' /proc/mounts)
+echo 1 > /proc/sys/kernel/printk_ratelimit 2>/dev/null && echo sysctl=written || echo sysctl=refused
+mknod /dev/mem2 c 1 1 && { head -c1 /dev/mem2 >/dev/null 2>&1 && echo devnode=opens || echo devnode=refused; }
 `)
 	hostNet, _ := os.Readlink("/proc/self/ns/net")
 	resolv, err := os.ReadFile("/etc/resolv.conf")
@@ -87,6 +90,7 @@ echo zero=$(head -c 4 /dev/zero | od -An -tx1 | tr -d ' ')
 		"ptmx": "pts/ptmx fd=/proc/self/fd stdin=/proc/self/fd/0 stderr=/proc/self/fd/2",
 		"net":  hostNet, "env": strings.Join(testEnv, " "), "cwd": "/",
 		"zero": "00000000", "null": "ok", "resolv": md5(t, resolv) + " -",
+		"procsys": "ro", "sysctl": "refused", "devnode": "refused",
 	}
 	for k, v := range want {
 		if f[k] != v {
@@ -452,4 +456,49 @@ func TestInvalidSpec(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "sandbox bad: invalid spec") {
 		t.Errorf("err = %v", err)
 	}
+}
+
+// escapeScript tries every way back to the host file system a step could
+// find through pid 1 of its pid namespace (the sandbox process, whose other
+// threads stay in the host's mount namespace, and whose open fds include
+// the host's mount namespace and folders): each attempt writes a marker
+// into host folder dir.
+func escapeScript(dir string) string {
+	return `
+for p in /proc/1/root /proc/1/cwd /proc/1/task/*/root /proc/1/task/*/cwd; do
+  echo x > $p` + dir + `/ESCAPED 2>/dev/null && echo escaped-through=$p
+done
+for fd in /proc/1/fd/* /proc/1/task/*/fd/*; do
+  test -d $fd/ && ls $fd/ >/dev/null 2>&1 && echo fd-readable=$fd
+  echo x > $fd` + dir + `/ESCAPED 2>/dev/null && echo escaped-through=$fd
+done
+grep -E '^Cap(Bnd|Eff)' /proc/self/status
+true
+`
+}
+
+// assertNoEscape runs escapeScript's output checks.
+func assertNoEscape(t *testing.T, dir, out string) {
+	t.Helper()
+	if _, err := os.Stat(filepath.Join(dir, "ESCAPED")); err == nil {
+		t.Errorf("a step wrote to the host file system:\n%s", out)
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.HasPrefix(l, "escaped-through=") || strings.HasPrefix(l, "fd-readable=") {
+			t.Errorf("step reached pid 1: %s", l)
+		}
+	}
+}
+
+func TestStepCannotReachHostThroughPid1(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	dir := t.TempDir()
+	imp := filepath.Join(t.TempDir(), "imp")
+	os.Mkdir(imp, 0o755)
+	spec := e.spec(script(escapeScript(dir)))
+	spec.Steps = append([]sandbox.Step{{Copy: &sandbox.Copy{Source: imp, Dest: "/imp"}}}, spec.Steps...)
+	out, errOut := mustRun(t, spec)
+	assertNoEscape(t, dir, out+errOut)
+	t.Logf("%s", out)
 }
