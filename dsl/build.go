@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -43,6 +44,15 @@ type Bind struct {
 	Dest     string // absolute path in the image
 	ReadOnly bool
 	Pos      Pos
+
+	rawSource string // as written, for placeholders
+}
+
+func checkBindDest(dest string) error {
+	if !path.IsAbs(dest) || path.Clean(dest) == "/" {
+		return fmt.Errorf("destination %q must be an absolute path other than /", dest)
+	}
+	return nil
 }
 
 // BindOption changes a Bind.
@@ -57,11 +67,11 @@ func ReadOnly() BindOption { return func(b *Bind) { b.ReadOnly = true } }
 // (and every image built on it) is rebuilt on every build.
 func (i *Image) Bind(src, dest string, opts ...BindOption) *Image {
 	c := i.clone()
-	if !path.IsAbs(dest) || path.Clean(dest) == "/" {
-		c.fail("Bind %s: destination %q must be an absolute path other than /", src, dest)
+	if err := checkBindDest(dest); err != nil && !hasPlaceholder(dest) {
+		c.fail("Bind %s: %v", src, err)
 		return c
 	}
-	b := Bind{Source: resolve(c.lastEdit, src), Dest: path.Clean(dest), Pos: c.lastEdit}
+	b := Bind{Source: resolve(c.lastEdit, src), Dest: path.Clean(dest), Pos: c.lastEdit, rawSource: src}
 	for _, o := range opts {
 		o(&b)
 	}

@@ -286,3 +286,75 @@ func TestSameNameDifferentConfigIsAnError(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestSymlinkedImportIsHashedByItsTarget(t *testing.T) {
+	dir := t.TempDir()
+	target, link := filepath.Join(dir, "target"), filepath.Join(dir, "link")
+	os.WriteFile(target, []byte("one"), 0o644)
+	os.Symlink("target", link)
+	tdir, ldir := filepath.Join(dir, "tdir"), filepath.Join(dir, "ldir")
+	os.Mkdir(tdir, 0o755)
+	os.WriteFile(filepath.Join(tdir, "f"), []byte("one"), 0o644)
+	os.Symlink("tdir", ldir)
+	keys := func() (string, string) {
+		imgs := []*dsl.Image{
+			dsl.New("f").From(dsl.Scratch()).Import(dsl.File(link), "/f"),
+			dsl.New("d").From(dsl.Scratch()).Import(dsl.Dir(ldir), "/d"),
+		}
+		g, err := dsl.Evaluate(imgs, dsl.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Node("f").Key, g.Node("d").Key
+	}
+	f1, d1 := keys()
+	os.WriteFile(target, []byte("two"), 0o644)
+	os.WriteFile(filepath.Join(tdir, "f"), []byte("two"), 0o644)
+	f2, d2 := keys()
+	if f1 == f2 {
+		t.Error("changing a symlinked file's target kept the key")
+	}
+	if d1 == d2 {
+		t.Error("changing a file in a symlinked folder kept the key")
+	}
+}
+
+func TestPlaceholdersInPaths(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "a"), []byte("a"), 0o644)
+	os.WriteFile(filepath.Join(dir, "b"), []byte("b"), 0o644)
+	builder := dsl.New("builder").From(dsl.Scratch()).Run("true").BuildOnly()
+	img := dsl.New("p").From(dsl.Scratch()).
+		Import(dsl.File("${{SRC}}"), "/${{DEST}}").
+		Import(dsl.FromImage(builder, "/out/${{DEST}}"), "/bin/").
+		Bind("${{BIND}}", "/mnt/${{DEST}}")
+	eval := func(src string) *dsl.Node {
+		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{
+			"SRC": filepath.Join(dir, src), "DEST": "x", "BIND": dir,
+		}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Node("p")
+	}
+	a, b := eval("a"), eval("b")
+	if a.Key == b.Key {
+		t.Error("a placeholder in an import path did not change the key")
+	}
+	steps := a.Image.Steps()
+	if s := steps[0].Import.Source.(*dsl.LocalSource); s.Path != filepath.Join(dir, "a") || steps[0].Import.Dest != "/x" {
+		t.Errorf("import expanded to %s -> %s", s.Path, steps[0].Import.Dest)
+	}
+	if s := steps[1].Import.Source.(*dsl.ImageSource); s.Path != "/out/x" {
+		t.Errorf("FromImage path expanded to %s", s.Path)
+	}
+	if bs := a.Image.Binds(); len(bs) != 1 || bs[0].Source != dir || bs[0].Dest != "/mnt/x" {
+		t.Errorf("bind expanded to %+v", bs)
+	}
+	_, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{
+		"SRC": filepath.Join(dir, "a"), "DEST": "x", "BIND": filepath.Join(dir, "missing"),
+	}})
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "missing")) {
+		t.Errorf("expanded bind to a missing folder: %v", err)
+	}
+}

@@ -22,8 +22,14 @@ func sourceDigest(src Source) (string, error) {
 		if err := statKind(s.Path, s.Want); err != nil {
 			return "", err
 		}
+		// The import copies what the path names, so a symlinked file or
+		// folder is hashed by its target's content, not by the link.
+		root, err := filepath.EvalSymlinks(s.Path)
+		if err != nil {
+			return "", err
+		}
 		h := sha256.New()
-		if err := hashTree(h, s.Path); err != nil {
+		if err := hashTree(h, root); err != nil {
 			return "", err
 		}
 		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -168,6 +170,60 @@ func (e *expander) kvs(list []kv) []kv {
 	return out
 }
 
+func hasPlaceholder(s string) bool { return strings.Contains(s, "${{") }
+
+// source expands the placeholders of an import's source. A local path is
+// resolved again from what was written, so that a placeholder may hold an
+// absolute path.
+func (e *expander) source(src Source) Source {
+	switch s := src.(type) {
+	case *LocalSource:
+		if hasPlaceholder(s.raw) {
+			cs := *s
+			cs.Path = resolve(s.pos, e.expand(s.raw))
+			return &cs
+		}
+	case *URLSource:
+		cs := *s
+		cs.URL, cs.SHA256 = e.expand(s.URL), e.expand(s.SHA256)
+		return &cs
+	case *ImageSource:
+		cs := *s
+		cs.Path = e.expand(s.Path)
+		return &cs
+	}
+	return src
+}
+
+// base expands the placeholders of a base.
+func (e *expander) base(b Base) Base {
+	switch s := b.(type) {
+	case *PullBase:
+		cs := *s
+		cs.Ref, cs.Platform = e.expand(s.Ref), e.expand(s.Platform)
+		return &cs
+	case *LayoutBase:
+		cs := *s
+		cs.Tag = e.expand(s.Tag)
+		if hasPlaceholder(s.raw) {
+			cs.Path = resolve(s.pos, e.expand(s.raw))
+		}
+		return &cs
+	case *TarballBase:
+		cs := *s
+		cs.Remote.SHA256 = strings.ToLower(e.expand(s.Remote.SHA256))
+		if hasPlaceholder(s.raw) {
+			if v := e.expand(s.raw); isURL(v) {
+				cs.URL, cs.Path = v, ""
+			} else {
+				cs.URL, cs.Path = "", resolve(s.pos, v)
+			}
+		}
+		return &cs
+	}
+	return b
+}
+
 // expandImage returns img with placeholders substituted in every string a
 // definition can hold, the parameters it used and the names of those it
 // lacked.
@@ -180,11 +236,7 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 		if st.Import != nil {
 			im := *st.Import
 			im.Dest = e.expand(im.Dest)
-			if u, ok := im.Source.(*URLSource); ok {
-				cu := *u
-				cu.URL, cu.SHA256 = e.expand(u.URL), e.expand(u.SHA256)
-				im.Source = &cu
-			}
+			im.Source = e.source(im.Source)
 			st.Import = &im
 		}
 		c.steps[n] = st
@@ -200,10 +252,19 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 	}
 	c.workDir, c.user = e.expand(img.workDir), e.expand(img.user)
 	c.tags = e.list(img.tags)
-	if p, ok := img.base.(*PullBase); ok {
-		cp := *p
-		cp.Ref = e.expand(p.Ref)
-		c.base = &cp
+	c.base = e.base(img.base)
+	c.binds = make([]Bind, len(img.binds))
+	for n, b := range img.binds {
+		if hasPlaceholder(b.rawSource) {
+			b.Source = resolve(b.Pos, e.expand(b.rawSource))
+		}
+		if hasPlaceholder(b.Dest) {
+			b.Dest = path.Clean(e.expand(b.Dest))
+			if err := checkBindDest(b.Dest); err != nil {
+				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: Bind %s: %w", b.Pos, b.rawSource, err))
+			}
+		}
+		c.binds[n] = b
 	}
 	var missing []string
 	for k := range e.missing {

@@ -27,13 +27,14 @@ func (scratchBase) isBase() {}
 // changed base rebuilds everything on top of it.
 func Layout(path, tag string) Base {
 	pos := caller()
-	return &LayoutBase{Path: resolve(pos, path), Tag: tag, pos: pos}
+	return &LayoutBase{Path: resolve(pos, path), Tag: tag, raw: path, pos: pos}
 }
 
 // LayoutBase is a base in a local OCI layout; see Layout.
 type LayoutBase struct {
 	Path string
 	Tag  string
+	raw  string // as written, for placeholders
 	pos  Pos
 }
 
@@ -50,14 +51,14 @@ type Source interface {
 // Go file that calls File.
 func File(path string) Source {
 	pos := caller()
-	return &LocalSource{Path: resolve(pos, path), Want: KindFile, pos: pos}
+	return &LocalSource{Path: resolve(pos, path), Want: KindFile, raw: path, pos: pos}
 }
 
 // Dir is a local folder, copied with its symlinks, modes and empty folders.
 // A relative path resolves against the folder of the Go file that calls Dir.
 func Dir(path string) Source {
 	pos := caller()
-	return &LocalSource{Path: resolve(pos, path), Want: KindDir, pos: pos}
+	return &LocalSource{Path: resolve(pos, path), Want: KindDir, raw: path, pos: pos}
 }
 
 // Kind says whether a local source must be a file or a folder.
@@ -73,6 +74,7 @@ const (
 type LocalSource struct {
 	Path string // absolute
 	Want Kind
+	raw  string // as written, for placeholders
 	pos  Pos
 }
 
@@ -89,8 +91,9 @@ func resolve(pos Pos, path string) string {
 // ImportOption changes how an Import lands in the image.
 type ImportOption func(*importSpec)
 
-// Mode sets the mode of an imported file (for a folder: of every file in
-// it; folders keep their own modes).
+// Mode sets the mode of an imported file; for a folder, the mode of the
+// destination folder itself (what it holds keeps the source's modes, so
+// executables stay executable).
 func Mode(m fs.FileMode) ImportOption {
 	return func(s *importSpec) { s.mode = &m }
 }
@@ -150,7 +153,7 @@ func Platform(platform string) PullOption { return func(p *PullBase) { p.Platfor
 // SHA256(hex).
 func Tarball(pathOrURL string, opts ...RemoteOption) Base {
 	pos := caller()
-	t := &TarballBase{pos: pos}
+	t := &TarballBase{pos: pos, raw: pathOrURL}
 	if isURL(pathOrURL) {
 		t.URL = pathOrURL
 	} else {
@@ -166,6 +169,7 @@ func Tarball(pathOrURL string, opts ...RemoteOption) Base {
 type TarballBase struct {
 	Path, URL string
 	Remote    Remote
+	raw       string // as written, for placeholders
 	pos       Pos
 }
 

@@ -88,8 +88,8 @@ func (s *copySource) copyTo(c *Copy) error {
 	return s.copyDir(containerPath(c.Dest), c.Mode, uid, gid)
 }
 
-// copyDir merges the source folder into dest: existing folders of the image
-// keep their owner and mode, everything created gets uid:gid, the source's
+// copyDir merges the source folder into dest: existing folders of the image,
+// and symlinks to folders, keep their owner and mode, everything created gets uid:gid, the source's
 // modes and mtimes, and symlinks are copied as symlinks.
 func (s *copySource) copyDir(dest string, topMode *fs.FileMode, uid, gid int) error {
 	type dirTimes struct {
@@ -112,6 +112,14 @@ func (s *copySource) copyDir(dest string, topMode *fs.FileMode, uid, gid int) er
 		case d.IsDir():
 			if lerr == nil && existing.IsDir() {
 				return nil
+			}
+			if lerr == nil && existing.Mode().Type() == fs.ModeSymlink {
+				// Merged /usr: /bin -> usr/bin. Merge through the
+				// link (it resolves inside the pivoted rootfs) rather
+				// than replace it with a folder.
+				if fi, err := os.Stat(target); err == nil && fi.IsDir() {
+					return nil
+				}
 			}
 			if lerr == nil {
 				if err := os.Remove(target); err != nil {

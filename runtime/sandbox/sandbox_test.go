@@ -502,3 +502,23 @@ func TestStepCannotReachHostThroughPid1(t *testing.T) {
 	assertNoEscape(t, dir, out+errOut)
 	t.Logf("%s", out)
 }
+
+func TestCopyMergesThroughSymlinkedFolders(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	src := filepath.Join(e.dir, "src")
+	os.MkdirAll(filepath.Join(src, "lib/app"), 0o755)
+	os.WriteFile(filepath.Join(src, "lib/app/mod"), []byte("mod"), 0o644)
+	mustRun(t, e.spec(
+		script("mkdir -p /usr/lib && echo old > /usr/lib/keep && ln -s usr/lib /lib"),
+		sandbox.Step{Copy: &sandbox.Copy{Source: src, Dest: "/"}, Where: "c.go:1"},
+	))
+	if fi, err := os.Lstat(filepath.Join(e.upper, "lib")); err != nil || fi.Mode().Type() != fs.ModeSymlink {
+		t.Errorf("/lib is no longer a symlink: %v %v", fi, err)
+	}
+	for _, p := range []string{"usr/lib/keep", "usr/lib/app/mod"} {
+		if _, err := os.Stat(filepath.Join(e.upper, p)); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+	}
+}
