@@ -109,7 +109,7 @@ func processExit(cmd string, err error) error {
 		return exitStatus(127) // command not found
 	}
 	if se.ExitCode < 0 {
-		return exitStatus(128 + 9)
+		return exitStatus(128 + se.SignalNumber) // as a shell reports a signal
 	}
 	return exitStatus(se.ExitCode)
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/strata-build/strata/runtime"
-	"github.com/strata-build/strata/runtime/sandbox"
 )
 
 // cmdRun runs a tagged image of the output layout as its config says.
@@ -36,21 +35,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		Image:   name,
 		Command: cmd,
 	})
-	var se *sandbox.StepError
-	if errors.As(err, &se) && se.Message != "" {
-		fmt.Fprintf(os.Stderr, "strata run: %v\n", err)
-		return exitStatus(127) // as a shell says "command not found"
-	}
-	if errors.As(err, &se) {
-		// The process's own exit status is the answer, not an error of
-		// strata's.
-		code := se.ExitCode
-		if code < 0 {
-			code = 128 + 9
-		}
-		return exitStatus(code)
-	}
-	return err
+	return processExit("run", err)
 }
 
 // exitStatus ends strata with a status and no message.

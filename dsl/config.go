@@ -8,7 +8,20 @@ import (
 )
 
 // Steps returns the image's steps in the order they run.
-func (i *Image) Steps() []Step { return slices.Clone(i.steps) }
+// The copy is deep: changing a returned import cannot change the
+// definition, which other images may share.
+func (i *Image) Steps() []Step {
+	out := slices.Clone(i.steps)
+	for n, st := range out {
+		if st.Import != nil {
+			im := *st.Import
+			im.Mode = copyPtr(im.Mode)
+			im.UID, im.GID = copyPtr(im.UID), copyPtr(im.GID)
+			out[n].Import = &im
+		}
+	}
+	return out
+}
 
 // Config applies the definitions of the node's chain, root first, on top
 // of base (the config of the external base; zero for scratch) and returns
@@ -94,4 +107,12 @@ func setEnv(env []string, k, v string) []string {
 		}
 	}
 	return append(env, k+"="+v)
+}
+
+func copyPtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
 }

@@ -35,6 +35,12 @@ func TestImmutable(t *testing.T) {
 	if got := b.Steps()[1].Script; got != "echo b" {
 		t.Errorf("b's second step = %q (shared backing array?)", got)
 	}
+	imp := base.Import(dsl.File("/etc/hostname"), "/h", dsl.Owner(1, 1))
+	st := imp.Steps()[1].Import
+	st.Dest, *st.UID = "/changed", 7
+	if again := imp.Steps()[1].Import; again.Dest != "/h" || *again.UID != 1 {
+		t.Errorf("changing what Steps returned changed the definition: %s %d", again.Dest, *again.UID)
+	}
 }
 
 func TestEvaluateOrderAndKeys(t *testing.T) {
@@ -356,5 +362,18 @@ func TestPlaceholdersInPaths(t *testing.T) {
 	}})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "missing")) {
 		t.Errorf("expanded bind to a missing folder: %v", err)
+	}
+}
+
+func TestExplainRename(t *testing.T) {
+	eval := func(name string) *dsl.Node {
+		g, err := dsl.Evaluate([]*dsl.Image{dsl.New(name).From(dsl.Scratch()).Run("true")}, dsl.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Node(name)
+	}
+	if got := dsl.Explain(eval("old").KeyInputs, eval("new")); got != `image name changed (was "old")` {
+		t.Errorf("Explain = %q", got)
 	}
 }

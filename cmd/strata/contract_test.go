@@ -275,6 +275,9 @@ func testRun(t *testing.T, c *contractCLI) {
 	if out, code := c.run("", append([]string{"run"}, append(c.layoutFlags(), "runme", "--", "sh", "-c", "exit 7")...)...); code != 7 {
 		t.Errorf("-- sh -c 'exit 7': exit status %d:\n%s", code, out)
 	}
+	if out, code := c.run("", append([]string{"run"}, append(c.layoutFlags(), "runme", "--", "sh", "-c", "kill -TERM $$")...)...); code != 128+15 {
+		t.Errorf("a process killed by SIGTERM: exit status %d, want 143:\n%s", code, out)
+	}
 	if out, code := c.run("", append([]string{"run"}, append(c.layoutFlags(), "runme", "--", "no-such-command")...)...); code != 127 || !strings.Contains(out, "no-such-command") {
 		t.Errorf("a missing command: exit status %d:\n%s", code, out)
 	}
@@ -308,6 +311,9 @@ func testChroot(t *testing.T, c *contractCLI) {
 	}
 	if out, code := c.run("", args("builder", "--", "sh", "-c", "echo x > /tmp/scratch; exit 5")...); code != 5 {
 		t.Errorf("exit status %d, want 5:\n%s", code, out)
+	}
+	if out, code := c.run("", args("builder", "--", "sh", "-c", "kill -INT $$")...); code != 128+2 {
+		t.Errorf("a shell killed by SIGINT: exit status %d, want 130:\n%s", code, out)
 	}
 	if out, code := c.run("", args("builder", "--", "test", "-e", "/tmp/scratch")...); code != 1 {
 		t.Errorf("a change survived the chroot (exit %d):\n%s", code, out)

@@ -522,3 +522,21 @@ func TestCopyMergesThroughSymlinkedFolders(t *testing.T) {
 		}
 	}
 }
+
+func TestBrokenPasswdLineIsAnError(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	spec := e.spec(
+		script("printf 'short:x:7\\nroot:x:0:0:root:/root:/bin/sh\\n' > /etc/passwd"),
+		sandbox.Step{Argv: []string{"id", "-u"}, Where: "u.go:1"},
+	)
+	spec.User = "short"
+	_, _, _, err := run(t, spec)
+	if err == nil || !strings.Contains(err.Error(), "no user short") {
+		t.Errorf("user on a 3-field passwd line: %v", err)
+	}
+	spec.User = "7"
+	if out, errOut := mustRun(t, spec); out != "7\n" {
+		t.Errorf("numeric user next to a broken line: %q %q", out, errOut)
+	}
+}

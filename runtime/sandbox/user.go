@@ -51,13 +51,13 @@ func resolveUser(spec string) (*syscall.Credential, error) {
 	primary := uint64(0)
 	if err == nil {
 		cred.Uid = uint32(uid)
-		if e, ok := findEntry("/etc/passwd", func(f []string) bool { return f[2] == userPart }); ok {
+		if e, ok := findEntry("/etc/passwd", 4, func(f []string) bool { return f[2] == userPart }); ok {
 			name = e[0]
 			primary, _ = strconv.ParseUint(e[3], 10, 32)
 		}
 	} else {
-		e, ok := findEntry("/etc/passwd", func(f []string) bool { return f[0] == userPart })
-		if !ok || len(e) < 4 {
+		e, ok := findEntry("/etc/passwd", 4, func(f []string) bool { return f[0] == userPart })
+		if !ok {
 			return nil, fmt.Errorf("no user %s in the image's /etc/passwd", userPart)
 		}
 		u, err1 := strconv.ParseUint(e[2], 10, 32)
@@ -72,7 +72,7 @@ func resolveUser(spec string) (*syscall.Credential, error) {
 		if g, err := strconv.ParseUint(groupPart, 10, 32); err == nil {
 			cred.Gid = uint32(g)
 		} else {
-			e, ok := findEntry("/etc/group", func(f []string) bool { return f[0] == groupPart })
+			e, ok := findEntry("/etc/group", 3, func(f []string) bool { return f[0] == groupPart })
 			if !ok {
 				return nil, fmt.Errorf("no group %s in the image's /etc/group", groupPart)
 			}
@@ -91,8 +91,9 @@ func resolveUser(spec string) (*syscall.Credential, error) {
 }
 
 // findEntry returns the fields of the first line of an /etc/passwd-like
-// file that match.
-func findEntry(path string, match func([]string) bool) ([]string, bool) {
+// file that has at least minFields fields and matches; shorter (broken)
+// lines are skipped.
+func findEntry(path string, minFields int, match func([]string) bool) ([]string, bool) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, false
@@ -101,7 +102,7 @@ func findEntry(path string, match func([]string) bool) ([]string, bool) {
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		fields := strings.Split(sc.Text(), ":")
-		if len(fields) >= 3 && match(fields) {
+		if len(fields) >= minFields && match(fields) {
 			return fields, true
 		}
 	}
