@@ -127,7 +127,6 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		done:    map[*dsl.Node]chan struct{}{},
 		results: map[*dsl.Node]*Result{},
 		sem:     make(chan struct{}, opts.Jobs),
-		bases:   map[string]*storage.BaseImage{},
 		hooks:   newHooks(opts, nodes),
 	}
 	var err error
@@ -191,7 +190,7 @@ type builder struct {
 	cancel  context.CancelFunc
 
 	mu    sync.Mutex
-	bases map[string]*storage.BaseImage
+	bases map[string]*baseLoad // by base kind and digest, see loadBase
 
 	// uids and gids map ids of a rootless build; nil as root.
 	uids, gids []sandbox.IDMap
@@ -322,20 +321,50 @@ func (b *builder) base(ctx context.Context, root *dsl.Node) (*storage.BaseImage,
 	if !ok {
 		return b.remoteBase(ctx, root) // scratch, registry and tarball bases (sources.go)
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if img, ok := b.bases[root.BaseDigest]; ok {
+	return b.loadBase(ctx, "layout:"+root.BaseDigest, func() (*storage.BaseImage, error) {
+		img, err := b.opts.Store.ImportLayout(ctx, lb.Path, lb.Tag)
+		if err != nil {
+			return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
+		}
+		if img.Descriptor.Digest.String() != root.BaseDigest {
+			return nil, fmt.Errorf("image %q: base %s:%s changed during the build (was %s, now %s)", root.Name, lb.Path, lb.Tag, root.BaseDigest, img.Descriptor.Digest)
+		}
 		return img, nil
+	})
+}
+
+// baseLoad is one base being loaded, or loaded, for this build.
+type baseLoad struct {
+	done chan struct{}
+	img  *storage.BaseImage
+	err  error
+}
+
+// loadBase runs load once per key for the whole build: images on the same
+// base wait for the first one's pull, while images on other bases pull
+// theirs at the same time (b.mu is never held across a load).
+func (b *builder) loadBase(ctx context.Context, key string, load func() (*storage.BaseImage, error)) (*storage.BaseImage, error) {
+	b.mu.Lock()
+	if b.bases == nil {
+		b.bases = map[string]*baseLoad{}
 	}
-	img, err := b.opts.Store.ImportLayout(ctx, lb.Path, lb.Tag)
-	if err != nil {
-		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
+	l, loading := b.bases[key]
+	if !loading {
+		l = &baseLoad{done: make(chan struct{})}
+		b.bases[key] = l
 	}
-	if img.Descriptor.Digest.String() != root.BaseDigest {
-		return nil, fmt.Errorf("image %q: base %s:%s changed during the build (was %s, now %s)", root.Name, lb.Path, lb.Tag, root.BaseDigest, img.Descriptor.Digest)
+	b.mu.Unlock()
+	if loading {
+		select {
+		case <-l.done:
+			return l.img, l.err
+		case <-ctx.Done():
+			return nil, context.Cause(ctx)
+		}
 	}
-	b.bases[root.BaseDigest] = img
-	return img, nil
+	l.img, l.err = load()
+	close(l.done)
+	return l.img, l.err
 }
 
 func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error) {

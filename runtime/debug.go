@@ -103,7 +103,7 @@ func Chroot(ctx context.Context, o ChrootOptions) error {
 	for i, d := range dirs {
 		lowers[len(dirs)-1-i] = d
 	}
-	b := &builder{opts: Options{Store: st}, bases: map[string]*storage.BaseImage{}}
+	b := &builder{opts: Options{Store: st}}
 	if b.uids, b.gids, err = idMapsIfRootless(); err != nil {
 		return err
 	}

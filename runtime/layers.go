@@ -14,7 +14,7 @@ import (
 // only; an image (or ancestor) whose definition changed since it was built
 // is reported as not built.
 func LayerDirs(ctx context.Context, st *storage.Store, n *dsl.Node) ([]string, error) {
-	b := &builder{opts: Options{Store: st}, bases: map[string]*storage.BaseImage{}}
+	b := &builder{opts: Options{Store: st}}
 	var err error
 	if b.uids, b.gids, err = idMapsIfRootless(); err != nil {
 		return nil, err

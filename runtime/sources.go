@@ -26,25 +26,21 @@ func (b *builder) remoteBase(ctx context.Context, root *dsl.Node) (*storage.Base
 	default:
 		return nil, nil
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	key := fmt.Sprintf("%T:%s", root.Base, root.BaseDigest)
-	if img, ok := b.bases[key]; ok {
+	return b.loadBase(ctx, key, func() (*storage.BaseImage, error) {
+		var img *storage.BaseImage
+		var err error
+		switch base := root.Base.(type) {
+		case *dsl.PullBase:
+			img, err = fetch.Pull(ctx, b.opts.Store, base.Ref, root.BaseDigest, pullOptions(b.opts.Registry, base))
+		case *dsl.TarballBase:
+			img, err = b.tarballBase(ctx, base, root.BaseDigest)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
+		}
 		return img, nil
-	}
-	var img *storage.BaseImage
-	var err error
-	switch base := root.Base.(type) {
-	case *dsl.PullBase:
-		img, err = fetch.Pull(ctx, b.opts.Store, base.Ref, root.BaseDigest, pullOptions(b.opts.Registry, base))
-	case *dsl.TarballBase:
-		img, err = b.tarballBase(ctx, base, root.BaseDigest)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
-	}
-	b.bases[key] = img
-	return img, nil
+	})
 }
 
 func (b *builder) tarballBase(ctx context.Context, base *dsl.TarballBase, dgst string) (*storage.BaseImage, error) {
