@@ -33,6 +33,7 @@ type sharingFlags struct {
 	cacheTo   string
 	progress  string
 	insecure  bool
+	insecureH stringList
 	caFile    string
 	creds     string
 }
@@ -41,7 +42,8 @@ func (s *sharingFlags) register(fs *flag.FlagSet) {
 	fs.Var(&s.cacheFrom, "cache-from", "registry `REPO` whose build cache stands in for running the steps of images not in the store; repeatable")
 	fs.StringVar(&s.cacheTo, "cache-to", "", "registry `REPO` that receives the layers and cache record of every image built")
 	fs.StringVar(&s.progress, "progress", "auto", "progress `mode`: auto (live on a terminal, plain lines otherwise), tty or plain")
-	fs.BoolVar(&s.insecure, "insecure", false, "allow plain HTTP and unverifiable TLS certificates for registry calls")
+	fs.BoolVar(&s.insecure, "insecure", false, "allow plain HTTP and unverifiable TLS certificates for every registry call")
+	fs.Var(&s.insecureH, "insecure-registry", "allow plain HTTP and unverifiable TLS certificates for the registry `HOST[:PORT]` only; repeatable")
 	fs.StringVar(&s.caFile, "ca-file", "", "PEM `file` of a private CA that signs registry certificates")
 	fs.StringVar(&s.creds, "creds", "", "registry credentials `USER:PASSWORD` (default: the docker config, then the containers auth file)")
 }
@@ -58,6 +60,7 @@ func (s *sharingFlags) apply(o *Options) error {
 		o.CacheTo = s.cacheTo
 	}
 	o.Registry.Insecure = o.Registry.Insecure || s.insecure
+	o.Registry.InsecureHosts = append(o.Registry.InsecureHosts, s.insecureH...)
 	if s.caFile != "" {
 		o.Registry.CAFile = s.caFile
 	}

@@ -101,7 +101,7 @@ func TestPublishAndRegistryCache(t *testing.T) {
 
 	// A clean store on the same machine: every layer comes from the cache.
 	second := newHelloBuild(t, "second")
-	out = mustStrata(t, second.dir, append([]string{"build", "--cache-from", cache, "--insecure"}, second.flags()...)...)
+	out = mustStrata(t, second.dir, append([]string{"build", "--cache-from", cache, "--insecure-registry", reg.Addr}, second.flags()...)...)
 	if strings.Contains(out, " | ") || strings.Contains(out, "building") {
 		t.Errorf("build --cache-from ran a step:\n%s", out)
 	}
@@ -142,7 +142,11 @@ func TestPublishAndRegistryCache(t *testing.T) {
 	if _, err := exec.Command("skopeo", "inspect", "--tls-verify=false", "docker://"+prefix+"/hello:latest").CombinedOutput(); err == nil {
 		t.Error("--dry-run pushed hello")
 	}
-	out = mustStrata(t, first.dir, append([]string{"publish", "--to", prefix, "--insecure", "--tag", "latest", "--tag", "v1"}, first.flags()...)...)
+	// Plain HTTP only when asked, even on the loopback address.
+	if out, code := strata(t, first.dir, append([]string{"publish", "--to", prefix}, first.flags()...)...); code == 0 || !strings.Contains(out, "plain HTTP is not allowed") || !strings.Contains(out, "--insecure-registry") {
+		t.Errorf("publish to a plain-HTTP registry without --insecure-registry: exit %d\n%s", code, out)
+	}
+	out = mustStrata(t, first.dir, append([]string{"publish", "--to", prefix, "--insecure-registry", reg.Addr, "--tag", "latest", "--tag", "v1"}, first.flags()...)...)
 	want := layoutDigest(t, first.layout, "hello")
 	for _, tag := range []string{"latest", "v1"} {
 		got := skopeoInspect(t, "docker://"+prefix+"/hello:"+tag, false, "--tls-verify=false")

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"runtime"
 	"strings"
 
@@ -285,37 +284,15 @@ func choose(list []v1.Descriptor, platform string) (v1.Descriptor, error) {
 	return v1.Descriptor{}, fmt.Errorf("no image for %s (it has: %s); choose one with dsl.Platform", want, strings.Join(have, ", "))
 }
 
-// remoteOptions are the registry's options with a transport that refuses
-// plain HTTP unless the call is insecure: go-containerregistry falls back
-// to HTTP for loopback and private addresses on its own, and strata must
-// not without being asked.
+// remoteOptions are the registry's options (which refuse plain HTTP
+// unless the call is insecure).
 func remoteOptions(ctx context.Context, o registry.Options) ([]remote.Option, error) {
-	ropts, err := registry.RemoteOptions(ctx, o)
-	if err != nil {
-		return nil, err
-	}
-	tr, err := registry.Transport(o)
-	if err != nil {
-		return nil, err
-	}
-	if !o.Insecure {
-		tr = httpsOnly{tr}
-	}
-	return append(ropts, remote.WithTransport(tr)), nil
+	return registry.RemoteOptions(ctx, o)
 }
 
 // ErrPlainHTTP is returned (wrapped) when a registry speaks only plain
 // HTTP and the pull was not allowed to use it.
-var ErrPlainHTTP = errors.New("plain HTTP is not allowed for this registry: add dsl.Insecure() to the Pull or build with --insecure")
-
-type httpsOnly struct{ next http.RoundTripper }
-
-func (h httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme != "https" {
-		return nil, fmt.Errorf("%s: %w", req.URL.Host, ErrPlainHTTP)
-	}
-	return h.next.RoundTrip(req)
-}
+var ErrPlainHTTP = registry.ErrPlainHTTP
 
 // explain turns the TLS error of a plain-HTTP registry into advice.
 func explain(err error) error {

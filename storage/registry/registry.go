@@ -8,9 +8,11 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
@@ -24,6 +26,9 @@ type Options struct {
 	// verified. strata never does either unless the definition or a flag
 	// asks for it.
 	Insecure bool
+	// InsecureHosts allow the same for these registries only ("host" or
+	// "host:port", as written in references).
+	InsecureHosts []string
 	// Username and Password, when set, win over every stored credential.
 	Username, Password string
 	// CAFile adds a PEM certificate authority to the system's, for a
@@ -33,15 +38,20 @@ type Options struct {
 	UserAgent string
 }
 
+// InsecureFor reports whether plain HTTP and unverified TLS are allowed
+// for the registry at host ("host:port" when it has a port).
+func (o Options) InsecureFor(host string) bool {
+	return o.Insecure || slices.Contains(o.InsecureHosts, host)
+}
+
 // ParseReference parses "docker://host/repo:tag", "host/repo@sha256:..."
 // and the other forms the docker CLI accepts.
 func ParseReference(ref string, o Options) (name.Reference, error) {
 	ref = strings.TrimPrefix(ref, "docker://")
-	var opts []name.Option
-	if o.Insecure {
-		opts = append(opts, name.Insecure)
+	r, err := name.ParseReference(ref)
+	if err == nil && o.InsecureFor(r.Context().RegistryStr()) {
+		r, err = name.ParseReference(ref, name.Insecure)
 	}
-	r, err := name.ParseReference(ref, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("image reference %q: %w", ref, err)
 	}
@@ -51,11 +61,10 @@ func ParseReference(ref string, o Options) (name.Reference, error) {
 // ParseRepository parses "host/prefix" for publish --to and the cache.
 func ParseRepository(repo string, o Options) (name.Repository, error) {
 	repo = strings.TrimPrefix(repo, "docker://")
-	var opts []name.Option
-	if o.Insecure {
-		opts = append(opts, name.Insecure)
+	r, err := name.NewRepository(repo)
+	if err == nil && o.InsecureFor(r.RegistryStr()) {
+		r, err = name.NewRepository(repo, name.Insecure)
 	}
-	r, err := name.NewRepository(repo, opts...)
 	if err != nil {
 		return name.Repository{}, fmt.Errorf("repository %q: %w", repo, err)
 	}
@@ -90,7 +99,34 @@ func RemoteOptions(ctx context.Context, o Options) ([]remote.Option, error) {
 // that wrap it before handing it to remote.WithTransport.
 func Transport(o Options) (http.RoundTripper, error) { return transport(o) }
 
+// ErrPlainHTTP is returned (wrapped) when a registry speaks only plain
+// HTTP and the call was not allowed to use it.
+var ErrPlainHTTP = errors.New("plain HTTP is not allowed for this registry: allow it with --insecure-registry HOST[:PORT] (or dsl.Insecure() on a Pull base)")
+
+// httpsOnly refuses plain HTTP to registries not marked insecure:
+// go-containerregistry falls back to HTTP for loopback and private
+// addresses on its own, and strata must not without being asked.
+type httpsOnly struct {
+	next http.RoundTripper
+	o    Options
+}
+
+func (h httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "https" && !h.o.InsecureFor(req.URL.Host) {
+		return nil, fmt.Errorf("%s: %w", req.URL.Host, ErrPlainHTTP)
+	}
+	return h.next.RoundTrip(req)
+}
+
 func transport(o Options) (http.RoundTripper, error) {
+	tr, err := tlsTransport(o)
+	if err != nil || o.Insecure {
+		return tr, err
+	}
+	return httpsOnly{tr, o}, nil
+}
+
+func tlsTransport(o Options) (http.RoundTripper, error) {
 	base := remote.DefaultTransport.(*http.Transport).Clone()
 	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
 	if o.CAFile != "" {
@@ -111,7 +147,27 @@ func transport(o Options) (http.RoundTripper, error) {
 		cfg.InsecureSkipVerify = true
 	}
 	base.TLSClientConfig = cfg
-	return base, nil
+	if o.Insecure || len(o.InsecureHosts) == 0 {
+		return base, nil
+	}
+	lax := base.Clone()
+	lax.TLSClientConfig = cfg.Clone()
+	lax.TLSClientConfig.InsecureSkipVerify = true
+	return perHost{verified: base, unverified: lax, o: o}, nil
+}
+
+// perHost skips TLS verification only for the registries listed in
+// Options.InsecureHosts. Token servers on other hosts stay verified.
+type perHost struct {
+	verified, unverified http.RoundTripper
+	o                    Options
+}
+
+func (p perHost) RoundTrip(req *http.Request) (*http.Response, error) {
+	if p.o.InsecureFor(req.URL.Host) {
+		return p.unverified.RoundTrip(req)
+	}
+	return p.verified.RoundTrip(req)
 }
 
 // staticKeychain answers every registry with the same credentials: those

@@ -66,4 +66,37 @@ func TestAuthAndPrivateCA(t *testing.T) {
 	if _, err := remote.Image(ref, opts...); err != nil {
 		t.Fatalf("Insecure pull: %v", err)
 	}
+	// Per host: only the registry named is exempt.
+	opts, _ = strataregistry.RemoteOptions(ctx, strataregistry.Options{InsecureHosts: []string{"other.example:5000"}})
+	if _, err := remote.Image(ref, opts...); err == nil {
+		t.Fatal("TLS with an unknown CA was accepted for a registry not listed")
+	}
+	opts, _ = strataregistry.RemoteOptions(ctx, strataregistry.Options{InsecureHosts: []string{r.Addr}})
+	if _, err := remote.Image(ref, opts...); err != nil {
+		t.Fatalf("pull from a registry listed as insecure: %v", err)
+	}
+}
+
+func TestInsecureHostsChooseTheScheme(t *testing.T) {
+	o := strataregistry.Options{InsecureHosts: []string{"registry.internal:5000"}}
+	for ref, scheme := range map[string]string{
+		"registry.internal:5000/a:1": "http",
+		"registry.example/a:1":       "https",
+		"registry.example:5000/a":    "https",
+	} {
+		r, err := strataregistry.ParseReference(ref, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Context().Scheme(); got != scheme {
+			t.Errorf("%s: scheme %s, want %s", ref, got, scheme)
+		}
+		repo, err := strataregistry.ParseRepository(strings.SplitN(ref, ":1", 2)[0], o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := repo.Scheme(); got != scheme {
+			t.Errorf("repository %s: scheme %s, want %s", ref, got, scheme)
+		}
+	}
 }
