@@ -47,7 +47,7 @@ func RunImage(ctx context.Context, o RunOptions) error {
 }
 
 // runIn runs one interactive step over a throw-away upper dir on top of
-// the given layers.
+// the given layers. It closes st before the step starts.
 func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Descriptor, cfg v1.ImageConfig, step sandbox.Step) error {
 	uids, gids, err := idMapsIfRootless()
 	if err != nil {
@@ -61,11 +61,15 @@ func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Desc
 	for i := len(dirs) - 1; i >= 0; i-- {
 		lowers = append(lowers, dirs[i])
 	}
-	ws, err := st.NewWorkspace(name)
+	ws, err := st.NewSession(name)
 	if err != nil {
 		return err
 	}
 	defer discard(ctx, ws, uids, gids)
+	// The store is free for builds while the container runs.
+	if err := st.Close(); err != nil {
+		return err
+	}
 	wd := cfg.WorkingDir
 	if wd == "" {
 		wd = "/"

@@ -94,6 +94,10 @@ func Open(ctx context.Context, root string, opts OpenOptions) (_ *Store, err err
 		s.Close()
 		return nil, err
 	}
+	if _, err := s.cleanSessions(); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -143,14 +147,16 @@ func lockHolder(root string) string {
 	return fmt.Sprintf("pid %s (%s)", pid, cmd)
 }
 
-// Close releases the store.
+// Close releases the store; closing it again does nothing.
 func (s *Store) Close() error {
 	var errs []error
 	if s.cas.Engine != nil {
 		errs = append(errs, s.cas.Close())
+		s.cas = casext.Engine{}
 	}
 	if s.lock != nil {
 		errs = append(errs, s.lock.Close())
+		s.lock = nil
 	}
 	return errors.Join(errs...)
 }
@@ -215,6 +221,8 @@ func (s *Store) removeTree(path string) error {
 // of one image writes (layer blobs before they are committed).
 type Workspace struct {
 	Dir, Upper, Work, Rootfs, Out string
+
+	lock *os.File // a session's, see NewSession
 }
 
 // NewWorkspace creates a workspace under tmp/ for the image name.
@@ -232,14 +240,29 @@ func (s *Store) NewWorkspace(name string) (*Workspace, error) {
 	return ws, nil
 }
 
-// Discard removes the workspace.
-func (ws *Workspace) Discard() error { return removeAll(ws.Dir) }
+// Discard removes the workspace (and, for a session, then lets it go).
+func (ws *Workspace) Discard() error {
+	err := removeAll(ws.Dir)
+	if err == nil && ws.lock != nil {
+		ws.lock.Close()
+		ws.lock = nil
+	}
+	return err
+}
 
 // LayerDir is the path of the unpacked layer id.
 func (s *Store) LayerDir(id string) string { return filepath.Join(s.Root, "layers", id) }
 
-// Destroy removes the whole store folder and closes the store.
+// Destroy removes the whole store folder and closes the store. It refuses
+// while a strata run or chroot uses the store's layers.
 func (s *Store) Destroy() error {
-	err := s.removeTree(s.Root)
+	inUse, err := s.cleanSessions()
+	if err != nil {
+		return err
+	}
+	if len(inUse) > 0 {
+		return fmt.Errorf("store %s is in use by %s: stop it first", s.Root, strings.Join(inUse, ", "))
+	}
+	err = s.removeTree(s.Root)
 	return errors.Join(err, s.Close())
 }

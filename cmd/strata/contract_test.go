@@ -259,6 +259,44 @@ func TestContract(t *testing.T) {
 
 	t.Run("Run", func(t *testing.T) { testRun(t, c) })
 	t.Run("Chroot", func(t *testing.T) { testChroot(t, c) })
+	t.Run("RunLeavesStoreFree", func(t *testing.T) { testRunLeavesStoreFree(t, c) })
+}
+
+// testRunLeavesStoreFree checks that a long strata run does not hold the
+// store: builds go on beside it, strata clean refuses to pull its layers
+// away, and a killed run's workspace is removed by the next command.
+func testRunLeavesStoreFree(t *testing.T, c *contractCLI) {
+	run := c.cmd("", append([]string{"run"}, append(c.layoutFlags(), "runme", "--", "sh", "-c", "echo ready; sleep 60")...)...)
+	stdout, err := run.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer run.Process.Kill()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "ready\n" {
+		t.Fatalf("strata run said %q: %v", line, err)
+	}
+	if out, code := c.run("", append([]string{"build", "--no-wait"}, append(c.layoutFlags(), "builder")...)...); code != 0 {
+		t.Errorf("a build beside a running strata run: exit %d:\n%s", code, out)
+	}
+	out, code := c.run("", "clean", "--store", c.store, "--layout", filepath.Join(c.tmp, "no-layout"))
+	if code == 0 || !strings.Contains(out, "in use by pid "+strconv.Itoa(run.Process.Pid)) {
+		t.Errorf("strata clean while strata run uses the store: exit %d:\n%s", code, out)
+	}
+	sessions := filepath.Join(c.store, "sessions")
+	if entries, _ := os.ReadDir(sessions); len(entries) != 1 {
+		t.Errorf("sessions/ holds %d entries during a run, want 1", len(entries))
+	}
+	run.Process.Signal(syscall.SIGKILL)
+	run.Wait()
+	c.mustRun("", append([]string{"build", "--no-wait"}, append(c.layoutFlags(), "builder")...)...)
+	if entries, _ := os.ReadDir(sessions); len(entries) != 0 {
+		t.Errorf("the workspace of a killed strata run was left in %s: %v", sessions, entries)
+	}
+	noMountsUnder(t, c.tmp)
 }
 
 // testRun checks that strata run follows the image config.

@@ -1,0 +1,90 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sessions are the workspaces of strata run and strata chroot. An
+// interactive container can live for hours, so it must not hold the store's
+// lock: its workspace lives in sessions/ instead of tmp/ (which every Open
+// empties), marked in use by an flock of its own, and the store can be
+// closed while the container runs. The layers below it are safe: only
+// Destroy removes unpacked layers, and it refuses while a session is open.
+
+const sessionsDir = "sessions"
+
+// NewSession creates a workspace under sessions/ for the image name, held
+// by this process until Discard. The store may be closed afterwards.
+func (s *Store) NewSession(name string) (*Workspace, error) {
+	parent := filepath.Join(s.Root, sessionsDir)
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	d, err := os.MkdirTemp(parent, name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	lock, err := os.OpenFile(filepath.Join(d, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
+	if err == nil {
+		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	}
+	if err != nil {
+		os.RemoveAll(d)
+		return nil, fmt.Errorf("create session: %w", err)
+	}
+	fmt.Fprintf(lock, "%d %s\n", os.Getpid(), strings.Join(os.Args, " "))
+	ws := &Workspace{Dir: d, Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Rootfs: filepath.Join(d, "rootfs"), Out: filepath.Join(d, "out"), lock: lock}
+	for _, p := range []string{ws.Upper, ws.Work, ws.Rootfs, ws.Out} {
+		if err := os.Mkdir(p, 0o755); err != nil {
+			ws.Discard()
+			return nil, fmt.Errorf("create session: %w", err)
+		}
+	}
+	return ws, nil
+}
+
+// cleanSessions removes the sessions no process holds any more (their
+// strata run was killed) and returns who holds the others.
+func (s *Store) cleanSessions() (inUse []string, err error) {
+	parent := filepath.Join(s.Root, sessionsDir)
+	entries, err := os.ReadDir(parent)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		dir := filepath.Join(parent, e.Name())
+		if holder, held := sessionHolder(dir); held {
+			inUse = append(inUse, holder)
+			continue
+		}
+		if err := s.removeTree(dir); err != nil {
+			return inUse, fmt.Errorf("remove the session of a killed strata run: %w", err)
+		}
+	}
+	return inUse, nil
+}
+
+// sessionHolder reports whether a live process holds the session dir, and
+// which.
+func sessionHolder(dir string) (string, bool) {
+	f, err := os.Open(filepath.Join(dir, "lock"))
+	if err != nil {
+		return "", false
+	}
+	defer f.Close()
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		return "", false
+	}
+	b, _ := os.ReadFile(filepath.Join(dir, "lock"))
+	pid, cmd, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
+	return fmt.Sprintf("pid %s (%s)", pid, cmd), true
+}
