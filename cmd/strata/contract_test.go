@@ -323,11 +323,11 @@ func testRun(t *testing.T, c *contractCLI) {
 		t.Skip("needs script(1) for a terminal")
 	}
 	// script(1) gives strata a terminal; the process gets it as its own.
-	line := strataBin + " run " + strings.Join(c.layoutFlags(), " ") + ` runme -- sh -c 'test -t 0 && test -t 1 && echo tty=attached; exit 5'`
+	line := strataBin + " run " + strings.Join(c.layoutFlags(), " ") + ` runme -- sh -c 'test -t 0 && test -t 1 && echo tty=attached; echo name=$(tty); exit 5'`
 	cmd := c.cmd("", "")
 	cmd.Path, cmd.Args = mustLook(t, "script"), []string{"script", "-qec", line, "/dev/null"}
 	b, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 || !strings.Contains(string(b), "tty=attached") {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 || !strings.Contains(string(b), "tty=attached") || !strings.Contains(string(b), "name=/dev/console") {
 		t.Errorf("with a terminal: %v:\n%s", err, b)
 	}
 }
