@@ -67,7 +67,7 @@ func printChecks(w io.Writer, checks []runtime.Check) bool {
 func cmdUnprivSetup(args []string) error {
 	fs := flag.NewFlagSet("unpriv-setup", flag.ContinueOnError)
 	user := fs.String("user", os.Getenv("SUDO_USER"), "the `user` who will build without root (default: $SUDO_USER)")
-	store := fs.String("store", ".strata", "store `folder` to create for the user (empty: none)")
+	store := fs.String("store", ".strata", "store `folder` to create for the user: the default is the default store of a build run in the current folder (empty: none)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

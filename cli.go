@@ -206,6 +206,11 @@ func cmdBuild(ctx context.Context, args []string, targets []Target) error {
 
 func cmdList(args []string, targets []Target) error {
 	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	// Accepted like every command that runs the definitions: a doc
+	// comment cannot depend on them, but the same command line with
+	// "list" in place of "build" must work.
+	var p paramFlags
+	p.register(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -132,7 +133,8 @@ func resultTable(w io.Writer, results []runtime.Result, storeRoot string) {
 	}
 	tw.Flush()
 	if failed != "" {
-		fmt.Fprintf(w, "full build logs: %s (e.g. %s)\n", runtime.LogPath(storeRoot, ""), runtime.LogPath(storeRoot, failed))
+		log := runtime.LogPath(storeRoot, failed)
+		fmt.Fprintf(w, "full build logs: %s/ (e.g. %s)\n", filepath.Dir(log), log)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/storage"
 )
 
 // cmdRun runs a tagged image of the output layout as its config says.
@@ -35,6 +36,9 @@ func cmdRun(ctx context.Context, args []string) error {
 		Image:   name,
 		Command: cmd,
 	})
+	if tnf := (*storage.TagNotFoundError)(nil); errors.As(err, &tnf) {
+		return fmt.Errorf("%w: build it first (strata build %s), or name a built one", err, name)
+	}
 	return processExit("run", err)
 }
 

@@ -55,7 +55,10 @@ func RunChecks(ctx context.Context, o CheckOptions) []Check {
 		if err == nil {
 			c.Detail = fmt.Sprintf("uids %d-%d, gids %d-%d", uids[1].HostID, uids[1].HostID+uids[1].Size-1, gids[1].HostID, gids[1].HostID+gids[1].Size-1)
 		} else {
-			c.Detail, c.Fix = err.Error(), "as root: strata unpriv-setup --user "+currentUser()
+			// The error carries the fix for a build's sake; here
+			// the fix has its own field.
+			detail, _, _ := strings.Cut(err.Error(), "; run as root:")
+			c.Detail, c.Fix = detail, "as root: strata unpriv-setup --user "+currentUser()
 		}
 		add(c)
 		add(checkSetuid("newuidmap"))

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,20 @@ type BaseImage struct {
 	Descriptor v1.Descriptor
 }
 
+// TagNotFoundError says that an OCI layout has no image of that tag.
+type TagNotFoundError struct {
+	Layout, Tag string
+	Tags        []string // those it has
+}
+
+func (e *TagNotFoundError) Error() string {
+	has := "no tags"
+	if len(e.Tags) > 0 {
+		has = "tags: " + strings.Join(e.Tags, ", ")
+	}
+	return fmt.Sprintf("OCI layout %s has no image tagged %q (%s)", e.Layout, e.Tag, has)
+}
+
 // ImportLayout copies the image tagged tag in the OCI layout at path into
 // the store's blob store and returns it. An index is resolved to the
 // machine's platform.
@@ -42,6 +58,11 @@ func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage,
 	paths, err := src.ResolveReference(ctx, tag)
 	if err != nil {
 		return nil, fmt.Errorf("OCI layout %s: tag %q: %w", path, tag, err)
+	}
+	if len(paths) == 0 {
+		tags, _ := src.ListReferences(ctx)
+		sort.Strings(tags)
+		return nil, &TagNotFoundError{Layout: path, Tag: tag, Tags: tags}
 	}
 	var desc *v1.Descriptor
 	for _, p := range paths {

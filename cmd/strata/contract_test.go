@@ -319,6 +319,9 @@ func testRun(t *testing.T, c *contractCLI) {
 	if out, code := c.run("", append([]string{"run"}, append(c.layoutFlags(), "runme", "--", "no-such-command")...)...); code != 127 || !strings.Contains(out, "no-such-command") {
 		t.Errorf("a missing command: exit status %d:\n%s", code, out)
 	}
+	if out, code := c.run("", append([]string{"run"}, append(c.layoutFlags(), "nosuch")...)...); code == 0 || !strings.Contains(out, `has no image tagged "nosuch" (tags: `) || !strings.Contains(out, "strata build nosuch") {
+		t.Errorf("run of an image not in the layout: exit %d:\n%s", code, out)
+	}
 	if _, err := exec.LookPath("script"); err != nil {
 		t.Skip("needs script(1) for a terminal")
 	}

@@ -281,6 +281,13 @@ func TestFailingStep(t *testing.T) {
 	if strings.Contains(out, "not reached") {
 		t.Errorf("the script went on after the failure:\n%s", out)
 	}
+	logs := filepath.Join(tmp, "store", "logs")
+	if want := "full build logs: " + logs + "/ (e.g. " + filepath.Join(logs, "fails.log") + ")"; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(logs, "fails.log")); err != nil || !strings.Contains(string(b), "about to fail") {
+		t.Errorf("fails.log: %v\n%s", err, b)
+	}
 	noMountsUnder(t, tmp)
 	if entries, _ := os.ReadDir(filepath.Join(tmp, "store", "tmp")); len(entries) != 0 {
 		t.Errorf("store tmp/ keeps %d entries after the failure", len(entries))

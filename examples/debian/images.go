@@ -33,6 +33,8 @@ var HelloDebian = dsl.New("hello-debian").
 	BuildEnv("DEBIAN_FRONTEND", "noninteractive").
 	Run(`apt-get update
 apt-get install -y --no-install-recommends hello
-rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin
+# Package lists and caches are large; apt's and dpkg's logs hold the time
+# of the run, which would make every build's layer differ.
+rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/log/apt/* /var/log/dpkg.log /var/log/alternatives.log
 hello`).
 	Entrypoint("/usr/bin/hello")
