@@ -2,9 +2,11 @@ package runtime
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -55,10 +57,12 @@ func RunChecks(ctx context.Context, o CheckOptions) []Check {
 		if err == nil {
 			c.Detail = fmt.Sprintf("uids %d-%d, gids %d-%d", uids[1].HostID, uids[1].HostID+uids[1].Size-1, gids[1].HostID, gids[1].HostID+gids[1].Size-1)
 		} else {
-			// The error carries the fix for a build's sake; here
-			// the fix has its own field.
-			detail, _, _ := strings.Cut(err.Error(), "; run as root:")
-			c.Detail, c.Fix = detail, "as root: strata unpriv-setup --user "+currentUser()
+			c.Detail, c.Fix = err.Error(), "as root: strata unpriv-setup --user "+currentUser()
+			if errors.Is(err, ErrNoSubIDs) {
+				// The error carries the fix for a build's sake;
+				// here the fix has its own field.
+				c.Detail = fmt.Sprintf("no range of %d subordinate ids for %s in /etc/subuid or /etc/subgid", SubIDCount, currentUser())
+			}
 		}
 		add(c)
 		add(checkSetuid("newuidmap"))
@@ -109,7 +113,12 @@ func Preflight(ctx context.Context, o CheckOptions) error {
 	return nil
 }
 
+// currentUser is the name unpriv-setup takes: looked up from the uid, as
+// $USER may be unset (env -i, runuser) or name someone else (su).
 func currentUser() string {
+	if u, err := user.LookupId(strconv.Itoa(os.Getuid())); err == nil {
+		return u.Username
+	}
 	if u := os.Getenv("USER"); u != "" {
 		return u
 	}
