@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -14,6 +15,10 @@ import (
 
 	"golang.org/x/sys/unix"
 )
+
+// closeRangeCloexec is CLOSE_RANGE_CLOEXEC of linux/close_range.h, which
+// x/sys/unix does not define.
+const closeRangeCloexec = 1 << 2
 
 // envKey marks a process as the sandbox child; its value is the stage.
 const envKey = "_STRATA_SANDBOX"
@@ -100,12 +105,14 @@ func childEntry(stage string) {
 		exitWith(childResult{Error: "sandbox setup: re-exec: " + err.Error()})
 	}
 	os.Unsetenv(envKey)
-	for _, fd := range []int{fdSpec, fdSync, fdResult} {
-		unix.CloseOnExec(fd)
-	}
-	if cs.Secrets > 0 {
-		// Never inherited by a step, even if reading it fails.
-		unix.CloseOnExec(fdSecrets)
+	// No descriptor of ours reaches a step: not the spec and pipes above
+	// stdin, stdout and stderr, and not what strata itself inherited
+	// without close-on-exec (a shell's "exec 7</some/dir" would otherwise
+	// hand a step a host folder). Go marks its own descriptors already.
+	if err := unix.CloseRange(3, math.MaxUint32, closeRangeCloexec); err != nil {
+		for fd := 3; fd < 1024; fd++ {
+			unix.CloseOnExec(fd) // kernels before 5.11
+		}
 	}
 	// The parent-death signal set by the parent is cleared when the
 	// re-exec gains capabilities; set it again and check the parent did

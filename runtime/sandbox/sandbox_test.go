@@ -540,3 +540,31 @@ func TestBrokenPasswdLineIsAnError(t *testing.T) {
 		t.Errorf("numeric user next to a broken line: %q %q", out, errOut)
 	}
 }
+
+// TestInheritedDescriptorsDoNotReachSteps gives the sandbox a host folder
+// on a descriptor without close-on-exec, as a shell's "exec 7<dir" does.
+func TestInheritedDescriptorsDoNotReachSteps(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	dir := t.TempDir()
+	dfd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(dfd)
+	// Well above the descriptors the sandbox is given on purpose.
+	const fd = 40
+	if err := syscall.Dup2(dfd, fd); err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(fd)
+	out, errOut := mustRun(t, e.spec(script(fmt.Sprintf(`echo fds=$(ls /proc/$$/fd | tr '\n' ' '); echo x > /proc/$$/fd/%d/LEAKED || true`, fd))))
+	if _, err := os.Stat(filepath.Join(dir, "LEAKED")); err == nil {
+		t.Errorf("a step wrote into a host folder through inherited fd %d", fd)
+	}
+	for _, f := range strings.Fields(strings.TrimPrefix(strings.Split(out, "\n")[0], "fds=")) {
+		if f == strconv.Itoa(fd) {
+			t.Errorf("the step's shell has descriptor %d open:\n%s%s", fd, out, errOut)
+		}
+	}
+}
