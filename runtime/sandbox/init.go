@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -367,13 +368,35 @@ func runStep(cs *childSpec, i int, st childStep, devNull int, interactive bool) 
 	if interactive {
 		stdin = 0
 	}
+	uids, gids, err := identityMaps()
+	if err != nil {
+		return fmt.Errorf("%s: %w", stepName(i, st.Where), err)
+	}
 	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
 		Dir:   cs.WorkDir,
 		Env:   cs.Env,
 		Files: []uintptr{stdin, 1, 2},
-		// A build step gets its own session, away from the terminal;
-		// an interactive one stays in the caller's foreground group.
-		Sys: &syscall.SysProcAttr{Setsid: !interactive, Credential: cred},
+		Sys: &syscall.SysProcAttr{
+			// A build step gets its own session, away from the
+			// terminal; an interactive one stays in the caller's
+			// foreground group.
+			Setsid:     !interactive,
+			Credential: cred,
+			// The step runs in a user namespace of its own that maps
+			// every id to itself, with its own copy of the mount
+			// namespace. Ids, owners and files are exactly what they
+			// were, but its capabilities hold only there: the kernel
+			// locks the copied mounts (a read-only bind, /sys or
+			// /proc/sys cannot be made writable or unmounted), and
+			// nothing that needs privilege over the host (mknod of a
+			// device, mounting a disk, open_by_handle_at, sysctls,
+			// configuring the host's network) is allowed, even when
+			// strata runs as root.
+			Cloneflags:                 unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
+			UidMappings:                uids,
+			GidMappings:                gids,
+			GidMappingsEnableSetgroups: true,
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("%s: start %s: %w", stepName(i, st.Where), argv[0], err)
@@ -388,6 +411,31 @@ func runStep(cs *childSpec, i int, st childStep, devNull int, interactive bool) 
 	default:
 		return &StepError{Index: i, Where: st.Where, ExitCode: ws.ExitStatus()}
 	}
+}
+
+// identityMaps map every id of this user namespace to itself, extent by
+// extent: all ids as root, the caller and its subordinate ids rootless.
+func identityMaps() (uids, gids []syscall.SysProcIDMap, err error) {
+	read := func(file string) ([]syscall.SysProcIDMap, error) {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return nil, err
+		}
+		var m []syscall.SysProcIDMap
+		for line := range strings.Lines(string(b)) {
+			var inside, outside, size int
+			if _, err := fmt.Sscan(line, &inside, &outside, &size); err != nil {
+				return nil, fmt.Errorf("%s: %q: %w", file, line, err)
+			}
+			m = append(m, syscall.SysProcIDMap{ContainerID: inside, HostID: inside, Size: size})
+		}
+		return m, nil
+	}
+	if uids, err = read("/proc/self/uid_map"); err != nil {
+		return nil, nil, err
+	}
+	gids, err = read("/proc/self/gid_map")
+	return uids, gids, err
 }
 
 // reapUntil reaps children, including orphans re-parented to pid 1, until

@@ -158,6 +158,10 @@ test -c /dev/null && echo devnull=ok
 awk '$2=="/dev/pts"{print "pts=" $3}' /proc/mounts
 test -s /etc/resolv.conf && echo resolv=ok
 echo sec=$(cat /run/secrets/tok) imp=$(cat /.strata/imports/import)
+mount -o remount,bind,rw /.strata/imports/import 2>/dev/null && echo imp-remounted
+umount /.strata/imports/import 2>/dev/null && echo imp-unmounted
+echo changed > /.strata/imports/import 2>/dev/null && echo imp-written
+true
 `),
 		sandbox.Step{Copy: &sandbox.Copy{Source: src, Dest: "/copied", UID: &id, GID: &id, Mode: &mode}},
 		script("cat /copied; echo; ls -ln /copied | awk '{print $3}'"),
@@ -176,6 +180,14 @@ echo sec=$(cat /run/secrets/tok) imp=$(cat /.strata/imports/import)
 		}
 	}
 	assertNoEscape(t, dir, out+errOut)
+	for _, bad := range []string{"imp-remounted", "imp-unmounted", "imp-written"} {
+		if strings.Contains(out, bad) {
+			t.Errorf("a step got write access to an import: %s", bad)
+		}
+	}
+	if b, _ := os.ReadFile(src); string(b) != "imported" {
+		t.Errorf("the imported host file now holds %q", b)
+	}
 	var fin struct{ Secret string }
 	json.Unmarshal(res, &fin)
 	if fin.Secret != "s\n" {

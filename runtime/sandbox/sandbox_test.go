@@ -77,8 +77,15 @@ echo cwd=$(pwd)
 echo zero=$(head -c 4 /dev/zero | od -An -tx1 | tr -d ' ')
 : > /dev/null && echo null=ok
 echo procsys=$(awk '$2=="/proc/sys"{print substr($4,1,2)}' /proc/mounts)
-echo 1 > /proc/sys/kernel/printk_ratelimit 2>/dev/null && echo sysctl=written || echo sysctl=refused
-mknod /dev/mem2 c 1 1 && { head -c1 /dev/mem2 >/dev/null 2>&1 && echo devnode=opens || echo devnode=refused; }
+v=$(cat /proc/sys/kernel/printk_ratelimit)
+# The same value back: nothing changes on the host even if this regresses.
+echo $v > /proc/sys/kernel/printk_ratelimit 2>/dev/null && echo sysctl=written || echo sysctl=refused
+umount /proc/sys 2>/dev/null && echo procsys-umount=done || echo procsys-umount=refused
+echo $v > /proc/sys/kernel/printk_ratelimit 2>/dev/null && echo sysctl2=written || echo sysctl2=refused
+mount -o remount,bind,rw /sys 2>/dev/null && echo sysrw=done || echo sysrw=refused
+mount -o remount,dev /dev 2>/dev/null && echo devremount=done || echo devremount=refused
+{ mknod /dev/mem2 c 1 3 && head -c1 /dev/mem2 >/dev/null; } 2>/dev/null && echo devnode=opens || echo devnode=refused
+{ mknod /tmp/mem3 c 1 3 && head -c1 /tmp/mem3 >/dev/null; } 2>/dev/null && echo devnode2=opens || echo devnode2=refused
 `)
 	hostNet, _ := os.Readlink("/proc/self/ns/net")
 	resolv, err := os.ReadFile("/etc/resolv.conf")
@@ -90,7 +97,8 @@ mknod /dev/mem2 c 1 1 && { head -c1 /dev/mem2 >/dev/null 2>&1 && echo devnode=op
 		"ptmx": "pts/ptmx fd=/proc/self/fd stdin=/proc/self/fd/0 stderr=/proc/self/fd/2",
 		"net":  hostNet, "env": strings.Join(testEnv, " "), "cwd": "/",
 		"zero": "00000000", "null": "ok", "resolv": md5(t, resolv) + " -",
-		"procsys": "ro", "sysctl": "refused", "devnode": "refused",
+		"procsys": "ro", "sysctl": "refused", "devnode": "refused", "devnode2": "refused",
+		"procsys-umount": "refused", "sysctl2": "refused", "sysrw": "refused", "devremount": "refused",
 	}
 	for k, v := range want {
 		if f[k] != v {
@@ -270,6 +278,9 @@ func TestBinds(t *testing.T) {
 	os.WriteFile(file, []byte("single file\n"), 0o644)
 	spec := e.spec(script(`
 cat /mnt/ro/in /opt/single
+touch /mnt/ro/x 2>/dev/null && echo ro-writable
+mount -o remount,bind,rw /mnt/ro 2>/dev/null && echo ro-remounted
+umount /mnt/ro 2>/dev/null && echo ro-unmounted
 touch /mnt/ro/x 2>/dev/null && echo ro-writable
 echo written > /mnt/rw/out
 `))
