@@ -60,6 +60,8 @@ func (b *builder) cacheMounts(ctx context.Context, n *dsl.Node) (binds []sandbox
 	slices.Sort(names)
 	for _, name := range names {
 		dir := CacheDir(b.opts.Store.Root, name)
+		// The cache itself stays 0755 for the steps; the store's caches/
+		// folder above it is private.
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, nil, fmt.Errorf("image %q: cache mount %s: %w", n.Name, name, err)
 		}

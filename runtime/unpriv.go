@@ -54,7 +54,10 @@ func UnprivSetup(username, store string, log io.Writer) error {
 			return fmt.Errorf("store %s holds builds of another user: remove it (strata clean --store %s) or choose another --store", abs, store)
 		}
 	}
-	if err := os.MkdirAll(abs, 0o755); err != nil {
+	if err := os.MkdirAll(abs, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(abs, 0o700); err != nil {
 		return err
 	}
 	if err := os.Chown(abs, int(uid), int(gid)); err != nil {

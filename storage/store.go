@@ -54,10 +54,8 @@ func Open(ctx context.Context, root string, opts OpenOptions) (_ *Store, err err
 	if err != nil {
 		return nil, err
 	}
-	for _, d := range []string{"", "layers", "cache", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
-			return nil, fmt.Errorf("create store %s: %w", root, err)
-		}
+	if err := makePrivate(root); err != nil {
+		return nil, err
 	}
 	lock, err := os.OpenFile(filepath.Join(root, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
@@ -99,6 +97,42 @@ func Open(ctx context.Context, root string, opts OpenOptions) (_ *Store, err err
 		return nil, err
 	}
 	return s, nil
+}
+
+// privateDirs are the store's folders that hold unpacked image content
+// (setuid binaries and device nodes of images, as built) or build output:
+// only the store's owner may enter them, or any local user could run an
+// image's setuid-root binary from the host.
+var privateDirs = []string{"layers", "cache", "tmp", "caches", sessionsDir, "logs"}
+
+// makePrivate creates the store's folders with mode 0700, tightening
+// those of stores made by earlier versions. The root itself is tightened
+// when strata made it (or it already is a store): a --store naming a
+// shared folder must not change that folder's mode.
+func makePrivate(root string) error {
+	_, err := os.Stat(filepath.Join(root, "lock"))
+	ours := err == nil
+	if _, err := os.Stat(root); errors.Is(err, os.ErrNotExist) {
+		ours = true
+	}
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return fmt.Errorf("create store %s: %w", root, err)
+	}
+	if ours {
+		if err := os.Chmod(root, 0o700); err != nil {
+			return fmt.Errorf("store %s: %w", root, err)
+		}
+	}
+	for _, d := range privateDirs {
+		p := filepath.Join(root, d)
+		if err := os.MkdirAll(p, 0o700); err != nil {
+			return fmt.Errorf("create store %s: %w", root, err)
+		}
+		if err := os.Chmod(p, 0o700); err != nil {
+			return fmt.Errorf("store %s: %w", root, err)
+		}
+	}
+	return nil
 }
 
 func acquire(ctx context.Context, lock *os.File, root string, opts OpenOptions) error {

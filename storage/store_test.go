@@ -202,3 +202,46 @@ func TestMalformedDigestsNeverNameAPathOutside(t *testing.T) {
 		t.Error("Unpacked accepted a digest that climbs out of the store")
 	}
 }
+
+// TestStoreIsPrivate: the store holds images' setuid binaries unpacked, so
+// other local users must not reach into it.
+func TestStoreIsPrivate(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "store")
+	st, err := Open(ctx, root, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	for _, d := range []string{"", "layers", "caches", "tmp", "sessions", "logs", "cache"} {
+		fi, err := os.Stat(filepath.Join(root, d))
+		if err != nil || fi.Mode().Perm() != 0o700 {
+			t.Errorf("store folder %q: %v %v, want mode 0700", d, fi.Mode(), err)
+		}
+	}
+	// A store of an earlier version is tightened; a shared folder named
+	// as a store keeps its own mode.
+	os.Chmod(root, 0o755)
+	os.Chmod(filepath.Join(root, "layers"), 0o755)
+	st, err = Open(ctx, root, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	for _, d := range []string{"", "layers"} {
+		if fi, _ := os.Stat(filepath.Join(root, d)); fi.Mode().Perm() != 0o700 {
+			t.Errorf("old store folder %q keeps mode %v", d, fi.Mode())
+		}
+	}
+	shared := filepath.Join(t.TempDir(), "shared")
+	os.Mkdir(shared, 0o755)
+	os.Chmod(shared, os.ModeSticky|0o777)
+	st, err = Open(ctx, shared, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if fi, _ := os.Stat(shared); fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("a shared folder used as a store changed mode to %v", fi.Mode())
+	}
+}
