@@ -75,8 +75,9 @@ type ShellIO struct {
 
 // ChrootOptions configure Chroot.
 type ChrootOptions struct {
-	// Store is closed once the shell's workspace is ready, so that builds
-	// can use it while the shell is open.
+	// Store stays locked while the shell is open: a rebuild would replace
+	// the layer dirs of the image's chain under the shell (strata run,
+	// which uses a tagged image's blobs, lets go of it).
 	Store *storage.Store
 	// Node is the image, evaluated with the layer types it was built with
 	// (they are part of its cache key).
@@ -113,14 +114,11 @@ func Chroot(ctx context.Context, o ChrootOptions) error {
 	if err != nil {
 		return err
 	}
-	ws, err := st.NewSession(n.Name)
+	ws, err := st.NewWorkspace(n.Name)
 	if err != nil {
 		return err
 	}
 	defer discard(ctx, ws, b.uids, b.gids)
-	if err := st.Close(); err != nil {
-		return err
-	}
 	argv := o.Command
 	if len(argv) == 0 {
 		argv = []string{"/bin/sh"}

@@ -94,6 +94,7 @@ func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Desc
 		Stdin:       os.Stdin,
 		Stdout:      os.Stdout,
 		Stderr:      os.Stderr,
+		HoldOpen:    []*os.File{ws.Lock},
 	})
 	return err
 }

@@ -10,17 +10,22 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Sessions are the workspaces of strata run and strata chroot. An
-// interactive container can live for hours, so it must not hold the store's
-// lock: its workspace lives in sessions/ instead of tmp/ (which every Open
-// empties), marked in use by an flock of its own, and the store can be
-// closed while the container runs. The layers below it are safe: only
-// Destroy removes unpacked layers, and it refuses while a session is open.
+// Sessions are the workspaces of strata run. An interactive container can
+// live for hours, so it must not hold the store's lock: its workspace lives
+// in sessions/ instead of tmp/ (which every Open empties), marked in use by
+// an flock of its own, and the store can be closed while the container
+// runs. Its layers must never be replaced in place while it runs: the
+// b-DIGEST layer dirs of a tagged image's blobs never are (only Destroy
+// removes them, and it refuses while a session is open). The k-KEY dirs of
+// build-only images are replaced by a rebuild, so strata chroot keeps the
+// store locked instead.
 
 const sessionsDir = "sessions"
 
 // NewSession creates a workspace under sessions/ for the image name, held
-// by this process until Discard. The store may be closed afterwards.
+// by this process until Discard (hand Workspace.Lock to the sandbox too, so
+// that it stays held while the container lives even if strata is killed).
+// The store may be closed afterwards.
 func (s *Store) NewSession(name string) (*Workspace, error) {
 	parent := filepath.Join(s.Root, sessionsDir)
 	if err := os.MkdirAll(parent, 0o755); err != nil {
@@ -32,14 +37,16 @@ func (s *Store) NewSession(name string) (*Workspace, error) {
 	}
 	lock, err := os.OpenFile(filepath.Join(d, "lock"), os.O_RDWR|os.O_CREATE, 0o644)
 	if err == nil {
-		err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err = unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+			lock.Close()
+		}
 	}
 	if err != nil {
 		os.RemoveAll(d)
 		return nil, fmt.Errorf("create session: %w", err)
 	}
 	fmt.Fprintf(lock, "%d %s\n", os.Getpid(), strings.Join(os.Args, " "))
-	ws := &Workspace{Dir: d, Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Rootfs: filepath.Join(d, "rootfs"), Out: filepath.Join(d, "out"), lock: lock}
+	ws := &Workspace{Dir: d, Upper: filepath.Join(d, "upper"), Work: filepath.Join(d, "work"), Rootfs: filepath.Join(d, "rootfs"), Out: filepath.Join(d, "out"), Lock: lock}
 	for _, p := range []string{ws.Upper, ws.Work, ws.Rootfs, ws.Out} {
 		if err := os.Mkdir(p, 0o755); err != nil {
 			ws.Discard()
@@ -50,7 +57,8 @@ func (s *Store) NewSession(name string) (*Workspace, error) {
 }
 
 // cleanSessions removes the sessions no process holds any more (their
-// strata run was killed) and returns who holds the others.
+// strata run was killed) and returns who holds the others. A session it
+// cannot remove is reported in err and left for the next time.
 func (s *Store) cleanSessions() (inUse []string, err error) {
 	parent := filepath.Join(s.Root, sessionsDir)
 	entries, err := os.ReadDir(parent)
@@ -66,19 +74,24 @@ func (s *Store) cleanSessions() (inUse []string, err error) {
 			inUse = append(inUse, holder)
 			continue
 		}
-		if err := s.removeTree(dir); err != nil {
-			return inUse, fmt.Errorf("remove the session of a killed strata run: %w", err)
+		if rerr := s.removeTree(dir); rerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove the session of a killed strata run: %w", rerr))
 		}
 	}
-	return inUse, nil
+	return inUse, err
 }
 
 // sessionHolder reports whether a live process holds the session dir, and
 // which.
 func sessionHolder(dir string) (string, bool) {
 	f, err := os.Open(filepath.Join(dir, "lock"))
-	if err != nil {
+	if errors.Is(err, os.ErrNotExist) {
+		// Killed before it took its lock (the lock file is removed
+		// last, see Workspace.Discard).
 		return "", false
+	}
+	if err != nil {
+		return "unknown (" + err.Error() + ")", true
 	}
 	defer f.Close()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {

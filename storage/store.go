@@ -92,9 +92,9 @@ func Open(ctx context.Context, root string, opts OpenOptions) (_ *Store, err err
 		s.Close()
 		return nil, err
 	}
-	if _, err := s.cleanSessions(); err != nil {
-		s.Close()
-		return nil, err
+	if _, err := s.cleanSessions(); err != nil && opts.Log != nil {
+		// Leftovers of a killed strata run never stop the work.
+		fmt.Fprintf(opts.Log, "warning: %v\n", err)
 	}
 	return s, nil
 }
@@ -256,7 +256,8 @@ func (s *Store) removeTree(path string) error {
 type Workspace struct {
 	Dir, Upper, Work, Rootfs, Out string
 
-	lock *os.File // a session's, see NewSession
+	// Lock is a session's lock file (see NewSession), nil otherwise.
+	Lock *os.File
 }
 
 // NewWorkspace creates a workspace under tmp/ for the image name.
@@ -274,14 +275,29 @@ func (s *Store) NewWorkspace(name string) (*Workspace, error) {
 	return ws, nil
 }
 
-// Discard removes the workspace (and, for a session, then lets it go).
+// Discard removes the workspace. A session's lock file goes last, so that
+// a session half removed still reads as held by this process.
 func (ws *Workspace) Discard() error {
-	err := removeAll(ws.Dir)
-	if err == nil && ws.lock != nil {
-		ws.lock.Close()
-		ws.lock = nil
+	if ws.Lock == nil {
+		return removeAll(ws.Dir)
 	}
-	return err
+	entries, err := os.ReadDir(ws.Dir)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	for _, e := range entries {
+		if e.Name() != "lock" {
+			if err := removeAll(filepath.Join(ws.Dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	if err := removeAll(ws.Dir); err != nil {
+		return err
+	}
+	ws.Lock.Close()
+	ws.Lock = nil
+	return nil
 }
 
 // LayerDir is the path of the unpacked layer id.
@@ -290,13 +306,11 @@ func (s *Store) LayerDir(id string) string { return filepath.Join(s.Root, "layer
 // Destroy removes the whole store folder and closes the store. It refuses
 // while a strata run or chroot uses the store's layers.
 func (s *Store) Destroy() error {
-	inUse, err := s.cleanSessions()
-	if err != nil {
-		return err
-	}
+	inUse, _ := s.cleanSessions()
 	if len(inUse) > 0 {
+		s.Close()
 		return fmt.Errorf("store %s is in use by %s: stop it first", s.Root, strings.Join(inUse, ", "))
 	}
-	err = s.removeTree(s.Root)
+	err := s.removeTree(s.Root)
 	return errors.Join(err, s.Close())
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -243,5 +244,56 @@ func TestStoreIsPrivate(t *testing.T) {
 	st.Close()
 	if fi, _ := os.Stat(shared); fi.Mode().Perm() != 0o777 || fi.Mode()&os.ModeSticky == 0 {
 		t.Errorf("a shared folder used as a store changed mode to %v", fi.Mode())
+	}
+}
+
+func TestSessions(t *testing.T) {
+	ctx := context.Background()
+	root := filepath.Join(t.TempDir(), "store")
+	st, err := Open(ctx, root, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	live, err := st.NewSession("img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale, err := st.NewSession("img")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	// A killed strata run: its lock is gone, its folder is not.
+	stale.Lock.Close()
+
+	st, err = Open(ctx, root, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the session of a killed run was kept: %v", err)
+	}
+	if _, err := os.Stat(live.Upper); err != nil {
+		t.Errorf("a live session was removed: %v", err)
+	}
+	err = st.Destroy()
+	if err == nil || !strings.Contains(err.Error(), "in use by pid "+strconv.Itoa(os.Getpid())) {
+		t.Errorf("Destroy with a live session: %v", err)
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Errorf("Destroy refused but removed the store: %v", err)
+	}
+	if err := live.Discard(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(live.Dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Discard left %s: %v", live.Dir, err)
+	}
+	st, err = Open(ctx, root, OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Destroy(); err != nil {
+		t.Errorf("Destroy after the session ended: %v", err)
 	}
 }

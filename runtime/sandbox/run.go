@@ -42,7 +42,7 @@ func Run(ctx context.Context, spec Spec) (finishResult json.RawMessage, err erro
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
 	}
-	cio := childIO{stdin: spec.Stdin, stdout: spec.Stdout, stderr: spec.Stderr, interactive: spec.Interactive, secrets: spec.Secrets}
+	cio := childIO{stdin: spec.Stdin, stdout: spec.Stdout, stderr: spec.Stderr, interactive: spec.Interactive, secrets: spec.Secrets, hold: spec.HoldOpen}
 	res, err := startChild(ctx, cs, stage, cio, spec.UIDMap, spec.GIDMap)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
@@ -182,6 +182,8 @@ type childIO struct {
 	interactive    bool
 	// secrets are written to the child on fdSecrets.
 	secrets []Secret
+	// hold follow the other descriptors; see Spec.HoldOpen.
+	hold []*os.File
 }
 
 // Descriptors the child inherits, after stdin, stdout and stderr.
@@ -234,6 +236,7 @@ func startChild(ctx context.Context, cs *childSpec, stage string, cio childIO, u
 		defer w.Close()
 		extra, secW = append(extra, secR), w
 	}
+	extra = append(extra, cio.hold...)
 
 	flags := uintptr(unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC)
 	stageEnv := stageFirst

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"path"
 	"strings"
 )
@@ -121,6 +122,10 @@ type Spec struct {
 	// never touch a disk: they go to the child through a pipe, into a tmpfs
 	// that is not part of the upper dir.
 	Secrets []Secret `json:"-"`
+	// HoldOpen are files the sandbox process keeps open until it ends,
+	// even when the caller is killed first: a lock that must be held as
+	// long as the container lives. Steps never get them.
+	HoldOpen []*os.File `json:"-"`
 }
 
 // Secret is one secret file of a sandbox.
