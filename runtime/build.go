@@ -321,16 +321,20 @@ func (b *builder) base(ctx context.Context, root *dsl.Node) (*storage.BaseImage,
 	if !ok {
 		return b.remoteBase(ctx, root) // scratch, registry and tarball bases (sources.go)
 	}
-	return b.loadBase(ctx, "layout:"+root.BaseDigest, func() (*storage.BaseImage, error) {
+	img, err := b.loadBase(ctx, "layout:"+root.BaseDigest, func() (*storage.BaseImage, error) {
 		img, err := b.opts.Store.ImportLayout(ctx, lb.Path, lb.Tag)
 		if err != nil {
-			return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
+			return nil, err
 		}
 		if img.Descriptor.Digest.String() != root.BaseDigest {
-			return nil, fmt.Errorf("image %q: base %s:%s changed during the build (was %s, now %s)", root.Name, lb.Path, lb.Tag, root.BaseDigest, img.Descriptor.Digest)
+			return nil, fmt.Errorf("%s:%s changed during the build (was %s, now %s)", lb.Path, lb.Tag, root.BaseDigest, img.Descriptor.Digest)
 		}
 		return img, nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
+	}
+	return img, nil
 }
 
 // baseLoad is one base being loaded, or loaded, for this build.
@@ -342,7 +346,8 @@ type baseLoad struct {
 
 // loadBase runs load once per key for the whole build: images on the same
 // base wait for the first one's pull, while images on other bases pull
-// theirs at the same time (b.mu is never held across a load).
+// theirs at the same time (b.mu is never held across a load). Its errors
+// do not name an image: every image waiting gets the same one.
 func (b *builder) loadBase(ctx context.Context, key string, load func() (*storage.BaseImage, error)) (*storage.BaseImage, error) {
 	b.mu.Lock()
 	if b.bases == nil {
@@ -359,7 +364,9 @@ func (b *builder) loadBase(ctx context.Context, key string, load func() (*storag
 		case <-l.done:
 			return l.img, l.err
 		case <-ctx.Done():
-			return nil, context.Cause(ctx)
+			// ctx.Err, like every step cancelled by --fail-fast or an
+			// interrupt, so that the image counts as skipped.
+			return nil, ctx.Err()
 		}
 	}
 	l.img, l.err = load()

@@ -27,20 +27,18 @@ func (b *builder) remoteBase(ctx context.Context, root *dsl.Node) (*storage.Base
 		return nil, nil
 	}
 	key := fmt.Sprintf("%T:%s", root.Base, root.BaseDigest)
-	return b.loadBase(ctx, key, func() (*storage.BaseImage, error) {
-		var img *storage.BaseImage
-		var err error
+	img, err := b.loadBase(ctx, key, func() (*storage.BaseImage, error) {
 		switch base := root.Base.(type) {
 		case *dsl.PullBase:
-			img, err = fetch.Pull(ctx, b.opts.Store, base.Ref, root.BaseDigest, pullOptions(b.opts.Registry, base))
-		case *dsl.TarballBase:
-			img, err = b.tarballBase(ctx, base, root.BaseDigest)
+			return fetch.Pull(ctx, b.opts.Store, base.Ref, root.BaseDigest, pullOptions(b.opts.Registry, base))
+		default:
+			return b.tarballBase(ctx, base.(*dsl.TarballBase), root.BaseDigest)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
-		}
-		return img, nil
 	})
+	if err != nil {
+		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
+	}
+	return img, nil
 }
 
 func (b *builder) tarballBase(ctx context.Context, base *dsl.TarballBase, dgst string) (*storage.BaseImage, error) {

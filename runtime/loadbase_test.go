@@ -1,0 +1,79 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/strata-build/strata/storage"
+)
+
+func TestLoadBaseOncePerKeyAndInParallel(t *testing.T) {
+	b := &builder{}
+	ctx := context.Background()
+	var loads atomic.Int32
+	started := make(chan string, 2)
+	release := make(chan struct{})
+	load := func(key string) func() (*storage.BaseImage, error) {
+		return func() (*storage.BaseImage, error) {
+			loads.Add(1)
+			started <- key
+			<-release
+			return &storage.BaseImage{}, nil
+		}
+	}
+	var wg sync.WaitGroup
+	imgs := make([]*storage.BaseImage, 4)
+	for i, key := range []string{"a", "a", "b", "a"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			img, err := b.loadBase(ctx, key, load(key))
+			if err != nil {
+				t.Error(err)
+			}
+			imgs[i] = img
+		}()
+	}
+	// Both keys start loading before either finishes: one does not wait
+	// for the other.
+	got := map[string]bool{<-started: true, <-started: true}
+	if !got["a"] || !got["b"] {
+		t.Errorf("loads started for %v, want a and b at once", got)
+	}
+	close(release)
+	wg.Wait()
+	if n := loads.Load(); n != 2 {
+		t.Errorf("%d loads, want one per key", n)
+	}
+	if imgs[0] != imgs[1] || imgs[0] != imgs[3] || imgs[0] == imgs[2] {
+		t.Error("callers of one key got different images")
+	}
+}
+
+func TestLoadBaseWaiterCancelled(t *testing.T) {
+	b := &builder{}
+	release := make(chan struct{})
+	defer close(release)
+	go b.loadBase(context.Background(), "k", func() (*storage.BaseImage, error) {
+		<-release
+		return nil, nil
+	})
+	for {
+		b.mu.Lock()
+		_, ok := b.bases["k"]
+		b.mu.Unlock()
+		if ok {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errFailFast)
+	if _, err := b.loadBase(ctx, "k", nil); !errors.Is(err, context.Canceled) {
+		t.Errorf("a waiter stopped by --fail-fast got %v, want context.Canceled (counted as skipped)", err)
+	}
+}
