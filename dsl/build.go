@@ -71,7 +71,10 @@ func (i *Image) Bind(src, dest string, opts ...BindOption) *Image {
 		c.fail("Bind %s: %v", src, err)
 		return c
 	}
-	b := Bind{Source: resolve(c.lastEdit, src), Dest: path.Clean(dest), Pos: c.lastEdit, rawSource: src}
+	if !hasPlaceholder(dest) {
+		dest = path.Clean(dest) // checked and cleaned after expansion otherwise
+	}
+	b := Bind{Source: resolve(c.lastEdit, src), Dest: dest, Pos: c.lastEdit, rawSource: src}
 	for _, o := range opts {
 		o(&b)
 	}

@@ -377,3 +377,59 @@ func TestExplainRename(t *testing.T) {
 		t.Errorf("Explain = %q", got)
 	}
 }
+
+func TestPlaceholdersInHashesAndBases(t *testing.T) {
+	sum := strings.Repeat("AB", 32)
+	img := dsl.New("u").From(dsl.Tarball("https://example.invalid/${{T}}.tar", dsl.SHA256("${{TAR_SHA}}"))).
+		Import(dsl.URL("https://example.invalid/${{F}}", "${{SHA_X}}"), "/f")
+	g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{
+		"T": "root", "TAR_SHA": sum, "F": "file", "SHA_X": sum,
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := g.Node("u")
+	if want := "sha256:" + strings.ToLower(sum); n.BaseDigest != want || n.Imports[0] != want {
+		t.Errorf("base %s, import %s, want both %s", n.BaseDigest, n.Imports[0], want)
+	}
+	if tb := n.Base.(*dsl.TarballBase); tb.URL != "https://example.invalid/root.tar" {
+		t.Errorf("tarball URL expanded to %q", tb.URL)
+	}
+	_, err = dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{
+		"T": "root", "TAR_SHA": "../../zz", "F": "file", "SHA_X": sum,
+	}})
+	if err == nil || !strings.Contains(err.Error(), `"../../zz" is not a sha256 digest`) {
+		t.Errorf("a tarball hash that is not hex: %v", err)
+	}
+}
+
+func TestImportDestinations(t *testing.T) {
+	img := dsl.New("d").From(dsl.Scratch()).
+		Import(dsl.File("/etc/hostname"), "/usr/local/bin/").
+		Import(dsl.File("/etc/hosts"), "${{D}}").
+		Bind("/etc", "${{B}}")
+	eval := func(d, b string) (*dsl.Node, error) {
+		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{"D": d, "B": b}})
+		if err != nil {
+			return nil, err
+		}
+		return g.Node("d"), nil
+	}
+	n, err := eval("/opt//x/", "/mnt/../mnt/etc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := n.Image.Steps()
+	if st[0].Import.Dest != "/usr/local/bin/" || st[1].Import.Dest != "/opt/x/" {
+		t.Errorf("destinations %q and %q, want the final / kept", st[0].Import.Dest, st[1].Import.Dest)
+	}
+	if b := n.Image.Binds()[0].Dest; b != "/mnt/etc" {
+		t.Errorf("bind destination %q", b)
+	}
+	if _, err := eval("relative", "/mnt"); err == nil || !strings.Contains(err.Error(), `destination "relative" must be an absolute path`) {
+		t.Errorf("a relative import destination from a placeholder: %v", err)
+	}
+	if _, err := eval("/x", "/"); err == nil || !strings.Contains(err.Error(), `image "d": Bind /etc: destination "/"`) {
+		t.Errorf("a bind on / from a placeholder: %v", err)
+	}
+}

@@ -265,6 +265,8 @@ func (ev *evaluator) base(n *Node) string {
 		switch {
 		case b.Path != "":
 			d, err = fileDigest(b.Path)
+		case b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
+			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", b.URL, b.Remote.SHA256)
 		case b.Remote.SHA256 != "":
 			d = "sha256:" + b.Remote.SHA256
 		case !ev.opts.AllowUnpinnedURLs:
@@ -282,6 +284,10 @@ func (ev *evaluator) base(n *Node) string {
 	default:
 		return fail(fmt.Errorf("of unsupported type %T", b))
 	}
+}
+
+func isSHA256Hex(s string) bool {
+	return len(s) == 64 && strings.Trim(s, "0123456789abcdef") == ""
 }
 
 // imports records the content digest of every import.
@@ -313,7 +319,7 @@ func (ev *evaluator) imports(n *Node) {
 		case *URLSource:
 			switch {
 			case s.SHA256 != "":
-				if len(s.SHA256) != 64 || strings.Trim(s.SHA256, "0123456789abcdef") != "" {
+				if !isSHA256Hex(s.SHA256) {
 					fail(fmt.Errorf("%q is not a sha256 digest in hex (64 characters)", s.SHA256))
 					continue
 				}

@@ -139,18 +139,23 @@ func (i *Image) Run(script string) *Image {
 }
 
 // Import appends a step that copies src to dest, an absolute path in the
-// image. A folder is copied into dest (dest becomes the folder).
+// image. A folder is copied into dest (dest becomes the folder); a file
+// goes to dest, or into dest when it ends in "/" (keeping its base name).
 func (i *Image) Import(src Source, dest string, opts ...ImportOption) *Image {
 	c := i.clone()
 	if src == nil {
 		c.fail("Import: the source is nil")
 		return c
 	}
-	if !path.IsAbs(dest) {
-		c.fail("Import of %s: destination %q must be an absolute path in the image", src.describe(), dest)
-		return c
+	if !hasPlaceholder(dest) {
+		// Checked after expansion otherwise.
+		if !path.IsAbs(dest) {
+			c.fail("Import of %s: destination %q must be an absolute path in the image", src.describe(), dest)
+			return c
+		}
+		dest = cleanDest(dest)
 	}
-	spec := importSpec{src: src, dest: path.Clean(dest)}
+	spec := importSpec{src: src, dest: dest}
 	for _, o := range opts {
 		o(&spec)
 	}
@@ -260,6 +265,16 @@ func (i *Image) With(opts ...Option) *Image {
 			continue
 		}
 		c = o(c)
+	}
+	return c
+}
+
+// cleanDest cleans an import destination, keeping a final "/", which
+// means "into this folder".
+func cleanDest(dest string) string {
+	c := path.Clean(dest)
+	if strings.HasSuffix(dest, "/") && c != "/" {
+		c += "/"
 	}
 	return c
 }

@@ -185,7 +185,7 @@ func (e *expander) source(src Source) Source {
 		}
 	case *URLSource:
 		cs := *s
-		cs.URL, cs.SHA256 = e.expand(s.URL), e.expand(s.SHA256)
+		cs.URL, cs.SHA256 = e.expand(s.URL), strings.ToLower(e.expand(s.SHA256))
 		return &cs
 	case *ImageSource:
 		cs := *s
@@ -235,7 +235,13 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 		st.Script = e.expand(st.Script)
 		if st.Import != nil {
 			im := *st.Import
-			im.Dest = e.expand(im.Dest)
+			if hasPlaceholder(im.Dest) {
+				im.Dest = e.expand(im.Dest)
+				if !path.IsAbs(im.Dest) {
+					c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Import of %s: destination %q must be an absolute path in the image", st.Pos, img.name, im.Source.describe(), im.Dest))
+				}
+				im.Dest = cleanDest(im.Dest)
+			}
 			im.Source = e.source(im.Source)
 			st.Import = &im
 		}
@@ -259,10 +265,11 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 			b.Source = resolve(b.Pos, e.expand(b.rawSource))
 		}
 		if hasPlaceholder(b.Dest) {
-			b.Dest = path.Clean(e.expand(b.Dest))
+			b.Dest = e.expand(b.Dest)
 			if err := checkBindDest(b.Dest); err != nil {
-				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: Bind %s: %w", b.Pos, b.rawSource, err))
+				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Bind %s: %w", b.Pos, img.name, b.Source, err))
 			}
+			b.Dest = path.Clean(b.Dest)
 		}
 		c.binds[n] = b
 	}

@@ -185,7 +185,8 @@ type Remote struct {
 type RemoteOption func(*Remote)
 
 // SHA256 pins a download to its sha256 digest (hex).
-func SHA256(hex string) RemoteOption { return func(r *Remote) { r.SHA256 = strings.ToLower(hex) } }
+// (Lowercased when the definition is evaluated, after placeholders.)
+func SHA256(hex string) RemoteOption { return func(r *Remote) { r.SHA256 = hex } }
 
 func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.HasPrefix(s, "https://") }
 
@@ -194,7 +195,7 @@ func isURL(s string) bool { return strings.HasPrefix(s, "http://") || strings.Ha
 // unpinned URL (empty sha256) is an error unless the build allows it with
 // --allow-unpinned-urls.
 func URL(url, sha256 string) Source {
-	return &URLSource{URL: url, SHA256: strings.ToLower(sha256), pos: caller()}
+	return &URLSource{URL: url, SHA256: sha256, pos: caller()}
 }
 
 // URLSource is a downloaded file; see URL.
