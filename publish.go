@@ -61,7 +61,13 @@ func (s *sharingFlags) apply(o *Options) error {
 		o.CacheTo = s.cacheTo
 	}
 	o.Registry.Insecure = o.Registry.Insecure || s.insecure
-	o.Registry.InsecureHosts = append(o.Registry.InsecureHosts, s.insecureH...)
+	for _, h := range s.insecureH {
+		host, err := registry.RegistryHost(h)
+		if err != nil {
+			return usageError{fmt.Errorf("--insecure-registry: %w", err)}
+		}
+		o.Registry.InsecureHosts = append(o.Registry.InsecureHosts, host)
+	}
 	if s.caFile != "" {
 		o.Registry.CAFile = s.caFile
 	}

@@ -38,6 +38,25 @@ type Options struct {
 	UserAgent string
 }
 
+// RegistryHost turns what a user wrote for a registry ("127.0.0.1:5000",
+// "docker://Registry.example/", "docker.io") into the host[:port] that
+// references resolve to, so that --insecure-registry values match.
+func RegistryHost(v string) (string, error) {
+	h := v
+	for _, p := range []string{"docker://", "https://", "http://"} {
+		h = strings.TrimPrefix(h, p)
+	}
+	h = strings.TrimSuffix(h, "/")
+	if h == "" || strings.Contains(h, "/") {
+		return "", fmt.Errorf("registry %q: want HOST or HOST:PORT", v)
+	}
+	r, err := name.NewRegistry(strings.ToLower(h))
+	if err != nil {
+		return "", fmt.Errorf("registry %q: %w", v, err)
+	}
+	return r.RegistryStr(), nil
+}
+
 // InsecureFor reports whether plain HTTP and unverified TLS are allowed
 // for the registry at host ("host:port" when it has a port).
 func (o Options) InsecureFor(host string) bool {

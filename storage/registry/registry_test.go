@@ -100,3 +100,21 @@ func TestInsecureHostsChooseTheScheme(t *testing.T) {
 		}
 	}
 }
+
+func TestRegistryHost(t *testing.T) {
+	for in, want := range map[string]string{
+		"127.0.0.1:5000":               "127.0.0.1:5000",
+		"docker://Registry.Example/":   "registry.example",
+		"https://registry.example:443": "registry.example:443",
+		"docker.io":                    "index.docker.io",
+	} {
+		if got, err := strataregistry.RegistryHost(in); err != nil || got != want {
+			t.Errorf("RegistryHost(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "registry.example/team", "http://"} {
+		if _, err := strataregistry.RegistryHost(bad); err == nil {
+			t.Errorf("RegistryHost(%q) accepted", bad)
+		}
+	}
+}

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/registry"
 )
 
 func TestLoadBaseOncePerKeyAndInParallel(t *testing.T) {
@@ -75,5 +77,16 @@ func TestLoadBaseWaiterCancelled(t *testing.T) {
 	cancel(errFailFast)
 	if _, err := b.loadBase(ctx, "k", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("a waiter stopped by --fail-fast got %v, want context.Canceled (counted as skipped)", err)
+	}
+}
+
+func TestInsecurePullIsForItsRegistryOnly(t *testing.T) {
+	b := dsl.Pull("docker://registry.internal:5000/team/base:1", dsl.Insecure()).(*dsl.PullBase)
+	o := pullOptions(registry.Options{}, b)
+	if o.Registry.Insecure || !o.Registry.InsecureFor("registry.internal:5000") || o.Registry.InsecureFor("auth.example") {
+		t.Errorf("dsl.Insecure() gave %+v", o.Registry)
+	}
+	if o := pullOptions(registry.Options{}, dsl.Pull("docker://registry.internal:5000/b:1").(*dsl.PullBase)); o.Registry.InsecureFor("registry.internal:5000") {
+		t.Error("a pull without dsl.Insecure() is insecure")
 	}
 }
