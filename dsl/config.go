@@ -8,8 +8,10 @@ import (
 )
 
 // Steps returns the image's steps in the order they run.
-// The copy is deep: changing a returned import cannot change the
-// definition, which other images may share.
+// Each import step is copied too, so changing a returned step's
+// destination, mode or owner cannot change the definition (which other
+// images may share); its Source is shared and must be treated as
+// read-only.
 func (i *Image) Steps() []Step {
 	out := slices.Clone(i.steps)
 	for n, st := range out {
