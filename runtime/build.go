@@ -396,6 +396,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		Upper:   ws.Upper,
 		Work:    ws.Work,
 		Rootfs:  ws.Rootfs,
+		TempDir: ws.Dir,
 		Env:     n.StepEnv(mergeEnv(baseEnv(b.opts.SourceDateEpoch), baseCfg.Env)),
 		WorkDir: n.StepWorkDir(baseCfg.WorkingDir),
 		UIDMap:  b.uids,

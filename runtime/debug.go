@@ -135,6 +135,7 @@ func Chroot(ctx context.Context, o ChrootOptions) error {
 		Upper:       ws.Upper,
 		Work:        ws.Work,
 		Rootfs:      ws.Rootfs,
+		TempDir:     ws.Dir,
 		Env:         n.StepEnv(mergeEnv(baseEnv(o.SourceDateEpoch), baseCfg.Env)),
 		WorkDir:     n.StepWorkDir(baseCfg.WorkingDir),
 		Steps:       []sandbox.Step{{Argv: argv, Where: "strata chroot " + n.Name}},

@@ -133,13 +133,14 @@ func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *stor
 		return nil, err
 	}
 	raw, err := sandbox.Run(ctx, sandbox.Spec{
-		Name:   name,
-		Upper:  ws.Upper,
-		Work:   ws.Work,
-		Rootfs: ws.Rootfs,
-		UIDMap: b.uids,
-		GIDMap: b.gids,
-		Finish: fin,
+		Name:    name,
+		Upper:   ws.Upper,
+		Work:    ws.Work,
+		Rootfs:  ws.Rootfs,
+		TempDir: ws.Dir,
+		UIDMap:  b.uids,
+		GIDMap:  b.gids,
+		Finish:  fin,
 	})
 	if err != nil {
 		return nil, err

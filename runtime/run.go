@@ -84,6 +84,7 @@ func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Desc
 		Upper:       ws.Upper,
 		Work:        ws.Work,
 		Rootfs:      ws.Rootfs,
+		TempDir:     ws.Dir,
 		Env:         env,
 		WorkDir:     wd,
 		User:        cfg.User,

@@ -18,7 +18,7 @@ import (
 // rootless, as a build with those maps would be.
 func CheckOverlay(ctx context.Context, uidMap, gidMap []IDMap) error {
 	rootless := len(uidMap) > 0 || len(gidMap) > 0
-	stage, err := newStage()
+	stage, err := newStage("")
 	if err != nil {
 		return fmt.Errorf("check overlay: %w", err)
 	}

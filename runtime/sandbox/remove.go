@@ -21,7 +21,7 @@ func RemoveAll(ctx context.Context, path string, uidMap, gidMap []IDMap) error {
 	if err != nil {
 		return err
 	}
-	stage, err := newStage()
+	stage, err := newStage("")
 	if err != nil {
 		return fmt.Errorf("remove %s: %w", path, err)
 	}

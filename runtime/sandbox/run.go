@@ -32,7 +32,7 @@ func Run(ctx context.Context, spec Spec) (finishResult json.RawMessage, err erro
 			return nil, fmt.Errorf("sandbox %s: finisher %q is not registered (RegisterFinisher must be called from an init function)", spec.Name, spec.Finish.Name)
 		}
 	}
-	stage, err := newStage()
+	stage, err := newStage(spec.TempDir)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
 	}
@@ -59,8 +59,8 @@ func Run(ctx context.Context, spec Spec) (finishResult json.RawMessage, err erro
 // newStage makes the temporary folder holding the spec, the step scripts
 // and the skeleton lower dir. It is world-readable so that a user namespace
 // that does not map the caller's uid can still read it.
-func newStage() (string, error) {
-	dir, err := os.MkdirTemp("", "strata-sandbox-")
+func newStage(parent string) (string, error) {
+	dir, err := os.MkdirTemp(parent, "strata-sandbox-")
 	if err != nil {
 		return "", err
 	}

@@ -85,6 +85,11 @@ type Spec struct {
 	// Rootfs is an existing empty dir used as the mount point. Nothing is
 	// ever mounted on it in the host's mount namespace.
 	Rootfs string
+	// TempDir is where the sandbox keeps its step scripts and skeleton
+	// while it runs (default: os.TempDir()). A folder the caller cleans
+	// after a crash (its workspace) leaves nothing behind when the
+	// caller is killed.
+	TempDir string
 	// Env is the complete environment of run steps.
 	Env []string
 	// WorkDir is the working directory of run steps, "/" when empty. It is
