@@ -6,16 +6,17 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// droppedCaps are never given to a step. CAP_SYS_PTRACE is the one that
-// matters for the sandbox itself: pid 1 of the step's pid namespace is this
-// process, whose other threads stay in the host's mount namespace and whose
-// fds include host folders, so /proc/1/task/*/root and /proc/1/fd would
-// lead a step back to the host. The others reach the host kernel beyond
-// what building an image needs (modules, raw I/O ports, the clock, reboot,
-// the kernel log, LSM policy, BPF and perf); they are the ones container
-// runtimes drop by default and no package install needs them.
+// droppedCaps are never given to a step. Steps run in a user namespace of
+// their own, where these capabilities would not reach the host anyway; the
+// drop is a second line: modules, raw I/O ports, the clock, reboot, the
+// kernel log, LSM policy, BPF and perf, which container runtimes drop by
+// default and no package install needs. CAP_SYS_PTRACE stays (strace and gdb
+// work in a step): it holds only in the step's user namespace, and the
+// sandbox process (pid 1 of the step's pid namespace, whose other threads
+// and fds lead to the host) is not dumpable and belongs to the parent one,
+// so a step can neither trace it nor open its /proc entries.
 var droppedCaps = []uintptr{
-	unix.CAP_SYS_PTRACE, unix.CAP_SYS_MODULE, unix.CAP_SYS_RAWIO, unix.CAP_SYS_BOOT,
+	unix.CAP_SYS_MODULE, unix.CAP_SYS_RAWIO, unix.CAP_SYS_BOOT,
 	unix.CAP_SYS_TIME, unix.CAP_SYSLOG, unix.CAP_MAC_ADMIN, unix.CAP_MAC_OVERRIDE,
 	unix.CAP_WAKE_ALARM, unix.CAP_BLOCK_SUSPEND, unix.CAP_AUDIT_CONTROL,
 	unix.CAP_BPF, unix.CAP_PERFMON,
@@ -23,8 +24,8 @@ var droppedCaps = []uintptr{
 
 // confine runs on the sandbox's main thread (steps are forked from it)
 // before the first step. Not dumpable, this process can be inspected through
-// /proc only with CAP_SYS_PTRACE, which its children's bounding set no
-// longer holds: being root in the same namespaces is not enough.
+// /proc only with CAP_SYS_PTRACE in its own user namespace, which a step
+// (root of a namespace below it) never has.
 func confine() error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)

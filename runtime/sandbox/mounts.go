@@ -445,7 +445,11 @@ func (r *rootfs) setup(cs *childSpec, hs *hostSources) error {
 		nodev  = unix.MOUNT_ATTR_NODEV
 		noexec = unix.MOUNT_ATTR_NOEXEC
 	)
-	proc, err := newFS("proc", nosuid|nodev|noexec)
+	// hidepid=ptraceable: a process the step may not ptrace is not in its
+	// /proc at all. That is pid 1, this process, whose other threads
+	// still show the host's mount table in their mountinfo. (invisible
+	// would let group 0 see everything.)
+	proc, err := newFS("proc", nosuid|nodev|noexec, "hidepid=ptraceable")
 	if err != nil {
 		return err
 	}

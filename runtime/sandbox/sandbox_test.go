@@ -484,6 +484,9 @@ for fd in /proc/1/fd/* /proc/1/task/*/fd/*; do
   echo x > $fd` + dir + `/ESCAPED 2>/dev/null && echo escaped-through=$fd
 done
 grep -E '^Cap(Bnd|Eff)' /proc/self/status
+for f in /proc/1/mountinfo /proc/1/task/*/mountinfo; do
+  grep -q . $f 2>/dev/null && echo escaped-through=$f
+done
 true
 `
 }
@@ -576,6 +579,29 @@ func TestInheritedDescriptorsDoNotReachSteps(t *testing.T) {
 	for _, f := range strings.Fields(strings.TrimPrefix(strings.Split(out, "\n")[0], "fds=")) {
 		if f == strconv.Itoa(fd) {
 			t.Errorf("the step's shell has descriptor %d open:\n%s%s", fd, out, errOut)
+		}
+	}
+}
+
+// TestStepSeesItsOwnProcessesOnly: pid 1 (strata) is hidden, a step's own
+// processes of other users are not, and strace-like inspection of them
+// works (CAP_SYS_PTRACE in the step's user namespace).
+func TestStepSeesItsOwnProcessesOnly(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	out, _ := mustRun(t, e.spec(script(`
+test -e /proc/1 && echo pid1=visible || echo pid1=hidden
+echo 'nobody:x:65534:65534::/:/bin/sh' >> /etc/passwd
+su -s /bin/sh nobody -c 'exec sleep 30' &
+sleep 0.3
+for p in /proc/[0-9]*; do
+  test "$(cat $p/comm 2>/dev/null)" = sleep && echo sleep-uid=$(awk '/^Uid/{print $2}' $p/status) environ=$(test -r $p/environ && echo readable)
+done
+true
+`)))
+	for _, want := range []string{"pid1=hidden", "sleep-uid=65534 environ=readable"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 }
