@@ -340,7 +340,7 @@ func testRun(t *testing.T, c *contractCLI) {
 	cmd := c.cmd("", "")
 	cmd.Path, cmd.Args = mustLook(t, "script"), []string{"script", "-qec", line, "/dev/null"}
 	b, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 || !strings.Contains(string(b), "tty=attached") || !strings.Contains(string(b), "name=/dev/console") {
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 || !strings.Contains(string(b), "tty=attached") || !strings.Contains(string(b), "name=/dev/pts/0") {
 		t.Errorf("with a terminal: %v:\n%s", err, b)
 	}
 }

@@ -364,9 +364,19 @@ func runStep(cs *childSpec, i int, st childStep, devNull int, interactive bool) 
 			}
 		}
 	}
-	stdin := uintptr(devNull)
+	files := []uintptr{uintptr(devNull), 1, 2}
+	var con *console
 	if interactive {
-		stdin = 0
+		files[0] = 0
+		if isTerminal(0) {
+			var err error
+			if con, err = openConsole(); err != nil {
+				return fmt.Errorf("%s: %w", stepName(i, st.Where), err)
+			}
+			defer con.close()
+			f := con.slave.Fd()
+			files = []uintptr{f, f, f}
+		}
 	}
 	uids, gids, err := identityMaps()
 	if err != nil {
@@ -375,12 +385,15 @@ func runStep(cs *childSpec, i int, st childStep, devNull int, interactive bool) 
 	pid, err := syscall.ForkExec(argv[0], argv, &syscall.ProcAttr{
 		Dir:   cs.WorkDir,
 		Env:   cs.Env,
-		Files: []uintptr{stdin, 1, 2},
+		Files: files,
 		Sys: &syscall.SysProcAttr{
 			// A build step gets its own session, away from the
-			// terminal; an interactive one stays in the caller's
-			// foreground group.
-			Setsid:     !interactive,
+			// terminal; one with a console leads its own session on
+			// it; an interactive one without a terminal (stdin a
+			// pipe) stays in the caller's foreground group.
+			Setsid:     !interactive || con != nil,
+			Setctty:    con != nil,
+			Ctty:       0,
 			Credential: cred,
 			// The step runs in a user namespace of its own that maps
 			// every id to itself, with its own copy of the mount
@@ -403,6 +416,9 @@ func runStep(cs *childSpec, i int, st childStep, devNull int, interactive bool) 
 	}
 	ws := reapUntil(pid)
 	killAll()
+	if con != nil {
+		con.finish()
+	}
 	switch {
 	case ws.Exited() && ws.ExitStatus() == 0:
 		return nil

@@ -352,7 +352,6 @@ type hostSources struct {
 	binds   []detached
 	imports []detached
 	secrets *detached
-	console *detached
 }
 
 // devices bound from the host: device nodes cannot be created in a user
@@ -395,9 +394,6 @@ func cloneHostSources(cs *childSpec) (*hostSources, error) {
 		}
 		hs.imports = append(hs.imports, d)
 	}
-	if cs.Interactive {
-		hs.console = cloneTerminal()
-	}
 	if cs.Secrets > 0 {
 		secrets, err := readSecrets()
 		if err != nil {
@@ -410,32 +406,6 @@ func cloneHostSources(cs *childSpec) (*hostSources, error) {
 		hs.secrets = &d
 	}
 	return &hs, nil
-}
-
-// cloneTerminal clones the terminal on stdin, if any. The terminal an
-// interactive step inherits belongs to the host's devpts, which the
-// container's own instance does not show: bound at /dev/console it has a
-// name there (ttyname finds it by scanning /dev), as in LXC. The clone is
-// taken from the path the terminal has in this mount namespace (a magic
-// link of /proc/self/fd names the caller's namespace, which open_tree
-// refuses), checked to be the same file.
-func cloneTerminal() *detached {
-	if _, err := unix.IoctlGetTermios(0, unix.TCGETS); err != nil {
-		return nil
-	}
-	p, err := os.Readlink("/proc/self/fd/0")
-	if err != nil {
-		return nil
-	}
-	var fdSt, pathSt unix.Stat_t
-	if unix.Fstat(0, &fdSt) != nil || unix.Stat(p, &pathSt) != nil || fdSt.Dev != pathSt.Dev || fdSt.Ino != pathSt.Ino {
-		return nil
-	}
-	d, err := cloneHost(p, false)
-	if err != nil {
-		return nil
-	}
-	return &d
 }
 
 // setup mounts the container's file systems below the overlay root.
@@ -507,11 +477,6 @@ func (r *rootfs) setup(cs *childSpec, hs *hostSources) error {
 	} {
 		if err := unix.Symlinkat(target, devfd, name); err != nil {
 			return fmt.Errorf("/dev/%s: %w", name, err)
-		}
-	}
-	if hs.console != nil {
-		if err := r.attach(*hs.console, "/dev/console", false); err != nil {
-			return err
 		}
 	}
 	if hs.resolv != nil {

@@ -114,11 +114,13 @@ type Spec struct {
 	// Stdout and Stderr receive the steps' output live. When they are
 	// *os.File (a terminal), they are passed to the steps as they are.
 	Stdout, Stderr io.Writer `json:"-"`
-	// Interactive gives the last run step the caller's Stdin, Stdout and
-	// Stderr as its own descriptors, in the caller's process group so that
-	// a terminal delivers job-control signals to it (strata run, strata
-	// chroot). The caller should then not cancel ctx on SIGINT: Ctrl-C is
-	// meant for the step.
+	// Interactive gives the last run step the caller's Stdin (strata run,
+	// strata chroot). When Stdin is a terminal, the step gets a pty of the
+	// container's own, leading its session on it, relayed to and from the
+	// caller's terminal (in raw mode meanwhile, so Ctrl-C is a key for the
+	// step); otherwise it gets Stdin, Stdout and Stderr as they are, in the
+	// caller's process group. The caller should not cancel ctx on SIGINT
+	// then: Ctrl-C is meant for the step.
 	Interactive bool
 	// Finish, when set, runs a registered finisher in the child after all
 	// steps succeeded; its result is returned by [Run].
