@@ -78,7 +78,7 @@ func openConsole() (*console, error) {
 	}()
 	// Input: stays blocked on the caller's terminal after the step, until
 	// this process exits; nothing waits for it.
-	go io.Copy(c.master, os.NewFile(uintptr(c.host), "terminal"))
+	go io.Copy(c.master, os.Stdin) // fd 0, c.host
 	c.out = make(chan struct{})
 	go func() {
 		// Ends with EIO once no process holds the slave any more.
