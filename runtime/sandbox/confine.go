@@ -30,6 +30,13 @@ func confine() error {
 	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
 		return fmt.Errorf("prctl(PR_SET_DUMPABLE): %w", err)
 	}
+	// A new anonymous session keyring: steps would otherwise possess the
+	// caller's (Kerberos tickets, fscrypt and NFS keys) and could read,
+	// revoke or plant keys in it. (KeyctlJoinSessionKeyring cannot pass
+	// the NULL name that makes it anonymous.)
+	if _, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); errno != 0 && errno != unix.ENOSYS {
+		return fmt.Errorf("keyctl(JOIN_SESSION_KEYRING): %w", errno)
+	}
 	for _, c := range droppedCaps {
 		// EINVAL: a capability this kernel does not know.
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, c, 0, 0, 0); err != nil && err != unix.EINVAL {

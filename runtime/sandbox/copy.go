@@ -9,7 +9,6 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -57,8 +56,8 @@ func openCopySources(cs *childSpec) (map[int]*copySource, error) {
 }
 
 // copyTo performs the import in the pivoted rootfs, as root of the
-// container: symlinks in Dest resolve inside the image.
-func (s *copySource) copyTo(c *Copy) error {
+// container: symlinks in Dest resolve inside the image (see inRoot).
+func (s *copySource) copyTo(root *inRoot, c *Copy) error {
 	uid, gid := 0, 0
 	if c.UID != nil {
 		uid = *c.UID
@@ -72,7 +71,7 @@ func (s *copySource) copyTo(c *Copy) error {
 			dest = path.Join(dest, s.name)
 		}
 		dest = containerPath(dest)
-		if err := os.MkdirAll(path.Dir(dest), 0o755); err != nil {
+		if err := root.mkdirAll(path.Dir(dest), 0o755); err != nil {
 			return err
 		}
 		fi, err := s.file.Stat()
@@ -83,15 +82,16 @@ func (s *copySource) copyTo(c *Copy) error {
 		if c.Mode != nil {
 			mode = *c.Mode
 		}
-		return copyFile(io.NewSectionReader(s.file, 0, fi.Size()), dest, mode, fi.ModTime(), uid, gid)
+		return copyFile(root, io.NewSectionReader(s.file, 0, fi.Size()), dest, mode, fi.ModTime(), uid, gid)
 	}
-	return s.copyDir(containerPath(c.Dest), c.Mode, uid, gid)
+	return s.copyDir(root, containerPath(c.Dest), c.Mode, uid, gid)
 }
 
-// copyDir merges the source folder into dest: existing folders of the image,
-// and symlinks to folders, keep their owner and mode, everything created gets uid:gid, the source's
-// modes and mtimes, and symlinks are copied as symlinks.
-func (s *copySource) copyDir(dest string, topMode *fs.FileMode, uid, gid int) error {
+// copyDir merges the source folder into dest: existing folders of the
+// image, and symlinks to folders, keep their owner and mode; everything
+// created gets uid:gid, the source's modes and mtimes, and symlinks are
+// copied as symlinks.
+func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, uid, gid int) error {
 	type dirTimes struct {
 		path  string
 		mode  fs.FileMode
@@ -107,29 +107,26 @@ func (s *copySource) copyDir(dest string, topMode *fs.FileMode, uid, gid int) er
 			return err
 		}
 		target := path.Join(dest, p)
-		existing, lerr := os.Lstat(target)
+		existing, lerr := root.lstat(target)
+		exists := lerr == nil
+		isDir := exists && existing.Mode&unix.S_IFMT == unix.S_IFDIR
 		switch {
 		case d.IsDir():
-			if lerr == nil && existing.IsDir() {
+			// Merged /usr: /bin -> usr/bin. Merge through a link to
+			// a folder (it resolves inside the root) rather than
+			// replace it.
+			if isDir || exists && root.isDir(target) {
 				return nil
 			}
-			if lerr == nil && existing.Mode().Type() == fs.ModeSymlink {
-				// Merged /usr: /bin -> usr/bin. Merge through the
-				// link (it resolves inside the pivoted rootfs) rather
-				// than replace it with a folder.
-				if fi, err := os.Stat(target); err == nil && fi.IsDir() {
-					return nil
-				}
-			}
-			if lerr == nil {
-				if err := os.Remove(target); err != nil {
+			if exists {
+				if err := root.remove(target); err != nil {
 					return err
 				}
 			}
-			if err := os.MkdirAll(target, 0o700); err != nil {
+			if err := root.mkdirAll(target, 0o700); err != nil {
 				return err
 			}
-			if err := os.Lchown(target, uid, gid); err != nil {
+			if err := root.lchown(target, uid, gid); err != nil {
 				return err
 			}
 			mode := info.Mode()
@@ -138,10 +135,10 @@ func (s *copySource) copyDir(dest string, topMode *fs.FileMode, uid, gid int) er
 			}
 			made = append(made, dirTimes{target, mode, info.ModTime()})
 			return nil
-		case lerr == nil && existing.IsDir():
-			return fmt.Errorf("%s: is a directory in the image", target)
-		case lerr == nil:
-			if err := os.Remove(target); err != nil {
+		case isDir:
+			return errIsDir(target)
+		case exists:
+			if err := root.remove(target); err != nil {
 				return err
 			}
 		}
@@ -151,21 +148,20 @@ func (s *copySource) copyDir(dest string, topMode *fs.FileMode, uid, gid int) er
 			if err != nil {
 				return err
 			}
-			if err := os.Symlink(link, target); err != nil {
+			if err := root.symlink(link, target); err != nil {
 				return err
 			}
-			if err := os.Lchown(target, uid, gid); err != nil {
+			if err := root.lchown(target, uid, gid); err != nil {
 				return err
 			}
-			ts := unix.NsecToTimespec(info.ModTime().UnixNano())
-			return unix.UtimesNanoAt(unix.AT_FDCWD, target, []unix.Timespec{ts, ts}, unix.AT_SYMLINK_NOFOLLOW)
+			return root.lchtimes(target, info.ModTime(), info.ModTime())
 		case 0:
 			f, err := s.root.Open(p)
 			if err != nil {
 				return err
 			}
 			defer f.Close()
-			return copyFile(f, target, info.Mode(), info.ModTime(), uid, gid)
+			return copyFile(root, f, target, info.Mode(), info.ModTime(), uid, gid)
 		default:
 			return fmt.Errorf("%s: unsupported file type %s", p, info.Mode().Type())
 		}
@@ -174,7 +170,7 @@ func (s *copySource) copyDir(dest string, topMode *fs.FileMode, uid, gid int) er
 		return err
 	}
 	if topMode != nil && (len(made) == 0 || made[0].path != dest) {
-		if err := os.Chmod(dest, *topMode); err != nil {
+		if err := root.chmodDir(dest, unixPerm(*topMode)); err != nil {
 			return err
 		}
 	}
@@ -182,30 +178,46 @@ func (s *copySource) copyDir(dest string, topMode *fs.FileMode, uid, gid int) er
 	// folder's mtime, and a read-only source folder must stay writable
 	// until it is filled.
 	for i := len(made) - 1; i >= 0; i-- {
-		if err := os.Chmod(made[i].path, made[i].mode); err != nil {
+		if err := root.chmodDir(made[i].path, unixPerm(made[i].mode)); err != nil {
 			return err
 		}
-		if err := os.Chtimes(made[i].path, made[i].mtime, made[i].mtime); err != nil {
+		if err := root.lchtimes(made[i].path, made[i].mtime, made[i].mtime); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// unixPerm is the permission, set-id and sticky bits of m as chmod(2) takes
+// them.
+func unixPerm(m fs.FileMode) uint32 {
+	u := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		u |= unix.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		u |= unix.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		u |= unix.S_ISVTX
+	}
+	return u
+}
+
 // copyFile writes a new file at dest, replacing a non-folder there without
 // following a symlink.
-func copyFile(src io.Reader, dest string, mode fs.FileMode, mtime time.Time, uid, gid int) error {
-	if fi, err := os.Lstat(dest); err == nil {
-		if fi.IsDir() {
-			return fmt.Errorf("%s: is a directory in the image", dest)
+func copyFile(root *inRoot, src io.Reader, dest string, mode fs.FileMode, mtime time.Time, uid, gid int) error {
+	if st, err := root.lstat(dest); err == nil {
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+			return errIsDir(dest)
 		}
-		if err := os.Remove(dest); err != nil {
+		if err := root.remove(dest); err != nil {
 			return err
 		}
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	} else if !errors.Is(err, unix.ENOENT) {
 		return err
 	}
-	f, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+	f, err := root.create(dest, 0o600)
 	if err != nil {
 		return err
 	}
@@ -221,7 +233,7 @@ func copyFile(src io.Reader, dest string, mode fs.FileMode, mtime time.Time, uid
 		err = cerr
 	}
 	if err == nil {
-		err = os.Chtimes(dest, mtime, mtime)
+		err = root.lchtimes(dest, mtime, mtime)
 	}
 	return err
 }

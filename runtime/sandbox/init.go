@@ -313,8 +313,13 @@ func setupSandbox(cs *childSpec) (*rootfs, int, map[int]*copySource, error) {
 
 // runSteps runs the steps in order in the pivoted rootfs.
 func runSteps(cs *childSpec, sources map[int]*copySource) error {
-	if _, err := os.Stat(cs.WorkDir); os.IsNotExist(err) {
-		if err := os.MkdirAll(cs.WorkDir, 0o755); err != nil {
+	root, err := openInRoot()
+	if err != nil {
+		return fmt.Errorf("sandbox setup: %w", err)
+	}
+	defer root.close()
+	if _, err := root.stat(cs.WorkDir); errors.Is(err, unix.ENOENT) {
+		if err := root.mkdirAll(cs.WorkDir, 0o755); err != nil {
 			return fmt.Errorf("workdir: %w", err)
 		}
 	}
@@ -331,12 +336,12 @@ func runSteps(cs *childSpec, sources map[int]*copySource) error {
 	defer unix.Close(devNull)
 	for i, st := range cs.Steps {
 		if st.Copy != nil {
-			if err := sources[i].copyTo(st.Copy); err != nil {
+			if err := sources[i].copyTo(root, st.Copy); err != nil {
 				return fmt.Errorf("%s: copy %s to %s: %w", stepName(i, st.Where), st.Copy.Source, st.Copy.Dest, err)
 			}
 			continue
 		}
-		if err := runStep(cs, i, st, devNull, cs.Interactive && i == lastRun); err != nil {
+		if err := runStep(cs, root, i, st, devNull, cs.Interactive && i == lastRun); err != nil {
 			return err
 		}
 	}
@@ -345,7 +350,7 @@ func runSteps(cs *childSpec, sources map[int]*copySource) error {
 
 // runStep runs one script as a child of pid 1, then kills whatever it left
 // running in the pid namespace.
-func runStep(cs *childSpec, i int, st childStep, devNull int, interactive bool) error {
+func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, interactive bool) error {
 	argv := []string{"/bin/sh", "-xe", st.Script}
 	if st.Shebang {
 		argv = []string{st.Script}
@@ -353,13 +358,13 @@ func runStep(cs *childSpec, i int, st childStep, devNull int, interactive bool) 
 	var cred *syscall.Credential
 	if len(st.Argv) > 0 {
 		argv = append([]string(nil), st.Argv...)
-		path, err := lookPath(argv[0], cs.Env)
+		path, err := lookPath(root, argv[0], cs.Env)
 		if err != nil {
 			return &StepError{Index: i, Where: st.Where, ExitCode: 127, Message: err.Error()}
 		}
 		argv[0] = path
 		if cs.User != "" {
-			if cred, err = resolveUser(cs.User); err != nil {
+			if cred, err = resolveUser(root, cs.User); err != nil {
 				return fmt.Errorf("%s: user %q: %w", stepName(i, st.Where), cs.User, err)
 			}
 		}

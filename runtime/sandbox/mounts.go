@@ -537,16 +537,21 @@ func (r *rootfs) cleanup() error {
 			return fmt.Errorf("unmount %s: %w", points[i], err)
 		}
 	}
+	root, err := openInRoot()
+	if err != nil {
+		return err
+	}
+	defer root.close()
 	var errs []error
 	for i := len(r.created) - 1; i >= 0; i-- {
 		c := r.created[i]
-		if err := os.Remove(c.path); err != nil {
-			if !os.IsNotExist(err) {
+		if err := root.remove(c.path); err != nil {
+			if !errors.Is(err, unix.ENOENT) {
 				errs = append(errs, fmt.Errorf("remove mount point %s: %w", c.path, err))
 			}
 			continue
 		}
-		os.Chtimes(path.Dir(c.path), c.parentAccess, c.parentModTime)
+		root.lchtimes(path.Dir(c.path), c.parentAccess, c.parentModTime)
 	}
 	return errors.Join(errs...)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -14,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/runtime/sandbox"
 )
@@ -603,5 +606,82 @@ true
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestImportsStayInTheRootfs: the sandbox process copies imports itself,
+// and its other threads keep the host's root, so a symlink through
+// /proc/1/task/N/root in the image (from a base or an earlier step) must
+// not lead an import, the working dir or a user lookup to the host.
+func TestImportsStayInTheRootfs(t *testing.T) {
+	requireRoot(t)
+	host := t.TempDir()
+	os.Chmod(host, 0o700)
+	src := filepath.Join(t.TempDir(), "src")
+	os.MkdirAll(filepath.Join(src, "d"), 0o755)
+	os.WriteFile(filepath.Join(src, "d", "f"), []byte("x"), 0o644)
+	file := filepath.Join(src, "file")
+	os.WriteFile(file, []byte("x"), 0o644)
+	mode := fs.FileMode(0o777)
+	for n := 1; n <= 12; n++ {
+		e := newEnv(t)
+		evil := filepath.Join(t.TempDir(), "evil")
+		os.MkdirAll(filepath.Join(evil, "etc"), 0o755)
+		link := fmt.Sprintf("/proc/1/task/%d/root%s", n, host)
+		for _, l := range []string{"evil", "wd"} {
+			os.Symlink(link, filepath.Join(evil, l))
+		}
+		os.Symlink(link+"/passwd", filepath.Join(evil, "etc", "passwd"))
+		e.lowers = append([]string{evil}, e.lowers...)
+		for _, spec := range []sandbox.Spec{
+			e.spec(sandbox.Step{Copy: &sandbox.Copy{Source: file, Dest: "/evil/pwned"}, Where: "c.go:1"}),
+			e.spec(sandbox.Step{Copy: &sandbox.Copy{Source: filepath.Join(src, "d"), Dest: "/evil", Mode: &mode}, Where: "c.go:2"}),
+			e.spec(script(`ln -s `+link+` /late`), sandbox.Step{Copy: &sandbox.Copy{Source: file, Dest: "/late/pwned2"}, Where: "c.go:3"}),
+			func() sandbox.Spec { s := e.spec(script("true")); s.WorkDir = "/wd/made"; return s }(),
+			func() sandbox.Spec {
+				s := e.spec(sandbox.Step{Argv: []string{"true"}, Where: "c.go:4"})
+				s.User = "someone"
+				return s
+			}(),
+		} {
+			run(t, spec) // may fail: what matters is the host
+			os.RemoveAll(e.upper)
+			os.Mkdir(e.upper, 0o755)
+		}
+	}
+	entries, _ := os.ReadDir(host)
+	if len(entries) != 0 {
+		t.Errorf("the sandbox wrote to the host folder: %v", entries)
+	}
+	if fi, _ := os.Stat(host); fi.Mode().Perm() != 0o700 {
+		t.Errorf("the host folder's mode changed to %v", fi.Mode())
+	}
+}
+
+// TestStepsDoNotPossessTheCallersKeyring: a step cannot find or read a key
+// of the caller's session keyring (Kerberos tickets, fscrypt keys).
+func TestStepsDoNotPossessTheCallersKeyring(t *testing.T) {
+	requireRoot(t)
+	probe := filepath.Join(t.TempDir(), "keyprobe")
+	build := exec.Command("go", "build", "-o", probe, "./testdata/keyprobe")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Skipf("cannot build the probe: %v\n%s", err, out)
+	}
+	id, err := unix.AddKey("user", "strata-test-key", []byte("KEY-VALUE"), unix.KEY_SPEC_SESSION_KEYRING)
+	if err != nil {
+		t.Skipf("no session keyring here: %v", err)
+	}
+	defer unix.KeyctlInt(unix.KEYCTL_INVALIDATE, id, 0, 0, 0)
+	if out, _ := exec.Command(probe, "strata-test-key").Output(); !strings.Contains(string(out), "read KEY-VALUE") {
+		t.Skipf("the probe cannot read the key outside the sandbox either: %s", out)
+	}
+	e := newEnv(t)
+	out, _ := mustRun(t, e.spec(
+		sandbox.Step{Copy: &sandbox.Copy{Source: probe, Dest: "/keyprobe"}, Where: "k.go:1"},
+		script("/keyprobe strata-test-key"),
+	))
+	if strings.Contains(out, "KEY-VALUE") || !strings.Contains(out, "none") {
+		t.Errorf("a step reached the caller's key:\n%s", out)
 	}
 }

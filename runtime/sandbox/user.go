@@ -3,19 +3,20 @@ package sandbox
 import (
 	"bufio"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // lookPath finds a command in the PATH of the step's environment, inside
 // the container (the process runs after pivot_root). exec.LookPath would
 // use strata's own PATH, which means nothing in the image.
-func lookPath(name string, env []string) (string, error) {
+func lookPath(root *inRoot, name string, env []string) (string, error) {
 	if strings.Contains(name, "/") {
-		if _, err := os.Stat(name); err != nil {
+		if _, err := root.stat(name); err != nil {
 			return "", fmt.Errorf("%s: not in the image", name)
 		}
 		return name, nil
@@ -31,7 +32,7 @@ func lookPath(name string, env []string) (string, error) {
 			dir = "."
 		}
 		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+		if st, err := root.stat(p); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
 			return p, nil
 		}
 	}
@@ -43,7 +44,7 @@ func lookPath(name string, env []string) (string, error) {
 // image says, never what the host says. A user without a group gets its
 // primary group from /etc/passwd and its supplementary groups from
 // /etc/group.
-func resolveUser(spec string) (*syscall.Credential, error) {
+func resolveUser(root *inRoot, spec string) (*syscall.Credential, error) {
 	userPart, groupPart, hasGroup := strings.Cut(spec, ":")
 	cred := &syscall.Credential{}
 	uid, err := strconv.ParseUint(userPart, 10, 32)
@@ -51,12 +52,12 @@ func resolveUser(spec string) (*syscall.Credential, error) {
 	primary := uint64(0)
 	if err == nil {
 		cred.Uid = uint32(uid)
-		if e, ok := findEntry("/etc/passwd", 4, func(f []string) bool { return f[2] == userPart }); ok {
+		if e, ok := findEntry(root, "/etc/passwd", 4, func(f []string) bool { return f[2] == userPart }); ok {
 			name = e[0]
 			primary, _ = strconv.ParseUint(e[3], 10, 32)
 		}
 	} else {
-		e, ok := findEntry("/etc/passwd", 4, func(f []string) bool { return f[0] == userPart })
+		e, ok := findEntry(root, "/etc/passwd", 4, func(f []string) bool { return f[0] == userPart })
 		if !ok {
 			return nil, fmt.Errorf("no user %s in the image's /etc/passwd", userPart)
 		}
@@ -72,7 +73,7 @@ func resolveUser(spec string) (*syscall.Credential, error) {
 		if g, err := strconv.ParseUint(groupPart, 10, 32); err == nil {
 			cred.Gid = uint32(g)
 		} else {
-			e, ok := findEntry("/etc/group", 3, func(f []string) bool { return f[0] == groupPart })
+			e, ok := findEntry(root, "/etc/group", 3, func(f []string) bool { return f[0] == groupPart })
 			if !ok {
 				return nil, fmt.Errorf("no group %s in the image's /etc/group", groupPart)
 			}
@@ -85,7 +86,7 @@ func resolveUser(spec string) (*syscall.Credential, error) {
 		return cred, nil
 	}
 	if name != "" {
-		cred.Groups = supplementaryGroups(name)
+		cred.Groups = supplementaryGroups(root, name)
 	}
 	return cred, nil
 }
@@ -93,8 +94,8 @@ func resolveUser(spec string) (*syscall.Credential, error) {
 // findEntry returns the fields of the first line of an /etc/passwd-like
 // file that has at least minFields fields and matches; shorter (broken)
 // lines are skipped.
-func findEntry(path string, minFields int, match func([]string) bool) ([]string, bool) {
-	f, err := os.Open(path)
+func findEntry(root *inRoot, path string, minFields int, match func([]string) bool) ([]string, bool) {
+	f, err := root.openFile(path, unix.O_RDONLY)
 	if err != nil {
 		return nil, false
 	}
@@ -109,8 +110,8 @@ func findEntry(path string, minFields int, match func([]string) bool) ([]string,
 	return nil, false
 }
 
-func supplementaryGroups(name string) []uint32 {
-	f, err := os.Open("/etc/group")
+func supplementaryGroups(root *inRoot, name string) []uint32 {
+	f, err := root.openFile("/etc/group", unix.O_RDONLY)
 	if err != nil {
 		return nil
 	}
