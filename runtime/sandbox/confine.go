@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -43,6 +44,9 @@ func confine() error {
 			return fmt.Errorf("drop capability %d: %w", c, err)
 		}
 	}
+	if err := scopeLandlock(); err != nil {
+		return err
+	}
 	// A root exec gains its bounding set, but also keeps inheritable
 	// capabilities: clear those (and the ambient ones with them).
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
@@ -55,6 +59,44 @@ func confine() error {
 	}
 	if err := unix.Capset(&hdr, &data[0]); err != nil {
 		return fmt.Errorf("capset: %w", err)
+	}
+	return nil
+}
+
+// landlockScopeABI is the first Landlock ABI with scoping (Linux 6.12).
+const landlockScopeABI = 6
+
+func landlockABI() int {
+	abi, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, 0, 0, unix.LANDLOCK_CREATE_RULESET_VERSION)
+	if errno != 0 {
+		return 0
+	}
+	return int(abi)
+}
+
+// AbstractSocketsScoped reports whether this kernel lets strata keep steps
+// away from the host's abstract unix sockets.
+func AbstractSocketsScoped() bool { return landlockABI() >= landlockScopeABI }
+
+// scopeLandlock confines this thread, and so the steps it forks, to its
+// own Landlock domain for abstract unix sockets and signals. Steps share
+// the host's network namespace, and with it the abstract sockets of host
+// daemons, some of which trust a peer whose uid is 0 (which a root build's
+// step is, its ids being mapped to themselves). No file access is
+// restricted. On kernels before 6.12 this does nothing.
+func scopeLandlock() error {
+	if !AbstractSocketsScoped() {
+		return nil
+	}
+	// The first three fields of struct landlock_ruleset_attr.
+	attr := struct{ fs, net, scoped uint64 }{scoped: unix.LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | unix.LANDLOCK_SCOPE_SIGNAL}
+	fd, _, errno := unix.Syscall(unix.SYS_LANDLOCK_CREATE_RULESET, uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr), 0)
+	if errno != 0 {
+		return fmt.Errorf("landlock ruleset: %w", errno)
+	}
+	defer unix.Close(int(fd))
+	if _, _, errno := unix.Syscall(unix.SYS_LANDLOCK_RESTRICT_SELF, fd, 0, 0); errno != 0 {
+		return fmt.Errorf("landlock: %w", errno)
 	}
 	return nil
 }

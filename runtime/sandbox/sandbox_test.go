@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -658,30 +659,73 @@ func TestImportsStayInTheRootfs(t *testing.T) {
 	}
 }
 
-// TestStepsDoNotPossessTheCallersKeyring: a step cannot find or read a key
-// of the caller's session keyring (Kerberos tickets, fscrypt keys).
-func TestStepsDoNotPossessTheCallersKeyring(t *testing.T) {
-	requireRoot(t)
-	probe := filepath.Join(t.TempDir(), "keyprobe")
-	build := exec.Command("go", "build", "-o", probe, "./testdata/keyprobe")
+// buildProbe compiles testdata/probe, statically, for use in a step.
+func buildProbe(t *testing.T) string {
+	t.Helper()
+	probe := filepath.Join(t.TempDir(), "probe")
+	build := exec.Command("go", "build", "-o", probe, "./testdata/probe")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Skipf("cannot build the probe: %v\n%s", err, out)
 	}
+	return probe
+}
+
+// TestStepsDoNotPossessTheCallersKeyring: a step cannot find or read a key
+// of the caller's session keyring (Kerberos tickets, fscrypt keys).
+func TestStepsDoNotPossessTheCallersKeyring(t *testing.T) {
+	requireRoot(t)
+	probe := buildProbe(t)
 	id, err := unix.AddKey("user", "strata-test-key", []byte("KEY-VALUE"), unix.KEY_SPEC_SESSION_KEYRING)
 	if err != nil {
 		t.Skipf("no session keyring here: %v", err)
 	}
 	defer unix.KeyctlInt(unix.KEYCTL_INVALIDATE, id, 0, 0, 0)
-	if out, _ := exec.Command(probe, "strata-test-key").Output(); !strings.Contains(string(out), "read KEY-VALUE") {
+	if out, _ := exec.Command(probe, "key", "strata-test-key").Output(); !strings.Contains(string(out), "read KEY-VALUE") {
 		t.Skipf("the probe cannot read the key outside the sandbox either: %s", out)
 	}
 	e := newEnv(t)
 	out, _ := mustRun(t, e.spec(
-		sandbox.Step{Copy: &sandbox.Copy{Source: probe, Dest: "/keyprobe"}, Where: "k.go:1"},
-		script("/keyprobe strata-test-key"),
+		sandbox.Step{Copy: &sandbox.Copy{Source: probe, Dest: "/probe"}, Where: "k.go:1"},
+		script("/probe key strata-test-key"),
 	))
 	if strings.Contains(out, "KEY-VALUE") || !strings.Contains(out, "none") {
 		t.Errorf("a step reached the caller's key:\n%s", out)
+	}
+}
+
+// TestStepsCannotReachHostAbstractSockets: the network namespace is the
+// host's, so its abstract unix sockets are too; Landlock scoping (Linux
+// 6.12) keeps steps from connecting to them.
+func TestStepsCannotReachHostAbstractSockets(t *testing.T) {
+	requireRoot(t)
+	if !sandbox.AbstractSocketsScoped() {
+		t.Skip("this kernel has no Landlock scoping (Linux 6.12)")
+	}
+	probe := buildProbe(t)
+	l, err := net.Listen("unix", "@strata-test-abstract")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	if out, _ := exec.Command(probe, "abstract", "strata-test-abstract").Output(); !strings.Contains(string(out), "connected") {
+		t.Fatalf("the probe cannot connect outside the sandbox either: %s", out)
+	}
+	e := newEnv(t)
+	out, _ := mustRun(t, e.spec(
+		sandbox.Step{Copy: &sandbox.Copy{Source: probe, Dest: "/probe"}, Where: "k.go:1"},
+		script("/probe abstract strata-test-abstract"),
+	))
+	if !strings.Contains(out, "refused") {
+		t.Errorf("a step connected to a host abstract socket:\n%s", out)
 	}
 }
