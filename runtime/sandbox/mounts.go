@@ -187,23 +187,33 @@ type detached struct {
 	what string // for messages
 }
 
-// cloneHost makes a detached copy of the mount tree at a host path. It must
-// be recursive: in a user namespace the mounts below are locked to their
-// parent and a non-recursive bind would be refused.
-func cloneHost(p string, readOnly bool) (detached, error) {
+// cloneHost makes a detached copy of the mount tree at a host path, with
+// the MOUNT_ATTR_* flags attrs added. It must be recursive: in a user
+// namespace the mounts below are locked to their parent and a
+// non-recursive bind would be refused.
+func cloneHost(p string, attrs uint64) (detached, error) {
 	fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 	if err != nil {
 		return detached{}, fmt.Errorf("bind %s: %w", p, err)
 	}
-	if readOnly {
-		attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if attrs != 0 {
+		attr := unix.MountAttr{Attr_set: attrs}
 		if err := unix.MountSetattr(fd, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
 			unix.Close(fd)
-			return detached{}, fmt.Errorf("make bind of %s read-only: %w", p, err)
+			return detached{}, fmt.Errorf("bind of %s: set flags: %w", p, err)
 		}
 	}
 	return detached{fd, p}, nil
 }
+
+// Flags of the host folders bound into the container: nothing there is
+// setuid or a device for a step, and nothing but the host's own device
+// nodes is a device.
+const (
+	bindRO     = unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	bindRW     = unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV
+	bindNoExec = bindRO | unix.MOUNT_ATTR_NOEXEC
+)
 
 // newFS creates a detached mount of a new file system instance.
 func newFS(fstype string, attrs int, opts ...string) (detached, error) {
@@ -361,34 +371,38 @@ var hostDevices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 func cloneHostSources(cs *childSpec) (*hostSources, error) {
 	var hs hostSources
 	var err error
-	if hs.sys, err = cloneHost("/sys", true); err != nil {
+	if hs.sys, err = cloneHost("/sys", bindNoExec); err != nil {
 		return nil, err
 	}
 	hs.devices = map[string]detached{}
 	for _, d := range hostDevices {
-		if hs.devices[d], err = cloneHost("/dev/"+d, false); err != nil {
+		if hs.devices[d], err = cloneHost("/dev/"+d, 0); err != nil {
 			return nil, err
 		}
 	}
 	if _, err := os.Stat("/etc/resolv.conf"); err == nil {
-		d, err := cloneHost("/etc/resolv.conf", true)
+		d, err := cloneHost("/etc/resolv.conf", bindNoExec)
 		if err != nil {
 			return nil, err
 		}
 		hs.resolv = &d
 	}
-	if hs.steps, err = cloneHost(cs.StepsDir, true); err != nil {
+	if hs.steps, err = cloneHost(cs.StepsDir, bindRO); err != nil {
 		return nil, err
 	}
 	for _, b := range cs.Binds {
-		d, err := cloneHost(b.Source, b.ReadOnly)
+		flags := uint64(bindRW)
+		if b.ReadOnly {
+			flags = bindRO
+		}
+		d, err := cloneHost(b.Source, flags)
 		if err != nil {
 			return nil, err
 		}
 		hs.binds = append(hs.binds, d)
 	}
 	for _, im := range cs.Imports {
-		d, err := cloneHost(im.Source, true)
+		d, err := cloneHost(im.Source, bindRO)
 		if err != nil {
 			return nil, err
 		}

@@ -287,6 +287,7 @@ mount -o remount,bind,rw /mnt/ro 2>/dev/null && echo ro-remounted
 umount /mnt/ro 2>/dev/null && echo ro-unmounted
 touch /mnt/ro/x 2>/dev/null && echo ro-writable
 echo written > /mnt/rw/out
+grep -q ' /mnt/rw [^ ]* [^ ]*nosuid,nodev' /proc/mounts || echo rw-bind-not-nosuid-nodev
 `))
 	spec.Binds = []sandbox.Bind{
 		{Source: ro, Dest: "/mnt/ro", ReadOnly: true},
