@@ -22,6 +22,7 @@ func cmdGrab(ctx context.Context, args []string, targets []Target) error {
 	fs := flag.NewFlagSet("grab", flag.ContinueOnError)
 	store := fs.String("store", ".strata", "store `folder`")
 	layoutDir := fs.String("layout", "oci", "OCI layout `folder` for images that are not in the definitions")
+	special := fs.Bool("keep-special", false, "keep set-user-id and set-group-id bits and copy device nodes (as root); by default they are dropped and left out, as an image is not to be trusted with the host")
 	var pf paramFlags
 	pf.register(fs)
 	pos, err := parse(fs, args)
@@ -56,7 +57,7 @@ func cmdGrab(ctx context.Context, args []string, targets []Target) error {
 		if err != nil {
 			return err
 		}
-		if err := storage.ExtractDirs(ctx, dirs, src, dest); err != nil {
+		if err := storage.ExtractDirs(ctx, dirs, src, dest, storage.ExtractOptions{Special: *special, Log: os.Stderr}); err != nil {
 			return fmt.Errorf("image %q: %w", name, err)
 		}
 		return nil
@@ -68,7 +69,7 @@ func cmdGrab(ctx context.Context, args []string, targets []Target) error {
 	if err != nil {
 		return err
 	}
-	if err := st.Extract(ctx, img.Manifest.Layers, src, dest); err != nil {
+	if err := st.Extract(ctx, img.Manifest.Layers, src, dest, storage.ExtractOptions{Special: *special, Log: os.Stderr}); err != nil {
 		return fmt.Errorf("image %q: %w", name, err)
 	}
 	return nil

@@ -179,7 +179,9 @@ func (b *builder) imageImport(ctx context.Context, producer *dsl.Node, src *dsl.
 		return "", err
 	}
 	dst := filepath.Join(dir, name)
-	if err := storage.ExtractDirs(ctx, layers, src.Path, dst); err != nil {
+	// Special: the copy stays in the private store until the import step
+	// copies it into the image, which is where set-id bits belong.
+	if err := storage.ExtractDirs(ctx, layers, src.Path, dst, storage.ExtractOptions{Special: true}); err != nil {
 		if errors.Is(err, storage.ErrNotInImage) {
 			return "", fmt.Errorf("%s is not in image %s: %w", src.Path, producer.Name, err)
 		}

@@ -24,13 +24,23 @@ import (
 // a folder is merged into the folder dest. Each layer is unpacked into the
 // store once (see Unpacked) and read in place, as the overlay of the image
 // would show it.
-func (s *Store) Extract(ctx context.Context, layers []v1.Descriptor, path, dest string) error {
+func (s *Store) Extract(ctx context.Context, layers []v1.Descriptor, path, dest string, opts ExtractOptions) error {
 	rootless := os.Geteuid() != 0
 	dirs, err := s.UnpackAll(ctx, layers, layer.UnpackOptions{UserXattr: rootless, Rootless: rootless})
 	if err != nil {
 		return err
 	}
-	return ExtractDirs(ctx, dirs, path, dest)
+	return ExtractDirs(ctx, dirs, path, dest, opts)
+}
+
+// ExtractOptions tune ExtractDirs.
+type ExtractOptions struct {
+	// Special keeps set-user-id and set-group-id bits and copies device
+	// nodes (as root). Without it, what lands on the host is as harmless
+	// as a download: set-id bits are dropped, and device nodes, fifos and
+	// sockets are left out and named on Log.
+	Special bool
+	Log     io.Writer
 }
 
 // ErrNotInImage is returned (wrapped) by ExtractDirs when the path does not
@@ -43,11 +53,11 @@ var ErrNotInImage = errors.New("no such file or folder in the image")
 // anything. Symbolic links met on the way, the last component included,
 // are followed inside the image, never on the host. Owners are kept when
 // running as root, modes and modification times always.
-func ExtractDirs(ctx context.Context, dirs []string, p, dest string) error {
+func ExtractDirs(ctx context.Context, dirs []string, p, dest string, opts ExtractOptions) error {
 	if !path.IsAbs(p) {
 		return fmt.Errorf("%q is not an absolute path in the image", p)
 	}
-	m := merged{dirs: dirs}
+	m := merged{dirs: dirs, opts: opts}
 	e, err := m.resolve(p)
 	if err != nil {
 		return err
@@ -56,7 +66,10 @@ func ExtractDirs(ctx context.Context, dirs []string, p, dest string) error {
 }
 
 // merged is the read-only view of an overlay of layer folders.
-type merged struct{ dirs []string }
+type merged struct {
+	dirs []string
+	opts ExtractOptions
+}
 
 // node is one path of the merged view: a folder made of the layers in
 // stack (top first), or a non-folder found in layer top.
@@ -188,7 +201,7 @@ func (m *merged) copy(ctx context.Context, n *node, dest string) error {
 		return err
 	}
 	if !n.dir {
-		return copyEntry(m.abs(n.top, n.rel), n.info, dest)
+		return m.copyEntry(m.abs(n.top, n.rel), n.info, dest)
 	}
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err
@@ -220,10 +233,10 @@ func (m *merged) copy(ctx context.Context, n *node, dest string) error {
 			return err
 		}
 	}
-	return setMeta(dest, n.info)
+	return m.setMeta(dest, n.info)
 }
 
-func copyEntry(src string, info fs.FileInfo, dest string) error {
+func (m *merged) copyEntry(src string, info fs.FileInfo, dest string) error {
 	switch {
 	case info.Mode().IsRegular():
 		if err := copyFile(src, dest, info.Mode().Perm()); err != nil {
@@ -238,6 +251,11 @@ func copyEntry(src string, info fs.FileInfo, dest string) error {
 		if err := os.Symlink(target, dest); err != nil {
 			return err
 		}
+	case !m.opts.Special:
+		if m.opts.Log != nil {
+			fmt.Fprintf(m.opts.Log, "left out %s: %s\n", dest, info.Mode().Type())
+		}
+		return nil
 	default:
 		st, ok := info.Sys().(*syscall.Stat_t)
 		if !ok || os.Geteuid() != 0 {
@@ -248,7 +266,7 @@ func copyEntry(src string, info fs.FileInfo, dest string) error {
 			return fmt.Errorf("copy %s: %w", src, err)
 		}
 	}
-	return setMeta(dest, info)
+	return m.setMeta(dest, info)
 }
 
 func copyFile(src, dest string, perm fs.FileMode) (err error) {
@@ -272,7 +290,7 @@ func copyFile(src, dest string, perm fs.FileMode) (err error) {
 
 // setMeta gives dest the owner (as root), mode and modification time of
 // the image's entry.
-func setMeta(dest string, info fs.FileInfo) error {
+func (m *merged) setMeta(dest string, info fs.FileInfo) error {
 	st, _ := info.Sys().(*syscall.Stat_t)
 	if st != nil && os.Geteuid() == 0 {
 		if err := os.Lchown(dest, int(st.Uid), int(st.Gid)); err != nil {
@@ -280,7 +298,11 @@ func setMeta(dest string, info fs.FileInfo) error {
 		}
 	}
 	if info.Mode()&fs.ModeSymlink == 0 {
-		if err := os.Chmod(dest, info.Mode()&(fs.ModePerm|fs.ModeSetuid|fs.ModeSetgid|fs.ModeSticky)); err != nil {
+		keep := fs.ModePerm | fs.ModeSticky
+		if m.opts.Special {
+			keep |= fs.ModeSetuid | fs.ModeSetgid
+		}
+		if err := os.Chmod(dest, info.Mode()&keep); err != nil {
 			return err
 		}
 	}
