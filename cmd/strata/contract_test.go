@@ -343,6 +343,15 @@ func testRun(t *testing.T, c *contractCLI) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 || !strings.Contains(string(b), "tty=attached") || !strings.Contains(string(b), "name=/dev/pts/0") {
 		t.Errorf("with a terminal: %v:\n%s", err, b)
 	}
+	// stdin a pipe, stdout the caller's terminal: the container holds no
+	// terminal at all (it could set its modes or read its keys).
+	line = "echo | " + strataBin + " run " + strings.Join(c.layoutFlags(), " ") + ` runme -- sh -c 'test -t 1 && echo stdout-tty; (: </dev/tty) 2>/dev/null && echo devtty-opens; echo checked'`
+	cmd = c.cmd("", "")
+	cmd.Path, cmd.Args = mustLook(t, "script"), []string{"script", "-qec", line, "/dev/null"}
+	b, err = cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(b), "checked") || strings.Contains(string(b), "stdout-tty") || strings.Contains(string(b), "devtty-opens") {
+		t.Errorf("stdin a pipe, stdout a terminal: %v:\n%s", err, b)
+	}
 }
 
 func mustLook(t *testing.T, name string) string {

@@ -119,3 +119,73 @@ func (c *console) close() {
 	}
 	c.master.Close()
 }
+
+// guardTerminal returns fd for a step to write to: fd itself, or when fd
+// is a terminal the write end of a pipe that pid 1 copies to it. A step
+// without a console must never hold the caller's terminal: it could set
+// its modes, or read the keys typed while it runs. done closes pid 1's
+// write end and waits for the copy; call it once the step is gone.
+func guardTerminal(fd int) (stepFd int, done func(), err error) {
+	if !isTerminal(fd) {
+		return fd, func() {}, nil
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return -1, nil, err
+	}
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(fdWriter(fd), r)
+		r.Close()
+		close(copied)
+	}()
+	return int(w.Fd()), func() {
+		w.Close()
+		<-copied
+	}, nil
+}
+
+// fdWriter writes to a descriptor that an *os.File must not own (closing
+// it, or its finalizer, would close the caller's stdout).
+type fdWriter int
+
+func (f fdWriter) Write(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		m, err := unix.Write(int(f), p[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		n += m
+	}
+	return n, nil
+}
+
+// terminalState is the settings of the caller's terminals, restored after
+// an interactive sandbox whatever happened to it (a sandbox killed with
+// strata leaves its console's raw mode behind otherwise).
+type terminalState struct {
+	fds   []int
+	saved []*unix.Termios
+}
+
+func saveTerminals(files ...any) *terminalState {
+	ts := &terminalState{}
+	for _, f := range files {
+		if f, ok := f.(*os.File); ok && f != nil {
+			if t, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {
+				ts.fds, ts.saved = append(ts.fds, int(f.Fd())), append(ts.saved, t)
+			}
+		}
+	}
+	return ts
+}
+
+func (ts *terminalState) restore() {
+	for i, fd := range ts.fds {
+		unix.IoctlSetTermios(fd, unix.TCSETS, ts.saved[i])
+	}
+}

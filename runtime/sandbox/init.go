@@ -371,6 +371,7 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 	}
 	files := []uintptr{uintptr(devNull), 1, 2}
 	var con *console
+	var guards []func()
 	if interactive {
 		files[0] = 0
 		if isTerminal(0) {
@@ -381,6 +382,14 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 			defer con.close()
 			f := con.slave.Fd()
 			files = []uintptr{f, f, f}
+		} else {
+			for _, fd := range []int{1, 2} {
+				sfd, done, err := guardTerminal(fd)
+				if err != nil {
+					return fmt.Errorf("%s: %w", stepName(i, st.Where), err)
+				}
+				files[fd], guards = uintptr(sfd), append(guards, done)
+			}
 		}
 	}
 	uids, gids, err := identityMaps()
@@ -392,11 +401,10 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 		Env:   cs.Env,
 		Files: files,
 		Sys: &syscall.SysProcAttr{
-			// A build step gets its own session, away from the
-			// terminal; one with a console leads its own session on
-			// it; an interactive one without a terminal (stdin a
-			// pipe) stays in the caller's foreground group.
-			Setsid:     !interactive || con != nil,
+			// Every step leads a session of its own, without the
+			// caller's terminal: one with a console has the console as
+			// its controlling terminal.
+			Setsid:     true,
 			Setctty:    con != nil,
 			Ctty:       0,
 			Credential: cred,
@@ -423,6 +431,9 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 	killAll()
 	if con != nil {
 		con.finish()
+	}
+	for _, done := range guards {
+		done()
 	}
 	switch {
 	case ws.Exited() && ws.ExitStatus() == 0:
