@@ -132,6 +132,14 @@ func (r *inRoot) mkdirAll(p string, mode uint32) error {
 	if err != nil && r.isDir(p) {
 		return nil // made meanwhile, or a symlink to a folder
 	}
+	if errors.Is(err, unix.EEXIST) {
+		// Something is there but is no folder: say what, rather than
+		// "file exists".
+		if _, serr := r.stat(p); errors.Is(serr, unix.ELOOP) || errors.Is(serr, unix.EXDEV) {
+			return fmt.Errorf("%s: a symlink there leads through /proc or loops; imports only follow links that stay in the image", p)
+		}
+		return fmt.Errorf("%s: exists and is not a folder", p)
+	}
 	return err
 }
 
