@@ -13,7 +13,8 @@
 //
 // No mount is ever made in the host's mount namespace. [Run] re-executes the
 // current binary (/proc/self/exe) as a child created in new mount, pid, uts
-// and ipc namespaces (plus a user namespace when rootless); the host network
+// and ipc namespaces (plus a user namespace when rootless; every step gets
+// one of its own, see below); the host network
 // namespace is kept. The child recognises its role in this package's init
 // (environment variable _STRATA_SANDBOX), reads its spec from an inherited
 // file descriptor, does all the mounting and runs the steps as pid 1 of its
@@ -46,9 +47,25 @@
 // The child mounts the overlay at Spec.Rootfs in a private copy of the host
 // mount namespace (call it M0), mounts the container's special file systems
 // below it, then unshares a second mount namespace (M1) on its own thread and
-// pivots into the rootfs there. Steps run in M1 and cannot reach the host
-// file system. After the steps the thread returns to M0 with setns, where the
-// finisher sees the host file system (the layer store) and the upper dir.
+// pivots into the rootfs there. After the steps the thread returns to M0
+// with setns, where the finisher sees the host file system (the layer store)
+// and the upper dir.
+//
+// # What a step can reach
+//
+// The child's other threads stay in M0 with the host's root, so the child
+// itself is the way back to the host; everything keeps steps away from it.
+// Each step is forked into a user namespace of its own that maps every id
+// to itself, with its own copy of M1 (M2): the kernel locks the mounts it
+// inherits, and its capabilities hold only there. The child is not
+// dumpable and /proc is mounted hidepid=ptraceable, so steps do not see it;
+// they get no descriptor of its, a new session keyring, and (Linux 6.12)
+// a Landlock domain scoping abstract unix sockets and signals. The child's
+// own file work in the rootfs (imports, the working dir, passwd lookups)
+// resolves every path inside the root (inroot.go), since a symlink through
+// /proc/1/task/N/root would lead it to the host. An interactive step gets a
+// pty of the container's own, relayed by the child, never the caller's
+// terminal.
 //
 // Mount points that the image lacks are supplied by an extra, bottom-most
 // lower dir (the "skeleton") that the parent writes to a temporary folder:
