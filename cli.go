@@ -30,8 +30,9 @@ var DefinitionCommands = map[string]bool{"build": true, "list": true, "grab": tr
 // status. targets is nil when no definitions package was compiled.
 func Command(ctx context.Context, args []string, targets []Target) int {
 	if len(args) > 0 && interactiveCommands[args[0]] {
-		// Ctrl-C in strata run is for the process in the image, which
-		// shares our terminal's foreground group; strata must outlive it.
+		// Ctrl-C in strata run is for the process in the image (the
+		// sandbox relays it, or passes the signal on); strata must
+		// outlive it.
 		signal.Notify(make(chan os.Signal, 1), os.Interrupt)
 	}
 	sigs := []os.Signal{syscall.SIGTERM}

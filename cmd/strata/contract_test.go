@@ -343,6 +343,18 @@ func testRun(t *testing.T, c *contractCLI) {
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 5 || !strings.Contains(string(b), "tty=attached") || !strings.Contains(string(b), "name=/dev/pts/0") {
 		t.Errorf("with a terminal: %v:\n%s", err, b)
 	}
+	// stdin the terminal, stdout and stderr files: only stdin is the
+	// container's pty, the files get the bytes as written.
+	outFile, errFile := filepath.Join(c.tmp, "run.out"), filepath.Join(c.tmp, "run.err")
+	line = strataBin + " run " + strings.Join(c.layoutFlags(), " ") + ` runme -- sh -c 'printf "a\nb\n"; echo to-stderr >&2; test -t 0 && echo in-tty >&2' >` + outFile + " 2>" + errFile
+	cmd = c.cmd("", "")
+	cmd.Path, cmd.Args = mustLook(t, "script"), []string{"script", "-qec", line, "/dev/null"}
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("run with output to files: %v\n%s", err, b)
+	}
+	if o, e := mustReadString(t, outFile), mustReadString(t, errFile); o != "a\nb\n" || e != "to-stderr\nin-tty\n" {
+		t.Errorf("with stdin a terminal, stdout got %q and stderr %q", o, e)
+	}
 	// stdin a pipe, stdout the caller's terminal: the container holds no
 	// terminal at all (it could set its modes or read its keys).
 	line = "echo | " + strataBin + " run " + strings.Join(c.layoutFlags(), " ") + ` runme -- sh -c 'test -t 1 && echo stdout-tty; (: </dev/tty) 2>/dev/null && echo devtty-opens; echo checked'`
@@ -537,4 +549,13 @@ func hostProcesses(s string) []string {
 		}
 	}
 	return out
+}
+
+func mustReadString(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

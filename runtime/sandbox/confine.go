@@ -34,8 +34,9 @@ func confine() error {
 	// A new anonymous session keyring: steps would otherwise possess the
 	// caller's (Kerberos tickets, fscrypt and NFS keys) and could read,
 	// revoke or plant keys in it. (KeyctlJoinSessionKeyring cannot pass
-	// the NULL name that makes it anonymous.)
-	if _, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); errno != 0 && errno != unix.ENOSYS {
+	// the NULL name that makes it anonymous.) Where keyctl is filtered
+	// out (seccomp), steps cannot reach keyrings either.
+	if _, _, errno := unix.Syscall(unix.SYS_KEYCTL, unix.KEYCTL_JOIN_SESSION_KEYRING, 0, 0); errno != 0 && errno != unix.ENOSYS && errno != unix.EPERM && errno != unix.EACCES {
 		return fmt.Errorf("keyctl(JOIN_SESSION_KEYRING): %w", errno)
 	}
 	for _, c := range droppedCaps {

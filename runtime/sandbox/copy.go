@@ -123,6 +123,11 @@ func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, ui
 					return err
 				}
 			}
+			// Missing parents as mkdir -p makes them; the folder itself
+			// gets its mode once it is filled.
+			if err := root.mkdirAll(path.Dir(target), 0o755); err != nil {
+				return err
+			}
 			if err := root.mkdirAll(target, 0o700); err != nil {
 				return err
 			}

@@ -209,6 +209,9 @@ func runSandbox(cs *childSpec) (json.RawMessage, error) {
 			return nil, fmt.Errorf("sandbox setup: %w", err)
 		}
 	}
+	// Steps and imports get the same umask whoever runs strata, so that
+	// images do not depend on it.
+	syscall.Umask(0o022)
 	// Signals for the build go to the parent, which kills the whole pid
 	// namespace; a terminal's Ctrl-C must not kill pid 1 under a step
 	// that handles it (an interactive shell). Caught signals are reset
@@ -358,7 +361,7 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 	var cred *syscall.Credential
 	if len(st.Argv) > 0 {
 		argv = append([]string(nil), st.Argv...)
-		path, err := lookPath(root, argv[0], cs.Env)
+		path, err := lookPath(root, argv[0], cs.Env, cs.WorkDir)
 		if err != nil {
 			return &StepError{Index: i, Where: st.Where, ExitCode: 127, Message: err.Error()}
 		}
@@ -371,26 +374,24 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 	}
 	files := []uintptr{uintptr(devNull), 1, 2}
 	var con *console
-	var guards []func()
-	if interactive {
-		files[0] = 0
-		if isTerminal(0) {
-			var err error
-			if con, err = openConsole(); err != nil {
-				return fmt.Errorf("%s: %w", stepName(i, st.Where), err)
-			}
-			defer con.close()
-			f := con.slave.Fd()
-			files = []uintptr{f, f, f}
-		} else {
-			for _, fd := range []int{1, 2} {
-				sfd, done, err := guardTerminal(fd)
-				if err != nil {
-					return fmt.Errorf("%s: %w", stepName(i, st.Where), err)
-				}
-				files[fd], guards = uintptr(sfd), append(guards, done)
-			}
+	if interactive && isTerminal(0) {
+		uid, gid := 0, 0
+		if cred != nil {
+			uid, gid = int(cred.Uid), int(cred.Gid)
 		}
+		var err error
+		if con, err = openConsole(root, uid, gid); err != nil {
+			return fmt.Errorf("%s: %w", stepName(i, st.Where), err)
+		}
+		defer con.close()
+		files = con.files()
+	} else if interactive {
+		out, errOut, done, err := guardTerminals()
+		defer done()
+		if err != nil {
+			return fmt.Errorf("%s: %w", stepName(i, st.Where), err)
+		}
+		files = []uintptr{0, out, errOut}
 	}
 	uids, gids, err := identityMaps()
 	if err != nil {
@@ -427,13 +428,16 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 	if err != nil {
 		return fmt.Errorf("%s: start %s: %w", stepName(i, st.Where), argv[0], err)
 	}
+	if interactive && con == nil {
+		// The step leads its own session, away from the terminal that
+		// delivers Ctrl-C and Ctrl-\ to this process: pass them on.
+		stop := forwardSignals(pid)
+		defer stop()
+	}
 	ws := reapUntil(pid)
 	killAll()
 	if con != nil {
 		con.finish()
-	}
-	for _, done := range guards {
-		done()
 	}
 	switch {
 	case ws.Exited() && ws.ExitStatus() == 0:
@@ -442,6 +446,28 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 		return &StepError{Index: i, Where: st.Where, ExitCode: -1, Signal: unix.SignalName(ws.Signal()), SignalNumber: int(ws.Signal())}
 	default:
 		return &StepError{Index: i, Where: st.Where, ExitCode: ws.ExitStatus()}
+	}
+}
+
+// forwardSignals sends SIGINT and SIGQUIT this process gets to the process
+// group of pid until stop is called.
+func forwardSignals(pid int) (stop func()) {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, unix.SIGINT, unix.SIGQUIT)
+	quit := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig := <-ch:
+				unix.Kill(-pid, sig.(unix.Signal))
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(ch)
+		close(quit)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"path"
 	"strings"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -45,11 +46,19 @@ func rel(p string) string {
 
 // open opens p, following symlinks inside the root.
 func (r *inRoot) open(p string, flags int, mode uint32) (int, error) {
-	return unix.Openat2(r.fd, rel(p), &unix.OpenHow{
+	how := &unix.OpenHow{
 		Flags:   uint64(flags | unix.O_CLOEXEC),
 		Mode:    uint64(mode),
 		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	}
+	for try := 0; ; try++ {
+		fd, err := unix.Openat2(r.fd, rel(p), how)
+		// EAGAIN: a rename somewhere raced a lookup through "..";
+		// the kernel asks to try again.
+		if err != unix.EAGAIN || try == 16 {
+			return fd, err
+		}
+	}
 }
 
 // openFile is open as an *os.File.
@@ -203,3 +212,20 @@ func (r *inRoot) lchtimes(p string, atime, mtime time.Time) error {
 
 // errIsDir says an import would replace a folder of the image by a file.
 func errIsDir(p string) error { return fmt.Errorf("%s: is a directory in the image", p) }
+
+// chtimesDir sets the times of the folder p, following symlinks inside the
+// root (the folder a created mount point was in, which may have been
+// reached through a link such as /var/run -> /run).
+func (r *inRoot) chtimesDir(p string, atime, mtime time.Time) error {
+	fd, err := r.open(p, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return &os.PathError{Op: "chtimes", Path: p, Err: err}
+	}
+	defer unix.Close(fd)
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
+	// utimensat(fd, NULL, ...) is futimens: x/sys cannot pass a NULL path.
+	if _, _, errno := unix.Syscall6(unix.SYS_UTIMENSAT, uintptr(fd), 0, uintptr(unsafe.Pointer(&ts[0])), 0, 0, 0); errno != 0 {
+		return &os.PathError{Op: "chtimes", Path: p, Err: errno}
+	}
+	return nil
+}

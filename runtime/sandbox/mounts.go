@@ -565,7 +565,7 @@ func (r *rootfs) cleanup() error {
 			}
 			continue
 		}
-		root.lchtimes(path.Dir(c.path), c.parentAccess, c.parentModTime)
+		root.chtimesDir(path.Dir(c.path), c.parentAccess, c.parentModTime)
 	}
 	return errors.Join(errs...)
 }

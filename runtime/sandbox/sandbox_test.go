@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -677,6 +678,13 @@ func buildProbe(t *testing.T) string {
 func TestStepsDoNotPossessTheCallersKeyring(t *testing.T) {
 	requireRoot(t)
 	probe := buildProbe(t)
+	// A session keyring of this thread's own, as a login session has;
+	// the sandbox is started from this thread and inherits it. The thread
+	// stays locked, so it ends with the test instead of serving others.
+	runtime.LockOSThread()
+	if _, err := unix.KeyctlJoinSessionKeyring("strata-test-session"); err != nil {
+		t.Skipf("cannot make a session keyring here: %v", err)
+	}
 	id, err := unix.AddKey("user", "strata-test-key", []byte("KEY-VALUE"), unix.KEY_SPEC_SESSION_KEYRING)
 	if err != nil {
 		t.Skipf("no session keyring here: %v", err)
@@ -728,5 +736,35 @@ func TestStepsCannotReachHostAbstractSockets(t *testing.T) {
 	))
 	if !strings.Contains(out, "refused") {
 		t.Errorf("a step connected to a host abstract socket:\n%s", out)
+	}
+}
+
+// TestMountPointBehindASymlinkIsCleanedUp: a bind whose destination the
+// image reaches through a symlink (/var/run -> ../run) is created in the
+// link's target; afterwards only that folder's copy-up remains, with its
+// time as it was, and the link is untouched.
+func TestMountPointBehindASymlinkIsCleanedUp(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	top := filepath.Join(e.dir, "top")
+	os.MkdirAll(filepath.Join(top, "run"), 0o755)
+	os.MkdirAll(filepath.Join(top, "var"), 0o755)
+	os.Symlink("../run", filepath.Join(top, "var", "run"))
+	old := time.Unix(1000000000, 0)
+	os.Chtimes(filepath.Join(top, "run"), old, old)
+	e.lowers = append([]string{top}, e.lowers...)
+	spec := e.spec(script("test -d /var/run/x && echo mounted"))
+	spec.Binds = []sandbox.Bind{{Source: t.TempDir(), Dest: "/var/run/x"}}
+	if out, _ := mustRun(t, spec); out != "mounted\n" {
+		t.Errorf("stdout %q", out)
+	}
+	entries, _ := os.ReadDir(e.upper)
+	for _, en := range entries {
+		if en.Name() != "run" {
+			t.Errorf("upper dir holds %s", en.Name())
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(e.upper, "run")); err == nil && !fi.ModTime().Equal(old) {
+		t.Errorf("/run's time is %v after the mount point went, want %v", fi.ModTime(), old)
 	}
 }

@@ -115,11 +115,13 @@ type Spec struct {
 	// *os.File (a terminal), they are passed to the steps as they are.
 	Stdout, Stderr io.Writer `json:"-"`
 	// Interactive gives the last run step the caller's Stdin (strata run,
-	// strata chroot). When Stdin is a terminal, the step gets a pty of the
-	// container's own, leading its session on it, relayed to and from the
-	// caller's terminal (in raw mode meanwhile, so Ctrl-C is a key for the
-	// step); otherwise it gets Stdin, Stdout and Stderr as they are, in the
-	// caller's process group. The caller should not cancel ctx on SIGINT
+	// strata chroot). The step never holds the caller's terminal: when
+	// Stdin is one, the step gets a pty of the container's own (on stdin,
+	// and on stdout and stderr where those are terminals too), relayed by
+	// the sandbox while the caller's terminal is in raw mode, so Ctrl-C is
+	// a key for the step; otherwise output that goes to a terminal is
+	// relayed through pipes and SIGINT and SIGQUIT the sandbox gets are
+	// passed on to the step. The caller should not cancel ctx on SIGINT
 	// then: Ctrl-C is meant for the step.
 	Interactive bool
 	// Finish, when set, runs a registered finisher in the child after all

@@ -3,6 +3,7 @@ package sandbox
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -14,9 +15,13 @@ import (
 // lookPath finds a command in the PATH of the step's environment, inside
 // the container (the process runs after pivot_root). exec.LookPath would
 // use strata's own PATH, which means nothing in the image.
-func lookPath(root *inRoot, name string, env []string) (string, error) {
+func lookPath(root *inRoot, name string, env []string, workDir string) (string, error) {
 	if strings.Contains(name, "/") {
-		if _, err := root.stat(name); err != nil {
+		p := name
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(workDir, p)
+		}
+		if _, err := root.stat(p); err != nil {
 			return "", fmt.Errorf("%s: not in the image", name)
 		}
 		return name, nil
@@ -30,6 +35,9 @@ func lookPath(root *inRoot, name string, env []string) (string, error) {
 	for _, dir := range filepath.SplitList(path) {
 		if dir == "" {
 			dir = "."
+		}
+		if !filepath.IsAbs(dir) {
+			dir = filepath.Join(workDir, dir) // where the step runs
 		}
 		p := filepath.Join(dir, name)
 		if st, err := root.stat(p); err == nil && st.Mode&unix.S_IFMT == unix.S_IFREG && st.Mode&0o111 != 0 {
@@ -95,8 +103,11 @@ func resolveUser(root *inRoot, spec string) (*syscall.Credential, error) {
 // file that has at least minFields fields and matches; shorter (broken)
 // lines are skipped.
 func findEntry(root *inRoot, path string, minFields int, match func([]string) bool) ([]string, bool) {
-	f, err := root.openFile(path, unix.O_RDONLY)
-	if err != nil {
+	f, err := root.openFile(path, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil || !isRegular(f) {
+		if f != nil {
+			f.Close()
+		}
 		return nil, false
 	}
 	defer f.Close()
@@ -111,8 +122,11 @@ func findEntry(root *inRoot, path string, minFields int, match func([]string) bo
 }
 
 func supplementaryGroups(root *inRoot, name string) []uint32 {
-	f, err := root.openFile("/etc/group", unix.O_RDONLY)
-	if err != nil {
+	f, err := root.openFile("/etc/group", unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil || !isRegular(f) {
+		if f != nil {
+			f.Close()
+		}
 		return nil
 	}
 	defer f.Close()
@@ -132,4 +146,11 @@ func supplementaryGroups(root *inRoot, name string) []uint32 {
 		}
 	}
 	return out
+}
+
+// isRegular reports whether f is a regular file (an image's /etc/passwd
+// could be a fifo that would block the sandbox forever).
+func isRegular(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode().IsRegular()
 }
