@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"syscall"
 
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/runtime/sandbox"
@@ -17,8 +18,8 @@ import (
 // is for that process, so it does not cancel strata.
 var interactiveCommands = map[string]bool{"run": true, "chroot": true}
 
-// notifyContext is signal.NotifyContext, except that SIGINT does not
-// cancel while an interactive shell is open (build --shell-on-failure):
+// notifyContext is signal.NotifyContext, except that SIGINT and SIGQUIT do
+// not cancel while an interactive shell is open (build --shell-on-failure):
 // the terminal delivers Ctrl-C to the shell, which shares strata's
 // foreground process group, and the shell decides what it means.
 func notifyContext(parent context.Context, sigs ...os.Signal) (context.Context, context.CancelFunc) {
@@ -29,7 +30,7 @@ func notifyContext(parent context.Context, sigs ...os.Signal) (context.Context, 
 		for {
 			select {
 			case s := <-ch:
-				if s == os.Interrupt && runtime.ShellOpen() {
+				if (s == os.Interrupt || s == syscall.SIGQUIT) && runtime.ShellOpen() {
 					continue
 				}
 				cancel()

@@ -33,11 +33,11 @@ func Command(ctx context.Context, args []string, targets []Target) int {
 		// Ctrl-C in strata run is for the process in the image (the
 		// sandbox relays it, or passes the signal on); strata must
 		// outlive it.
-		signal.Notify(make(chan os.Signal, 1), os.Interrupt)
+		signal.Notify(make(chan os.Signal, 1), os.Interrupt, syscall.SIGQUIT)
 	}
 	sigs := []os.Signal{syscall.SIGTERM}
 	if len(args) == 0 || !interactiveCommands[args[0]] {
-		sigs = append(sigs, os.Interrupt)
+		sigs = append(sigs, os.Interrupt, syscall.SIGQUIT)
 	}
 	ctx, stop := notifyContext(ctx, sigs...)
 	defer stop()

@@ -355,6 +355,31 @@ func testRun(t *testing.T, c *contractCLI) {
 	if o, e := mustReadString(t, outFile), mustReadString(t, errFile); o != "a\nb\n" || e != "to-stderr\nin-tty\n" {
 		t.Errorf("with stdin a terminal, stdout got %q and stderr %q", o, e)
 	}
+	// A background job of an interactive shell (strata run ... &) may not
+	// touch the terminal's modes: it runs with /dev/null as stdin instead
+	// of stopping for good.
+	if _, err := exec.LookPath("bash"); err == nil {
+		bg := filepath.Join(c.tmp, "bg.sh")
+		os.WriteFile(bg, []byte(strataBin+" run "+strings.Join(c.layoutFlags(), " ")+` runme -- sh -c 'echo bg-ran; test -t 0 || echo stdin-not-tty' &
+wait $!
+echo bg-rc=$?
+`), 0o644)
+		cmd = c.cmd("", "")
+		cmd.Path, cmd.Args = mustLook(t, "script"), []string{"script", "-qec", "bash --norc -i " + bg, "/dev/null"}
+		cmd.WaitDelay = time.Second
+		done := make(chan struct{})
+		timer := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill(); close(done) })
+		b, err := cmd.CombinedOutput()
+		timer.Stop()
+		select {
+		case <-done:
+			t.Errorf("strata run in the background hung:\n%s", b)
+		default:
+			if err != nil || !strings.Contains(string(b), "bg-ran") || !strings.Contains(string(b), "stdin-not-tty") || !strings.Contains(string(b), "bg-rc=0") {
+				t.Errorf("strata run in the background: %v\n%s", err, b)
+			}
+		}
+	}
 	// stdin a pipe, stdout the caller's terminal: the container holds no
 	// terminal at all (it could set its modes or read its keys).
 	line = "echo | " + strataBin + " run " + strings.Join(c.layoutFlags(), " ") + ` runme -- sh -c 'test -t 1 && echo stdout-tty; (: </dev/tty) 2>/dev/null && echo devtty-opens; echo checked'`

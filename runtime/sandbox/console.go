@@ -249,3 +249,15 @@ func (ts *terminalState) restore() {
 		unix.IoctlSetTermios(fd, unix.TCSETS, ts.saved[i])
 	}
 }
+
+// inBackground reports whether stdin is a terminal whose foreground job is
+// not this process's. Only the caller can tell: in the sandbox's pid
+// namespace both process groups read as 0.
+func inBackground(stdin any) bool {
+	f, ok := stdin.(*os.File)
+	if !ok || f == nil || !isTerminal(int(f.Fd())) {
+		return false
+	}
+	pgrp, err := unix.IoctlGetInt(int(f.Fd()), unix.TIOCGPGRP)
+	return err == nil && pgrp != unix.Getpgrp()
+}

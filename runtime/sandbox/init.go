@@ -374,7 +374,7 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 	}
 	files := []uintptr{uintptr(devNull), 1, 2}
 	var con *console
-	if interactive && isTerminal(0) {
+	if interactive && isTerminal(0) && !cs.Background {
 		uid, gid := 0, 0
 		if cred != nil {
 			uid, gid = int(cred.Uid), int(cred.Gid)
@@ -392,6 +392,9 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 			return fmt.Errorf("%s: %w", stepName(i, st.Where), err)
 		}
 		files = []uintptr{0, out, errOut}
+		if cs.Background {
+			files[0] = uintptr(devNull)
+		}
 	}
 	uids, gids, err := identityMaps()
 	if err != nil {

@@ -43,7 +43,10 @@ func Run(ctx context.Context, spec Spec) (finishResult json.RawMessage, err erro
 		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
 	}
 	if spec.Interactive {
-		defer saveTerminals(spec.Stdin, spec.Stdout, spec.Stderr).restore()
+		cs.Background = inBackground(spec.Stdin)
+		if !cs.Background {
+			defer saveTerminals(spec.Stdin, spec.Stdout, spec.Stderr).restore()
+		}
 	}
 	cio := childIO{stdin: spec.Stdin, stdout: spec.Stdout, stderr: spec.Stderr, interactive: spec.Interactive, secrets: spec.Secrets, hold: spec.HoldOpen}
 	res, err := startChild(ctx, cs, stage, cio, spec.UIDMap, spec.GIDMap)

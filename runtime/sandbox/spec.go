@@ -289,9 +289,15 @@ type childSpec struct {
 	Rootless    bool
 	TTYGroup    bool // gid 5 exists in the container: give it to /dev/pts
 	Interactive bool
-	User        string
-	Finish      *FinishSpec
-	Remove      string // modeRemove: the tree to remove
+	// Background: the caller's terminal is on stdin but the caller is
+	// not its foreground job (strata run ... &). The step then gets
+	// /dev/null, and no console: changing the terminal's modes from the
+	// background would stop the sandbox for good (SIGTTOU, which pid 1
+	// of a namespace never takes).
+	Background bool
+	User       string
+	Finish     *FinishSpec
+	Remove     string // modeRemove: the tree to remove
 	// Secrets is how many secrets follow on fdSecrets (their names and
 	// values never appear in this spec, which is a file).
 	Secrets int
