@@ -1,7 +1,6 @@
 package dsl
 
 import (
-	"fmt"
 	"path"
 	"slices"
 	"strings"
@@ -48,13 +47,6 @@ type Bind struct {
 	rawSource string // as written, for placeholders
 }
 
-func checkBindDest(dest string) error {
-	if !path.IsAbs(dest) || path.Clean(dest) == "/" {
-		return fmt.Errorf("destination %q must be an absolute path other than /", dest)
-	}
-	return nil
-}
-
 // BindOption changes a Bind.
 type BindOption func(*Bind)
 
@@ -67,13 +59,8 @@ func ReadOnly() BindOption { return func(b *Bind) { b.ReadOnly = true } }
 // (and every image built on it) is rebuilt on every build.
 func (i *Image) Bind(src, dest string, opts ...BindOption) *Image {
 	c := i.clone()
-	if err := checkBindDest(dest); err != nil && !hasPlaceholder(dest) {
-		c.fail("Bind %s: %v", src, err)
-		return c
-	}
-	if !hasPlaceholder(dest) {
-		dest = path.Clean(dest) // checked and cleaned after expansion otherwise
-	}
+	// dest is checked and cleaned when the definition is evaluated, after
+	// its placeholders are expanded (see expandImage).
 	b := Bind{Source: resolve(c.lastEdit, src), Dest: dest, Pos: c.lastEdit, rawSource: src}
 	for _, o := range opts {
 		o(&b)

@@ -365,19 +365,6 @@ func TestPlaceholdersInPaths(t *testing.T) {
 	}
 }
 
-func TestExplainRename(t *testing.T) {
-	eval := func(name string) *dsl.Node {
-		g, err := dsl.Evaluate([]*dsl.Image{dsl.New(name).From(dsl.Scratch()).Run("true")}, dsl.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return g.Node(name)
-	}
-	if got := dsl.Explain(eval("old").KeyInputs, eval("new")); got != `image name changed (was "old")` {
-		t.Errorf("Explain = %q", got)
-	}
-}
-
 func TestPlaceholdersInHashesAndBases(t *testing.T) {
 	sum := strings.Repeat("AB", 32)
 	img := dsl.New("u").From(dsl.Tarball("https://example.invalid/${{T}}.tar", dsl.SHA256("${{TAR_SHA}}"))).

@@ -24,10 +24,6 @@ func Explain(previous []byte, n *Node) string {
 	if old.Version != cur.Version {
 		why = append(why, "cache format changed")
 	}
-	if old.Name != cur.Name {
-		// The name is the steps' hostname, so it is in the key.
-		why = append(why, fmt.Sprintf("image name changed (was %q)", old.Name))
-	}
 	if old.Parent != cur.Parent {
 		switch {
 		case n.Parent != nil:

@@ -147,14 +147,8 @@ func (i *Image) Import(src Source, dest string, opts ...ImportOption) *Image {
 		c.fail("Import: the source is nil")
 		return c
 	}
-	if !hasPlaceholder(dest) {
-		// Checked after expansion otherwise.
-		if !path.IsAbs(dest) {
-			c.fail("Import of %s: destination %q must be an absolute path in the image", src.describe(), dest)
-			return c
-		}
-		dest = cleanDest(dest)
-	}
+	// dest is checked and cleaned when the definition is evaluated, after
+	// its placeholders are expanded (see expandImage).
 	spec := importSpec{src: src, dest: dest}
 	for _, o := range opts {
 		o(&spec)

@@ -235,13 +235,11 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 		st.Script = e.expand(st.Script)
 		if st.Import != nil {
 			im := *st.Import
-			if hasPlaceholder(im.Dest) {
-				im.Dest = e.expand(im.Dest)
-				if !path.IsAbs(im.Dest) {
-					c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Import of %s: destination %q must be an absolute path in the image", st.Pos, img.name, im.Source.describe(), im.Dest))
-				}
-				im.Dest = cleanDest(im.Dest)
+			im.Dest = e.expand(im.Dest)
+			if !path.IsAbs(im.Dest) {
+				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Import of %s: destination %q must be an absolute path in the image", st.Pos, img.name, im.Source.describe(), im.Dest))
 			}
+			im.Dest = cleanDest(im.Dest)
 			im.Source = e.source(im.Source)
 			st.Import = &im
 		}
@@ -264,13 +262,11 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 		if hasPlaceholder(b.rawSource) {
 			b.Source = resolve(b.Pos, e.expand(b.rawSource))
 		}
-		if hasPlaceholder(b.Dest) {
-			b.Dest = e.expand(b.Dest)
-			if err := checkBindDest(b.Dest); err != nil {
-				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Bind %s: %w", b.Pos, img.name, b.Source, err))
-			}
-			b.Dest = path.Clean(b.Dest)
+		b.Dest = e.expand(b.Dest)
+		if !path.IsAbs(b.Dest) || path.Clean(b.Dest) == "/" {
+			c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Bind %s: destination %q must be an absolute path other than /", b.Pos, img.name, b.Source, b.Dest))
 		}
+		b.Dest = path.Clean(b.Dest)
 		c.binds[n] = b
 	}
 	var missing []string
