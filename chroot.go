@@ -9,6 +9,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
@@ -110,7 +112,7 @@ func processExit(cmd string, err error) error {
 		return exitStatus(127) // command not found
 	}
 	if se.ExitCode < 0 {
-		return exitStatus(128 + se.SignalNumber) // as a shell reports a signal
+		return exitStatus(128 + int(unix.SignalNum(se.Signal))) // as a shell reports a signal
 	}
 	return exitStatus(se.ExitCode)
 }

@@ -446,7 +446,7 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 	case ws.Exited() && ws.ExitStatus() == 0:
 		return nil
 	case ws.Signaled():
-		return &StepError{Index: i, Where: st.Where, ExitCode: -1, Signal: unix.SignalName(ws.Signal()), SignalNumber: int(ws.Signal())}
+		return &StepError{Index: i, Where: st.Where, ExitCode: -1, Signal: unix.SignalName(ws.Signal())}
 	default:
 		return &StepError{Index: i, Where: st.Where, ExitCode: ws.ExitStatus()}
 	}

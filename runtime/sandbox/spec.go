@@ -165,10 +165,8 @@ type StepError struct {
 	// ExitCode is the exit status, or -1 when the step was killed by a
 	// signal.
 	ExitCode int
-	// Signal names the signal that killed the step ("SIGSEGV"), if any,
-	// and SignalNumber is its number.
-	Signal       string
-	SignalNumber int `json:",omitempty"`
+	// Signal names the signal that killed the step ("SIGSEGV"), if any.
+	Signal string
 	// Message, when set, says why the step could not start (a command
 	// that is not in the image).
 	Message string `json:",omitempty"`
