@@ -50,7 +50,7 @@ func Resolve(ctx context.Context, ref string, o PullOptions) (string, error) {
 	if d, ok := r.(name.Digest); ok {
 		return d.DigestStr(), nil
 	}
-	ropts, err := remoteOptions(ctx, o.Registry)
+	ropts, err := registry.RemoteOptions(ctx, o.Registry)
 	if err != nil {
 		return "", err
 	}
@@ -96,7 +96,7 @@ type puller struct {
 // served from the store touches neither credentials nor the network.
 func (p *puller) remote() ([]remote.Option, error) {
 	if p.ropts == nil {
-		ro, err := remoteOptions(p.ctx, p.o.Registry)
+		ro, err := registry.RemoteOptions(p.ctx, p.o.Registry)
 		if err != nil {
 			return nil, err
 		}
@@ -282,12 +282,6 @@ func choose(list []v1.Descriptor, platform string) (v1.Descriptor, error) {
 	}
 	want := strings.TrimSuffix(os+"/"+arch+"/"+variant, "/")
 	return v1.Descriptor{}, fmt.Errorf("no image for %s (it has: %s); choose one with dsl.Platform", want, strings.Join(have, ", "))
-}
-
-// remoteOptions are the registry's options (which refuse plain HTTP
-// unless the call is insecure).
-func remoteOptions(ctx context.Context, o registry.Options) ([]remote.Option, error) {
-	return registry.RemoteOptions(ctx, o)
 }
 
 // ErrPlainHTTP is returned (wrapped) when a registry speaks only plain

@@ -114,40 +114,15 @@ func RemoteOptions(ctx context.Context, o Options) ([]remote.Option, error) {
 	}, nil
 }
 
-// Transport is the HTTP transport of o (CA, TLS verification), for callers
-// that wrap it before handing it to remote.WithTransport.
-func Transport(o Options) (http.RoundTripper, error) { return transport(o) }
-
 // ErrPlainHTTP is returned (wrapped) when a registry speaks only plain
 // HTTP and the call was not allowed to use it.
 var ErrPlainHTTP = errors.New("plain HTTP is not allowed for this registry: allow it with --insecure-registry HOST[:PORT] (or dsl.Insecure() on a Pull base)")
 
-// httpsOnly refuses plain HTTP to registries not marked insecure:
-// go-containerregistry falls back to HTTP for loopback and private
-// addresses on its own, and strata must not without being asked.
-type httpsOnly struct {
-	next http.RoundTripper
-	o    Options
-}
-
-func (h httpsOnly) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL.Scheme != "https" && !h.o.InsecureFor(req.URL.Host) {
-		return nil, fmt.Errorf("%s: %w", req.URL.Host, ErrPlainHTTP)
-	}
-	return h.next.RoundTrip(req)
-}
-
+// transport is the HTTP transport of o: the system's CAs and CAFile, and
+// plain HTTP or unverified TLS only for the registries o allows them.
 func transport(o Options) (http.RoundTripper, error) {
-	tr, err := tlsTransport(o)
-	if err != nil || o.Insecure {
-		return tr, err
-	}
-	return httpsOnly{tr, o}, nil
-}
-
-func tlsTransport(o Options) (http.RoundTripper, error) {
 	base := remote.DefaultTransport.(*http.Transport).Clone()
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: o.Insecure}
 	if o.CAFile != "" {
 		pem, err := os.ReadFile(o.CAFile)
 		if err != nil {
@@ -162,31 +137,38 @@ func tlsTransport(o Options) (http.RoundTripper, error) {
 		}
 		cfg.RootCAs = pool
 	}
-	if o.Insecure {
-		cfg.InsecureSkipVerify = true
-	}
 	base.TLSClientConfig = cfg
-	if o.Insecure || len(o.InsecureHosts) == 0 {
+	if o.Insecure {
 		return base, nil
 	}
-	lax := base.Clone()
-	lax.TLSClientConfig = cfg.Clone()
-	lax.TLSClientConfig.InsecureSkipVerify = true
-	return perHost{verified: base, unverified: lax, o: o}, nil
+	p := hostPolicy{verified: base, o: o}
+	if len(o.InsecureHosts) > 0 {
+		lax := base.Clone()
+		lax.TLSClientConfig = cfg.Clone()
+		lax.TLSClientConfig.InsecureSkipVerify = true
+		p.unverified = lax
+	}
+	return p, nil
 }
 
-// perHost skips TLS verification only for the registries listed in
-// Options.InsecureHosts. Token servers on other hosts stay verified.
-type perHost struct {
-	verified, unverified http.RoundTripper
+// hostPolicy applies Options per request host. It refuses plain HTTP to a
+// registry not marked insecure (go-containerregistry falls back to HTTP
+// for loopback and private addresses on its own, and strata must not
+// without being asked), and skips TLS verification only for the hosts of
+// Options.InsecureHosts: a token server elsewhere stays verified.
+type hostPolicy struct {
+	verified, unverified http.RoundTripper // unverified: nil without InsecureHosts
 	o                    Options
 }
 
-func (p perHost) RoundTrip(req *http.Request) (*http.Response, error) {
-	if p.o.InsecureFor(req.URL.Host) {
-		return p.unverified.RoundTrip(req)
+func (p hostPolicy) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !p.o.InsecureFor(req.URL.Host) {
+		if req.URL.Scheme != "https" {
+			return nil, fmt.Errorf("%s: %w", req.URL.Host, ErrPlainHTTP)
+		}
+		return p.verified.RoundTrip(req)
 	}
-	return p.verified.RoundTrip(req)
+	return p.unverified.RoundTrip(req)
 }
 
 // staticKeychain answers every registry with the same credentials: those
