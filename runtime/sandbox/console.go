@@ -22,7 +22,6 @@ type console struct {
 	master, slave *os.File
 	host          int // the caller's terminal (stdin)
 	out           int // where the step's terminal output goes
-	saved         *unix.Termios
 	winch         chan os.Signal
 	done          chan struct{} // closed when the output relay ends
 }
@@ -35,7 +34,8 @@ func isTerminal(fd int) bool {
 
 // openConsole makes the pty pair and puts the caller's terminal (fd 0) in
 // raw mode: keys, Ctrl-C included, go to the step's terminal, whose own
-// line discipline handles them. The master is opened inside the rootfs
+// line discipline handles them. The caller gets its terminal back as it
+// was from [Run], which saved it, whatever happens to this process. The master is opened inside the rootfs
 // (a step may have replaced /dev/ptmx by a symlink), the slave through
 // the master, and the slave is given to uid:gid.
 func openConsole(root *inRoot, uid, gid int) (*console, error) {
@@ -66,11 +66,10 @@ func openConsole(root *inRoot, uid, gid int) (*console, error) {
 		return fail(err)
 	}
 	c.resize()
-	saved, err := unix.IoctlGetTermios(c.host, unix.TCGETS)
+	raw, err := unix.IoctlGetTermios(c.host, unix.TCGETS)
 	if err != nil {
 		return fail(err)
 	}
-	raw := *saved
 	// cfmakeraw(3)
 	raw.Iflag &^= unix.IGNBRK | unix.BRKINT | unix.PARMRK | unix.ISTRIP | unix.INLCR | unix.IGNCR | unix.ICRNL | unix.IXON
 	raw.Oflag &^= unix.OPOST
@@ -78,10 +77,9 @@ func openConsole(root *inRoot, uid, gid int) (*console, error) {
 	raw.Cflag &^= unix.CSIZE | unix.PARENB
 	raw.Cflag |= unix.CS8
 	raw.Cc[unix.VMIN], raw.Cc[unix.VTIME] = 1, 0
-	if err := unix.IoctlSetTermios(c.host, unix.TCSETS, &raw); err != nil {
+	if err := unix.IoctlSetTermios(c.host, unix.TCSETS, raw); err != nil {
 		return fail(err)
 	}
-	c.saved = saved
 	c.winch = make(chan os.Signal, 1)
 	signal.Notify(c.winch, unix.SIGWINCH)
 	go func() {
@@ -120,8 +118,8 @@ func (c *console) resize() {
 	}
 }
 
-// finish waits for the step's last output and gives the caller its
-// terminal back as it was. Call it after every process of the step is gone.
+// finish waits for the step's last output. Call it after every process of
+// the step is gone.
 func (c *console) finish() {
 	c.slave.Close()
 	c.slave = nil
@@ -137,10 +135,6 @@ func (c *console) close() {
 		signal.Stop(c.winch)
 		close(c.winch)
 		c.winch = nil
-	}
-	if c.saved != nil {
-		unix.IoctlSetTermios(c.host, unix.TCSETS, c.saved)
-		c.saved = nil
 	}
 	if c.slave != nil {
 		c.slave.Close()
@@ -225,8 +219,8 @@ func (f fdWriter) Write(p []byte) (int, error) {
 }
 
 // terminalState is the settings of the caller's terminals, restored after
-// an interactive sandbox whatever happened to it (a sandbox killed with
-// strata leaves its console's raw mode behind otherwise).
+// an interactive sandbox whatever happened to it: the console's raw mode
+// must not outlive it, even when the sandbox was killed.
 type terminalState struct {
 	fds   []int
 	saved []*unix.Termios

@@ -225,10 +225,15 @@ func runSandbox(cs *childSpec) (json.RawMessage, error) {
 	if err := confine(); err != nil {
 		return nil, fmt.Errorf("sandbox setup: %w", err)
 	}
-	if err := runSteps(cs, sources); err != nil {
+	root, err := openInRoot()
+	if err != nil {
+		return nil, fmt.Errorf("sandbox setup: %w", err)
+	}
+	defer root.close()
+	if err := runSteps(cs, root, sources); err != nil {
 		return nil, err
 	}
-	if err := r.cleanup(); err != nil {
+	if err := r.cleanup(root); err != nil {
 		return nil, fmt.Errorf("after the steps: %w", err)
 	}
 	if cs.Finish == nil {
@@ -315,12 +320,7 @@ func setupSandbox(cs *childSpec) (*rootfs, int, map[int]*copySource, error) {
 }
 
 // runSteps runs the steps in order in the pivoted rootfs.
-func runSteps(cs *childSpec, sources map[int]*copySource) error {
-	root, err := openInRoot()
-	if err != nil {
-		return fmt.Errorf("sandbox setup: %w", err)
-	}
-	defer root.close()
+func runSteps(cs *childSpec, root *inRoot, sources map[int]*copySource) error {
 	if _, err := root.stat(cs.WorkDir); errors.Is(err, unix.ENOENT) {
 		if err := root.mkdirAll(cs.WorkDir, 0o755); err != nil {
 			return fmt.Errorf("workdir: %w", err)
@@ -396,7 +396,7 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 			files[0] = uintptr(devNull)
 		}
 	}
-	uids, gids, err := identityMaps()
+	ids, err := identityMaps()
 	if err != nil {
 		return fmt.Errorf("%s: %w", stepName(i, st.Where), err)
 	}
@@ -423,8 +423,8 @@ func runStep(cs *childSpec, root *inRoot, i int, st childStep, devNull int, inte
 			// configuring the host's network) is allowed, even when
 			// strata runs as root.
 			Cloneflags:                 unix.CLONE_NEWUSER | unix.CLONE_NEWNS,
-			UidMappings:                uids,
-			GidMappings:                gids,
+			UidMappings:                ids.uids,
+			GidMappings:                ids.gids,
 			GidMappingsEnableSetgroups: true,
 		},
 	})
@@ -474,9 +474,13 @@ func forwardSignals(pid int) (stop func()) {
 	}
 }
 
+// idMaps are the uid and gid maps of a step's user namespace.
+type idMaps struct{ uids, gids []syscall.SysProcIDMap }
+
 // identityMaps map every id of this user namespace to itself, extent by
 // extent: all ids as root, the caller and its subordinate ids rootless.
-func identityMaps() (uids, gids []syscall.SysProcIDMap, err error) {
+// They are read once: the sandbox's own maps do not change.
+var identityMaps = sync.OnceValues(func() (idMaps, error) {
 	read := func(file string) ([]syscall.SysProcIDMap, error) {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -492,12 +496,13 @@ func identityMaps() (uids, gids []syscall.SysProcIDMap, err error) {
 		}
 		return m, nil
 	}
-	if uids, err = read("/proc/self/uid_map"); err != nil {
-		return nil, nil, err
+	uids, err := read("/proc/self/uid_map")
+	if err != nil {
+		return idMaps{}, err
 	}
-	gids, err = read("/proc/self/gid_map")
-	return uids, gids, err
-}
+	gids, err := read("/proc/self/gid_map")
+	return idMaps{uids, gids}, err
+})
 
 // reapUntil reaps children, including orphans re-parented to pid 1, until
 // pid exits, and returns its status.

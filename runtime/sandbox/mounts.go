@@ -188,11 +188,21 @@ type detached struct {
 }
 
 // cloneHost makes a detached copy of the mount tree at a host path, with
-// the MOUNT_ATTR_* flags attrs added. It must be recursive: in a user
-// namespace the mounts below are locked to their parent and a
-// non-recursive bind would be refused.
+// the MOUNT_ATTR_* flags attrs added.
 func cloneHost(p string, attrs uint64) (detached, error) {
-	fd, err := unix.OpenTree(unix.AT_FDCWD, p, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	return cloneTree(unix.AT_FDCWD, p, attrs)
+}
+
+// cloneTree makes a detached copy of the mount tree at dirfd/p (dirfd
+// itself when p is empty), with the MOUNT_ATTR_* flags attrs added. It
+// must be recursive: in a user namespace the mounts below are locked to
+// their parent and a non-recursive bind would be refused.
+func cloneTree(dirfd int, p string, attrs uint64) (detached, error) {
+	flags := unix.OPEN_TREE_CLONE | unix.OPEN_TREE_CLOEXEC | unix.AT_RECURSIVE
+	if p == "" {
+		flags |= unix.AT_EMPTY_PATH
+	}
+	fd, err := unix.OpenTree(dirfd, p, uint(flags))
 	if err != nil {
 		return detached{}, fmt.Errorf("bind %s: %w", p, err)
 	}
@@ -246,14 +256,7 @@ func newFS(fstype string, attrs int, opts ...string) (detached, error) {
 // resolve opens a path of the container (O_PATH) without letting symlinks
 // escape the rootfs.
 func (r *rootfs) resolve(p string) (int, error) {
-	rel := strings.TrimPrefix(containerPath(p), "/")
-	if rel == "" {
-		rel = "."
-	}
-	return unix.Openat2(r.fd, rel, &unix.OpenHow{
-		Flags:   unix.O_PATH | unix.O_CLOEXEC,
-		Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS,
-	})
+	return (&inRoot{r.fd}).open(p, unix.O_PATH, 0)
 }
 
 // mountPoint resolves p, creating it (a folder, or an empty file when
@@ -337,16 +340,12 @@ func (r *rootfs) bindReadOnly(p string) error {
 		return fmt.Errorf("%s: %w", p, err)
 	}
 	defer unix.Close(fd)
-	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
+	d, err := cloneTree(fd, "", bindNoExec)
 	if err != nil {
-		return fmt.Errorf("bind %s: %w", p, err)
+		return fmt.Errorf("%s: %w", p, err)
 	}
-	defer unix.Close(tree)
-	attr := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOEXEC}
-	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
-		return fmt.Errorf("make %s read-only: %w", p, err)
-	}
-	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
+	defer unix.Close(d.fd)
+	if err := unix.MoveMount(d.fd, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
 		return fmt.Errorf("bind %s read-only: %w", p, err)
 	}
 	return nil
@@ -531,7 +530,7 @@ func (r *rootfs) setup(cs *childSpec, hs *hostSources) error {
 // the merged view, restoring their parents' times, so that the upper dir
 // holds only what the steps did. Unmounting happens only when there is
 // something to remove, because M1 dies with the child anyway.
-func (r *rootfs) cleanup() error {
+func (r *rootfs) cleanup(root *inRoot) error {
 	if len(r.created) == 0 {
 		return nil
 	}
@@ -551,11 +550,6 @@ func (r *rootfs) cleanup() error {
 			return fmt.Errorf("unmount %s: %w", points[i], err)
 		}
 	}
-	root, err := openInRoot()
-	if err != nil {
-		return err
-	}
-	defer root.close()
 	var errs []error
 	for i := len(r.created) - 1; i >= 0; i-- {
 		c := r.created[i]

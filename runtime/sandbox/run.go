@@ -63,8 +63,10 @@ func Run(ctx context.Context, spec Spec) (finishResult json.RawMessage, err erro
 }
 
 // newStage makes the temporary folder holding the spec, the step scripts
-// and the skeleton lower dir. It is world-readable so that a user namespace
-// that does not map the caller's uid can still read it.
+// and the skeleton lower dir, in parent (default: os.TempDir()). It is
+// world-readable so that a user namespace that does not map the caller's
+// uid can still read it; a parent private to the caller (Spec.TempDir, a
+// workspace) suits only namespaces that map the caller, as strata's do.
 func newStage(parent string) (string, error) {
 	dir, err := os.MkdirTemp(parent, "strata-sandbox-")
 	if err != nil {

@@ -111,8 +111,9 @@ type Spec struct {
 	// Stdin is the standard input of the last step when Interactive; run
 	// steps otherwise read /dev/null.
 	Stdin io.Reader `json:"-"`
-	// Stdout and Stderr receive the steps' output live. When they are
-	// *os.File (a terminal), they are passed to the steps as they are.
+	// Stdout and Stderr receive the steps' output live. *os.File ones are
+	// passed to the steps as they are, except terminals of an Interactive
+	// step (see Interactive).
 	Stdout, Stderr io.Writer `json:"-"`
 	// Interactive gives the last run step the caller's Stdin (strata run,
 	// strata chroot). The step never holds the caller's terminal: when

@@ -103,11 +103,8 @@ func resolveUser(root *inRoot, spec string) (*syscall.Credential, error) {
 // file that has at least minFields fields and matches; shorter (broken)
 // lines are skipped.
 func findEntry(root *inRoot, path string, minFields int, match func([]string) bool) ([]string, bool) {
-	f, err := root.openFile(path, unix.O_RDONLY|unix.O_NONBLOCK)
-	if err != nil || !isRegular(f) {
-		if f != nil {
-			f.Close()
-		}
+	f, err := openTable(root, path)
+	if err != nil {
 		return nil, false
 	}
 	defer f.Close()
@@ -122,11 +119,8 @@ func findEntry(root *inRoot, path string, minFields int, match func([]string) bo
 }
 
 func supplementaryGroups(root *inRoot, name string) []uint32 {
-	f, err := root.openFile("/etc/group", unix.O_RDONLY|unix.O_NONBLOCK)
-	if err != nil || !isRegular(f) {
-		if f != nil {
-			f.Close()
-		}
+	f, err := openTable(root, "/etc/group")
+	if err != nil {
 		return nil
 	}
 	defer f.Close()
@@ -148,9 +142,16 @@ func supplementaryGroups(root *inRoot, name string) []uint32 {
 	return out
 }
 
-// isRegular reports whether f is a regular file (an image's /etc/passwd
-// could be a fifo that would block the sandbox forever).
-func isRegular(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode().IsRegular()
+// openTable opens an /etc/passwd-like file of the image, which must be a
+// regular file: a fifo there would block the sandbox forever.
+func openTable(root *inRoot, p string) (*os.File, error) {
+	f, err := root.openFile(p, unix.O_RDONLY|unix.O_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file", p)
+	}
+	return f, nil
 }
