@@ -57,11 +57,12 @@ func RunChecks(ctx context.Context, o CheckOptions) []Check {
 		if err == nil {
 			c.Detail = fmt.Sprintf("uids %d-%d, gids %d-%d", uids[1].HostID, uids[1].HostID+uids[1].Size-1, gids[1].HostID, gids[1].HostID+gids[1].Size-1)
 		} else {
-			c.Detail, c.Fix = err.Error(), "as root: strata unpriv-setup --user "+currentUser()
+			who := currentUser()
+			c.Detail, c.Fix = err.Error(), "as root: strata unpriv-setup --user "+who
 			if errors.Is(err, ErrNoSubIDs) {
 				// The error carries the fix for a build's sake;
 				// here the fix has its own field.
-				c.Detail = fmt.Sprintf("no range of %d subordinate ids for %s in /etc/subuid or /etc/subgid", SubIDCount, currentUser())
+				c.Detail = fmt.Sprintf("no range of %d subordinate ids for %s in /etc/subuid or /etc/subgid", SubIDCount, who)
 			}
 		}
 		add(c)

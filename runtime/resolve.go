@@ -75,13 +75,12 @@ func (r *Resolver) once(key string, f func() (string, error)) (string, error) {
 // pullOptions are the settings of pulling b: the build's registry options,
 // made insecure when the definition asks for it.
 func pullOptions(reg registry.Options, b *dsl.PullBase) fetch.PullOptions {
+	// For the base's own registry only: a token server or a redirect
+	// elsewhere stays verified. (A reference that does not parse fails
+	// the pull itself.)
 	if b.Insecure {
-		// For the base's own registry only: a token server or a redirect
-		// elsewhere stays verified.
 		if ref, err := registry.ParseReference(b.Ref, registry.Options{}); err == nil {
 			reg.InsecureHosts = append(slices.Clip(reg.InsecureHosts), ref.Context().RegistryStr())
-		} else {
-			reg.Insecure = true // the pull reports the bad reference
 		}
 	}
 	return fetch.PullOptions{Registry: reg, Platform: b.Platform}
