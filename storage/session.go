@@ -3,6 +3,7 @@ package storage
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -97,7 +98,7 @@ func sessionHolder(dir string) (string, bool) {
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
 		return "", false
 	}
-	b, _ := os.ReadFile(filepath.Join(dir, "lock"))
+	b, _ := io.ReadAll(f)
 	pid, cmd, _ := strings.Cut(strings.TrimSpace(string(b)), " ")
 	return fmt.Sprintf("pid %s (%s)", pid, cmd), true
 }

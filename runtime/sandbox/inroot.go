@@ -201,10 +201,10 @@ func (r *inRoot) chmodDir(p string, mode uint32) error {
 
 // lchtimes sets the access and modification times of p itself.
 func (r *inRoot) lchtimes(p string, atime, mtime time.Time) error {
-	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
 	if path.Clean("/"+p) == "/" {
-		return unix.UtimesNanoAt(unix.AT_FDCWD, "/", ts, 0) // the pivoted root itself
+		return r.chtimesDir(p, atime, mtime) // the root has no parent
 	}
+	ts := []unix.Timespec{unix.NsecToTimespec(atime.UnixNano()), unix.NsecToTimespec(mtime.UnixNano())}
 	return r.at(p, func(dir int, base string) error {
 		return unix.UtimesNanoAt(dir, base, ts, unix.AT_SYMLINK_NOFOLLOW)
 	})
