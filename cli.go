@@ -16,12 +16,6 @@ import (
 	"github.com/strata-build/strata/storage/layer"
 )
 
-// Main runs the strata command line over the definitions of targets; the
-// generated driver's main calls it and it does not return.
-func Main(targets []Target) {
-	os.Exit(Command(context.Background(), os.Args[1:], targets))
-}
-
 // DefinitionCommands are the commands that need the definitions package
 // compiled: the strata CLI runs them through the generated driver.
 var DefinitionCommands = map[string]bool{"build": true, "list": true, "grab": true, "chroot": true, "publish": true, "graph": true}

@@ -1,5 +1,6 @@
-// Package strata is the entry point for builds driven from Go: the strata
-// CLI's generated driver calls Main, and a magefile calls Build.
+// Package strata is the entry point for builds driven from Go: a magefile
+// calls Build, and the strata CLI (cmd/strata) runs its commands through
+// Command.
 //
 //	func Build(ctx context.Context) error { return strata.Build(ctx, images.App) }
 package strata
@@ -26,12 +27,8 @@ import (
 var Version = "0.1.0-dev"
 
 // Target is one exported definition of a definitions package, as the
-// generated driver lists them.
-type Target struct {
-	Var   string // Go identifier
-	Doc   string // its doc comment
-	Image *dsl.Image
-}
+// strata CLI receives them from its driver.
+type Target = dsl.Target
 
 // Options configure a build. The zero value builds into ./.strata and
 // ./oci with tar+gzip layers.

@@ -1,11 +1,14 @@
 // Command strata builds OCI images from image definitions written in Go.
 //
-// Commands that need the definitions (build, list) compile the Go package
-// in the current folder into a cached driver binary and hand over to it;
-// the others run here.
+// Commands that need the definitions (build, list, graph, publish, grab,
+// chroot) compile the Go package in the current folder into a small cached
+// driver that links only the definitions and strata's dsl package, run it
+// to receive the definitions in a serialized form (dsl.ReadDefinitions),
+// and build them here. The other commands need no definitions.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,12 +18,13 @@ import (
 	"time"
 
 	"github.com/strata-build/strata"
+	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/driver"
 )
 
 func main() {
 	args := os.Args[1:]
-	if len(args) >= 2 && args[0] == "-C" {
+	if len(args) >= 2 && (args[0] == "-C" || args[0] == "--C") {
 		if err := os.Chdir(args[1]); err != nil {
 			fmt.Fprintf(os.Stderr, "strata: %v\n", err)
 			os.Exit(2)
@@ -28,7 +32,11 @@ func main() {
 		args = args[2:]
 	}
 	if len(args) > 0 && strata.DefinitionCommands[args[0]] && !isHelp(args[1:]) {
-		os.Exit(viaDriver(args))
+		targets, code := definitions(args)
+		if code != 0 {
+			os.Exit(code)
+		}
+		os.Exit(strata.Command(context.Background(), args, targets))
 	}
 	os.Exit(strata.Command(context.Background(), args, nil))
 }
@@ -45,16 +53,16 @@ func isHelp(args []string) bool {
 	return false
 }
 
-// viaDriver compiles (or finds in the cache) the driver of the definitions
-// in the current folder and replaces this process with it, so signals and
-// the terminal reach the build directly.
-func viaDriver(args []string) int {
+// definitions compiles (or finds in the cache) the driver of the
+// definitions in the current folder, runs it and returns the targets it
+// hands over; a non-zero code means it failed and said why.
+func definitions(args []string) ([]strata.Target, int) {
 	// Ctrl-C during a compile stops the go command and removes its
 	// temporary files.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 	start := time.Now()
 	d, err := driver.Prepare(ctx, driver.Options{Dir: ".", Stderr: os.Stderr})
-	stop()
 	if err == nil && d.Compiled {
 		// Said only when the compiler ran, so a slow start is explained
 		// and a fast one stays silent.
@@ -64,24 +72,33 @@ func viaDriver(args []string) int {
 		var ce *driver.CompileError
 		if errors.As(err, &ce) {
 			fmt.Fprintln(os.Stderr, ce.Error())
-			return 1
+			return nil, 1
 		}
-		// stop() above cancelled ctx in every case: only an error caused
-		// by the cancellation means Ctrl-C.
-		if errors.Is(err, context.Canceled) {
-			return 130
+		if ctx.Err() != nil {
+			return nil, 130
 		}
 		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
-		return 1
+		return nil, 1
 	}
 	// Package-level definitions read build parameters while the driver
-	// initialises, before it parses flags: hand them over in STRATA_PARAMS.
+	// initialises, before any flag is parsed: hand them over in
+	// STRATA_PARAMS, which this process's own evaluation reads too.
 	if err := strata.ExportParams(args[1:]); err != nil {
 		fmt.Fprintf(os.Stderr, "strata %s: %v\n", args[0], err)
-		return 2
+		return nil, 2
 	}
-	argv := append([]string{"strata"}, args...)
-	err = syscall.Exec(d.Binary, argv, os.Environ())
-	fmt.Fprintf(os.Stderr, "strata: run driver %s: %v\n", d.Binary, err)
-	return 1
+	raw, err := d.Run(ctx, os.Environ(), os.Stderr)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, 130
+		}
+		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
+		return nil, 1
+	}
+	defs, err := dsl.ReadDefinitions(bytes.NewReader(raw))
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "strata: %v\n", err)
+		return nil, 1
+	}
+	return defs.Targets, 0
 }

@@ -3,9 +3,16 @@
 //
 // A definitions folder is an ordinary Go package whose exported
 // *dsl.Image variables are build targets. [Prepare] finds them, generates a
-// main package that hands them to strata.Main, compiles it with the go
+// main package that hands them to dsl.DriverMain, compiles it with the go
 // command and caches the binary under a hash of everything that can change
-// it. The CLI then execs that binary with its own arguments.
+// it. The CLI then runs that binary ([Driver.Run]), which writes the
+// definitions in dsl's serialized form (dsl.WriteDefinitions) to a pipe, and
+// builds what it reads.
+//
+// The generated main imports nothing but dsl and the definitions package,
+// which imports dsl itself: so a module whose go.sum go mod tidy wrote for
+// the user's own code always has what the driver needs, and a definitions
+// edit relinks a small program rather than all of strata.
 //
 // # Which variables are definitions
 //

@@ -14,8 +14,8 @@ import (
 	"time"
 )
 
-// DefaultStrataImport is the import path of the package whose Main and
-// Target the generated main uses; its dsl sub-package defines Image.
+// DefaultStrataImport is the import path of strata's module; the generated
+// main uses its dsl sub-package (Image, Target, DriverMain).
 const DefaultStrataImport = "github.com/strata-build/strata"
 
 // Options configure [Prepare]. The zero value prepares the package in the
@@ -26,8 +26,8 @@ type Options struct {
 	GoCmd    string // go command; default "go" from PATH, then $GOROOT/bin/go
 	Force    bool   // compile even when a cached binary matches
 
-	// StrataImport is the import path providing Main and Target; its "dsl"
-	// sub-package provides Image. Default DefaultStrataImport. Tests point
+	// StrataImport is the import path whose "dsl" sub-package provides
+	// Image, Target and DriverMain. Default DefaultStrataImport. Tests point
 	// it at a stand-in so they need neither the network nor the real API.
 	StrataImport string
 

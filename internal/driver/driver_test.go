@@ -470,12 +470,12 @@ func TestGenerateMain(t *testing.T) {
 package main
 
 import (
-	strata "github.com/strata-build/strata"
+	dsl "github.com/strata-build/strata/dsl"
 	defs "example.com/m/images"
 )
 
 func main() {
-	strata.Main([]strata.Target{
+	dsl.DriverMain("example.com/m/images", []dsl.Target{
 		{Var: "Hello", Doc: "Hello greets.", Image: defs.Hello},
 		{Var: "App", Doc: "Says \"hi\".", Image: defs.App},
 	})

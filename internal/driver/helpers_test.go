@@ -17,24 +17,20 @@ const (
 	testDSL    = testStrata + "/dsl"
 )
 
-// fakeStrata prints each target so a test can tell the binary ran the
-// definitions it was given.
+// fakeStrata's DriverMain prints each target so a test can tell the binary
+// ran the definitions it was given.
 var fakeStrata = map[string]string{
 	"go.mod": "module example.com/t\n\ngo 1.26\n",
-	"strata/strata.go": `package strata
+	"strata/dsl/driver.go": `package dsl
 
-import (
-	"fmt"
-
-	"example.com/t/strata/dsl"
-)
+import "fmt"
 
 type Target struct {
 	Var, Doc string
-	Image    *dsl.Image
+	Image    *Image
 }
 
-func Main(ts []Target) {
+func DriverMain(pkg string, ts []Target) {
 	for _, t := range ts {
 		fmt.Printf("%s=%s %q\n", t.Var, t.Image.Name, t.Doc)
 	}
