@@ -26,7 +26,7 @@ func preflight(ctx context.Context, opts Options) error {
 // failed.
 func cmdCheck(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	store := fs.String("store", ".strata", "store `folder` the builds will use")
+	store := fs.String("store", DefaultStore(), "store `folder` the builds will use")
 	squashfs := fs.Bool("squashfs", false, "the builds will write squashfs layers: mksquashfs is required")
 	pos, err := parse(fs, args)
 	if err != nil {
@@ -67,7 +67,7 @@ func printChecks(w io.Writer, checks []runtime.Check) bool {
 func cmdUnprivSetup(args []string) error {
 	fs := flag.NewFlagSet("unpriv-setup", flag.ContinueOnError)
 	user := fs.String("user", os.Getenv("SUDO_USER"), "the `user` who will build without root (default: $SUDO_USER)")
-	store := fs.String("store", ".strata", "store `folder` to create for the user: the default is the default store of a build run in the current folder (empty: none)")
+	store := fs.String("store", DefaultStore(), "store `folder` to create for the user: the default is the default store of a build run in the current folder (empty: none)")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

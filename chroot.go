@@ -50,9 +50,9 @@ func notifyContext(parent context.Context, sigs ...os.Signal) (context.Context, 
 
 // cmdChroot opens a shell in a throw-away writable copy of a built image
 // of the definitions.
-func cmdChroot(ctx context.Context, args []string, targets []Target) error {
+func cmdChroot(ctx context.Context, args []string, load Loader) error {
 	fs := flag.NewFlagSet("chroot", flag.ContinueOnError)
-	store := fs.String("store", ".strata", "store `folder`")
+	store := fs.String("store", DefaultStore(), "store `folder`")
 	var pf paramFlags
 	pf.register(fs)
 	pos, err := parse(fs, args)
@@ -70,8 +70,9 @@ func cmdChroot(ctx context.Context, args []string, targets []Target) error {
 	if len(cmd) > 0 && cmd[0] == "--" {
 		cmd = cmd[1:]
 	}
-	if targets == nil {
-		return usageError{errors.New("no definitions: run strata chroot in the folder of your definitions package")}
+	targets, err := load.load(ctx, "chroot", nil)
+	if err != nil {
+		return err
 	}
 	// Layer types are not part of cache keys, so the image is found
 	// whatever types it was built in.

@@ -12,17 +12,16 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/strata-build/strata/internal/driver"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage/layer"
 )
 
-// DefinitionCommands are the commands that need the definitions package
-// compiled: the strata CLI runs them through the generated driver.
-var DefinitionCommands = map[string]bool{"build": true, "list": true, "grab": true, "chroot": true, "publish": true, "graph": true}
-
 // Command runs one strata command line and returns the process exit
-// status. targets is nil when no definitions package was compiled.
-func Command(ctx context.Context, args []string, targets []Target) int {
+// status. load compiles and runs definitions packages for the commands
+// that need them (build, list, graph, publish, grab, chroot); with a nil
+// load those commands say that there are no definitions.
+func Command(ctx context.Context, args []string, load Loader) int {
 	if len(args) > 0 && interactiveCommands[args[0]] {
 		// Ctrl-C in strata run is for the process in the image (the
 		// sandbox relays it, or passes the signal on); strata must
@@ -43,17 +42,17 @@ func Command(ctx context.Context, args []string, targets []Target) int {
 	var err error
 	switch cmd {
 	case "build":
-		err = cmdBuild(ctx, rest, targets)
+		err = cmdBuild(ctx, rest, load)
 	case "list":
-		err = cmdList(rest, targets)
+		err = cmdList(ctx, rest, load)
 	case "run":
 		err = cmdRun(ctx, rest)
 	case "inspect":
 		err = cmdInspect(ctx, rest)
 	case "grab":
-		err = cmdGrab(ctx, rest, targets)
+		err = cmdGrab(ctx, rest, load)
 	case "publish":
-		err = cmdPublish(ctx, rest, targets)
+		err = cmdPublish(ctx, rest, load)
 	case "clean":
 		err = cmdClean(ctx, rest)
 	case "check":
@@ -61,9 +60,12 @@ func Command(ctx context.Context, args []string, targets []Target) int {
 	case "unpriv-setup":
 		err = cmdUnprivSetup(rest)
 	case "chroot":
-		err = cmdChroot(ctx, rest, targets)
+		err = cmdChroot(ctx, rest, load)
 	case "graph":
-		err = cmdGraph(ctx, rest, targets)
+		err = cmdGraph(ctx, rest, load)
+	case "version", "--version":
+		printVersion(os.Stdout)
+		return 0
 	case "help", "-h", "--help":
 		usage(os.Stdout)
 		return 0
@@ -82,6 +84,12 @@ func Command(ctx context.Context, args []string, targets []Target) int {
 	if errors.As(err, &ue) {
 		fmt.Fprintf(os.Stderr, "strata %s: %v\n", cmd, err)
 		return 2
+	}
+	var ce *driver.CompileError
+	if errors.As(err, &ce) {
+		// The compiler's messages, as it wrote them, are the whole story.
+		fmt.Fprintln(os.Stderr, ce.Error())
+		return 1
 	}
 	var be *runtime.BuildError
 	if errors.As(err, &be) {
@@ -121,6 +129,7 @@ Commands on built images:
   chroot NAME [-- CMD...]  a shell (or CMD) in a throw-away copy of a built image, build-only ones too
 
 Commands on this machine:
+  version              print strata's module version and the Go version it was built with
   check                check that this machine can build (kernel, overlay, subordinate ids, tools, store)
   unpriv-setup --user NAME  as root: give NAME subordinate ids and a store, for builds without root
 
@@ -139,8 +148,8 @@ type buildFlags struct {
 func (b *buildFlags) register(fs *flag.FlagSet) {
 	b.param.register(fs)
 	fs.BoolVar(&b.opts.AllowUnpinnedURLs, "allow-unpinned-urls", false, "let URL imports and tarball URLs go without a sha256 (downloaded at every build)")
-	fs.StringVar(&b.opts.Store, "store", ".strata", "store `folder` (unpacked layers, cache, blobs)")
-	fs.StringVar(&b.opts.Layout, "layout", "oci", "output OCI layout `folder`")
+	fs.StringVar(&b.opts.Store, "store", DefaultStore(), "store `folder` (unpacked layers, cache, blobs)")
+	fs.StringVar(&b.opts.Layout, "layout", DefaultLayout(), "output OCI layout `folder`")
 	fs.BoolVar(&b.opts.NoCache, "no-cache", false, "rebuild every selected image")
 	fs.BoolVar(&b.opts.NoWait, "no-wait", false, "fail at once when another build holds the store")
 	fs.IntVar(&b.opts.Jobs, "jobs", 0, "images built at once (default: number of processors)")
@@ -175,7 +184,7 @@ type stringList []string
 func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
-func cmdBuild(ctx context.Context, args []string, targets []Target) error {
+func cmdBuild(ctx context.Context, args []string, load Loader) error {
 	fs := flag.NewFlagSet("build", flag.ContinueOnError)
 	var bf buildFlags
 	bf.registerBuild(fs)
@@ -187,8 +196,10 @@ func cmdBuild(ctx context.Context, args []string, targets []Target) error {
 	if err != nil {
 		return err
 	}
-	if targets == nil {
-		return usageError{errors.New("no definitions: run strata build in the folder of your definitions package")}
+	patterns, names := splitPatterns(names)
+	targets, err := load.load(ctx, "build", patterns)
+	if err != nil {
+		return err
 	}
 	opts.ctx = ctx // bounds the requests evaluation makes
 	g, err := evaluateTargets(opts, targets)
@@ -199,17 +210,34 @@ func cmdBuild(ctx context.Context, args []string, targets []Target) error {
 	return err
 }
 
-func cmdList(args []string, targets []Target) error {
+func cmdList(ctx context.Context, args []string, load Loader) error {
 	fs := flag.NewFlagSet("list", flag.ContinueOnError)
 	// Accepted like every command that runs the definitions: a doc
 	// comment cannot depend on them, but the same command line with
 	// "list" in place of "build" must work.
 	var p paramFlags
 	p.register(fs)
-	if _, err := parse(fs, args); err != nil {
+	pos, err := parse(fs, args)
+	if err != nil {
 		return err
 	}
-	sorted := append([]Target(nil), targets...)
+	patterns, names := splitPatterns(pos)
+	if len(names) > 0 {
+		return usageError{fmt.Errorf("list takes package folders (./images, ./...), not image names: %s", strings.Join(names, " "))}
+	}
+	targets, err := load.load(ctx, "list", patterns)
+	if err != nil {
+		return err
+	}
+	// Two packages may export one image (a re-exported base): list it once.
+	var sorted []Target
+	seen := map[string]bool{}
+	for _, t := range targets {
+		if !seen[t.Image.Name()] {
+			seen[t.Image.Name()] = true
+			sorted = append(sorted, t)
+		}
+	}
 	sort.Slice(sorted, func(a, b int) bool { return sorted[a].Image.Name() < sorted[b].Image.Name() })
 	width := 0
 	for _, t := range sorted {

@@ -18,10 +18,10 @@ import (
 // cmdGrab copies a file or folder out of a built image: an image of the
 // definitions (build-only ones included) is read from its committed layer
 // folders in the store, any other name from its tag in the output layout.
-func cmdGrab(ctx context.Context, args []string, targets []Target) error {
+func cmdGrab(ctx context.Context, args []string, load Loader) error {
 	fs := flag.NewFlagSet("grab", flag.ContinueOnError)
-	store := fs.String("store", ".strata", "store `folder`")
-	layoutDir := fs.String("layout", "oci", "OCI layout `folder` for images that are not in the definitions")
+	store := fs.String("store", DefaultStore(), "store `folder`")
+	layoutDir := fs.String("layout", DefaultLayout(), "OCI layout `folder` for images that are not in the definitions")
 	special := fs.Bool("keep-special", false, "keep set-user-id and set-group-id bits and copy device nodes (as root); by default they are dropped and left out, as an image is not to be trusted with the host")
 	var pf paramFlags
 	pf.register(fs)
@@ -50,6 +50,10 @@ func cmdGrab(ctx context.Context, args []string, targets []Target) error {
 	}
 	defer st.Close()
 
+	targets, err := load.loadOptional(ctx, "grab")
+	if err != nil {
+		return err
+	}
 	if n, err := definedNode(targets, name, params); err != nil {
 		return err
 	} else if n != nil {

@@ -2,7 +2,6 @@ package strata
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -18,12 +17,12 @@ import (
 
 // cmdGraph prints the build graph of the named images (all when none):
 // what each needs, whether the store has it, and why it would be rebuilt.
-func cmdGraph(ctx context.Context, args []string, targets []Target) error {
+func cmdGraph(ctx context.Context, args []string, load Loader) error {
 	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
 	var opts Options
 	var types stringList
 	dot := fs.Bool("dot", false, "print Graphviz DOT instead of text")
-	fs.StringVar(&opts.Store, "store", ".strata", "store `folder` to look for cached images in")
+	fs.StringVar(&opts.Store, "store", DefaultStore(), "store `folder` to look for cached images in")
 	fs.BoolVar(&opts.NoCache, "no-cache", false, "plan as strata build --no-cache would")
 	fs.BoolVar(&opts.NoWait, "no-wait", false, "fail at once when a build holds the store")
 	fs.Var(&types, "layer-type", "layer `type` the build would use: tar+gzip (default), tar+zstd or squashfs; repeat for several")
@@ -43,8 +42,10 @@ func cmdGraph(ctx context.Context, args []string, targets []Target) error {
 		}
 		opts.LayerTypes = append(opts.LayerTypes, t)
 	}
-	if targets == nil {
-		return usageError{errors.New("no definitions: run strata graph in the folder of your definitions package")}
+	patterns, names := splitPatterns(names)
+	targets, err := load.load(ctx, "graph", patterns)
+	if err != nil {
+		return err
 	}
 	g, err := evaluateTargets(opts, targets)
 	if err != nil {

@@ -20,7 +20,7 @@ import (
 // (digest, size, media type), annotations and the image config.
 func cmdInspect(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	layoutDir := fs.String("layout", "oci", "OCI layout `folder`")
+	layoutDir := fs.String("layout", DefaultLayout(), "OCI layout `folder`")
 	asJSON := fs.Bool("json", false, "print manifest and config as JSON")
 	names, err := parse(fs, args)
 	if err != nil {
@@ -130,8 +130,8 @@ func humanSize(n int64) string {
 // is locked first so a running build is not pulled from under its feet.
 func cmdClean(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("clean", flag.ContinueOnError)
-	store := fs.String("store", ".strata", "store `folder`")
-	layoutDir := fs.String("layout", "oci", "output OCI layout `folder`")
+	store := fs.String("store", DefaultStore(), "store `folder`")
+	layoutDir := fs.String("layout", DefaultLayout(), "output OCI layout `folder`")
 	noWait := fs.Bool("no-wait", false, "fail at once when a build holds the store")
 	if _, err := parse(fs, args); err != nil {
 		return err

@@ -212,7 +212,7 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 }
 
 // cmdPublish pushes built images to a registry or a local layout.
-func cmdPublish(ctx context.Context, args []string, targets []Target) error {
+func cmdPublish(ctx context.Context, args []string, load Loader) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	var bf buildFlags
 	bf.register(fs)
@@ -235,8 +235,10 @@ func cmdPublish(ctx context.Context, args []string, targets []Target) error {
 	if *to == "" {
 		return usageError{errors.New("--to REGISTRY/PREFIX or --to oci:PATH is required")}
 	}
-	if targets == nil {
-		return usageError{errors.New("no definitions: run strata publish in the folder of your definitions package")}
+	patterns, names := splitPatterns(names)
+	targets, err := load.load(ctx, "publish", patterns)
+	if err != nil {
+		return err
 	}
 	dest, err := parseDestination(*to, opts.Registry)
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 // cmdRun runs a tagged image of the output layout as its config says.
 func cmdRun(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	store := fs.String("store", ".strata", "store `folder`")
-	layoutDir := fs.String("layout", "oci", "OCI layout `folder` the image is tagged in")
+	store := fs.String("store", DefaultStore(), "store `folder`")
+	layoutDir := fs.String("layout", DefaultLayout(), "OCI layout `folder` the image is tagged in")
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err

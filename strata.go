@@ -12,7 +12,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -23,19 +22,23 @@ import (
 	"github.com/strata-build/strata/storage/registry"
 )
 
-// Version is strata's version, written into every manifest it produces.
+// Version is the version written into manifests by a strata built from a
+// checkout; a released module writes its module version (ModuleVersion).
 var Version = "0.1.0-dev"
 
 // Target is one exported definition of a definitions package, as the
 // strata CLI receives them from its driver.
 type Target = dsl.Target
 
-// Options configure a build. The zero value builds into ./.strata and
-// ./oci with tar+gzip layers.
+// Options configure a build. The zero value builds into .strata and oci
+// at the root of the Go module holding the working directory, with tar+gzip
+// layers.
 type Options struct {
-	// Store is the store folder (default ".strata").
+	// Store is the store folder (default: .strata at the root of the Go
+	// module holding the working directory; see DefaultStore).
 	Store string
-	// Layout is the output OCI layout folder (default "oci").
+	// Layout is the output OCI layout folder (default: oci at the module
+	// root; see DefaultLayout).
 	Layout string
 	// NoCache rebuilds every selected image.
 	NoCache bool
@@ -82,10 +85,10 @@ type Options struct {
 
 func (o *Options) fill() error {
 	if o.Store == "" {
-		o.Store = ".strata"
+		o.Store = DefaultStore()
 	}
 	if o.Layout == "" {
-		o.Layout = "oci"
+		o.Layout = DefaultLayout()
 	}
 	if o.Out == nil {
 		o.Out = os.Stderr
@@ -198,8 +201,11 @@ func buildGraph(ctx context.Context, opts Options, g *dsl.Graph, names []string)
 
 func annotations() map[string]string {
 	a := map[string]string{"dev.strata.version": Version}
-	if info, ok := debug.ReadBuildInfo(); ok && info.Main.Version != "" && info.Main.Version != "(devel)" {
-		a["dev.strata.version"] = info.Main.Version
+	// strata's own module version, not the main module's: under go tool
+	// strata the main module is the user's. A checkout keeps Version, so
+	// manifests do not change with every commit of strata.
+	if v := dsl.ModuleVersion(); v != "(devel)" {
+		a["dev.strata.version"] = v
 	}
 	if rev := gitRevision("."); rev != "" {
 		a[annotationRevision] = rev

@@ -367,18 +367,11 @@ func TestGraphAndDryRun(t *testing.T) {
 	}
 }
 
-// tempModule writes a definitions module that imports a local package
-// and uses this repository through a replace, and returns its folder.
+// tempModule makes, the way a user does, a definitions module that
+// imports a local package, and returns its folder.
 func tempModule(t *testing.T) string {
 	t.Helper()
-	dir := filepath.Join(t.TempDir(), "defs")
-	sum, err := os.ReadFile(repo(t, "go.sum"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	files := map[string]string{
-		"go.mod": "module example.com/defs\n\ngo 1.26\n\nrequire github.com/strata-build/strata v0.0.0\n\nreplace github.com/strata-build/strata => " + repo(t, "") + "\n",
-		"go.sum": string(sum),
+	return userModule(t, "example.com/defs", map[string]string{
 		"images.go": `package defs
 
 import (
@@ -389,32 +382,8 @@ import (
 // Img is built from scratch.
 var Img = dsl.New("img").From(dsl.Scratch()).Run(steps.Script)
 `,
-		// The generated driver imports strata's root package: importing it
-		// here makes go mod tidy record the go.sum lines the driver needs.
-		"driver.go":      "package defs\n\nimport _ \"github.com/strata-build/strata\"\n",
 		"steps/steps.go": "// Package steps is a local package the definitions import.\npackage steps\n\n// Script is the step.\nconst Script = \"#!/bin/busybox sh\\necho one\\n\"\n",
-	}
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	t.Setenv("GOFLAGS", "-mod=mod")
-	t.Setenv("GOPROXY", "off")
-	// Complete go.mod and go.sum as a user's would be; otherwise the first
-	// compile adds to them itself and so changes the driver's inputs.
-	for _, argv := range [][]string{{"mod", "tidy"}} {
-		cmd := exec.Command("go", argv...)
-		cmd.Dir = dir
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go %s in %s: %v\n%s", strings.Join(argv, " "), dir, err, out)
-		}
-	}
-	return dir
+	})
 }
 
 const compiledLine = "strata: compiled definitions"

@@ -28,6 +28,10 @@ type Target struct {
 // folder holds no image definitions.
 var ErrNoDefinitions = errors.New("no exported *dsl.Image variables")
 
+// ErrMainPackage is wrapped by the error of [Scan] and [Prepare] for a
+// folder holding package main, which no program can import.
+var ErrMainPackage = errors.New("package main cannot hold image definitions")
+
 // definition is a target plus where it is declared, so that a compile error
 // the generated main reports for it can point at the user's code instead.
 type definition struct {
@@ -76,7 +80,7 @@ func (s *scanned) check(dir string) error {
 		return &CompileError{Output: formatSyntax(s.syntax)}
 	}
 	if s.pkgName == "main" {
-		return fmt.Errorf("%s is package main, which Go programs cannot import: put the image definitions in a package of their own", dir)
+		return fmt.Errorf("%w: %s is package main, which Go programs cannot import; put the image definitions in a package of their own", ErrMainPackage, dir)
 	}
 	if len(s.defs) == 0 {
 		return fmt.Errorf("%w in %s", ErrNoDefinitions, dir)
