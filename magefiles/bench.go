@@ -4,6 +4,7 @@ package main
 
 import (
 	"os"
+	"path/filepath"
 	"os/exec"
 
 	"github.com/magefile/mage/mg"
@@ -33,7 +34,7 @@ func Bench() error {
 	return benchStepOverhead() // magefiles/rootless.go
 }
 
-// BenchEngine prints only the build engine's table.
+// BenchEngine prints only the build engine's tables.
 func BenchEngine() error {
 	mg.SerialDeps(Deps, Build)
 	return benchEngine()
@@ -43,4 +44,15 @@ func BenchEngine() error {
 func BenchSteps() error {
 	mg.SerialDeps(Deps, Build)
 	return benchStepOverhead()
+}
+
+// BenchEdit prints only the edit-to-rebuild table: a script edited in a
+// definitions .go file against the same change through --set.
+func BenchEdit() error {
+	mg.SerialDeps(Deps, Build)
+	strata, err := filepath.Abs("bin/strata")
+	if err != nil {
+		return err
+	}
+	return benchEdit(strata, 7)
 }

@@ -113,7 +113,7 @@ func copyTree(from, to string) error {
 			return err
 		}
 		rel, _ := filepath.Rel(from, p)
-		if d.IsDir() && (d.Name() == ".git" || d.Name() == ".strata" || rel == "bin" || d.Name() == "oci" && strings.HasPrefix(rel, "examples")) {
+		if d.IsDir() && (d.Name() == ".git" || d.Name() == ".strata" || rel == "bin" || d.Name() == "oci" && (rel == "oci" || strings.HasPrefix(rel, "examples"))) {
 			return filepath.SkipDir
 		}
 		target := filepath.Join(to, rel)
