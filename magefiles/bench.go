@@ -4,8 +4,8 @@ package main
 
 import (
 	"os"
-	"path/filepath"
 	"os/exec"
+	"path/filepath"
 
 	"github.com/magefile/mage/mg"
 )
