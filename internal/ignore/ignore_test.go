@@ -126,6 +126,21 @@ func TestWalk(t *testing.T) {
 		t.Errorf("walked (-want +got):\n%s", d)
 	}
 
+	var left []string
+	err = WalkLeftOut(fsys, m, func(name string, d fs.DirEntry) error {
+		left = append(left, name)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantLeft := []string{
+		".git", ".strata", "a.log", "deep/.strata", "deep/layout", "deep/notes/.git", "node_modules", "oci", "sub/.git",
+	}
+	if d := cmp.Diff(wantLeft, left); d != "" {
+		t.Errorf("left out (-want +got):\n%s", d)
+	}
+
 	// A store or layout imported by its own path is imported.
 	sub, _ := fs.Sub(fsys, "oci")
 	if got := walked(t, sub, nil); len(got) != 6 {

@@ -35,14 +35,28 @@ const storeTagHead = "Signature: 8a477f597d28d172789f06886806bc55\n" +
 // The root itself is never left out: importing a store or a layout by its
 // own path imports it.
 func Walk(fsys fs.FS, m *Matcher, fn fs.WalkDirFunc) error {
+	return walk(fsys, m, fn, func(string, fs.DirEntry) error { return nil })
+}
+
+// WalkLeftOut walks fsys as Walk does and calls fn for each entry Walk
+// leaves out (a folder is reported, not entered). The sandbox uses it to
+// hide those entries from the steps' view of an import.
+func WalkLeftOut(fsys fs.FS, m *Matcher, fn func(name string, d fs.DirEntry) error) error {
+	return walk(fsys, m, func(_ string, _ fs.DirEntry, err error) error { return err }, fn)
+}
+
+func walk(fsys fs.FS, m *Matcher, kept fs.WalkDirFunc, left func(string, fs.DirEntry) error) error {
 	return fs.WalkDir(fsys, ".", func(name string, d fs.DirEntry, err error) error {
 		if name != "." && d != nil && leftOut(fsys, m, name, d) {
+			if err := left(name, d); err != nil {
+				return err
+			}
 			if d.IsDir() {
 				return fs.SkipDir
 			}
 			return nil
 		}
-		return fn(name, d, err)
+		return kept(name, d, err)
 	})
 }
 

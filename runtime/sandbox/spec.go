@@ -321,6 +321,9 @@ type childSpec struct {
 type importBind struct {
 	Source, Name string
 	Dir          bool
+	// Mask, for a folder with left-out entries, is the host folder of
+	// whiteouts laid over Source (see importMask).
+	Mask string `json:",omitempty"`
 }
 
 // childStep is a Step as the child needs it.
