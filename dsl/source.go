@@ -64,7 +64,8 @@ func File(path string) Source {
 // image layout (it holds both oci-layout and index.json). So Dir("..") of
 // a module's root leaves out .git, the store (.strata) and the output
 // layout (oci). A Dir whose own path is such a folder imports it.
-// Exclude leaves out more.
+// Exclude leaves out more. What is left out is hidden from the steps'
+// view of the folder at ImportDir too.
 func Dir(path string, opts ...DirOption) Source {
 	pos := caller()
 	var d dirSpec

@@ -12,7 +12,8 @@ import (
 // TestDirExcludes imports a folder laid out like a repository's root: a
 // .git, a worktree's .git file, logs, node_modules, another store, and the
 // build's own store (.strata) and output layout (oci) inside it. The layer
-// holds what the patterns keep and nothing of the rest, and a change to
+// holds what the patterns keep and nothing of the rest, the steps see
+// the import so too, and a change to
 // what is left out (the build writing its store and layout included)
 // rebuilds nothing.
 func TestDirExcludes(t *testing.T) {
@@ -63,6 +64,12 @@ func TestDirExcludes(t *testing.T) {
 				t.Errorf("layer holds %s, which the import leaves out", name)
 			}
 		}
+	}
+
+	// The steps' view of the import leaves out the same.
+	seen := mustStrata(t, b.dir, "run", "--store", b.store, "--layout", b.layout, "tree", "--", "/bin/cat", "/seen")
+	if want := "/.strata/imports/tree:\nkeep.log\nmain.txt\nnested\nsub\nweb\n\n/.strata/imports/tree/sub:\nb.txt\n"; seen != want {
+		t.Errorf("a step sees the import as\n%s\nwant\n%s", seen, want)
 	}
 
 	// The store and layout now hold the build; a log and a .git changed:

@@ -9,8 +9,9 @@ import (
 )
 
 // Tree copies the folder to /srv/tree, leaving out logs but keep.log and
-// every node_modules folder.
+// every node_modules folder, and records in /seen what a step sees of the
+// import.
 var Tree = dsl.New("tree").
 	From(hello.Busybox).
 	Import(dsl.Dir(dsl.RequiredParam("TREE"), dsl.Exclude("*.log", "!keep.log", "node_modules/")), "/srv/tree").
-	Run("cat /srv/tree/main.txt")
+	Run("cat /srv/tree/main.txt; ls -A /.strata/imports/tree /.strata/imports/tree/sub > /seen")
