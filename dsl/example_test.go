@@ -61,3 +61,17 @@ func ExampleOption() {
 	fmt.Println(img.Steps()[0].Script)
 	// Output: echo 'hi' > /etc/motd
 }
+
+// A folder import leaves out what an image does not need; the left-out
+// files are not part of the cache key either, so editing a log or a
+// dependency folder rebuilds nothing.
+func ExampleExclude() {
+	app := dsl.New("app").
+		From(dsl.Scratch()).
+		Import(dsl.Dir("testdata", dsl.Exclude("*.log", "node_modules/", "!keep.log")), "/srv/app")
+
+	src := app.Steps()[0].Import.Source.(*dsl.LocalSource)
+	fmt.Println(src.Exclude)
+	// Output:
+	// [*.log node_modules/ !keep.log]
+}

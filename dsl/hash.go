@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/strata-build/strata/internal/ignore"
 )
 
 // sourceDigest is the content digest of an import: file contents, modes,
@@ -28,8 +30,14 @@ func sourceDigest(src Source) (string, error) {
 		if err != nil {
 			return "", err
 		}
+		var m *ignore.Matcher
+		if s.Want == KindDir {
+			if m, err = ignore.Compile(s.Exclude); err != nil {
+				return "", fmt.Errorf("dsl.Dir at %s: %w", s.pos, err)
+			}
+		}
 		h := sha256.New()
-		if err := hashTree(h, root); err != nil {
+		if err := hashTree(h, root, m); err != nil {
 			return "", err
 		}
 		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
@@ -52,37 +60,70 @@ func fileDigest(path string) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func hashTree(h hash.Hash, root string) error {
-	return filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+// hashTree hashes the file or folder at root. A folder is walked as the
+// sandbox's copy walks it (ignore.Walk), so the digest covers exactly what
+// an import copies: entries m excludes, .git, stores and layouts inside
+// are left out.
+func hashTree(h hash.Hash, root string, m *ignore.Matcher) error {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		if err := hashEntry(h, ".", fi, func() (io.ReadCloser, error) { return os.Open(root) }, nil); err != nil {
+			return fmt.Errorf("%s: %w", root, err)
+		}
+		return nil
+	}
+	// Through an os.Root, as the sandbox reads it: a symlink inside the
+	// folder is hashed as a link and never followed out of it.
+	r, err := os.OpenRoot(root)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	fsys := r.FS()
+	return ignore.Walk(fsys, m, func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		rel, _ := filepath.Rel(root, path)
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(h, "%q %o %s\n", filepath.ToSlash(rel), unixMode(info.Mode()), info.Mode().Type())
-		switch {
-		case info.Mode()&fs.ModeSymlink != 0:
-			target, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(h, "-> %q\n", target)
-		case info.Mode().IsRegular():
-			f, err := os.Open(path)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			fmt.Fprintf(h, "%d\n", info.Size())
-			if _, err := io.Copy(h, f); err != nil {
-				return fmt.Errorf("read %s: %w", path, err)
-			}
+		err = hashEntry(h, name, info,
+			func() (io.ReadCloser, error) { return fsys.Open(name) },
+			func() (string, error) { return fs.ReadLink(fsys, name) })
+		if err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(root, name), err)
 		}
 		return nil
 	})
+}
+
+// hashEntry writes one entry: its path, mode and type, then a symlink's
+// target or a file's size and bytes.
+func hashEntry(h hash.Hash, name string, info fs.FileInfo, open func() (io.ReadCloser, error), readlink func() (string, error)) error {
+	fmt.Fprintf(h, "%q %o %s\n", name, unixMode(info.Mode()), info.Mode().Type())
+	switch {
+	case info.Mode()&fs.ModeSymlink != 0:
+		target, err := readlink()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(h, "-> %q\n", target)
+	case info.Mode().IsRegular():
+		f, err := open()
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		fmt.Fprintf(h, "%d\n", info.Size())
+		if _, err := io.Copy(h, f); err != nil {
+			return fmt.Errorf("read: %w", err)
+		}
+	}
+	return nil
 }
 
 // layoutDigest reads the manifest digest tagged tag from the index of the

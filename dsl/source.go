@@ -56,9 +56,54 @@ func File(path string) Source {
 
 // Dir is a local folder, copied with its symlinks, modes and empty folders.
 // A relative path resolves against the folder of the Go file that calls Dir.
-func Dir(path string) Source {
+//
+// Below the folder itself, Dir never imports (nor hashes for the cache
+// key) any entry named .git (a repository's folder, or the file a worktree
+// or submodule has in its place), any folder that is a strata store (it
+// holds the CACHEDIR.TAG file a store writes) or any folder that is an OCI
+// image layout (it holds both oci-layout and index.json). So Dir("..") of
+// a module's root leaves out .git, the store (.strata) and the output
+// layout (oci). A Dir whose own path is such a folder imports it.
+// Exclude leaves out more. What is left out is hidden from the steps'
+// view of the folder at ImportDir too.
+func Dir(path string, opts ...DirOption) Source {
 	pos := caller()
-	return &LocalSource{Path: resolve(pos, path), Want: KindDir, raw: path, pos: pos}
+	var d dirSpec
+	for _, o := range opts {
+		o(&d)
+	}
+	return &LocalSource{Path: resolve(pos, path), Want: KindDir, Exclude: d.exclude, raw: path, pos: pos}
+}
+
+// DirOption changes which entries of a Dir are imported.
+type DirOption func(*dirSpec)
+
+type dirSpec struct {
+	exclude []string
+}
+
+// Exclude leaves out of a Dir the entries that match patterns, in the
+// style of .dockerignore and .gitignore, matched against the entry's path
+// relative to the folder:
+//
+//   - "*" matches any run of characters but "/", "?" any one of them,
+//     "[a-z]" a class of them, and "\" escapes the next character;
+//   - "**" as a whole path segment matches any number of folders;
+//     "dir/**" matches everything inside dir but not dir itself;
+//   - a pattern without a leading "/" matches at any depth ("*.log" is
+//     every log file); a leading "/" anchors it to the folder ("/build");
+//   - a trailing "/" matches folders only ("node_modules/");
+//   - a leading "!" imports again what an earlier pattern left out; the
+//     last pattern that matches an entry decides.
+//
+// An excluded folder is not entered, so a "!" pattern cannot bring back
+// something inside it: write "/build/**" and "!/build/keep" to keep one
+// entry of build. Excluded entries are neither copied nor part of the cache
+// key: changing them rebuilds nothing. A malformed pattern is an error when
+// the definition is evaluated, naming the line of the Dir call. Exclude
+// may be given more than once; the patterns add up in order.
+func Exclude(patterns ...string) DirOption {
+	return func(d *dirSpec) { d.exclude = append(d.exclude, patterns...) }
 }
 
 // Kind says whether a local source must be a file or a folder.
@@ -74,8 +119,10 @@ const (
 type LocalSource struct {
 	Path string // absolute
 	Want Kind
-	raw  string // as written, for placeholders
-	pos  Pos
+	// Exclude are the patterns of the Dir's Exclude options, in order.
+	Exclude []string
+	raw     string // as written, for placeholders
+	pos     Pos
 }
 
 func (*LocalSource) isSource()          {}

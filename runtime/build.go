@@ -476,13 +476,14 @@ func sandboxStep(s dsl.Step, hostPath string) (sandbox.Step, error) {
 		out.Script = s.Script
 		return out, nil
 	}
+	var exclude []string
 	if src, ok := s.Import.Source.(*dsl.LocalSource); ok {
-		hostPath = src.Path
+		hostPath, exclude = src.Path, src.Exclude
 	}
 	if hostPath == "" {
 		return out, fmt.Errorf("step at %s: imports of %T are not supported by this runtime", s.Pos, s.Import.Source)
 	}
-	c := &sandbox.Copy{Source: hostPath, Dest: s.Import.Dest, UID: s.Import.UID, GID: s.Import.GID}
+	c := &sandbox.Copy{Source: hostPath, Dest: s.Import.Dest, UID: s.Import.UID, GID: s.Import.GID, Exclude: exclude}
 	if s.Import.Mode != nil {
 		m := fileMode(*s.Import.Mode)
 		c.Mode = &m

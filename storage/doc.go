@@ -7,6 +7,8 @@
 // Layout of a store folder:
 //
 //	lock              flock(2)ed by the build that owns the store
+//	CACHEDIR.TAG      marks the folder as a store (and a cache, for backup
+//	                  tools): dsl.Dir of a folder that holds it skips it
 //	oci/              an OCI layout used as the blob store (umoci's dir CAS)
 //	layers/ID/        one unpacked layer in overlayfs format (a lower dir)
 //	cache/KEY.json    cache records, written atomically

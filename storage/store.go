@@ -16,6 +16,7 @@ import (
 	"github.com/opencontainers/umoci/oci/cas"
 	"github.com/opencontainers/umoci/oci/cas/dir"
 	"github.com/opencontainers/umoci/oci/casext"
+	"github.com/strata-build/strata/internal/ignore"
 	"golang.org/x/sys/unix"
 )
 
@@ -75,6 +76,10 @@ func Open(ctx context.Context, root string, opts OpenOptions) (_ *Store, err err
 		fmt.Fprintf(lock, "%d %s\n", os.Getpid(), strings.Join(os.Args, " "))
 	}
 
+	if err := tagStore(root); err != nil {
+		return nil, err
+	}
+
 	casDir := filepath.Join(root, "oci")
 	if _, err := os.Stat(filepath.Join(casDir, "index.json")); errors.Is(err, os.ErrNotExist) {
 		if err := dir.Create(casDir); err != nil {
@@ -131,6 +136,20 @@ func makePrivate(root string) error {
 		if err := os.Chmod(p, 0o700); err != nil {
 			return fmt.Errorf("store %s: %w", root, err)
 		}
+	}
+	return nil
+}
+
+// tagStore writes the file that marks root as a store (a cache directory
+// tag), so that dsl.Dir of a folder holding the store (the module root
+// holds .strata) leaves it out, and backup tools skip it.
+func tagStore(root string) error {
+	tag := filepath.Join(root, ignore.StoreTag)
+	if _, err := os.Lstat(tag); err == nil {
+		return nil
+	}
+	if err := os.WriteFile(tag, []byte(ignore.StoreTagText), 0o644); err != nil {
+		return fmt.Errorf("store %s: %w", root, err)
 	}
 	return nil
 }

@@ -12,15 +12,18 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/ignore"
 )
 
 // copySource is an import's source, opened in the host's view before the
 // pivot and read through its descriptor afterwards: no mount point is
 // needed for it, so imports leave nothing behind in the image.
 type copySource struct {
-	file *os.File // a file source
-	root *os.Root // a folder source
-	name string   // the source's base name
+	file    *os.File // a file source
+	root    *os.Root // a folder source
+	exclude *ignore.Matcher
+	name    string // the source's base name
 }
 
 // openCopySources opens the source of every copy step, by step index.
@@ -41,7 +44,9 @@ func openCopySources(cs *childSpec) (map[int]*copySource, error) {
 		s := &copySource{name: filepath.Base(src)}
 		switch {
 		case fi.IsDir():
-			s.root, err = os.OpenRoot(src)
+			if s.exclude, err = ignore.Compile(st.Copy.Exclude); err == nil {
+				s.root, err = os.OpenRoot(src)
+			}
 		case fi.Mode().IsRegular():
 			s.file, err = os.Open(src)
 		default:
@@ -90,7 +95,9 @@ func (s *copySource) copyTo(root *inRoot, c *Copy) error {
 // copyDir merges the source folder into dest: existing folders of the
 // image, and symlinks to folders, keep their owner and mode; everything
 // created gets uid:gid, the source's modes and mtimes, and symlinks are
-// copied as symlinks.
+// copied as symlinks. What ignore.Walk leaves out (excluded entries,
+// .git, stores, OCI layouts) is not copied: the walk is the one dsl
+// hashes the folder with, so the cache key covers what is copied.
 func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, uid, gid int) error {
 	type dirTimes struct {
 		path  string
@@ -98,7 +105,7 @@ func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, ui
 		mtime time.Time
 	}
 	var made []dirTimes
-	err := fs.WalkDir(s.root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+	err := ignore.Walk(s.root.FS(), s.exclude, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}

@@ -401,7 +401,10 @@ func cloneHostSources(cs *childSpec) (*hostSources, error) {
 		hs.binds = append(hs.binds, d)
 	}
 	for _, im := range cs.Imports {
-		d, err := cloneHost(im.Source, bindRO)
+		d, err := maskedImport(im)
+		if err != nil {
+			d, err = cloneHost(im.Source, bindRO)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -523,6 +526,20 @@ func (r *rootfs) setup(cs *childSpec, hs *hostSources) error {
 		}
 	}
 	return nil
+}
+
+// maskedImport is the steps' view of an imported folder without what its
+// copy leaves out: a read-only overlay of the mask (whiteouts) over the
+// source. Without a mask, or where the overlay cannot be made, the caller
+// binds the source as it is: the view is a convenience, the copy is what
+// counts. (Unlike that bind, the overlay does not show mounts below the
+// source.)
+func maskedImport(im importBind) (detached, error) {
+	if im.Mask == "" {
+		return detached{}, errors.New("no mask")
+	}
+	esc := strings.NewReplacer(`\`, `\\`, `:`, `\:`)
+	return newFS("overlay", bindRO, "lowerdir="+esc.Replace(im.Mask)+":"+esc.Replace(im.Source))
 }
 
 // cleanup runs in the pivoted namespace (M1) after the steps: it unmounts

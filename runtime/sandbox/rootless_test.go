@@ -146,6 +146,10 @@ func TestRootlessInner(t *testing.T) {
 	}
 	src := filepath.Join(dir, "import")
 	os.WriteFile(src, []byte("imported"), 0o644)
+	tree := filepath.Join(dir, "tree")
+	os.MkdirAll(filepath.Join(tree, ".git"), 0o755)
+	os.WriteFile(filepath.Join(tree, "main"), nil, 0o644)
+	os.WriteFile(filepath.Join(tree, "a.log"), nil, 0o644)
 	id, mode := 1234, fs.FileMode(0o600)
 	spec := e.spec(
 		script(`
@@ -158,12 +162,14 @@ test -c /dev/null && echo devnull=ok
 awk '$2=="/dev/pts"{print "pts=" $3}' /proc/mounts
 test -s /etc/resolv.conf && echo resolv=ok
 echo sec=$(cat /run/secrets/tok) imp=$(cat /.strata/imports/import)
+echo tree=$(ls -A /.strata/imports/tree)
 mount -o remount,bind,rw /.strata/imports/import 2>/dev/null && echo imp-remounted
 umount /.strata/imports/import 2>/dev/null && echo imp-unmounted
 echo changed > /.strata/imports/import 2>/dev/null && echo imp-written
 true
 `),
 		sandbox.Step{Copy: &sandbox.Copy{Source: src, Dest: "/copied", UID: &id, GID: &id, Mode: &mode}},
+		sandbox.Step{Copy: &sandbox.Copy{Source: tree, Dest: "/tree", Exclude: []string{"*.log"}}},
 		script("cat /copied; echo; ls -ln /copied | awk '{print $3}'"),
 		script(escapeScript(dir)),
 	)
@@ -174,7 +180,7 @@ true
 	if err != nil {
 		t.Fatalf("%v\n%s\n%s", err, out, errOut)
 	}
-	for _, want := range []string{"uid=0 host=testimg", "devnull=ok", "pts=devpts", "resolv=ok", "sec=rootless-secret imp=imported", "imported\n1234\n"} {
+	for _, want := range []string{"uid=0 host=testimg", "devnull=ok", "pts=devpts", "resolv=ok", "sec=rootless-secret imp=imported", "tree=main\n", "imported\n1234\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, out)
 		}

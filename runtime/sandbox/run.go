@@ -42,6 +42,7 @@ func Run(ctx context.Context, spec Spec) (finishResult json.RawMessage, err erro
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
 	}
+	defer removeMasks(cs)
 	if spec.Interactive {
 		cs.Background = inBackground(spec.Stdin)
 		if !cs.Background {

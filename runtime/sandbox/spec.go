@@ -9,6 +9,8 @@ import (
 	"os"
 	"path"
 	"strings"
+
+	"github.com/strata-build/strata/internal/ignore"
 )
 
 // Bind mounts a host path into the container for the duration of the steps.
@@ -40,6 +42,11 @@ type Copy struct {
 	// UID and GID, when set, own everything the copy creates; otherwise
 	// 0 (root of the container).
 	UID, GID *int
+	// Exclude, for a folder, are patterns of entries left out (the syntax
+	// of dsl.Exclude). Whatever they say, entries named .git, strata
+	// stores and OCI layouts below Source are left out too: the copy walks
+	// the folder with ignore.Walk, as dsl hashes it for the cache key.
+	Exclude []string
 }
 
 // Step is one build step: either a script to run or an import to copy.
@@ -256,6 +263,11 @@ func (s *Spec) validate() error {
 		case st.Copy != nil && (!path.IsAbs(st.Copy.Source) || !path.IsAbs(st.Copy.Dest)):
 			bad("%s: copy %q -> %q: both paths must be absolute", stepName(i, st.Where), st.Copy.Source, st.Copy.Dest)
 		}
+		if st.Copy != nil {
+			if _, err := ignore.Compile(st.Copy.Exclude); err != nil {
+				bad("%s: copy %q: %v", stepName(i, st.Where), st.Copy.Source, err)
+			}
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -309,6 +321,9 @@ type childSpec struct {
 type importBind struct {
 	Source, Name string
 	Dir          bool
+	// Mask, for a folder with left-out entries, is the host folder of
+	// whiteouts laid over Source (see importMask).
+	Mask string `json:",omitempty"`
 }
 
 // childStep is a Step as the child needs it.
