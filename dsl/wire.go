@@ -229,7 +229,9 @@ type wireSource struct {
 	URL    string `json:"url,omitempty"`
 	SHA256 string `json:"sha256,omitempty"`
 	Image  int    `json:"image,omitempty"`
-	Pos    Pos    `json:"pos"`
+	// Exclude are a folder's exclusion patterns (dsl.Exclude).
+	Exclude []string `json:"exclude,omitempty"`
+	Pos     Pos      `json:"pos"`
 }
 
 type wireBind struct {
@@ -307,7 +309,7 @@ func (e *encoder) source(s Source) wireSource {
 		if s.Want == KindDir {
 			kind = "folder"
 		}
-		return wireSource{Kind: kind, Path: s.Path, Raw: s.raw, Pos: s.pos}
+		return wireSource{Kind: kind, Path: s.Path, Raw: s.raw, Exclude: s.Exclude, Pos: s.pos}
 	case *URLSource:
 		return wireSource{Kind: "url", URL: s.URL, SHA256: s.SHA256, Pos: s.pos}
 	case *ImageSource:
@@ -417,7 +419,7 @@ func (d *decoder) source(w wireSource) (Source, error) {
 	case "file":
 		return &LocalSource{Path: w.Path, Want: KindFile, raw: w.Raw, pos: w.Pos}, nil
 	case "folder":
-		return &LocalSource{Path: w.Path, Want: KindDir, raw: w.Raw, pos: w.Pos}, nil
+		return &LocalSource{Path: w.Path, Want: KindDir, Exclude: w.Exclude, raw: w.Raw, pos: w.Pos}, nil
 	case "url":
 		return &URLSource{URL: w.URL, SHA256: w.SHA256, pos: w.Pos}, nil
 	case "image":

@@ -47,7 +47,7 @@ func TestDefinitionsRoundTrip(t *testing.T) {
 		CacheMount("go", "/root/go").Secret("token", dsl.SecretEnv("TOKEN"))
 	app := dsl.New("app").From(root).
 		Import(dsl.File(filepath.Join(dir, "f.txt")), "/etc/f", dsl.Mode(0o600), dsl.Owner(1, 2)).
-		Import(dsl.Dir(filepath.Join(dir, "d")), "/d").
+		Import(dsl.Dir(filepath.Join(dir, "d"), dsl.Exclude("*.log", "!keep.log")), "/d").
 		Import(dsl.FromImage(builder, "/out/bin"), "/bin/app").
 		Import(dsl.URL("https://example.com/x.tgz", strings.Repeat("ab", 32)), "/x/").
 		Bind(dir, "/src", dsl.ReadOnly()).
