@@ -9,8 +9,8 @@ import (
 	"os"
 	"slices"
 
+	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/runtime"
-	"github.com/strata-build/strata/storage/layer"
 )
 
 // preflight runs the checks a build with opts needs and stops it, before
@@ -18,7 +18,7 @@ import (
 func preflight(ctx context.Context, opts Options) error {
 	return runtime.Preflight(ctx, runtime.CheckOptions{
 		Store:    opts.Store,
-		Squashfs: slices.Contains(opts.LayerTypes, layer.Squashfs),
+		Squashfs: slices.Contains(opts.LayerTypes, dsl.Squashfs),
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/driver"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage/layer"
@@ -166,7 +167,7 @@ func (b *buildFlags) options() (Options, error) {
 		if err != nil {
 			return o, usageError{err}
 		}
-		o.LayerTypes = append(o.LayerTypes, t)
+		o.LayerTypes = append(o.LayerTypes, dsl.LayerType(t))
 	}
 	if err := b.share.apply(&o); err != nil {
 		return o, err

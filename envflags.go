@@ -17,6 +17,9 @@ import (
 //	STRATA_FLAGS="--jobs 2 --no-cache hello" mage build
 //
 // Arguments are separated by white space; a value cannot contain any.
+// --set and --params are refused: package-level definitions read their
+// parameters when the program starts, from STRATA_PARAM_KEY=VALUE or
+// STRATA_PARAMS in its environment (dsl.Params).
 const FlagsEnv = "STRATA_FLAGS"
 
 // registerBuild registers the flags of `strata build`: the flags of every
@@ -47,9 +50,25 @@ func ParseBuildFlags(args []string) (Options, []string, error) {
 // flags as `strata build`; image names given there build only those of
 // images (and what they need).
 func Build(ctx context.Context, images ...*dsl.Image) error {
-	opts, names, err := ParseBuildFlags(strings.Fields(os.Getenv(FlagsEnv)))
+	fields := strings.Fields(os.Getenv(FlagsEnv))
+	for _, f := range fields {
+		name, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		if strings.HasPrefix(f, "-") && (name == "set" || name == "params") {
+			// Honouring them for ${{KEY}} placeholders only, while
+			// dsl.Param calls kept their defaults, would build something
+			// nobody asked for.
+			return fmt.Errorf("%s=%q: --%s cannot reach the definitions here: their package-level dsl.Param calls ran when this program started; "+
+				"set STRATA_PARAM_KEY=VALUE (or %s as a JSON object) in its environment instead", FlagsEnv, os.Getenv(FlagsEnv), name, dsl.ParamsEnv)
+		}
+	}
+	opts, names, err := ParseBuildFlags(fields)
 	if err != nil {
 		return fmt.Errorf("%s=%q: %w", FlagsEnv, os.Getenv(FlagsEnv), err)
+	}
+	for _, n := range names {
+		if IsPackagePattern(n) {
+			return fmt.Errorf("%s=%q: %s is a package pattern, which only the strata command compiles; a mage target builds the images it is given", FlagsEnv, os.Getenv(FlagsEnv), n)
+		}
 	}
 	opts.ctx = ctx // bounds the requests evaluation makes
 	g, err := evaluate(opts, images)

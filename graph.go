@@ -40,7 +40,7 @@ func cmdGraph(ctx context.Context, args []string, load Loader) error {
 		if err != nil {
 			return usageError{err}
 		}
-		opts.LayerTypes = append(opts.LayerTypes, t)
+		opts.LayerTypes = append(opts.LayerTypes, dsl.LayerType(t))
 	}
 	patterns, names := splitPatterns(names)
 	targets, err := load.load(ctx, "graph", patterns)

@@ -48,8 +48,9 @@ type Options struct {
 	Jobs int
 	// FailFast stops all images when one fails.
 	FailFast bool
-	// LayerTypes are the layer encodings to produce (default tar+gzip).
-	LayerTypes []layer.Type
+	// LayerTypes are the layer encodings of images that do not choose
+	// their own (dsl.Image.LayerTypes); default dsl.TarGzip.
+	LayerTypes []dsl.LayerType
 	// Out receives the build log (default os.Stderr).
 	Out io.Writer
 	// ShellOnFailure opens a shell in a failed step's container, as the
@@ -94,7 +95,12 @@ func (o *Options) fill() error {
 		o.Out = os.Stderr
 	}
 	if len(o.LayerTypes) == 0 {
-		o.LayerTypes = []layer.Type{layer.TarGzip}
+		o.LayerTypes = []dsl.LayerType{dsl.TarGzip}
+	}
+	for _, t := range o.LayerTypes {
+		if _, err := layer.ParseType(string(t)); err != nil {
+			return fmt.Errorf("Options.LayerTypes: %w", err)
+		}
 	}
 	return nil
 }
@@ -118,15 +124,11 @@ func evaluate(opts Options, images []*dsl.Image) (*dsl.Graph, error) {
 	if err != nil {
 		return nil, err
 	}
-	types := make([]dsl.LayerType, len(opts.LayerTypes))
-	for n, t := range opts.LayerTypes {
-		types[n] = dsl.LayerType(t)
-	}
 	params, resolver, err := opts.sources()
 	if err != nil {
 		return nil, err
 	}
-	return dsl.Evaluate(images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: types,
+	return dsl.Evaluate(images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: opts.LayerTypes,
 		Params: params, Resolver: resolver, AllowUnpinnedURLs: opts.AllowUnpinnedURLs})
 }
 

@@ -1,0 +1,36 @@
+package strata
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/strata-build/strata/dsl"
+)
+
+// Flags that a mage target cannot honour are refused, never dropped.
+func TestBuildRefusesFlagsItCannotHonour(t *testing.T) {
+	img := dsl.New("x").From(dsl.Scratch()).Run("true")
+	for flags, want := range map[string]string{
+		"--set K=V":              "STRATA_PARAM_KEY=VALUE",
+		"--params p.json":        "STRATA_PARAM_KEY=VALUE",
+		"./images":               "package pattern",
+		"--layer-type tar+bzip2": "tar+bzip2",
+		"--no-such-flag":         "no-such-flag",
+	} {
+		t.Setenv(FlagsEnv, flags)
+		t.Setenv("XDG_CACHE_HOME", t.TempDir())
+		err := Build(context.Background(), img)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), FlagsEnv) {
+			t.Errorf("STRATA_FLAGS=%q: err = %v, want one naming %s and %q", flags, err, FlagsEnv, want)
+		}
+	}
+}
+
+// A layer type given through the Go API is checked like the flag's.
+func TestOptionsLayerTypesAreChecked(t *testing.T) {
+	o := Options{LayerTypes: []dsl.LayerType{"tar+bzip2"}}
+	if err := o.fill(); err == nil || !strings.Contains(err.Error(), "tar+bzip2") {
+		t.Errorf("fill() = %v, want an error naming the type", err)
+	}
+}
