@@ -182,7 +182,13 @@ func (i *Image) Tag(tags ...string) *Image {
 }
 
 // Binds returns the image's host binds.
-func (i *Image) Binds() []Bind { return slices.Clone(i.binds) }
+func (i *Image) Binds() []Bind {
+	out := slices.Clone(i.binds)
+	for n := range out {
+		out[n].KeyPaths = slices.Clone(out[n].KeyPaths)
+	}
+	return out
+}
 
 // CacheMounts returns the image's cache mounts.
 func (i *Image) CacheMounts() []CacheMount { return slices.Clone(i.caches) }
