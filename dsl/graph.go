@@ -48,8 +48,12 @@ type Node struct {
 	// Params are the build parameters the definition's ${{KEY}}
 	// placeholders used, with their values.
 	Params map[string]string
-	// Volatile is set when the image (or one it depends on) has host binds:
-	// what its steps read cannot be hashed, so it is rebuilt every time.
+	// BindDigests holds the content digest of each bind keyed by its
+	// content (see ContentKey), by bind index.
+	BindDigests map[int]string
+	// Volatile is set when the image (or one it depends on) has host binds
+	// not keyed by their content: what its steps read through them cannot
+	// be hashed, so it is rebuilt every time.
 	Volatile bool
 	// Key is the content-addressed cache key of the node's layer.
 	Key string
@@ -178,11 +182,24 @@ func (ev *evaluator) visit(orig *Image) *Node {
 
 	parentKey := ev.base(n)
 	ev.imports(n)
-	for _, b := range img.binds {
+	for idx, b := range img.binds {
 		if _, err := os.Stat(b.Source); err != nil {
 			ev.problem(fmt.Errorf("%s: image %q: bind source %s does not exist", b.Pos, img.name, b.Source))
+			continue
 		}
-		n.Volatile = true
+		if !b.ContentKey {
+			n.Volatile = true
+			continue
+		}
+		d, err := bindDigest(b)
+		if err != nil {
+			ev.problem(fmt.Errorf("%s: image %q: bind %s: content key: %w", b.Pos, img.name, b.Source, err))
+			continue
+		}
+		if n.BindDigests == nil {
+			n.BindDigests = map[int]string{}
+		}
+		n.BindDigests[idx] = d
 	}
 	for _, d := range n.Deps {
 		n.Volatile = n.Volatile || d.Volatile
@@ -415,8 +432,12 @@ func (ev *evaluator) key(n *Node, parent string) ([]byte, string) {
 	if len(n.Params) > 0 {
 		doc.Params = n.Params
 	}
-	for _, b := range img.binds {
-		doc.Binds = append(doc.Binds, fmt.Sprintf("%s:%s:%v", b.Source, b.Dest, b.ReadOnly))
+	for idx, b := range img.binds {
+		bind := fmt.Sprintf("%s:%s:%v", b.Source, b.Dest, b.ReadOnly)
+		if d, ok := n.BindDigests[idx]; ok {
+			bind += ":" + d
+		}
+		doc.Binds = append(doc.Binds, bind)
 	}
 	for _, e := range img.env {
 		doc.Env = append(doc.Env, e.k+"="+e.v)
@@ -523,4 +544,33 @@ func platformKey(b *PullBase) string {
 		return ""
 	}
 	return "@" + b.Platform
+}
+
+// bindDigest is the content digest of a bind keyed by its content: of the
+// whole bind, or of its KeyPaths (each named in the hash, so moving
+// content from one to another changes it), hashed as imports are.
+func bindDigest(b Bind) (string, error) {
+	root, err := filepath.EvalSymlinks(b.Source)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	if len(b.KeyPaths) == 0 {
+		if err := hashTree(h, root); err != nil {
+			return "", err
+		}
+		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	}
+	for _, p := range b.KeyPaths {
+		p = path.Clean(p)
+		target, err := filepath.EvalSymlinks(filepath.Join(root, filepath.FromSlash(p)))
+		if err != nil {
+			return "", fmt.Errorf("key path %s: %w", p, err)
+		}
+		fmt.Fprintf(h, "path %q\n", p)
+		if err := hashTree(h, target); err != nil {
+			return "", err
+		}
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }

@@ -238,10 +238,7 @@ func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error
 	st := b.opts.Store
 	switch {
 	case n.Volatile:
-		res.Reason = "has host binds, whose content cannot be hashed"
-		if len(n.Image.Binds()) == 0 {
-			res.Reason = "built on an image with host binds"
-		}
+		res.Reason = volatileReason(n)
 	case !b.opts.NoCache:
 		b.fromRegistry(ctx, n)
 		rec, dropped, err := st.Lookup(n.Key)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/fetch"
 	"github.com/strata-build/strata/storage/layer"
 )
 
@@ -73,7 +74,11 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.D
 	}
 	if base != nil {
 		baseCfg = base.Config.Config
-		spec.Layers = append(spec.Layers, base.Manifest.Layers...)
+		layers, err := b.baseLayers(ctx, n.Root(), base, t)
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		spec.Layers = append(spec.Layers, layers...)
 		spec.DiffIDs = append(spec.DiffIDs, base.Config.RootFS.DiffIDs...)
 		spec.History = append(spec.History, base.Config.History...)
 	}
@@ -115,4 +120,26 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.D
 	}
 	spec.Annotations["org.opencontainers.image.title"] = n.Name
 	return b.opts.Store.PutImage(ctx, spec)
+}
+
+// baseLayers are the layers of n's external base in an image of layer
+// type t. A rootfs tarball is strata's to encode, so it follows the
+// build's tar type (a .tar.zst base under gzip layers would make an image
+// that older runtimes cannot read). The layers of registry and layout
+// bases stay as published: recompressing them would change digests that
+// signatures, provenance and cross-repository mounts refer to. Squashfs
+// images keep their bases' tar layers, as before.
+func (b *builder) baseLayers(ctx context.Context, root *dsl.Node, base *storage.BaseImage, t layer.Type) ([]v1.Descriptor, error) {
+	if _, ok := root.Base.(*dsl.TarballBase); !ok || t == layer.Squashfs {
+		return base.Manifest.Layers, nil
+	}
+	out := make([]v1.Descriptor, len(base.Manifest.Layers))
+	for i, l := range base.Manifest.Layers {
+		d, err := fetch.TarballLayer(ctx, b.opts.Store, l.Digest, t)
+		if err != nil {
+			return nil, fmt.Errorf("base tarball as %s: %w", t, err)
+		}
+		out[i] = d
+	}
+	return out, nil
 }

@@ -65,10 +65,7 @@ func planNode(b *builder, n *dsl.Node, opts PlanOptions) (PlanItem, error) {
 	it := PlanItem{Node: n, Action: RunSteps}
 	switch {
 	case n.Volatile:
-		it.Reason = "has host binds, whose content cannot be hashed"
-		if len(n.Image.Binds()) == 0 {
-			it.Reason = "built on an image with host binds"
-		}
+		it.Reason = volatileReason(n)
 		return it, nil
 	case opts.NoCache:
 		it.Reason = "--no-cache"
@@ -94,4 +91,14 @@ func planNode(b *builder, n *dsl.Node, opts PlanOptions) (PlanItem, error) {
 		it.Reason = explain(opts.Store.Last(n.Name), n)
 	}
 	return it, nil
+}
+
+// volatileReason says why the volatile node n is rebuilt at every build.
+func volatileReason(n *dsl.Node) string {
+	for _, b := range n.Image.Binds() {
+		if !b.ContentKey {
+			return "has host binds, whose content cannot be hashed"
+		}
+	}
+	return "built on an image with host binds"
 }

@@ -44,6 +44,9 @@ type displayRow struct {
 	name, state, line string
 	started, ended    time.Time
 	pulled, pushed    atomic.Int64
+	// fetched and size are the bytes done and announced (-1: unknown)
+	// of the download shown while state is "downloading".
+	fetched, size int64
 }
 
 // Display states that end an image's line.
@@ -116,6 +119,22 @@ func (d *Display) State(name, state string) {
 	}
 	r.state = state
 	d.redraw(nil)
+}
+
+// Downloading shows image name downloading: done bytes of total (-1 when
+// the server did not say). It only records the numbers: the next redraw
+// (a few times a second) shows them, however often a download reports.
+func (d *Display) Downloading(name string, done, total int64) {
+	if d == nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.row(name)
+	if r.started.IsZero() {
+		r.started = time.Now()
+	}
+	r.state, r.fetched, r.size = "downloading", done, total
 }
 
 // Line shows line as what image name is doing now (its steps' output).
@@ -244,6 +263,9 @@ func (r *displayRow) render(nameWidth int, now time.Time) string {
 		elapsed = now.Sub(r.started).Round(100 * time.Millisecond).String()
 	}
 	s := fmt.Sprintf("%-*s  %-10s %7s", nameWidth, r.name, r.state, elapsed)
+	if r.state == "downloading" {
+		s += "  " + Transferred(r.fetched, r.size)
+	}
 	if n := r.pulled.Load(); n > 0 {
 		s += "  pulled " + HumanBytes(n)
 	}
@@ -277,6 +299,15 @@ func HumanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+}
+
+// Transferred formats the progress of a transfer: "12.3 MB of 60.0 MB
+// (20%)", or "12.3 MB" when the total is unknown (negative).
+func Transferred(done, total int64) string {
+	if total <= 0 {
+		return HumanBytes(done)
+	}
+	return fmt.Sprintf("%s of %s (%d%%)", HumanBytes(done), HumanBytes(total), done*100/total)
 }
 
 // lineTracker passes the last complete line written to it to the display,

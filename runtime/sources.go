@@ -8,6 +8,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/opencontainers/go-digest"
 
@@ -32,7 +33,7 @@ func (b *builder) remoteBase(ctx context.Context, root *dsl.Node) (*storage.Base
 		case *dsl.PullBase:
 			return fetch.Pull(ctx, b.opts.Store, base.Ref, root.BaseDigest, pullOptions(b.opts.Registry, base))
 		default:
-			return b.tarballBase(ctx, base.(*dsl.TarballBase), root.BaseDigest)
+			return b.tarballBase(ctx, root.Name, base.(*dsl.TarballBase), root.BaseDigest)
 		}
 	})
 	if err != nil {
@@ -41,7 +42,9 @@ func (b *builder) remoteBase(ctx context.Context, root *dsl.Node) (*storage.Base
 	return img, nil
 }
 
-func (b *builder) tarballBase(ctx context.Context, base *dsl.TarballBase, dgst string) (*storage.BaseImage, error) {
+// tarballBase loads the tarball base of image name (the chain root),
+// downloading it first when it is a URL.
+func (b *builder) tarballBase(ctx context.Context, name string, base *dsl.TarballBase, dgst string) (*storage.BaseImage, error) {
 	d, err := digest.Parse(dgst)
 	if err != nil {
 		return nil, err
@@ -49,7 +52,7 @@ func (b *builder) tarballBase(ctx context.Context, base *dsl.TarballBase, dgst s
 	source := base.Path
 	if base.URL != "" {
 		source = base.URL
-		if _, err := fetch.Download(ctx, b.opts.Store, base.URL, d.Encoded(), fetch.DownloadOptions{}); err != nil {
+		if _, err := fetch.Download(ctx, b.opts.Store, base.URL, d.Encoded(), b.downloadOptions(name, base.URL)); err != nil {
 			return nil, err
 		}
 	} else if err := fetch.IngestFile(ctx, b.opts.Store, base.Path, d); err != nil {
@@ -84,7 +87,7 @@ func (b *builder) importSources(ctx context.Context, n *dsl.Node) (paths map[int
 		}
 		switch src := st.Import.Source.(type) {
 		case *dsl.URLSource:
-			p, err := b.downloadImport(ctx, src, n.Imports[idx])
+			p, err := b.downloadImport(ctx, n.Name, src, n.Imports[idx])
 			if err != nil {
 				return nil, done, fail(err)
 			}
@@ -105,20 +108,20 @@ func (b *builder) importSources(ctx context.Context, n *dsl.Node) (paths map[int
 	return paths, done, nil
 }
 
-// downloadImport returns the downloaded file of src as a path whose base
-// name is the URL's, which is how steps find it under dsl.ImportDir: a
-// hard link to the blob, kept in the store's downloads/ folder.
-func (b *builder) downloadImport(ctx context.Context, src *dsl.URLSource, dgst string) (string, error) {
+// downloadImport returns the downloaded file of src, imported by image
+// name, as a path whose base name is the URL's, which is how steps find it
+// under dsl.ImportDir: a hard link to the blob, kept in the store's
+// downloads/ folder.
+func (b *builder) downloadImport(ctx context.Context, name string, src *dsl.URLSource, dgst string) (string, error) {
 	d, err := digest.Parse(dgst)
 	if err != nil {
 		return "", fmt.Errorf("URL %s: digest %q: %w", src.URL, dgst, err)
 	}
-	blob, err := fetch.Download(ctx, b.opts.Store, src.URL, d.Encoded(), fetch.DownloadOptions{})
+	blob, err := fetch.Download(ctx, b.opts.Store, src.URL, d.Encoded(), b.downloadOptions(name, src.URL))
 	if err != nil {
 		return "", err
 	}
-	name := urlBase(src.URL)
-	dst := filepath.Join(b.opts.Store.Root, "downloads", d.Encoded(), name)
+	dst := filepath.Join(b.opts.Store.Root, "downloads", d.Encoded(), urlBase(src.URL))
 	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
 		if bi, err := os.Stat(blob); err == nil && os.SameFile(fi, bi) {
 			return dst, nil
@@ -143,6 +146,40 @@ func (b *builder) downloadImport(ctx context.Context, src *dsl.URLSource, dgst s
 		return "", fmt.Errorf("URL %s: %w", src.URL, err)
 	}
 	return dst, nil
+}
+
+// plainProgressEvery is how often plain output reports a download under
+// way: often enough to show it moves, rarely enough not to flood CI logs.
+// A variable so that tests need not wait.
+var plainProgressEvery = 5 * time.Second
+
+// downloadOptions are those of a download of url for image name: its
+// bytes done and total go to the live display, or, in plain output, to a
+// line every plainProgressEvery (so a download shorter than that prints
+// nothing more than before).
+func (b *builder) downloadOptions(name, url string) fetch.DownloadOptions {
+	if d := b.opts.Progress; d != nil {
+		return fetch.DownloadOptions{Progress: func(p fetch.Progress) {
+			if p.Finished {
+				d.State(name, "waiting") // until its steps run
+				return
+			}
+			d.Downloading(name, p.Done, p.Total)
+		}}
+	}
+	file := urlBase(url)
+	start := time.Now()
+	last, printed := start, false
+	return fetch.DownloadOptions{Progress: func(p fetch.Progress) {
+		now := time.Now()
+		switch {
+		case p.Finished && printed:
+			b.con.printf("%s: downloaded %s (%s in %s)\n", name, file, HumanBytes(p.Done), now.Sub(start).Round(100*time.Millisecond))
+		case !p.Finished && now.Sub(last) >= plainProgressEvery:
+			last, printed = now, true
+			b.con.printf("%s: downloading %s: %s\n", name, file, Transferred(p.Done, p.Total))
+		}
+	}}
 }
 
 // urlBase is the last element of a URL's path, without query or fragment.

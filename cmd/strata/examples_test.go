@@ -50,8 +50,9 @@ func TestExampleLibrary(t *testing.T) {
 }
 
 // TestExampleGoService builds examples/go-service: a build-only builder
-// compiles the program with the host's Go toolchain (bound read-only) and
-// the scratch image holds only the binary.
+// compiles the program with the host's Go toolchain (bound read-only,
+// keyed by its VERSION) and the scratch image holds only the binary; a
+// second build with nothing changed is cached from end to end.
 func TestExampleGoService(t *testing.T) {
 	needRoot(t)
 	goroot, err := exec.Command("go", "env", "GOROOT").Output()
@@ -59,7 +60,17 @@ func TestExampleGoService(t *testing.T) {
 		t.Skipf("needs the go command: %v", err)
 	}
 	b := exampleBuild(t, "go-service", true)
-	mustStrata(t, b.dir, b.args("build", "--set", "GOROOT="+strings.TrimSpace(string(goroot)))...)
+	set := []string{"--set", "GOROOT=" + strings.TrimSpace(string(goroot))}
+	mustStrata(t, b.dir, b.args("build", set...)...)
+	out := mustStrata(t, b.dir, b.args("build", set...)...)
+	for _, want := range []string{"go-builder: cached", "hello-service: cached"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("second build: no %q in\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, " | ") || strings.Contains(out, "host binds") {
+		t.Errorf("second build ran steps:\n%s", out)
+	}
 	if got := b.run(t, "hello-service"); got != "hello from a Go service in a scratch image\n" {
 		t.Errorf("hello-service prints %q", got)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -20,6 +21,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/internal/testregistry"
 )
@@ -222,5 +225,68 @@ func TestSourcesHostileTarball(t *testing.T) {
 		if _, err := os.Stat(p); err == nil {
 			t.Errorf("%s was written", p)
 		}
+	}
+}
+
+// TestSourcesZstdTarballBase builds on a .tar.zst rootfs: an image in the
+// default layer type has gzip layers only (its base recompressed, with the
+// tarball's diff ID), which umoci 0.4 reads; an image asking for zstd
+// keeps the tarball as its base layer.
+func TestSourcesZstdTarballBase(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("zstd"); err != nil {
+		t.Skip("needs zstd")
+	}
+	raw := busyboxTar(t, nil)
+	tmp := t.TempDir()
+	plain := filepath.Join(tmp, "rootfs.tar")
+	os.WriteFile(plain, raw, 0o644)
+	if out, err := exec.Command("zstd", "-q", plain, "-o", plain+".zst").CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v\n%s", err, out)
+	}
+	zst, err := os.ReadFile(plain + ".zst")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newSourcesBuild(t, "zstdbase")
+	set := []string{"--set", "ROOTFS=" + plain + ".zst"}
+	mustStrata(t, b.dir, b.args("build", set...)...)
+
+	m, cfg := image(t, b.layout, "gzip")
+	if len(m.Layers) != 2 {
+		t.Fatalf("gzip has layers %v", m.Layers)
+	}
+	for _, l := range m.Layers {
+		if l.MediaType != v1.MediaTypeImageLayerGzip {
+			t.Errorf("gzip has a layer of type %s", l.MediaType)
+		}
+	}
+	if got, want := cfg.RootFS.DiffIDs[0], digest.FromBytes(raw); got != want {
+		t.Errorf("base diff ID %s, want the tarball's %s", got, want)
+	}
+	if entries := layerEntries(t, b.layout, m.Layers[0]); entries["bin/busybox"] == nil {
+		t.Errorf("recompressed base lacks bin/busybox: %v", keys(entries))
+	}
+	bundle := filepath.Join(tmp, "bundle")
+	if out, err := exec.Command("umoci", "unpack", "--image", b.layout+":gzip", bundle).CombinedOutput(); err != nil {
+		t.Fatalf("umoci unpack: %v\n%s", err, out)
+	}
+	if hi, err := os.ReadFile(filepath.Join(bundle, "rootfs/hi")); err != nil || string(hi) != "hi\n" {
+		t.Errorf("unpacked /hi = %q, %v", hi, err)
+	}
+	if _, err := os.Stat(filepath.Join(bundle, "rootfs/bin/busybox")); err != nil {
+		t.Errorf("unpacked rootfs: %v", err)
+	}
+
+	zm, _ := image(t, b.layout, "zstd")
+	if zm.Layers[0].Digest != digest.FromBytes(zst) || zm.Layers[0].MediaType != v1.MediaTypeImageLayerZstd {
+		t.Errorf("zstd's base layer %+v, want the tarball %s itself", zm.Layers[0], digest.FromBytes(zst))
+	}
+
+	// Same tarball, fresh store: the same gzip image.
+	again := newSourcesBuild(t, "zstdbase")
+	mustStrata(t, again.dir, again.args("build", set...)...)
+	if m2, _ := image(t, again.layout, "gzip"); m2.Layers[0].Digest != m.Layers[0].Digest {
+		t.Errorf("recompressed base not reproducible: %s, then %s", m.Layers[0].Digest, m2.Layers[0].Digest)
 	}
 }

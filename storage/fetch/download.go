@@ -25,6 +25,24 @@ type DownloadOptions struct {
 	// digest, until a build moves them into its store (default: see
 	// DefaultCacheDir).
 	CacheDir string
+	// Progress, when set, is told how a download goes: once when the
+	// server answers, after every read that brought bytes, and once at
+	// the end of the body. It is called on the downloading goroutine, so
+	// it must be quick; throttling what people see is the caller's job.
+	// A download served from the store or the download cache reports
+	// nothing.
+	Progress func(Progress)
+}
+
+// Progress reports a download under way.
+type Progress struct {
+	// Done is how many bytes of the body have arrived.
+	Done int64
+	// Total is the size the server announced (Content-Length), or -1
+	// when it did not.
+	Total int64
+	// Finished is set on the last report, once the body was read whole.
+	Finished bool
 }
 
 func (o DownloadOptions) client() *http.Client {
@@ -76,12 +94,17 @@ func Download(ctx context.Context, st *storage.Store, url, sha256Hex string, o D
 			return blob, nil
 		}
 	}
-	body, err := get(ctx, url, o)
+	body, total, err := get(ctx, url, o)
 	if err != nil {
 		return "", err
 	}
 	defer body.Close()
-	if err := putVerified(ctx, st, body, want, mismatch); err != nil {
+	var r io.Reader = body
+	if o.Progress != nil {
+		o.Progress(Progress{Total: total})
+		r = &progressReader{r: body, total: total, report: o.Progress}
+	}
+	if err := putVerified(ctx, st, r, want, mismatch); err != nil {
 		if strings.Contains(err.Error(), url) {
 			return "", err
 		}
@@ -94,7 +117,7 @@ func Download(ctx context.Context, st *storage.Store, url, sha256Hex string, o D
 // returns its digest ("sha256:..."), so that evaluating definitions can
 // put the content into the cache key; Download then takes that copy.
 func Probe(ctx context.Context, url string, o DownloadOptions) (_ string, err error) {
-	body, err := get(ctx, url, o)
+	body, _, err := get(ctx, url, o)
 	if err != nil {
 		return "", err
 	}
@@ -127,19 +150,41 @@ func Probe(ctx context.Context, url string, o DownloadOptions) (_ string, err er
 	return "sha256:" + sum, nil
 }
 
-func get(ctx context.Context, url string, o DownloadOptions) (io.ReadCloser, error) {
+// get requests url and returns the body and its announced size (-1 when
+// unknown).
+func get(ctx context.Context, url string, o DownloadOptions) (io.ReadCloser, int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", url, err)
+		return nil, 0, fmt.Errorf("download %s: %w", url, err)
 	}
 	req.Header.Set("User-Agent", "strata")
 	resp, err := o.client().Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("download %s: %w", url, err)
+		return nil, 0, fmt.Errorf("download %s: %w", url, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
-		return nil, fmt.Errorf("download %s: %s", url, resp.Status)
+		return nil, 0, fmt.Errorf("download %s: %s", url, resp.Status)
 	}
-	return resp.Body, nil
+	return resp.Body, resp.ContentLength, nil
+}
+
+// progressReader reports what was read through it.
+type progressReader struct {
+	r      io.Reader
+	done   int64
+	total  int64
+	report func(Progress)
+}
+
+func (p *progressReader) Read(b []byte) (int, error) {
+	n, err := p.r.Read(b)
+	p.done += int64(n)
+	switch {
+	case err == io.EOF:
+		p.report(Progress{Done: p.done, Total: p.total, Finished: true})
+	case n > 0:
+		p.report(Progress{Done: p.done, Total: p.total})
+	}
+	return n, err
 }

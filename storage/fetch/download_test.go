@@ -5,10 +5,13 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -78,5 +81,75 @@ func TestProbeThenDownloadOffline(t *testing.T) {
 	st := openStore(t, t.TempDir())
 	if _, err := fetch.Download(ctx, st, srv.URL+"/u", strings.TrimPrefix(d, "sha256:"), o); err != nil {
 		t.Fatalf("Download after Probe needed the network: %v", err)
+	}
+}
+
+// TestDownloadProgress serves a body in two parts and sends the second
+// only once a progress report counted the first: reports carry the bytes
+// done and the announced total while the download is under way, and the
+// last one says it finished.
+func TestDownloadProgress(t *testing.T) {
+	first, second := strings.Repeat("a", 4096), strings.Repeat("b", 8192)
+	body := first + second
+	sawFirst := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+		io.WriteString(w, first)
+		w.(http.Flusher).Flush()
+		select {
+		case <-sawFirst:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, second)
+	}))
+	defer srv.Close()
+	var reports []fetch.Progress
+	var once sync.Once
+	progress := func(p fetch.Progress) {
+		reports = append(reports, p)
+		if p.Done >= int64(len(first)) {
+			once.Do(func() { close(sawFirst) })
+		}
+	}
+	st := openStore(t, t.TempDir())
+	if _, err := fetch.Download(context.Background(), st, srv.URL+"/big.bin", sha([]byte(body)), fetch.DownloadOptions{Progress: progress}); err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) < 3 {
+		t.Fatalf("reports %+v: want the start, at least one under way and the end", reports)
+	}
+	if reports[0] != (fetch.Progress{Total: int64(len(body))}) {
+		t.Errorf("first report %+v, want 0 of %d", reports[0], len(body))
+	}
+	underWay := false
+	for i, p := range reports {
+		if p.Total != int64(len(body)) {
+			t.Errorf("report %d: total %d, want the Content-Length %d", i, p.Total, len(body))
+		}
+		if i > 0 && p.Done < reports[i-1].Done {
+			t.Errorf("report %d: done went back from %d to %d", i, reports[i-1].Done, p.Done)
+		}
+		if p.Done > 0 && p.Done < int64(len(body)) && !p.Finished {
+			underWay = true
+		}
+		if p.Finished != (i == len(reports)-1) {
+			t.Errorf("report %d of %d: finished = %v", i, len(reports), p.Finished)
+		}
+	}
+	if !underWay {
+		t.Errorf("no report while the body was arriving: %+v", reports)
+	}
+	if last := reports[len(reports)-1]; last.Done != int64(len(body)) {
+		t.Errorf("last report %+v, want all %d bytes", last, len(body))
+	}
+
+	// The blob is in the store now: no request, no report.
+	reports = nil
+	if _, err := fetch.Download(context.Background(), st, srv.URL+"/big.bin", sha([]byte(body)), fetch.DownloadOptions{Progress: progress}); err != nil {
+		t.Fatal(err)
+	}
+	if len(reports) != 0 {
+		t.Errorf("a download from the store reported %+v", reports)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -21,6 +22,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
 )
 
 // IngestFile copies the local file path into the store as the blob want
@@ -193,3 +195,63 @@ func insideRoot(name string) error {
 	}
 	return nil
 }
+
+// TarballLayer returns the descriptor of the layer of the tarball base d
+// (see TarballImage) encoded as the tar layer type t, so that an image
+// built in t does not mix compressions (runtimes such as docker before 23
+// and umoci 0.4 cannot read a zstd layer under gzip ones). A tarball
+// already in t is its own layer; otherwise its tar stream is recompressed
+// once (same diff ID, reproducible digest) and the result remembered next
+// to the tarball's scan.
+func TarballLayer(ctx context.Context, st *storage.Store, d digest.Digest, t layer.Type) (v1.Descriptor, error) {
+	info, err := tarballMeta(ctx, st, d)
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	if info.MediaType == t.MediaType() {
+		fi, err := os.Stat(st.BlobPath(d.String()))
+		if err != nil {
+			return v1.Descriptor{}, err
+		}
+		return v1.Descriptor{MediaType: info.MediaType, Digest: d, Size: fi.Size()}, nil
+	}
+	side := filepath.Join(st.Root, "tarballs", d.Encoded()+"."+strings.ReplaceAll(string(t), "+", "-")+".json")
+	// Images built in parallel on one tarball are tagged at once: the
+	// first recompresses, the others wait and read what it remembered.
+	mu, _ := recompressing.LoadOrStore(side, &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	var desc v1.Descriptor
+	if b, err := os.ReadFile(side); err == nil && json.Unmarshal(b, &desc) == nil && desc.Digest.Validate() == nil && haveBlob(st, desc.Digest) {
+		return desc, nil
+	}
+	tmp, err := os.CreateTemp(filepath.Join(st.Root, "tmp"), "recompress-")
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	tmp.Close()
+	defer os.Remove(tmp.Name())
+	res, err := layer.Recompress(ctx, st.BlobPath(d.String()), info.MediaType, t, tmp.Name(), layer.WriteOptions{})
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	if res.DiffID != info.DiffID {
+		return v1.Descriptor{}, fmt.Errorf("recompressed as %s, its tar stream has digest %s, not %s (damaged blob?)", t, res.DiffID, info.DiffID)
+	}
+	dst := st.BlobPath(res.Digest.String())
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return v1.Descriptor{}, err
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		return v1.Descriptor{}, err
+	}
+	desc = v1.Descriptor{MediaType: res.MediaType, Digest: res.Digest, Size: res.Size}
+	b, _ := json.Marshal(desc)
+	if err := os.WriteFile(side+".tmp", b, 0o644); err != nil {
+		return v1.Descriptor{}, err
+	}
+	return desc, os.Rename(side+".tmp", side)
+}
+
+// recompressing holds a mutex per tarball and layer type being recompressed.
+var recompressing sync.Map

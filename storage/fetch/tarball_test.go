@@ -109,3 +109,45 @@ func TestTarballRefusesXZ(t *testing.T) {
 		t.Fatalf("xz tarball: %v", err)
 	}
 }
+
+func TestTarballLayerFollowsLayerType(t *testing.T) {
+	raw := makeTar(t, []entry{{name: "./", typ: '5'}, {name: "./etc/", typ: '5'}, {name: "./etc/os-release", body: "ID=test\n"}})
+	blob := zstded(t, raw)
+	var first v1.Descriptor
+	for i := range 2 {
+		// A second store recompresses from scratch: same digest.
+		r, err := ingest(t, t.TempDir(), blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := r.Image.Manifest.Layers[0].Digest
+		same, err := fetch.TarballLayer(context.Background(), r.Store, d, layer.TarZstd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if same.Digest != d {
+			t.Errorf("zstd tarball as tar+zstd: got %s, want the tarball itself %s", same.Digest, d)
+		}
+		gz, err := fetch.TarballLayer(context.Background(), r.Store, d, layer.TarGzip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if gz.MediaType != v1.MediaTypeImageLayerGzip || gz.Digest == d {
+			t.Fatalf("as tar+gzip: got %+v", gz)
+		}
+		dir := t.TempDir()
+		if err := layer.Unpack(context.Background(), r.Store.BlobPath(gz.Digest.String()), gz.MediaType, dir,
+			layer.UnpackOptions{Digest: gz.Digest, DiffID: r.Image.Config.RootFS.DiffIDs[0], Rootless: os.Getuid() != 0}); err != nil {
+			t.Fatalf("recompressed layer does not unpack to the tarball's diff ID: %v", err)
+		}
+		again, err := fetch.TarballLayer(context.Background(), r.Store, d, layer.TarGzip)
+		if err != nil || again.Digest != gz.Digest || again.Size != gz.Size {
+			t.Fatalf("second call: %+v, %v; want %+v", again, err, gz)
+		}
+		if i == 0 {
+			first = gz
+		} else if gz.Digest != first.Digest {
+			t.Errorf("not reproducible: %s, then %s", first.Digest, gz.Digest)
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package runtime
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/strata-build/strata/storage/fetch"
+)
+
+// A download under way shows its bytes and total on the image's live
+// line; when it finishes the line goes back to waiting for the steps.
+func TestDownloadProgressOnDisplay(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "tty"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	d := NewDisplay(f)
+	b := &builder{opts: Options{Progress: d}, con: &console{out: d}}
+	report := b.downloadOptions("app", "https://example.com/files/rootfs.tar.zst").Progress
+	report(fetch.Progress{Total: 60_000_000})
+	report(fetch.Progress{Done: 12_000_000, Total: 60_000_000})
+	d.mu.Lock()
+	line := d.byName["app"].render(3, d.byName["app"].started)
+	d.mu.Unlock()
+	if !strings.Contains(line, "downloading") || !strings.Contains(line, "12.0 MB of 60.0 MB (20%)") {
+		t.Errorf("line while downloading: %q", line)
+	}
+	report(fetch.Progress{Done: 60_000_000, Total: 60_000_000, Finished: true})
+	d.Close()
+	if st := d.byName["app"].state; st != "waiting" {
+		t.Errorf("state after the download: %q", st)
+	}
+}
+
+// Plain output is throttled: a burst of reports prints nothing before
+// plainProgressEvery has passed, and a download that printed nothing
+// does not announce its end either.
+func TestDownloadProgressPlainThrottled(t *testing.T) {
+	var out bytes.Buffer
+	b := &builder{con: &console{out: &out}}
+	report := b.downloadOptions("app", "https://example.com/tool").Progress
+	report(fetch.Progress{Total: -1})
+	for i := range 1000 {
+		report(fetch.Progress{Done: int64(i) * 4096, Total: -1})
+	}
+	report(fetch.Progress{Done: 4096000, Total: -1, Finished: true})
+	if out.Len() != 0 {
+		t.Errorf("a quick download printed:\n%s", out.String())
+	}
+	if got := Transferred(5_500_000, -1); got != "5.5 MB" {
+		t.Errorf("Transferred with no total = %q", got)
+	}
+}
+
+// Past the interval, plain output says how far a download got, and then
+// that it ended.
+func TestDownloadProgressPlainLines(t *testing.T) {
+	defer func(d time.Duration) { plainProgressEvery = d }(plainProgressEvery)
+	plainProgressEvery = 0
+	var out bytes.Buffer
+	b := &builder{con: &console{out: &out}}
+	report := b.downloadOptions("app", "https://example.com/files/rootfs.tar.zst?x=1").Progress
+	report(fetch.Progress{Done: 30_000_000, Total: 60_000_000})
+	report(fetch.Progress{Done: 60_000_000, Total: 60_000_000, Finished: true})
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || lines[0] != "app: downloading rootfs.tar.zst: 30.0 MB of 60.0 MB (50%)" || !strings.HasPrefix(lines[1], "app: downloaded rootfs.tar.zst (60.0 MB in ") {
+		t.Errorf("plain lines:\n%s", out.String())
+	}
+}
