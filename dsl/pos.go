@@ -147,12 +147,12 @@ func caller() Pos {
 
 // outermost reports whether a frame is past the definitions' own code: the
 // Go runtime (which runs package initialisation), the standard library
-// (testing's tRunner, sync.Once) or the program's main function (the
-// generated driver, mage's main).
+// (testing's tRunner, sync.Once) or the program's main function and its
+// closures (the generated driver, mage's generated main calling a target).
 func outermost(f runtime.Frame) bool {
 	pkg := funcPackage(f.Function)
 	switch {
-	case f.Function == "" || f.Function == "main.main" || pkg == "runtime":
+	case f.Function == "" || f.Function == "main.main" || strings.HasPrefix(f.Function, "main.main.") || pkg == "runtime":
 		return true
 	case goSrc != "":
 		return strings.HasPrefix(f.File, goSrc)
@@ -168,6 +168,7 @@ func outermost(f runtime.Frame) bool {
 // runtime gives it: "example.com/images/blocks" for
 // "example.com/images/blocks.App.func1", "sync" for "sync.(*Once).Do".
 func funcPackage(fn string) string {
+	fn, _, _ = strings.Cut(fn, "[") // type arguments may hold other paths
 	slash := strings.LastIndex(fn, "/")
 	dot := strings.Index(fn[slash+1:], ".")
 	if dot < 0 {

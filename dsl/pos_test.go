@@ -131,3 +131,18 @@ func TestLibraryTakesSourcesMadeByTheCaller(t *testing.T) {
 		t.Errorf("evaluate: %v", err)
 	}
 }
+
+func TestFuncPackage(t *testing.T) {
+	for fn, want := range map[string]string{
+		"example.com/images/blocks.App.func1":       "example.com/images/blocks",
+		"sync.(*Once).Do":                           "sync",
+		"main.main":                                 "main",
+		"runtime.doInit1":                           "runtime",
+		"example.com/x.F[example.com/y.T]":          "example.com/x",
+		"example.com/x.(*G[example.com/y/z.T]).Run": "example.com/x",
+	} {
+		if got := dsl.FuncPackage(fn); got != want {
+			t.Errorf("funcPackage(%q) = %q, want %q", fn, got, want)
+		}
+	}
+}
