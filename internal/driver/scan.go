@@ -147,9 +147,10 @@ type fileInfo struct {
 	dslName string // local name of the dsl import, "" if not imported
 	dslDot  bool   // dsl is dot-imported
 	// imports maps the names of the file's other imports to their paths.
-	// An import without a name is known by its path's last element, which
-	// is usually, not always, its package name.
 	imports map[string]string
+	// unnamed are the paths of imports without a name, known by their
+	// package name, which is usually, not always, the path's last element.
+	unnamed []string
 }
 
 // parseDecls parses the package in dir. The definitions package is parsed
@@ -228,7 +229,7 @@ func (d *pkgDecls) addFile(f *ast.File, dslImport string) {
 		}
 		switch {
 		case imp.Name == nil:
-			fi.imports[path.Base(p)] = p
+			fi.unnamed = append(fi.unnamed, p)
 		case imp.Name.Name != "_" && imp.Name.Name != ".":
 			fi.imports[imp.Name.Name] = p
 		}
@@ -475,6 +476,60 @@ func (res *resolver) standard(importPath string) bool {
 	return true
 }
 
+// imported returns the path of the package a file imports as name. An
+// import without a name is known by its package name: the last element of
+// its path without a version or a "go-" prefix, or the name its source
+// declares.
+func (r *rule) imported(fi *fileInfo, name string) (string, bool) {
+	if p, ok := fi.imports[name]; ok {
+		return p, true
+	}
+	for _, p := range fi.unnamed {
+		if guessName(p) == name {
+			return p, true
+		}
+	}
+	for _, p := range fi.unnamed {
+		if r.res.standard(p) {
+			continue
+		}
+		if other := r.res.pkg(p); other != nil && other.decls.name == name {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// guessName is the package name an import path usually has:
+// "example.com/blocks" and "example.com/go-blocks/v2" are blocks,
+// "gopkg.in/yaml.v3" is yaml.
+func guessName(importPath string) string {
+	elems := strings.Split(importPath, "/")
+	name := elems[len(elems)-1]
+	if len(elems) > 1 && len(name) > 1 && name[0] == 'v' && strings.Trim(name[1:], "0123456789") == "" {
+		name = elems[len(elems)-2]
+	}
+	if i := strings.Index(name, ".v"); i > 0 {
+		name = name[:i]
+	}
+	name = strings.TrimPrefix(name, "go-")
+	name = strings.TrimSuffix(name, "-go")
+	return name
+}
+
+// predeclared are Go's predeclared identifiers, which are not images and
+// lead to none.
+var predeclared = map[string]bool{
+	"any": true, "bool": true, "byte": true, "comparable": true, "complex64": true, "complex128": true,
+	"error": true, "float32": true, "float64": true, "int": true, "int8": true, "int16": true,
+	"int32": true, "int64": true, "rune": true, "string": true, "uint": true, "uint8": true,
+	"uint16": true, "uint32": true, "uint64": true, "uintptr": true, "true": true, "false": true,
+	"iota": true, "nil": true, "append": true, "cap": true, "clear": true, "close": true,
+	"complex": true, "copy": true, "delete": true, "imag": true, "len": true, "make": true,
+	"max": true, "min": true, "new": true, "panic": true, "print": true, "println": true,
+	"real": true, "recover": true,
+}
+
 // rule decides which variables of one package are images; see the package
 // documentation.
 type rule struct {
@@ -538,7 +593,11 @@ func (r *rule) exprVerdict(e ast.Expr, fi *fileInfo) verdict {
 		if r.decls.byName[e.Name] != nil {
 			return r.varVerdict(e.Name)
 		}
-		return notImage // a constant, a function, a builtin such as nil
+		if predeclared[e.Name] || r.decls.consts[e.Name] || r.decls.funcs[e.Name] != nil || r.decls.types[e.Name] != nil {
+			return notImage
+		}
+		return unsure // a dot-imported name
+
 	case *ast.UnaryExpr:
 		switch e.Op {
 		case token.AND:
@@ -556,7 +615,7 @@ func (r *rule) exprVerdict(e ast.Expr, fi *fileInfo) verdict {
 			if x.Name == fi.dslName {
 				return notImage // dsl exports no image variables
 			}
-			if p, ok := fi.imports[x.Name]; ok {
+			if p, ok := r.imported(fi, x.Name); ok {
 				return r.foreignVar(p, e.Sel.Name)
 			}
 		}
@@ -628,10 +687,11 @@ func (r *rule) plain(e ast.Expr, fi *fileInfo, depth int) bool {
 			if x.Name == fi.dslName {
 				return true
 			}
-			if p, ok := fi.imports[x.Name]; ok {
+			if p, ok := r.imported(fi, x.Name); ok {
 				return r.res.standard(p)
 			}
-			return !fi.dslDot // a builtin, unless it may be a dot-imported name
+			// A constant, or a name the scan cannot place (a dot import).
+			return predeclared[x.Name] || r.decls.consts[x.Name]
 		default:
 			return false
 		}
@@ -695,13 +755,16 @@ func (r *rule) callVerdict(call *ast.CallExpr, fi *fileInfo, index int) verdict 
 		if fun.Name == "new" && len(call.Args) == 1 && index < 0 {
 			return verdictOf(isImageName(call.Args[0], fi))
 		}
-		return notImage // the other builtins
+		if predeclared[fun.Name] {
+			return notImage // the other builtins
+		}
+		return unsure // a dot-imported function
 	case *ast.SelectorExpr:
 		if x, ok := fun.X.(*ast.Ident); ok && r.decls.byName[x.Name] == nil {
 			if fi.dslName != "" && x.Name == fi.dslName {
 				return verdictOf(index < 0 && r.res.dslTable().returnsImage(false, fun.Sel.Name))
 			}
-			if p, ok := fi.imports[x.Name]; ok {
+			if p, ok := r.imported(fi, x.Name); ok {
 				return r.foreignCall(p, fun.Sel.Name, index)
 			}
 		}
@@ -813,8 +876,11 @@ func (r *rule) typeVerdict(t ast.Expr, fi *fileInfo, typeParams *ast.FieldList, 
 		if !ok || x.Name == fi.dslName {
 			return notImage // dsl.Option, dsl.Base and the like
 		}
-		p, ok := fi.imports[x.Name]
-		if !ok || r.res.standard(p) {
+		p, ok := r.imported(fi, x.Name)
+		if !ok {
+			return unsure
+		}
+		if r.res.standard(p) {
 			return notImage
 		}
 		other := r.res.pkg(p)

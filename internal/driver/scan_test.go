@@ -183,6 +183,27 @@ func (t *Team) App(name string) *d.Image { return d.New(name) }
 			"./a.go:19: var Generic is not a build target: strata cannot tell its type without compiling; declare it: var Generic *dsl.Image = blocks.Must(blocks.Static(\"g\"))",
 		},
 	}, {
+		name: "imports known by a package name other than their path's",
+		files: map[string]string{
+			"a.go": `package images
+
+import (
+	"example.com/t/go-blocks"
+	"example.com/t/odd"
+)
+
+var Guessed = blocks.App()
+var Declared = different.App()
+var Unknown = nowhere.App()
+`,
+			"go-blocks/b.go": "package blocks\n\nimport \"example.com/t/strata/dsl\"\n\nfunc App() *dsl.Image { return nil }\n",
+			"odd/b.go":       "package different\n\nimport \"example.com/t/strata/dsl\"\n\nfunc App() *dsl.Image { return nil }\n",
+		},
+		want: []Target{{Var: "Guessed"}, {Var: "Declared"}},
+		warnings: []string{
+			"./a.go:10: var Unknown is not a build target: strata cannot tell its type without compiling; declare it: var Unknown *dsl.Image = nowhere.App()",
+		},
+	}, {
 		name: "a replaced module and a method of its type",
 		files: map[string]string{
 			"./go.mod": "module example.com/t\n\ngo 1.26\n\nrequire example.com/lib v0.0.0\n\nreplace example.com/lib => ./lib\n",
