@@ -294,6 +294,23 @@ func TestFailingStep(t *testing.T) {
 	}
 }
 
+// A step written by a library function names the user's line that called
+// the library as well as the library's own, outermost first. The variable's
+// type is found in the library's source: it is not written out.
+func TestFailingStepOfALibrary(t *testing.T) {
+	needRoot(t)
+	tmp := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", filepath.Join(tmp, "cache"))
+	out, code := strata(t, "testdata/failinglib", "build", "--store", filepath.Join(tmp, "store"), "--layout", filepath.Join(tmp, "oci"))
+	if code != 4 {
+		t.Errorf("exit code %d, want the step's 4:\n%s", code, out)
+	}
+	if want := `image "fails-in-lib": step 2 (images.go:8 → steps/steps.go:14) failed: exit status 4`; !strings.Contains(out, want) {
+		t.Errorf("output lacks %q:\n%s", want, out)
+	}
+	noMountsUnder(t, tmp)
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {

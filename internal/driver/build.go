@@ -78,8 +78,9 @@ func binaryName() string {
 // entryInfo is what a cache entry remembers besides the binary, so that a
 // hit needs no scan.
 type entryInfo struct {
-	Package string
-	Targets []Target
+	Package  string
+	Targets  []Target
+	Warnings []string `json:",omitempty"` // the scan's, with absolute file names
 }
 
 // buildSpec is one compile of a driver.

@@ -22,24 +22,40 @@
 // is an image when
 //
 //   - it is declared with the explicit type *dsl.Image, where dsl is whatever
-//     name the file gives the import "github.com/strata-build/strata/dsl"; or
+//     name the file gives the import "github.com/strata-build/strata/dsl", or
+//     with a type declared as *dsl.Image (type App = *dsl.Image); or
 //   - it has no explicit type and its initializer is an image expression:
 //     a call of a dsl function (dsl.New("x")), a method call on an image
-//     expression (dsl.New("x").From(b).Run("...")), a call of a function of
-//     the same package declared to return *dsl.Image, another image variable
-//     of the package (exported or not), or &dsl.Image{...}.
+//     expression (dsl.New("x").From(b).Run("...")), a call of a function
+//     declared to return *dsl.Image, another image variable (exported or
+//     not), or &dsl.Image{...}.
+//
+// The functions and variables may be the package's own or those of another
+// package whose source is on disk (a package of the module, of a local
+// replace or workspace module, vendored, or in the module cache): the scan
+// parses that package the same way to read the result types it declares, so
+// var App = blocks.GoService("app") is a target when GoService returns
+// *dsl.Image. When one call initialises several names (var A, B = pair()),
+// each takes the declared type of its result.
 //
 // Exported image variables are the targets; unexported ones only count as
-// roots of other images. When the dsl package's source can be found (in the
-// module, a local replace or workspace module, or the module cache) the
+// roots of other images. When the dsl package's source can be found the
 // declared result types of its functions and methods refine the rule, so
 // var Base = dsl.Scratch() (a dsl.Base) or var N = App.Name() (a string) are
 // not mistaken for images. Names the dsl source does not declare (a
 // func-typed variable, a newer version) fall back to the syntactic rule; if
 // that takes a non-image for a target, the compile error names the
-// variable's own file:line and says to declare its type. A variable whose
-// type the scan cannot see, such as var App = lib.GoService("app"), is made
-// a target by declaring its type: var App *dsl.Image = lib.GoService("app").
+// variable's own file:line and says to declare its type.
+//
+// A target is never dropped silently. An exported variable whose type the
+// scan cannot establish (a package whose source is not on disk, a generic
+// function, a method of a library's own type, an element or field of a value
+// of unknown type) is not a target, and the scan returns a warning with its
+// file:line that says to declare the type: var App *dsl.Image = ....
+// Values that are obviously not images (literals, constants, operators,
+// function literals, calls into the standard library) give no warning.
+// The warnings are kept with the cached driver, so a cache hit repeats them
+// ([Driver.Warnings]).
 //
 // # Cache
 //

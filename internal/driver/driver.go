@@ -43,6 +43,10 @@ type Driver struct {
 	Targets  []Target // in declaration order
 	Compiled bool     // false when served from the cache
 	Package  string   // import path of the definitions package
+	// Warnings name exported variables that may be images but are not
+	// targets because the scan could not tell their type, one
+	// "file.go:12: message" each; a cache hit repeats them.
+	Warnings []string
 }
 
 // CompileError is returned when the definitions do not compile. Its message
@@ -107,7 +111,7 @@ func Prepare(ctx context.Context, opts Options) (*Driver, error) {
 	if err := s.check(dir); err != nil {
 		return nil, err
 	}
-	info := entryInfo{Package: pkgPath}
+	info := entryInfo{Package: pkgPath, Warnings: s.warnings}
 	for _, d := range s.defs {
 		info.Targets = append(info.Targets, d.Target)
 	}
@@ -126,7 +130,8 @@ func Prepare(ctx context.Context, opts Options) (*Driver, error) {
 		return nil, err
 	}
 	prune(filepath.Dir(entry), entry)
-	return &Driver{Binary: filepath.Join(entry, binaryName()), Targets: info.Targets, Compiled: true, Package: pkgPath}, nil
+	return &Driver{Binary: filepath.Join(entry, binaryName()), Targets: info.Targets, Compiled: true, Package: pkgPath,
+		Warnings: relativeWarnings(info.Warnings, cwd)}, nil
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -189,5 +194,6 @@ func load(entry string) (*Driver, bool) {
 	if _, err := os.Stat(bin); err != nil {
 		return nil, false
 	}
-	return &Driver{Binary: bin, Targets: info.Targets, Package: info.Package}, true
+	cwd, _ := os.Getwd()
+	return &Driver{Binary: bin, Targets: info.Targets, Package: info.Package, Warnings: relativeWarnings(info.Warnings, cwd)}, true
 }

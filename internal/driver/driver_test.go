@@ -166,6 +166,51 @@ func listingSet(l []string) map[string]bool {
 // position, or the indented detail the compiler adds under one.
 var compilerLine = regexp.MustCompile(`^(\S+\.go:\d+:\d+: .+|\t.*)$`)
 
+// A target made by a local library function is found; a variable the scan
+// cannot tell is reported, on a cache hit too.
+func TestPrepareLibraryTargetsAndWarnings(t *testing.T) {
+	goEnv(t)
+	root := newModule(t, map[string]string{
+		"lib/lib.go": `package lib
+
+import "example.com/t/strata/dsl"
+
+func Image(name string) *dsl.Image { return dsl.New(name) }
+
+func Pick[T any](v T) T { return v }
+`,
+		"images/images.go": `package images
+
+import (
+	"example.com/t/lib"
+	"example.com/t/strata/dsl"
+)
+
+var Lib = lib.Image("lib")
+
+var Maybe = lib.Pick(dsl.New("maybe"))
+`,
+	})
+	dir := filepath.Join(root, "images")
+	cache := t.TempDir()
+	want := filepath.Join(dir, "images.go") + ":10: var Maybe is not a build target: strata cannot tell its type without compiling; declare it: var Maybe *dsl.Image = lib.Pick(dsl.New(\"maybe\"))"
+	for _, compiled := range []bool{true, false} {
+		d := prepare(t, dir, cache, false)
+		if d.Compiled != compiled {
+			t.Errorf("Compiled = %v, want %v", d.Compiled, compiled)
+		}
+		if diff := cmp.Diff([]Target{{Var: "Lib"}}, d.Targets); diff != "" {
+			t.Errorf("targets (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff([]string{want}, d.Warnings); diff != "" {
+			t.Errorf("warnings, compiled %v (-want +got):\n%s", compiled, diff)
+		}
+		if got := run(t, d.Binary); got != "Lib=lib \"\"\n" {
+			t.Errorf("driver printed %q", got)
+		}
+	}
+}
+
 func TestPrepareCompileError(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -35,7 +35,7 @@ func (t *dslTable) returnsImage(method bool, name string) bool {
 // loadDSLTable parses the dsl package's declarations if its source is on
 // disk. It returns nil when it is not.
 func loadDSLTable(ws *workspace, dslImport string) *dslTable {
-	dir := dslSourceDir(ws, dslImport)
+	dir := sourceDir(ws, dslImport)
 	if dir == "" {
 		return nil
 	}
@@ -84,10 +84,11 @@ func isImageRecv(e ast.Expr) bool {
 	return ok && id.Name == "Image"
 }
 
-// dslSourceDir finds the dsl package's folder the way the go command would
-// resolve it, without running it: vendor, a local module, or the module
-// cache at the required version.
-func dslSourceDir(ws *workspace, dslImport string) string {
+// sourceDir finds a package's folder (dsl's, or a library's the
+// definitions call) the way the go command would resolve it, without
+// running it: vendor, a local module, or the module cache at the required
+// version. It returns "" when the source is not on disk.
+func sourceDir(ws *workspace, importPath string) string {
 	if ws == nil {
 		return ""
 	}
@@ -95,10 +96,10 @@ func dslSourceDir(ws *workspace, dslImport string) string {
 		fi, err := os.Stat(dir)
 		return err == nil && fi.IsDir()
 	}
-	if d := filepath.Join(ws.Main.Dir, "vendor", filepath.FromSlash(dslImport)); exists(d) {
+	if d := filepath.Join(ws.Main.Dir, "vendor", filepath.FromSlash(importPath)); exists(d) {
 		return d
 	}
-	if d, ok := ws.localDir(dslImport); ok {
+	if d, ok := ws.localDir(importPath); ok {
 		if exists(d) {
 			return d
 		}
@@ -106,7 +107,7 @@ func dslSourceDir(ws *workspace, dslImport string) string {
 	}
 	best := ""
 	for p := range ws.Cached {
-		if (dslImport == p || strings.HasPrefix(dslImport, p+"/")) && len(p) > len(best) {
+		if (importPath == p || strings.HasPrefix(importPath, p+"/")) && len(p) > len(best) {
 			best = p
 		}
 	}
@@ -118,7 +119,7 @@ func dslSourceDir(ws *workspace, dslImport string) string {
 		return ""
 	}
 	at := ws.Cached[best]
-	d := filepath.Join(cache, filepath.FromSlash(escapeModPath(at)), filepath.FromSlash(strings.TrimPrefix(dslImport[len(best):], "/")))
+	d := filepath.Join(cache, filepath.FromSlash(escapeModPath(at)), filepath.FromSlash(strings.TrimPrefix(importPath[len(best):], "/")))
 	if exists(d) {
 		return d
 	}

@@ -7,6 +7,7 @@ import (
 	"go/ast"
 	"go/build"
 	"go/parser"
+	"go/printer"
 	"go/scanner"
 	"go/token"
 	"io"
@@ -46,6 +47,10 @@ type scanned struct {
 	// syntax holds parse errors; the folder cannot compile, and the errors
 	// are reported the way the compiler would.
 	syntax scanner.ErrorList
+	// warnings name, as "file.go:12: message" with an absolute file, the
+	// exported variables that may be images but that the scan could not
+	// establish as such: they are not targets, and must not vanish silently.
+	warnings []string
 }
 
 // Scan parses the Go package in dir and returns its targets in declaration
@@ -83,6 +88,11 @@ func (s *scanned) check(dir string) error {
 		return fmt.Errorf("%w: %s is package main, which Go programs cannot import; put the image definitions in a package of their own", ErrMainPackage, dir)
 	}
 	if len(s.defs) == 0 {
+		if len(s.warnings) > 0 {
+			// The variables the scan could not tell are likely the targets.
+			cwd, _ := os.Getwd()
+			return fmt.Errorf("%w in %s:\n%s", ErrNoDefinitions, dir, strings.Join(relativeWarnings(s.warnings, cwd), "\n"))
+		}
 		return fmt.Errorf("%w in %s", ErrNoDefinitions, dir)
 	}
 	return nil
@@ -96,36 +106,72 @@ func buildContext() build.Context {
 	return ctxt
 }
 
+// pkgDecls are the package-level declarations of one package, as written.
+type pkgDecls struct {
+	name   string
+	vars   []*varDecl // in declaration order (files in name order)
+	byName map[string]*varDecl
+	funcs  map[string]*funcDecl
+	types  map[string]*typeDecl
+	consts map[string]bool
+	// syntax holds parse errors (only kept for the definitions package).
+	syntax scanner.ErrorList
+}
+
 // varDecl is a package-level variable as written.
 type varDecl struct {
 	name  string
 	file  *fileInfo
 	typ   ast.Expr // nil when inferred
-	value ast.Expr // nil when absent or one call initialises several names
+	value ast.Expr // the initializer; nil when absent
+	// index is which of value's results the variable receives when one
+	// expression initialises several names (var A, B = pair()); -1 when
+	// each name has its own initializer.
+	index int
 	doc   *ast.CommentGroup
 	pos   token.Pos
 }
 
-// fileInfo is what the rule needs to know about the file a var lives in:
-// import names are per file.
+// funcDecl is a package-level function (not a method).
+type funcDecl struct {
+	typ        *ast.FuncType
+	typeParams *ast.FieldList
+	file       *fileInfo
+}
+
+// typeDecl is a package-level type: a definition or an alias of typ.
+type typeDecl struct {
+	typ  ast.Expr
+	file *fileInfo
+}
+
+// fileInfo is what the rule needs to know about the file a declaration
+// lives in: import names are per file.
 type fileInfo struct {
 	dslName string // local name of the dsl import, "" if not imported
 	dslDot  bool   // dsl is dot-imported
+	// imports maps the names of the file's other imports to their paths.
+	imports map[string]string
+	// unnamed are the paths of imports without a name, known by their
+	// package name, which is usually, not always, the path's last element.
+	unnamed []string
 }
 
-// scanPackage parses the package in dir. dslImport is the import path of
-// the dsl package; ws (may be nil) locates its source to refine the rule.
-func scanPackage(dir string, ws *workspace, dslImport string) (*scanned, error) {
+// parseDecls parses the package in dir. The definitions package is parsed
+// strictly (strict: read errors fail, syntax errors are kept, docs are
+// read); a library it uses only refines the rule, so a file that does not
+// parse is skipped there.
+func parseDecls(fset *token.FileSet, dir, dslImport string, strict bool) (*pkgDecls, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading definitions folder: %w", err)
 	}
 	ctxt := buildContext()
-	fset := token.NewFileSet()
-	s := &scanned{}
-	var vars []*varDecl
-	imageFuncs := map[string]bool{}
-	usesDSL := false
+	d := &pkgDecls{byName: map[string]*varDecl{}, funcs: map[string]*funcDecl{}, types: map[string]*typeDecl{}, consts: map[string]bool{}}
+	mode := parser.SkipObjectResolution
+	if strict {
+		mode |= parser.ParseComments
+	}
 	for _, e := range entries {
 		name := e.Name()
 		if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
@@ -134,6 +180,9 @@ func scanPackage(dir string, ws *workspace, dslImport string) (*scanned, error) 
 		filename := filepath.Join(dir, name)
 		src, err := os.ReadFile(filename)
 		if err != nil {
+			if !strict {
+				continue
+			}
 			return nil, fmt.Errorf("reading %s: %w", filename, err)
 		}
 		// MatchFile reads the header through OpenFile; serve it the bytes
@@ -142,89 +191,181 @@ func scanPackage(dir string, ws *workspace, dslImport string) (*scanned, error) 
 		if ok, err := ctxt.MatchFile(dir, name); err != nil || !ok {
 			continue // a header the go command rejects is reported by the compile
 		}
-		f, err := parser.ParseFile(fset, filename, src, parser.ParseComments|parser.SkipObjectResolution)
+		f, err := parser.ParseFile(fset, filename, src, mode)
 		if err != nil {
 			var list scanner.ErrorList
+			if !strict {
+				continue
+			}
 			if errors.As(err, &list) {
-				s.syntax = append(s.syntax, list...)
+				d.syntax = append(d.syntax, list...)
 				continue
 			}
 			return nil, fmt.Errorf("parsing %s: %w", filename, err)
 		}
-		if s.pkgName == "" {
-			s.pkgName = f.Name.Name
-		} else if s.pkgName != f.Name.Name {
-			return nil, fmt.Errorf("%s: package %s, but other files in %s are package %s", filename, f.Name.Name, dir, s.pkgName)
-		}
-		fi := &fileInfo{}
-		for _, imp := range f.Imports {
-			if p, _ := unquoteImport(imp); p == dslImport {
-				usesDSL = true
-				switch {
-				case imp.Name == nil:
-					fi.dslName = path.Base(dslImport)
-				case imp.Name.Name == ".":
-					fi.dslDot = true
-				case imp.Name.Name != "_":
-					fi.dslName = imp.Name.Name
-				}
+		if d.name == "" {
+			d.name = f.Name.Name
+		} else if d.name != f.Name.Name {
+			if !strict {
+				continue
 			}
+			return nil, fmt.Errorf("%s: package %s, but other files in %s are package %s", filename, f.Name.Name, dir, d.name)
 		}
-		for _, decl := range f.Decls {
-			switch decl := decl.(type) {
-			case *ast.FuncDecl:
-				if decl.Recv == nil && decl.Type.TypeParams == nil && singleResult(decl.Type, fi) {
-					imageFuncs[decl.Name.Name] = true
-				}
-			case *ast.GenDecl:
-				if decl.Tok != token.VAR {
-					continue
-				}
-				for _, spec := range decl.Specs {
-					vs := spec.(*ast.ValueSpec)
-					doc := vs.Doc
-					if doc == nil && !decl.Lparen.IsValid() {
-						doc = decl.Doc
+		d.addFile(f, dslImport)
+	}
+	return d, nil
+}
+
+func (d *pkgDecls) addFile(f *ast.File, dslImport string) {
+	fi := &fileInfo{imports: map[string]string{}}
+	for _, imp := range f.Imports {
+		p, _ := unquoteImport(imp)
+		if p == dslImport {
+			switch {
+			case imp.Name == nil:
+				fi.dslName = path.Base(dslImport)
+			case imp.Name.Name == ".":
+				fi.dslDot = true
+			case imp.Name.Name != "_":
+				fi.dslName = imp.Name.Name
+			}
+			continue
+		}
+		switch {
+		case imp.Name == nil:
+			fi.unnamed = append(fi.unnamed, p)
+		case imp.Name.Name != "_" && imp.Name.Name != ".":
+			fi.imports[imp.Name.Name] = p
+		}
+	}
+	for _, decl := range f.Decls {
+		switch decl := decl.(type) {
+		case *ast.FuncDecl:
+			if decl.Recv == nil {
+				d.funcs[decl.Name.Name] = &funcDecl{typ: decl.Type, typeParams: decl.Type.TypeParams, file: fi}
+			}
+		case *ast.GenDecl:
+			for _, spec := range decl.Specs {
+				switch spec := spec.(type) {
+				case *ast.TypeSpec:
+					if spec.TypeParams == nil {
+						d.types[spec.Name.Name] = &typeDecl{typ: spec.Type, file: fi}
 					}
-					for i, id := range vs.Names {
-						if id.Name == "_" {
-							continue
-						}
-						v := &varDecl{name: id.Name, file: fi, typ: vs.Type, doc: doc, pos: id.Pos()}
-						if len(vs.Values) == len(vs.Names) {
-							v.value = vs.Values[i]
-						}
-						vars = append(vars, v)
+				case *ast.ValueSpec:
+					if decl.Tok == token.VAR {
+						d.addVars(decl, spec, fi)
+						continue
+					}
+					for _, id := range spec.Names {
+						d.consts[id.Name] = true
 					}
 				}
 			}
 		}
 	}
-	if len(s.syntax) > 0 || !usesDSL {
+}
+
+func (d *pkgDecls) addVars(decl *ast.GenDecl, vs *ast.ValueSpec, fi *fileInfo) {
+	doc := vs.Doc
+	if doc == nil && !decl.Lparen.IsValid() {
+		doc = decl.Doc
+	}
+	for i, id := range vs.Names {
+		if id.Name == "_" {
+			continue
+		}
+		v := &varDecl{name: id.Name, file: fi, typ: vs.Type, doc: doc, pos: id.Pos(), index: -1}
+		switch {
+		case len(vs.Values) == len(vs.Names):
+			v.value = vs.Values[i]
+		case len(vs.Values) == 1:
+			v.value, v.index = vs.Values[0], i
+		}
+		d.vars = append(d.vars, v)
+		d.byName[v.name] = v
+	}
+}
+
+// scanPackage parses the package in dir. dslImport is the import path of
+// the dsl package; ws (may be nil) locates the source of dsl and of the
+// packages the definitions call, to refine the rule.
+func scanPackage(dir string, ws *workspace, dslImport string) (*scanned, error) {
+	fset := token.NewFileSet()
+	decls, err := parseDecls(fset, dir, dslImport, true)
+	if err != nil {
+		return nil, err
+	}
+	s := &scanned{pkgName: decls.name, syntax: decls.syntax}
+	if len(s.syntax) > 0 {
 		return s, nil
 	}
-
-	r := &rule{images: map[string]bool{}, funcs: imageFuncs, dsl: loadDSLTable(ws, dslImport)}
-	// Images may be declared in any order and in any file, so iterate to a
-	// fixed point: each pass can only add images, and there are finitely many.
-	for changed := true; changed; {
-		changed = false
-		for _, v := range vars {
-			if !r.images[v.name] && r.isImageVar(v) {
-				r.images[v.name] = true
-				changed = true
-			}
+	res := &resolver{ws: ws, dslImport: dslImport, fset: fset, pkgs: map[string]*rule{}}
+	r := res.newRule(decls)
+	for _, v := range decls.vars {
+		if !ast.IsExported(v.name) {
+			continue
 		}
-	}
-	for _, v := range vars {
-		if r.images[v.name] && ast.IsExported(v.name) {
+		switch r.varVerdict(v.name) {
+		case isImage:
 			s.defs = append(s.defs, definition{
 				Target: Target{Var: v.name, Doc: strings.Join(strings.Fields(v.doc.Text()), " ")},
 				Pos:    fset.Position(v.pos),
 			})
+		case unsure:
+			s.warnings = append(s.warnings, unsureWarning(fset, v))
 		}
 	}
 	return s, nil
+}
+
+// unsureWarning says why a variable is not a target and how to make it
+// one. The file is absolute; relativeWarnings shortens it for the reader.
+func unsureWarning(fset *token.FileSet, v *varDecl) string {
+	dsl := v.file.dslName
+	if dsl == "" {
+		dsl = "dsl"
+	}
+	init := "..."
+	if v.value != nil && v.index < 0 {
+		init = exprSummary(fset, v.value)
+	}
+	pos := fset.Position(v.pos)
+	return fmt.Sprintf("%s:%d: var %s is not a build target: strata cannot tell its type without compiling; declare it: var %s *%s.Image = %s",
+		pos.Filename, pos.Line, v.name, v.name, dsl, init)
+}
+
+// exprSummary is an initializer as a message shows it: short ones as
+// written, a long call as its function and "(...)".
+func exprSummary(fset *token.FileSet, e ast.Expr) string {
+	var b strings.Builder
+	if err := printer.Fprint(&b, fset, e); err == nil && b.Len() <= 40 && !strings.Contains(b.String(), "\n") {
+		return b.String()
+	}
+	if call, ok := unparen(e).(*ast.CallExpr); ok {
+		var f strings.Builder
+		if err := printer.Fprint(&f, fset, call.Fun); err == nil && f.Len() <= 60 && !strings.Contains(f.String(), "\n") {
+			return f.String() + "(...)"
+		}
+	}
+	return "..."
+}
+
+// relativeWarnings makes the absolute file names that start the scan's
+// warnings relative to cwd when that is shorter, as compiler messages are.
+// The warnings are stored with absolute names because a cached driver may
+// be run from another folder.
+func relativeWarnings(warnings []string, cwd string) []string {
+	if len(warnings) == 0 {
+		return nil
+	}
+	out := make([]string, len(warnings))
+	for i, w := range warnings {
+		out[i] = w
+		if file, rest, ok := strings.Cut(w, ".go:"); ok && filepath.IsAbs(file) {
+			out[i] = shortPath(file+".go", cwd) + ":" + rest
+		}
+	}
+	return out
 }
 
 func unquoteImport(imp *ast.ImportSpec) (string, error) {
@@ -233,87 +374,6 @@ func unquoteImport(imp *ast.ImportSpec) (string, error) {
 		return p[1 : len(p)-1], nil // import paths cannot contain escapes worth decoding
 	}
 	return "", fmt.Errorf("bad import %s", p)
-}
-
-// singleResult reports whether a function type returns exactly *dsl.Image.
-func singleResult(ft *ast.FuncType, fi *fileInfo) bool {
-	if ft.Results == nil || len(ft.Results.List) != 1 || len(ft.Results.List[0].Names) > 1 {
-		return false
-	}
-	return isImageType(ft.Results.List[0].Type, fi)
-}
-
-// isImageType reports whether a type expression spells *dsl.Image.
-func isImageType(e ast.Expr, fi *fileInfo) bool {
-	star, ok := unparen(e).(*ast.StarExpr)
-	return ok && isImageName(star.X, fi)
-}
-
-// isImageName reports whether e names the dsl.Image type itself.
-func isImageName(e ast.Expr, fi *fileInfo) bool {
-	switch e := unparen(e).(type) {
-	case *ast.SelectorExpr:
-		x, ok := e.X.(*ast.Ident)
-		return ok && fi.dslName != "" && x.Name == fi.dslName && e.Sel.Name == "Image"
-	case *ast.Ident:
-		return fi.dslDot && e.Name == "Image"
-	}
-	return false
-}
-
-func unparen(e ast.Expr) ast.Expr {
-	for {
-		p, ok := e.(*ast.ParenExpr)
-		if !ok {
-			return e
-		}
-		e = p.X
-	}
-}
-
-// rule decides which variables are images; see the package documentation.
-type rule struct {
-	images map[string]bool // package-level vars known to be images
-	funcs  map[string]bool // package-level funcs declared to return *dsl.Image
-	dsl    *dslTable       // nil when the dsl source was not found
-}
-
-func (r *rule) isImageVar(v *varDecl) bool {
-	if v.typ != nil {
-		return isImageType(v.typ, v.file)
-	}
-	return v.value != nil && r.isImageExpr(v.value, v.file)
-}
-
-func (r *rule) isImageExpr(e ast.Expr, fi *fileInfo) bool {
-	switch e := unparen(e).(type) {
-	case *ast.Ident:
-		return r.images[e.Name]
-	case *ast.UnaryExpr:
-		lit, ok := e.X.(*ast.CompositeLit)
-		return e.Op == token.AND && ok && isImageName(lit.Type, fi)
-	case *ast.CallExpr:
-		fun := unparen(e.Fun)
-		// Skip explicit instantiation: f[T](...) is still a call of f.
-		switch ix := fun.(type) {
-		case *ast.IndexExpr:
-			fun = ix.X
-		case *ast.IndexListExpr:
-			fun = ix.X
-		}
-		switch fun := fun.(type) {
-		case *ast.Ident:
-			// A dot-imported dsl function needs the table: without it an
-			// unqualified call cannot be told from any other.
-			return r.funcs[fun.Name] || (fi.dslDot && r.dsl != nil && r.dsl.funcs[fun.Name])
-		case *ast.SelectorExpr:
-			if x, ok := fun.X.(*ast.Ident); ok && fi.dslName != "" && x.Name == fi.dslName {
-				return r.dsl.returnsImage(false, fun.Sel.Name)
-			}
-			return r.isImageExpr(fun.X, fi) && r.dsl.returnsImage(true, fun.Sel.Name)
-		}
-	}
-	return false
 }
 
 // formatSyntax prints parse errors as the compiler does, one file:line:col

@@ -11,9 +11,10 @@ import (
 
 func TestScanRule(t *testing.T) {
 	tests := []struct {
-		name  string
-		files map[string]string // in images/
-		want  []Target
+		name     string
+		files    map[string]string // in images/, or from the module root when the name has a slash
+		want     []Target
+		warnings []string // file names relative to images/
 	}{{
 		name: "explicit type and untyped chains",
 		files: map[string]string{"a.go": `package images
@@ -108,7 +109,8 @@ var (
 
 func pair() (*dsl.Image, *dsl.Image) { return nil, nil }
 `},
-		want: []Target{{Var: "One", Doc: "One is first."}, {Var: "Two", Doc: "One is first."}, {Var: "Three"}},
+		// One call initialising several names: its declared results decide.
+		want: []Target{{Var: "One", Doc: "One is first."}, {Var: "Two", Doc: "One is first."}, {Var: "Three"}, {Var: "X"}, {Var: "Y"}},
 	}, {
 		name: "test files and excluded files are skipped",
 		files: map[string]string{
@@ -118,12 +120,179 @@ func pair() (*dsl.Image, *dsl.Image) { return nil, nil }
 			"other_os.go": "//go:build plan9 && !plan9\n\npackage images\n\nimport \"example.com/t/strata/dsl\"\n\nvar Never = dsl.New(\"n\")\n",
 		},
 		want: []Target{{Var: "A"}},
+	}, {
+		name: "functions and variables of a local package",
+		files: map[string]string{
+			"a.go": `package images
+
+import (
+	"example.com/t/blocks"
+	"example.com/t/strata/dsl"
+)
+
+var Hello = blocks.Static("hello")
+var Chained = blocks.Static("c").Run("x")
+var Aliased = blocks.Aliased()
+var Defined = blocks.Defined()
+var Web = blocks.Web
+var Shared = blocks.Shared
+var Built = blocks.Built
+var Pair, Other = blocks.Pair()
+var Team = blocks.NewTeam()
+var Name = blocks.Name()
+var Greeting = blocks.Greeting
+var Generic = blocks.Must(blocks.Static("g"))
+var Typed blocks.Img
+var Local = dsl.New("local")
+`,
+			"blocks/blocks.go": `package blocks
+
+import (
+	"strings"
+
+	d "example.com/t/strata/dsl"
+)
+
+type Img = *d.Image
+type Own *d.Image
+
+func Static(name string) *d.Image { return d.New(name) }
+func Aliased() Img                { return nil }
+func Defined() Own                { return nil }
+func Pair() (*d.Image, string)    { return nil, "" }
+func Name() string                { return strings.ToUpper("x") }
+func Must[T any](v T) T           { return v }
+
+var Web = d.New("web")
+var Shared *d.Image
+var Built = Static("built").Run("x")
+
+const Greeting = "hi"
+
+type Team struct{}
+
+func NewTeam() *Team                   { return &Team{} }
+func (t *Team) App(name string) *d.Image { return d.New(name) }
+`,
+		},
+		want: []Target{
+			{Var: "Hello"}, {Var: "Chained"}, {Var: "Aliased"}, {Var: "Defined"}, {Var: "Web"}, {Var: "Shared"},
+			{Var: "Built"}, {Var: "Pair"}, {Var: "Typed"}, {Var: "Local"},
+		},
+		warnings: []string{
+			"./a.go:19: var Generic is not a build target: strata cannot tell its type without compiling; declare it: var Generic *dsl.Image = blocks.Must(blocks.Static(\"g\"))",
+		},
+	}, {
+		name: "imports known by a package name other than their path's",
+		files: map[string]string{
+			"a.go": `package images
+
+import (
+	"example.com/t/go-blocks"
+	"example.com/t/odd"
+)
+
+var Guessed = blocks.App()
+var Declared = different.App()
+var Unknown = nowhere.App()
+`,
+			"go-blocks/b.go": "package blocks\n\nimport \"example.com/t/strata/dsl\"\n\nfunc App() *dsl.Image { return nil }\n",
+			"odd/b.go":       "package different\n\nimport \"example.com/t/strata/dsl\"\n\nfunc App() *dsl.Image { return nil }\n",
+		},
+		want: []Target{{Var: "Guessed"}, {Var: "Declared"}},
+		warnings: []string{
+			"./a.go:10: var Unknown is not a build target: strata cannot tell its type without compiling; declare it: var Unknown *dsl.Image = nowhere.App()",
+		},
+	}, {
+		name: "a replaced module and a method of its type",
+		files: map[string]string{
+			"./go.mod": "module example.com/t\n\ngo 1.26\n\nrequire example.com/lib v0.0.0\n\nreplace example.com/lib => ./lib\n",
+			"a.go": `package images
+
+import (
+	lib "example.com/lib/blocks"
+	"example.com/t/strata/dsl"
+)
+
+var App = lib.App("app")
+var Svc = lib.NewTeam().App("svc")
+var Base = dsl.New("base")
+`,
+			"lib/go.mod": "module example.com/lib\n\ngo 1.26\n",
+			"lib/blocks/blocks.go": `package blocks
+
+import "example.com/t/strata/dsl"
+
+func App(name string) *dsl.Image { return dsl.New(name) }
+
+type Team struct{}
+
+func NewTeam() *Team                       { return &Team{} }
+func (t *Team) App(name string) *dsl.Image { return dsl.New(name) }
+`,
+		},
+		want: []Target{{Var: "App"}, {Var: "Base"}},
+		warnings: []string{
+			"./a.go:9: var Svc is not a build target: strata cannot tell its type without compiling; declare it: var Svc *dsl.Image = lib.NewTeam().App(\"svc\")",
+		},
+	}, {
+		name: "a function of a package whose source is not on disk",
+		files: map[string]string{"a.go": `package images
+
+import (
+	"example.org/ext"
+	"example.com/t/strata/dsl"
+)
+
+// Hello comes from a library the scan cannot read.
+var Hello = ext.Static("hello", ext.WithMessage("a long message that does not fit"))
+var hidden = ext.Static("hidden")
+var Base = dsl.New("base")
+var Typed *dsl.Image = ext.Static("typed")
+`},
+		want: []Target{{Var: "Base"}, {Var: "Typed"}},
+		warnings: []string{
+			"./a.go:9: var Hello is not a build target: strata cannot tell its type without compiling; declare it: var Hello *dsl.Image = ext.Static(...)",
+		},
+	}, {
+		name: "values that are obviously not images give no warning",
+		files: map[string]string{"a.go": `package images
+
+import (
+	"os"
+	"strings"
+
+	"example.com/t/strata/dsl"
+)
+
+const prefix = "x"
+
+var Str = "x"
+var Num = 1 << 3
+var Expr = prefix + "y"
+var Fn = func() {}
+var List = []string{"a"}
+var First = List[0]
+var Map = map[string]int{}
+var Cond = len(Str) > 0
+var Upper = strings.ToUpper(Str)
+var Replaced = strings.NewReplacer("a", "b").Replace(Str)
+var Env = os.Getenv("HOME")
+var Func = strings.ToUpper
+var Scratch = dsl.Scratch()
+var Count int
+var Img = dsl.New("img")
+`},
+		want: []Target{{Var: "Img"}},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			files := map[string]string{}
 			for name, src := range tt.files {
-				files["images/"+name] = src
+				if !strings.Contains(name, "/") {
+					name = "images/" + name
+				}
+				files[name] = src
 			}
 			root := newModule(t, files)
 			dir := filepath.Join(root, "images")
@@ -144,6 +313,9 @@ func pair() (*dsl.Image, *dsl.Image) { return nil, nil }
 			}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("targets (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.warnings, relativeWarnings(s.warnings, dir)); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -193,6 +365,11 @@ func TestScanErrors(t *testing.T) {
 		files: map[string]string{"images/a.go": "package images\n\nvar X = 1\n"},
 		check: func(err error) bool { return errors.Is(err, ErrNoDefinitions) },
 		want:  "no exported *dsl.Image variables in ",
+	}, {
+		name:  "no definitions the scan can tell",
+		files: map[string]string{"images/a.go": "package images\n\nimport \"example.org/ext\"\n\nvar X = ext.Image()\n"},
+		check: func(err error) bool { return errors.Is(err, ErrNoDefinitions) },
+		want:  "a.go:5: var X is not a build target: strata cannot tell its type without compiling",
 	}, {
 		name:  "package main",
 		files: map[string]string{"images/a.go": "package main\n\nimport \"example.com/t/strata/dsl\"\n\nvar X = dsl.New(\"x\")\n\nfunc main() {}\n"},

@@ -62,7 +62,9 @@ type Step struct {
 	// program is looked up in the PATH of Spec.Env when it has no slash.
 	// Exactly one of Script, Copy and Argv is set.
 	Argv []string
-	// Where is the "file.go:12" of the definition, for error messages.
+	// Where is the Go source line of the definition, for error messages:
+	// "images.go:12", or "images.go:12 → blocks/blocks.go:45" for a step a
+	// library function wrote (dsl.Pos.String).
 	Where string
 }
 

@@ -1,0 +1,4 @@
+package dsl
+
+// FuncPackage is funcPackage, for the external tests.
+var FuncPackage = funcPackage
