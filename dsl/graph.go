@@ -556,7 +556,7 @@ func bindDigest(b Bind) (string, error) {
 	}
 	h := sha256.New()
 	if len(b.KeyPaths) == 0 {
-		if err := hashTree(h, root); err != nil {
+		if err := hashTree(h, root, nil); err != nil {
 			return "", err
 		}
 		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
@@ -568,7 +568,7 @@ func bindDigest(b Bind) (string, error) {
 			return "", fmt.Errorf("key path %s: %w", p, err)
 		}
 		fmt.Fprintf(h, "path %q\n", p)
-		if err := hashTree(h, target); err != nil {
+		if err := hashTree(h, target, nil); err != nil {
 			return "", err
 		}
 	}

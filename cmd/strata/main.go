@@ -135,6 +135,11 @@ func loadDir(ctx context.Context, dir string) ([]strata.Target, error) {
 		// and a fast one stays silent.
 		fmt.Fprintf(os.Stderr, "strata: compiled definitions %s in %s\n", d.Package, time.Since(start).Round(time.Millisecond))
 	}
+	// Variables the scan could not tell are images: said at every run, so
+	// a target is never dropped silently.
+	for _, w := range d.Warnings {
+		fmt.Fprintf(os.Stderr, "strata: warning: %s\n", w)
+	}
 	raw, err := d.Run(ctx, os.Environ(), os.Stderr)
 	if err != nil {
 		return nil, err
