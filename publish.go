@@ -211,34 +211,47 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 	return items, nil
 }
 
+// publishFlags are the flags of strata publish: those of a build (for
+// --build, and to compute the same cache keys) and its own.
+type publishFlags struct {
+	build   buildFlags
+	to      string
+	tags    stringList
+	doBuild bool
+	dryRun  bool
+}
+
+func (f *publishFlags) register(fs *flag.FlagSet) {
+	f.build.register(fs)
+	fs.StringVar(&f.to, "to", "", "where to publish: `REGISTRY/PREFIX` (as PREFIX/NAME:TAG) or oci:PATH (a local OCI layout)")
+	fs.Var(&f.tags, "tag", "`tag` to publish under, repeatable (default: the image's own tags, else latest)")
+	fs.BoolVar(&f.doBuild, "build", false, "build images that are not built or are stale first")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print what would be published where, and publish nothing")
+}
+
 // cmdPublish pushes built images to a registry or a local layout.
 func cmdPublish(ctx context.Context, args []string, targets []Target) error {
-	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	var bf buildFlags
-	bf.register(fs)
-	to := fs.String("to", "", "where to publish: `REGISTRY/PREFIX` (as PREFIX/NAME:TAG) or oci:PATH (a local OCI layout)")
-	var tags stringList
-	fs.Var(&tags, "tag", "`tag` to publish under, repeatable (default: the image's own tags, else latest)")
-	build := fs.Bool("build", false, "build images that are not built or are stale first")
-	dryRun := fs.Bool("dry-run", false, "print what would be published where, and publish nothing")
+	fs := newFlagSet("publish")
+	var f publishFlags
+	f.register(fs)
 	names, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	opts, err := bf.options()
+	opts, err := f.build.options()
 	if err != nil {
 		return err
 	}
 	if err := opts.fill(); err != nil {
 		return err
 	}
-	if *to == "" {
+	if f.to == "" {
 		return usageError{errors.New("--to REGISTRY/PREFIX or --to oci:PATH is required")}
 	}
 	if targets == nil {
 		return usageError{errors.New("no definitions: run strata publish in the folder of your definitions package")}
 	}
-	dest, err := parseDestination(*to, opts.Registry)
+	dest, err := parseDestination(f.to, opts.Registry)
 	if err != nil {
 		return err
 	}
@@ -250,7 +263,7 @@ func cmdPublish(ctx context.Context, args []string, targets []Target) error {
 	if err != nil {
 		return err
 	}
-	items, err := dest.plan(nodes, tags)
+	items, err := dest.plan(nodes, f.tags)
 	if err != nil {
 		return err
 	}
@@ -258,10 +271,10 @@ func cmdPublish(ctx context.Context, args []string, targets []Target) error {
 	if err != nil {
 		return err
 	}
-	if *dryRun {
-		return printPlan(os.Stdout, items, problems, *build)
+	if f.dryRun {
+		return printPlan(os.Stdout, items, problems, f.doBuild)
 	}
-	if len(problems) > 0 && !*build {
+	if len(problems) > 0 && !f.doBuild {
 		lines := make([]string, 0, len(problems))
 		for _, n := range nodes {
 			if p, ok := problems[n.Name]; ok {

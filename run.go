@@ -11,11 +11,19 @@ import (
 	"github.com/strata-build/strata/storage"
 )
 
+// runFlags are the flags of strata run.
+type runFlags struct{ store, layout string }
+
+func (f *runFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "store", ".strata", "store `folder`")
+	fs.StringVar(&f.layout, "layout", "oci", "OCI layout `folder` the image is tagged in")
+}
+
 // cmdRun runs a tagged image of the output layout as its config says.
 func cmdRun(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	store := fs.String("store", ".strata", "store `folder`")
-	layoutDir := fs.String("layout", "oci", "OCI layout `folder` the image is tagged in")
+	fs := newFlagSet("run")
+	var f runFlags
+	f.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -27,12 +35,12 @@ func cmdRun(ctx context.Context, args []string) error {
 	if len(cmd) > 0 && cmd[0] == "--" {
 		cmd = cmd[1:]
 	}
-	if _, err := os.Stat(*layoutDir); err != nil {
-		return fmt.Errorf("no OCI layout at %s: build %s first", *layoutDir, name)
+	if _, err := os.Stat(f.layout); err != nil {
+		return fmt.Errorf("no OCI layout at %s: build %s first", f.layout, name)
 	}
 	err = runtime.RunImage(ctx, runtime.RunOptions{
-		Store:   *store,
-		Layout:  *layoutDir,
+		Store:   f.store,
+		Layout:  f.layout,
 		Image:   name,
 		Command: cmd,
 	})
