@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -111,6 +112,7 @@ func TestBadCommandLineIsOneLine(t *testing.T) {
 		{[]string{"build", "--no-cache=maybe"}, "strata build: invalid boolean value \"maybe\" for --no-cache: parse error; see 'strata build -h'\n"},
 		{[]string{"publish", "hello", "--to"}, "strata publish: flag --to needs a value; see 'strata publish -h'\n"},
 		{[]string{"run", "--layuot", "x", "hello"}, "strata run: unknown flag --layuot; see 'strata run -h'\n"},
+		{[]string{"completion", "tcsh"}, "strata completion: no completion for shell \"tcsh\": use bash, zsh or fish; see 'strata completion -h'\n"},
 		{[]string{"bulid"}, "strata: unknown command \"bulid\"; see 'strata help'\n"},
 	} {
 		var code int
@@ -125,5 +127,115 @@ func TestSingleDashFlagsStillParse(t *testing.T) {
 	opts, names, err := ParseBuildFlags([]string{"-jobs", "3", "hello", "-no-cache", "--store=s"})
 	if err != nil || opts.Jobs != 3 || !opts.NoCache || opts.Store != "s" || !slices.Equal(names, []string{"hello"}) {
 		t.Errorf("got %+v %v %v", opts, names, err)
+	}
+}
+
+func completionScript(t *testing.T, shell string) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := cmdCompletion(&b, []string{shell}); err != nil {
+		t.Fatal(err)
+	}
+	return b.String()
+}
+
+func TestBashCompletionSyntax(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	script := filepath.Join(t.TempDir(), "strata.bash")
+	if err := os.WriteFile(script, []byte(completionScript(t, "bash")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("bash", "-n", script).CombinedOutput(); err != nil {
+		t.Fatalf("bash -n: %v\n%s", err, out)
+	}
+}
+
+// complete sources the bash completion and returns COMPREPLY for the
+// command line words, the last one being completed. strata itself is a
+// stand-in whose list prints two images.
+func complete(t *testing.T, words ...string) []string {
+	t.Helper()
+	script := filepath.Join(t.TempDir(), "strata.bash")
+	if err := os.WriteFile(script, []byte(completionScript(t, "bash")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	quoted := make([]string, len(words))
+	for i, w := range words {
+		quoted[i] = "'" + w + "'"
+	}
+	prog := `source "$1"
+strata() { [ "$1" = list ] && printf 'busybox  A minimal base\nhello    Hello greets.\ntools    Tools (build-only)\n'; }
+COMP_WORDS=(` + strings.Join(quoted, " ") + `)
+COMP_CWORD=$((${#COMP_WORDS[@]} - 1))
+_strata
+printf '%s\n' "${COMPREPLY[@]}"
+`
+	out, err := exec.Command("bash", "-c", prog, "bash", script).CombinedOutput()
+	if err != nil {
+		t.Fatalf("completing %v: %v\n%s", words, err, out)
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l != "" {
+			got = append(got, l)
+		}
+	}
+	return got
+}
+
+func TestBashCompletion(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	for _, tc := range []struct {
+		words []string
+		want  []string
+	}{
+		{[]string{"strata", "bu"}, []string{"build"}},
+		{[]string{"strata", "build", "--no-"}, []string{"--no-cache", "--no-wait"}},
+		{[]string{"strata", "-C", "examples/hello", "build", "--no-"}, []string{"--no-cache", "--no-wait"}},
+		{[]string{"strata", "publish", "--bu"}, []string{"--build"}},
+		{[]string{"strata", "run", "h"}, []string{"hello"}},
+		{[]string{"strata", "build", "--jobs", ""}, nil},
+		{[]string{"strata", "run", "hello", "--", "h"}, nil},
+		{[]string{"strata", "completion", ""}, []string{"bash", "zsh", "fish"}},
+		{[]string{"strata", "check", "--s"}, []string{"--squashfs", "--store"}},
+	} {
+		got := complete(t, tc.words...)
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%q<TAB>: got %q, want %q", strings.Join(tc.words, " "), got, tc.want)
+		}
+	}
+	// Every flag of every command is offered.
+	for _, c := range commands() {
+		got := complete(t, "strata", c.name, "--")
+		commandFlags(c).VisitAll(func(f *flag.Flag) {
+			if !slices.Contains(got, "--"+f.Name) {
+				t.Errorf("strata %s --<TAB> does not offer --%s: %q", c.name, f.Name, got)
+			}
+		})
+	}
+}
+
+func TestZshAndFishCompletion(t *testing.T) {
+	for _, shell := range []string{"zsh", "fish"} {
+		t.Run(shell, func(t *testing.T) {
+			script := completionScript(t, shell)
+			if !strings.Contains(script, "no-cache") {
+				t.Errorf("%s completion lacks build's flags:\n%s", shell, script)
+			}
+			if _, err := exec.LookPath(shell); err != nil {
+				t.Skipf("%s is not installed", shell)
+			}
+			file := filepath.Join(t.TempDir(), "strata."+shell)
+			if err := os.WriteFile(file, []byte(script), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(shell, "-n", file).CombinedOutput(); err != nil {
+				t.Errorf("%s -n: %v\n%s", shell, err, out)
+			}
+		})
 	}
 }

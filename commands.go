@@ -8,7 +8,7 @@ import (
 	"io"
 	"os"
 	"regexp"
-
+	"sort"
 	"strings"
 )
 
@@ -33,6 +33,7 @@ const (
 	groupDefinitions = "Commands run in a folder whose Go package holds the definitions:"
 	groupBuilt       = "Commands on built images:"
 	groupMachine     = "Commands on this machine:"
+	groupShell       = "Commands for your shell:"
 )
 
 // commands lists every command in the order strata help shows them. It is
@@ -86,6 +87,11 @@ func commands() []command {
 			summary: "as root: give NAME subordinate ids and a store, for builds without root",
 			flags:   func(fs *flag.FlagSet) { new(unprivFlags).register(fs) },
 			run:     func(_ context.Context, args []string, _ []Target) error { return cmdUnprivSetup(args) }},
+
+		{name: "completion", args: "bash|zsh|fish", group: groupShell,
+			summary: "print a completion script for commands, flags and image names",
+			flags:   func(*flag.FlagSet) {},
+			run:     func(_ context.Context, args []string, _ []Target) error { return cmdCompletion(os.Stdout, args) }},
 	}
 }
 
@@ -246,4 +252,15 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, args[0])
 		args = args[1:]
 	}
+}
+
+// commandNames lists the commands, sorted, for completion.
+func commandNames() []string {
+	var names []string
+	for _, c := range commands() {
+		names = append(names, c.name)
+	}
+	names = append(names, "help")
+	sort.Strings(names)
+	return names
 }
