@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -267,31 +266,37 @@ func cmdPublish(ctx context.Context, args []string, targets []Target) error {
 	if err != nil {
 		return err
 	}
-	problems, err := staleImages(ctx, opts, nodes)
+	if opts.NoCache && !f.doBuild {
+		return usageError{errors.New("--no-cache rebuilds images: publish builds nothing without --build")}
+	}
+	chain, problems, err := publishState(ctx, opts, g, nodes)
 	if err != nil {
 		return err
 	}
 	if f.dryRun {
 		return printPlan(os.Stdout, items, problems, f.doBuild)
 	}
-	if len(problems) > 0 && !f.doBuild {
-		lines := make([]string, 0, len(problems))
-		for _, n := range nodes {
-			if p, ok := problems[n.Name]; ok {
-				lines = append(lines, p)
-			}
+	if f.doBuild {
+		pubNames := make([]string, len(nodes))
+		for i, n := range nodes {
+			pubNames[i] = n.Name
 		}
-		return fmt.Errorf("nothing published:\n  %s\nrun strata build first, or strata publish --build", strings.Join(lines, "\n  "))
-	}
-	// Up-to-date images come out of this as cached, which tags them in
-	// the build's layout exactly as strata build does; with --build it
-	// builds what is missing.
-	pubNames := make([]string, len(nodes))
-	for i, n := range nodes {
-		pubNames[i] = n.Name
-	}
-	if _, err := buildGraph(ctx, opts, g, pubNames); err != nil {
-		return err
+		if _, err := buildGraph(ctx, opts, g, pubNames); err != nil {
+			return err
+		}
+	} else {
+		if len(problems) > 0 {
+			lines := make([]string, 0, len(problems))
+			for _, n := range nodes {
+				if p, ok := problems[n.Name]; ok {
+					lines = append(lines, p)
+				}
+			}
+			return fmt.Errorf("nothing published:\n  %s\nrun strata build first, or strata publish --build", strings.Join(lines, "\n  "))
+		}
+		if err := tagBuilt(ctx, opts, chain); err != nil {
+			return err
+		}
 	}
 	return pushAll(ctx, opts, dest, items)
 }
@@ -327,44 +332,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// staleImages says, per image name, why it cannot be published as it is:
-// the store has no record for its current cache key (or for one of the
-// images it is built on) because it was never built, or because its
-// definition or inputs changed since.
-func staleImages(ctx context.Context, opts Options, nodes []*dsl.Node) (map[string]string, error) {
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	problems := map[string]string{}
-	for _, n := range nodes {
-		// The image itself first: its own state is what people ask about.
-		chain := n.Chain()
-		slices.Reverse(chain)
-		for _, c := range chain {
-			rec, _, err := st.Lookup(c.Key)
-			if err != nil {
-				return nil, fmt.Errorf("image %q: cache: %w", c.Name, err)
-			}
-			if rec != nil {
-				continue
-			}
-			why := "is not built"
-			if last := st.Last(c.Name); last != nil {
-				why = "is stale against its definition (" + dsl.Explain(last.KeyInputs, c) + ")"
-			}
-			if c == n {
-				problems[n.Name] = fmt.Sprintf("image %q %s", n.Name, why)
-			} else {
-				problems[n.Name] = fmt.Sprintf("image %q is built on %q, which %s", n.Name, c.Name, why)
-			}
-			break
-		}
-	}
-	return problems, nil
 }
 
 func printPlan(w io.Writer, items []pushItem, problems map[string]string, build bool) error {
