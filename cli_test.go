@@ -239,3 +239,14 @@ func TestZshAndFishCompletion(t *testing.T) {
 		})
 	}
 }
+
+// The strata CLI reads --set and --params before it starts the driver;
+// its errors spell flags as the driver's do.
+func TestExportParamsSpellsFlagsWithTwoDashes(t *testing.T) {
+	for _, args := range [][]string{{"hello", "--set"}, {"-params"}} {
+		err := ExportParams(args)
+		if err == nil || singleDash.MatchString(err.Error()) || !strings.Contains(err.Error(), "--") {
+			t.Errorf("ExportParams(%q): %v", args, err)
+		}
+	}
+}
