@@ -12,9 +12,7 @@ import (
 
 // cmdCompletion prints the completion script of a shell.
 func cmdCompletion(w io.Writer, args []string) error {
-	fs := newFlagSet("completion")
-	commandFlagsFor("completion")(fs)
-	pos, err := parse(fs, args)
+	pos, err := parse(newFlagSet("completion"), args) // no flags but -h
 	if err != nil {
 		return err
 	}
@@ -34,11 +32,6 @@ func cmdCompletion(w io.Writer, args []string) error {
 		return flagError{fmt.Sprintf("no completion for shell %q: use bash, zsh or fish", pos[0])}
 	}
 	return nil
-}
-
-func commandFlagsFor(name string) func(*flag.FlagSet) {
-	c, _ := lookupCommand(name)
-	return c.flags
 }
 
 // completionFlag is one flag as a completion script sees it.
