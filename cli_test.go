@@ -250,3 +250,15 @@ func TestExportParamsSpellsFlagsWithTwoDashes(t *testing.T) {
 		}
 	}
 }
+
+func TestCompletionHelpText(t *testing.T) {
+	for in, want := range map[string]string{
+		"registry credentials `USER:PASSWORD` (default: the docker config)": "registry credentials USER:PASSWORD",
+		"layer type: tar+gzip (default), tar+zstd or squashfs":              "layer type",
+		"build parameter KEY=VALUE; repeatable, wins over --params":         "build parameter KEY=VALUE",
+	} {
+		if got := shortText(strings.ReplaceAll(in, "`", "")); got != want {
+			t.Errorf("shortText(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -67,7 +67,7 @@ const zshHeader = `#compdef strata
 # zsh completion for strata, printed by 'strata completion zsh': the bash
 # completion, through zsh's bashcompinit.
 # Load it with: source <(strata completion zsh)
-autoload -U +X compinit && compinit
+(( $+functions[compdef] )) || { autoload -U +X compinit && compinit }
 autoload -U +X bashcompinit && bashcompinit
 `
 
@@ -195,8 +195,10 @@ complete -c strata -n __fish_use_subcommand -a help -d 'show the commands'
 
 // shortText is the part of a flag's help that fits a completion menu.
 func shortText(s string) string {
-	if i := strings.IndexAny(s, ";:("); i > 0 {
-		s = s[:i]
+	for _, sep := range []string{"; ", ": ", " ("} {
+		if i := strings.Index(s, sep); i > 0 {
+			s = s[:i]
+		}
 	}
 	s = strings.TrimSpace(s)
 	if r := []rune(s); len(r) > 70 {
