@@ -234,7 +234,37 @@ func TestZshAndFishCompletion(t *testing.T) {
 				t.Fatal(err)
 			}
 			if out, err := exec.Command(shell, "-n", file).CombinedOutput(); err != nil {
-				t.Errorf("%s -n: %v\n%s", shell, err, out)
+				t.Fatalf("%s -n: %v\n%s", shell, err, out)
+			}
+			// Complete "strata build --no-" and "strata run h" with a
+			// stand-in strata whose list prints two images.
+			var prog string
+			if shell == "fish" {
+				prog = `source $argv[1]
+function strata; printf 'hello  Hello\nbusybox  Base\n'; end
+complete -C 'strata build --no-'
+complete -C 'strata run h'`
+			} else {
+				// compgen -F is how zsh's bashcompinit calls the function.
+				prog = `source $1
+strata() { printf 'hello  Hello\nbusybox  Base\n' }
+for line in 'strata build --no-' 'strata run h'; do
+  words=(${=line}); CURRENT=${#words}
+  COMP_WORDS=("${words[@]}"); COMP_CWORD=$((CURRENT - 1))
+  compgen -F _strata -- ${words[CURRENT]}
+done`
+			}
+			out, err := exec.Command(shell, "-c", prog, file, file).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%s: %v\n%s", shell, err, out)
+			}
+			for _, want := range []string{"--no-cache", "--no-wait", "hello"} {
+				if !strings.Contains(string(out), want) {
+					t.Errorf("%s completion lacks %s:\n%s", shell, want, out)
+				}
+			}
+			if strings.Contains(string(out), "unpriv-setup") {
+				t.Errorf("%s completion offers commands after strata build:\n%s", shell, out)
 			}
 		})
 	}
