@@ -22,12 +22,23 @@ func preflight(ctx context.Context, opts Options) error {
 	})
 }
 
+// checkFlags are the flags of strata check.
+type checkFlags struct {
+	store    string
+	squashfs bool
+}
+
+func (f *checkFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "store", DefaultStore(), "store `folder` the builds will use")
+	fs.BoolVar(&f.squashfs, "squashfs", false, "the builds will write squashfs layers: mksquashfs is required")
+}
+
 // cmdCheck prints one line per check and fails when a check a build needs
 // failed.
 func cmdCheck(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	store := fs.String("store", DefaultStore(), "store `folder` the builds will use")
-	squashfs := fs.Bool("squashfs", false, "the builds will write squashfs layers: mksquashfs is required")
+	fs := newFlagSet("check")
+	var f checkFlags
+	f.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -35,7 +46,7 @@ func cmdCheck(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
 	}
-	checks := runtime.RunChecks(ctx, runtime.CheckOptions{Store: *store, Squashfs: *squashfs})
+	checks := runtime.RunChecks(ctx, runtime.CheckOptions{Store: f.store, Squashfs: f.squashfs})
 	if !printChecks(os.Stdout, checks) {
 		return exitStatus(1)
 	}
@@ -63,11 +74,19 @@ func printChecks(w io.Writer, checks []runtime.Check) bool {
 	return ok
 }
 
+// unprivFlags are the flags of strata unpriv-setup.
+type unprivFlags struct{ user, store string }
+
+func (f *unprivFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.user, "user", os.Getenv("SUDO_USER"), "the `user` who will build without root (default: $SUDO_USER)")
+	fs.StringVar(&f.store, "store", DefaultStore(), "store `folder` to create for the user: the default is the default store of a build run in the current folder (empty: none)")
+}
+
 // cmdUnprivSetup gives a user what builds without root need.
 func cmdUnprivSetup(args []string) error {
-	fs := flag.NewFlagSet("unpriv-setup", flag.ContinueOnError)
-	user := fs.String("user", os.Getenv("SUDO_USER"), "the `user` who will build without root (default: $SUDO_USER)")
-	store := fs.String("store", DefaultStore(), "store `folder` to create for the user: the default is the default store of a build run in the current folder (empty: none)")
+	fs := newFlagSet("unpriv-setup")
+	var f unprivFlags
+	f.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -75,8 +94,8 @@ func cmdUnprivSetup(args []string) error {
 	if len(pos) > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
 	}
-	if *user == "" {
+	if f.user == "" {
 		return usageError{errors.New("which user? strata unpriv-setup --user NAME")}
 	}
-	return runtime.UnprivSetup(*user, *store, os.Stdout)
+	return runtime.UnprivSetup(f.user, f.store, os.Stdout)
 }

@@ -48,18 +48,28 @@ func notifyContext(parent context.Context, sigs ...os.Signal) (context.Context, 
 	}
 }
 
+// chrootFlags are the flags of strata chroot.
+type chrootFlags struct {
+	store string
+	param paramFlags
+}
+
+func (f *chrootFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "store", DefaultStore(), "store `folder`")
+	f.param.register(fs)
+}
+
 // cmdChroot opens a shell in a throw-away writable copy of a built image
 // of the definitions.
 func cmdChroot(ctx context.Context, args []string, load Loader) error {
-	fs := flag.NewFlagSet("chroot", flag.ContinueOnError)
-	store := fs.String("store", DefaultStore(), "store `folder`")
-	var pf paramFlags
-	pf.register(fs)
+	fs := newFlagSet("chroot")
+	var f chrootFlags
+	f.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	params, err := pf.params()
+	params, err := f.param.params()
 	if err != nil {
 		return err
 	}
@@ -76,7 +86,7 @@ func cmdChroot(ctx context.Context, args []string, load Loader) error {
 	}
 	// Layer types are not part of cache keys, so the image is found
 	// whatever types it was built in.
-	opts := Options{Store: *store, Params: params}
+	opts := Options{Store: f.store, Params: params}
 	g, err := evaluateTargets(opts, targets)
 	if err != nil {
 		return err

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"sort"
@@ -40,50 +39,34 @@ func Command(ctx context.Context, args []string, load Loader) int {
 		return 2
 	}
 	cmd, rest := args[0], args[1:]
-	var err error
-	switch cmd {
-	case "build":
-		err = cmdBuild(ctx, rest, load)
-	case "list":
-		err = cmdList(ctx, rest, load)
-	case "run":
-		err = cmdRun(ctx, rest)
-	case "inspect":
-		err = cmdInspect(ctx, rest)
-	case "grab":
-		err = cmdGrab(ctx, rest, load)
-	case "publish":
-		err = cmdPublish(ctx, rest, load)
-	case "clean":
-		err = cmdClean(ctx, rest)
-	case "check":
-		err = cmdCheck(ctx, rest)
-	case "unpriv-setup":
-		err = cmdUnprivSetup(rest)
-	case "chroot":
-		err = cmdChroot(ctx, rest, load)
-	case "graph":
-		err = cmdGraph(ctx, rest, load)
-	case "version", "--version":
-		printVersion(os.Stdout)
-		return 0
-	case "help", "-h", "--help":
+	if cmd == "--version" {
+		cmd = "version"
+	}
+	if cmd == "help" || cmd == "-h" || cmd == "--help" || cmd == "-help" {
+		if len(rest) > 0 {
+			if c, ok := lookupCommand(rest[0]); ok {
+				printHelp(os.Stdout, commandFlags(c))
+				return 0
+			}
+		}
 		usage(os.Stdout)
 		return 0
-	default:
-		fmt.Fprintf(os.Stderr, "strata: unknown command %q\n", cmd)
-		usage(os.Stderr)
+	}
+	c, ok := lookupCommand(cmd)
+	if !ok {
+		fmt.Fprintf(os.Stderr, "strata: unknown command %q; see 'strata help'\n", cmd)
 		return 2
 	}
+	err := c.run(ctx, rest, load)
 	if err == nil {
 		return 0
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	var ue usageError
-	if errors.As(err, &ue) {
-		fmt.Fprintf(os.Stderr, "strata %s: %v\n", cmd, err)
+	var fe flagError
+	if errors.As(err, &fe) {
+		fmt.Fprintf(os.Stderr, "strata %s: %v; see 'strata %s -h'\n", cmd, err, cmd)
 		return 2
 	}
 	var ce *driver.CompileError
@@ -91,6 +74,11 @@ func Command(ctx context.Context, args []string, load Loader) int {
 		// The compiler's messages, as it wrote them, are the whole story.
 		fmt.Fprintln(os.Stderr, ce.Error())
 		return 1
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(os.Stderr, "strata %s: %v\n", cmd, err)
+		return 2
 	}
 	var be *runtime.BuildError
 	if errors.As(err, &be) {
@@ -109,34 +97,6 @@ func Command(ctx context.Context, args []string, load Loader) int {
 }
 
 type usageError struct{ error }
-
-func usage(w io.Writer) {
-	fmt.Fprint(w, `strata builds OCI images from image definitions written in Go.
-
-Usage: strata [-C DIR] COMMAND [flags] [args]
-
-Commands run in a folder whose Go package holds the definitions:
-  build [NAME...]      build the named images (all when none) and tag them in ./oci
-  graph [NAME...]      print the build graph: what is cached, what would be rebuilt and why (--dot)
-  list                 list the images with their doc comments
-
-Commands on built images:
-  run NAME [-- CMD...] run an image as its config says (or CMD instead of its entrypoint and cmd)
-  inspect [NAME...]    print layers, annotations and config of tagged images
-  grab NAME:/PATH [DEST]  copy a file or folder out of a built image (build-only ones too)
-  publish [NAME...] --to REGISTRY/PREFIX|oci:PATH
-                       push built images as PREFIX/NAME:TAG (--tag, --build, --dry-run)
-  clean                remove the store and the output layout
-  chroot NAME [-- CMD...]  a shell (or CMD) in a throw-away copy of a built image, build-only ones too
-
-Commands on this machine:
-  version              print strata's module version and the Go version it was built with
-  check                check that this machine can build (kernel, overlay, subordinate ids, tools, store)
-  unpriv-setup --user NAME  as root: give NAME subordinate ids and a store, for builds without root
-
-Run "strata COMMAND -h" for a command's flags.
-`)
-}
 
 // buildFlags are shared by every command that builds.
 type buildFlags struct {
@@ -186,7 +146,7 @@ func (s *stringList) String() string     { return strings.Join(*s, ",") }
 func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func cmdBuild(ctx context.Context, args []string, load Loader) error {
-	fs := flag.NewFlagSet("build", flag.ContinueOnError)
+	fs := newFlagSet("build")
 	var bf buildFlags
 	bf.registerBuild(fs)
 	names, err := parse(fs, args)
@@ -212,7 +172,7 @@ func cmdBuild(ctx context.Context, args []string, load Loader) error {
 }
 
 func cmdList(ctx context.Context, args []string, load Loader) error {
-	fs := flag.NewFlagSet("list", flag.ContinueOnError)
+	fs := newFlagSet("list")
 	// Accepted like every command that runs the definitions: a doc
 	// comment cannot depend on them, but the same command line with
 	// "list" in place of "build" must work.
@@ -252,33 +212,4 @@ func cmdList(ctx context.Context, args []string, load Loader) error {
 		fmt.Printf("%-*s  %s\n", width, t.Image.Name(), doc)
 	}
 	return nil
-}
-
-// parse parses flags that may come before, between or after positional
-// arguments ("strata build hello --no-cache"). Arguments after "--" are
-// returned untouched, after a "--" element, for commands that pass them on.
-func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(os.Stderr)
-	var tail []string
-	for i, a := range args {
-		if a == "--" {
-			args, tail = args[:i], args[i:]
-			break
-		}
-	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError{err}
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return append(pos, tail...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }

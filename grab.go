@@ -15,21 +15,32 @@ import (
 	"github.com/strata-build/strata/storage"
 )
 
+// grabFlags are the flags of strata grab.
+type grabFlags struct {
+	store, layout string
+	keepSpecial   bool
+	param         paramFlags
+}
+
+func (f *grabFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "store", DefaultStore(), "store `folder`")
+	fs.StringVar(&f.layout, "layout", DefaultLayout(), "OCI layout `folder` for images that are not in the definitions")
+	fs.BoolVar(&f.keepSpecial, "keep-special", false, "keep set-user-id and set-group-id bits and copy device nodes (as root); by default they are dropped and left out, as an image is not to be trusted with the host")
+	f.param.register(fs)
+}
+
 // cmdGrab copies a file or folder out of a built image: an image of the
 // definitions (build-only ones included) is read from its committed layer
 // folders in the store, any other name from its tag in the output layout.
 func cmdGrab(ctx context.Context, args []string, load Loader) error {
-	fs := flag.NewFlagSet("grab", flag.ContinueOnError)
-	store := fs.String("store", DefaultStore(), "store `folder`")
-	layoutDir := fs.String("layout", DefaultLayout(), "OCI layout `folder` for images that are not in the definitions")
-	special := fs.Bool("keep-special", false, "keep set-user-id and set-group-id bits and copy device nodes (as root); by default they are dropped and left out, as an image is not to be trusted with the host")
-	var pf paramFlags
-	pf.register(fs)
+	fs := newFlagSet("grab")
+	var f grabFlags
+	f.register(fs)
 	pos, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	params, err := pf.params()
+	params, err := f.param.params()
 	if err != nil {
 		return err
 	}
@@ -44,7 +55,7 @@ func cmdGrab(ctx context.Context, args []string, load Loader) error {
 	if err != nil {
 		return err
 	}
-	st, err := storage.Open(ctx, *store, storage.OpenOptions{Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	st, err := storage.Open(ctx, f.store, storage.OpenOptions{Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
 	if err != nil {
 		return err
 	}
@@ -61,19 +72,19 @@ func cmdGrab(ctx context.Context, args []string, load Loader) error {
 		if err != nil {
 			return err
 		}
-		if err := storage.ExtractDirs(ctx, dirs, src, dest, storage.ExtractOptions{Special: *special, Log: os.Stderr}); err != nil {
+		if err := storage.ExtractDirs(ctx, dirs, src, dest, storage.ExtractOptions{Special: f.keepSpecial, Log: os.Stderr}); err != nil {
 			return fmt.Errorf("image %q: %w", name, err)
 		}
 		return nil
 	}
-	if _, err := os.Stat(*layoutDir); err != nil {
-		return fmt.Errorf("no image named %q in the definitions, and no OCI layout at %s", name, *layoutDir)
+	if _, err := os.Stat(f.layout); err != nil {
+		return fmt.Errorf("no image named %q in the definitions, and no OCI layout at %s", name, f.layout)
 	}
-	img, err := st.ImportLayout(ctx, *layoutDir, name)
+	img, err := st.ImportLayout(ctx, f.layout, name)
 	if err != nil {
 		return err
 	}
-	if err := st.Extract(ctx, img.Manifest.Layers, src, dest, storage.ExtractOptions{Special: *special, Log: os.Stderr}); err != nil {
+	if err := st.Extract(ctx, img.Manifest.Layers, src, dest, storage.ExtractOptions{Special: f.keepSpecial, Log: os.Stderr}); err != nil {
 		return fmt.Errorf("image %q: %w", name, err)
 	}
 	return nil

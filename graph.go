@@ -15,24 +15,35 @@ import (
 	"github.com/strata-build/strata/storage/layer"
 )
 
+// graphFlags are the flags of strata graph.
+type graphFlags struct {
+	opts  Options
+	types stringList
+	dot   bool
+	param paramFlags
+}
+
+func (f *graphFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&f.dot, "dot", false, "print Graphviz DOT instead of text")
+	fs.StringVar(&f.opts.Store, "store", DefaultStore(), "store `folder` to look for cached images in")
+	fs.BoolVar(&f.opts.NoCache, "no-cache", false, "plan as strata build --no-cache would")
+	fs.BoolVar(&f.opts.NoWait, "no-wait", false, "fail at once when a build holds the store")
+	fs.Var(&f.types, "layer-type", "layer `type` the build would use: tar+gzip (default), tar+zstd or squashfs; repeat for several")
+	f.param.register(fs)
+}
+
 // cmdGraph prints the build graph of the named images (all when none):
 // what each needs, whether the store has it, and why it would be rebuilt.
 func cmdGraph(ctx context.Context, args []string, load Loader) error {
-	fs := flag.NewFlagSet("graph", flag.ContinueOnError)
-	var opts Options
-	var types stringList
-	dot := fs.Bool("dot", false, "print Graphviz DOT instead of text")
-	fs.StringVar(&opts.Store, "store", DefaultStore(), "store `folder` to look for cached images in")
-	fs.BoolVar(&opts.NoCache, "no-cache", false, "plan as strata build --no-cache would")
-	fs.BoolVar(&opts.NoWait, "no-wait", false, "fail at once when a build holds the store")
-	fs.Var(&types, "layer-type", "layer `type` the build would use: tar+gzip (default), tar+zstd or squashfs; repeat for several")
-	var pf paramFlags
-	pf.register(fs)
+	fs := newFlagSet("graph")
+	var f graphFlags
+	f.register(fs)
 	names, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if opts.Params, err = pf.params(); err != nil {
+	opts, types := f.opts, f.types
+	if opts.Params, err = f.param.params(); err != nil {
 		return err
 	}
 	for _, s := range types {
@@ -59,7 +70,7 @@ func cmdGraph(ctx context.Context, args []string, load Loader) error {
 	if err != nil {
 		return err
 	}
-	if *dot {
+	if f.dot {
 		writeDOT(os.Stdout, plan)
 		return nil
 	}

@@ -16,20 +16,31 @@ import (
 	"github.com/strata-build/strata/storage"
 )
 
+// inspectFlags are the flags of strata inspect.
+type inspectFlags struct {
+	layout string
+	json   bool
+}
+
+func (f *inspectFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.layout, "layout", DefaultLayout(), "OCI layout `folder`")
+	fs.BoolVar(&f.json, "json", false, "print manifest and config as JSON")
+}
+
 // cmdInspect prints what the layout holds for one or every tag: layers
 // (digest, size, media type), annotations and the image config.
 func cmdInspect(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
-	layoutDir := fs.String("layout", DefaultLayout(), "OCI layout `folder`")
-	asJSON := fs.Bool("json", false, "print manifest and config as JSON")
+	fs := newFlagSet("inspect")
+	var f inspectFlags
+	f.register(fs)
 	names, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	if _, err := os.Stat(*layoutDir); err != nil {
-		return fmt.Errorf("no OCI layout at %s: build first, or pass --layout", *layoutDir)
+	if _, err := os.Stat(f.layout); err != nil {
+		return fmt.Errorf("no OCI layout at %s: build first, or pass --layout", f.layout)
 	}
-	l, err := storage.OpenLayout(*layoutDir)
+	l, err := storage.OpenLayout(f.layout)
 	if err != nil {
 		return err
 	}
@@ -53,7 +64,7 @@ func cmdInspect(ctx context.Context, args []string) error {
 		if err := l.ReadJSON(ctx, m.Config.Digest, &cfg); err != nil {
 			return fmt.Errorf("%s: config: %w", name, err)
 		}
-		if *asJSON {
+		if f.json {
 			b, _ := json.MarshalIndent(map[string]any{"tag": name, "digest": desc.Digest, "manifest": m, "config": cfg}, "", "  ")
 			fmt.Println(string(b))
 			continue
@@ -125,19 +136,30 @@ func humanSize(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
+// cleanFlags are the flags of strata clean.
+type cleanFlags struct {
+	store, layout string
+	noWait        bool
+}
+
+func (f *cleanFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "store", DefaultStore(), "store `folder`")
+	fs.StringVar(&f.layout, "layout", DefaultLayout(), "output OCI layout `folder`")
+	fs.BoolVar(&f.noWait, "no-wait", false, "fail at once when a build holds the store")
+}
+
 // cmdClean removes the store and the output layout. Mounts are never made
 // in the host's mount namespace, so there is nothing to unmount; the store
 // is locked first so a running build is not pulled from under its feet.
 func cmdClean(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("clean", flag.ContinueOnError)
-	store := fs.String("store", DefaultStore(), "store `folder`")
-	layoutDir := fs.String("layout", DefaultLayout(), "output OCI layout `folder`")
-	noWait := fs.Bool("no-wait", false, "fail at once when a build holds the store")
+	fs := newFlagSet("clean")
+	var f cleanFlags
+	f.register(fs)
 	if _, err := parse(fs, args); err != nil {
 		return err
 	}
-	if _, err := os.Stat(*store); err == nil {
-		st, err := storage.Open(ctx, *store, storage.OpenOptions{NoWait: *noWait, Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	if _, err := os.Stat(f.store); err == nil {
+		st, err := storage.Open(ctx, f.store, storage.OpenOptions{NoWait: f.noWait, Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
 		if err != nil {
 			return err
 		}
@@ -145,15 +167,15 @@ func cmdClean(ctx context.Context, args []string) error {
 		if err != nil {
 			return err
 		}
-		fmt.Printf("removed store %s\n", *store)
+		fmt.Printf("removed store %s\n", f.store)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if _, err := os.Stat(*layoutDir); err == nil {
-		if err := os.RemoveAll(*layoutDir); err != nil {
+	if _, err := os.Stat(f.layout); err == nil {
+		if err := os.RemoveAll(f.layout); err != nil {
 			return err
 		}
-		fmt.Printf("removed layout %s\n", *layoutDir)
+		fmt.Printf("removed layout %s\n", f.layout)
 	}
 	return nil
 }

@@ -118,7 +118,7 @@ func ExportParams(args []string) error {
 		}
 		if !hasVal {
 			if i+1 >= len(args) {
-				return usageError{fmt.Errorf("flag -%s needs a value", name)}
+				return usageError{fmt.Errorf("flag --%s needs a value", name)}
 			}
 			i++
 			val = args[i]

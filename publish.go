@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -211,40 +210,115 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 	return items, nil
 }
 
+// publishFlags are the flags of strata publish: those of a build (for
+// --build, and to compute the same cache keys) and its own.
+type publishFlags struct {
+	build   buildFlags
+	to      string
+	tags    stringList
+	doBuild bool
+	dryRun  bool
+}
+
+func (f *publishFlags) register(fs *flag.FlagSet) {
+	f.build.register(fs)
+	fs.StringVar(&f.to, "to", "", "where to publish: `REGISTRY/PREFIX` (as PREFIX/NAME:TAG) or oci:PATH (a local OCI layout)")
+	fs.Var(&f.tags, "tag", "`tag` to publish under, repeatable (default: the image's own tags, else latest)")
+	fs.BoolVar(&f.doBuild, "build", false, "build images that are not built or are stale first")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "print what would be published where, and publish nothing")
+}
+
 // cmdPublish pushes built images to a registry or a local layout.
 func cmdPublish(ctx context.Context, args []string, load Loader) error {
-	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
-	var bf buildFlags
-	bf.register(fs)
-	to := fs.String("to", "", "where to publish: `REGISTRY/PREFIX` (as PREFIX/NAME:TAG) or oci:PATH (a local OCI layout)")
-	var tags stringList
-	fs.Var(&tags, "tag", "`tag` to publish under, repeatable (default: the image's own tags, else latest)")
-	build := fs.Bool("build", false, "build images that are not built or are stale first")
-	dryRun := fs.Bool("dry-run", false, "print what would be published where, and publish nothing")
+	fs := newFlagSet("publish")
+	var f publishFlags
+	f.register(fs)
 	names, err := parse(fs, args)
 	if err != nil {
 		return err
 	}
-	opts, err := bf.options()
+	opts, err := f.build.options()
 	if err != nil {
 		return err
+	}
+	if f.to == "" {
+		return usageError{errors.New("--to REGISTRY/PREFIX or --to oci:PATH is required")}
+	}
+	if opts.NoCache && !f.doBuild {
+		return usageError{errors.New("--no-cache rebuilds images: publish builds nothing without --build")}
 	}
 	if err := opts.fill(); err != nil {
 		return err
 	}
-	if *to == "" {
-		return usageError{errors.New("--to REGISTRY/PREFIX or --to oci:PATH is required")}
+	if _, err := parseDestination(f.to, opts.Registry); err != nil {
+		return err
 	}
 	patterns, names := splitPatterns(names)
 	targets, err := load.load(ctx, "publish", patterns)
 	if err != nil {
 		return err
 	}
-	dest, err := parseDestination(*to, opts.Registry)
+	popts := PublishOptions{Options: opts, To: f.to, Tags: f.tags, Build: f.doBuild, DryRun: f.dryRun}
+	popts.ctx = ctx // bounds the requests evaluation makes
+	g, err := evaluateTargets(popts.Options, targets)
 	if err != nil {
 		return err
 	}
-	g, err := evaluateTargets(opts, targets)
+	return publishGraph(ctx, popts, g, names)
+}
+
+// PublishOptions configure Publish.
+type PublishOptions struct {
+	// Options are the build's: the store and layout the images were built
+	// into, the registry settings, and for Build how to build.
+	Options
+	// To is where the images go: "REGISTRY/PREFIX" (as PREFIX/NAME:TAG)
+	// or "oci:PATH" (a local OCI layout).
+	To string
+	// Tags to publish under (default: each image's own, else "latest").
+	Tags []string
+	// Build builds first the images that are not built or are stale;
+	// without it, such images make Publish fail and nothing is built.
+	Build bool
+	// DryRun prints what would be published where, and publishes nothing.
+	DryRun bool
+}
+
+// PublishWith publishes images (never build-only ones) to opts.To, as
+// strata publish does. The images it needs are evaluated as Build
+// evaluates them, so a mage target can publish what it built.
+func PublishWith(ctx context.Context, opts PublishOptions, images ...*dsl.Image) error {
+	if opts.To == "" {
+		return errors.New("PublishOptions.To is empty: give REGISTRY/PREFIX or oci:PATH")
+	}
+	if opts.NoCache && !opts.Build {
+		return errors.New("PublishOptions: NoCache rebuilds images, which needs Build")
+	}
+	if err := opts.fill(); err != nil {
+		return err
+	}
+	if _, err := parseDestination(opts.To, opts.Registry); err != nil {
+		return err
+	}
+	opts.ctx = ctx
+	g, err := evaluate(opts.Options, images)
+	if err != nil {
+		return err
+	}
+	names := make([]string, len(images))
+	for i, img := range images {
+		names[i] = img.Name()
+	}
+	return publishGraph(ctx, opts, g, names)
+}
+
+// publishGraph publishes the named images of g (all when none).
+func publishGraph(ctx context.Context, popts PublishOptions, g *dsl.Graph, names []string) error {
+	opts := popts.Options
+	if err := opts.fill(); err != nil {
+		return err
+	}
+	dest, err := parseDestination(popts.To, opts.Registry)
 	if err != nil {
 		return err
 	}
@@ -252,35 +326,38 @@ func cmdPublish(ctx context.Context, args []string, load Loader) error {
 	if err != nil {
 		return err
 	}
-	items, err := dest.plan(nodes, tags)
+	items, err := dest.plan(nodes, popts.Tags)
 	if err != nil {
 		return err
 	}
-	problems, err := staleImages(ctx, opts, nodes)
+	chain, problems, err := publishState(ctx, opts, g, nodes)
 	if err != nil {
 		return err
 	}
-	if *dryRun {
-		return printPlan(os.Stdout, items, problems, *build)
+	if popts.DryRun {
+		return printPlan(os.Stdout, items, problems, popts.Build)
 	}
-	if len(problems) > 0 && !*build {
-		lines := make([]string, 0, len(problems))
-		for _, n := range nodes {
-			if p, ok := problems[n.Name]; ok {
-				lines = append(lines, p)
-			}
+	if popts.Build {
+		pubNames := make([]string, len(nodes))
+		for i, n := range nodes {
+			pubNames[i] = n.Name
 		}
-		return fmt.Errorf("nothing published:\n  %s\nrun strata build first, or strata publish --build", strings.Join(lines, "\n  "))
-	}
-	// Up-to-date images come out of this as cached, which tags them in
-	// the build's layout exactly as strata build does; with --build it
-	// builds what is missing.
-	pubNames := make([]string, len(nodes))
-	for i, n := range nodes {
-		pubNames[i] = n.Name
-	}
-	if _, err := buildGraph(ctx, opts, g, pubNames); err != nil {
-		return err
+		if _, err := buildGraph(ctx, opts, g, pubNames); err != nil {
+			return err
+		}
+	} else {
+		if len(problems) > 0 {
+			lines := make([]string, 0, len(problems))
+			for _, n := range nodes {
+				if p, ok := problems[n.Name]; ok {
+					lines = append(lines, p)
+				}
+			}
+			return fmt.Errorf("nothing published:\n  %s\nrun strata build first, or strata publish --build", strings.Join(lines, "\n  "))
+		}
+		if err := tagBuilt(ctx, opts, chain); err != nil {
+			return err
+		}
 	}
 	return pushAll(ctx, opts, dest, items)
 }
@@ -316,44 +393,6 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// staleImages says, per image name, why it cannot be published as it is:
-// the store has no record for its current cache key (or for one of the
-// images it is built on) because it was never built, or because its
-// definition or inputs changed since.
-func staleImages(ctx context.Context, opts Options, nodes []*dsl.Node) (map[string]string, error) {
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	problems := map[string]string{}
-	for _, n := range nodes {
-		// The image itself first: its own state is what people ask about.
-		chain := n.Chain()
-		slices.Reverse(chain)
-		for _, c := range chain {
-			rec, _, err := st.Lookup(c.Key)
-			if err != nil {
-				return nil, fmt.Errorf("image %q: cache: %w", c.Name, err)
-			}
-			if rec != nil {
-				continue
-			}
-			why := "is not built"
-			if last := st.Last(c.Name); last != nil {
-				why = "is stale against its definition (" + dsl.Explain(last.KeyInputs, c) + ")"
-			}
-			if c == n {
-				problems[n.Name] = fmt.Sprintf("image %q %s", n.Name, why)
-			} else {
-				problems[n.Name] = fmt.Sprintf("image %q is built on %q, which %s", n.Name, c.Name, why)
-			}
-			break
-		}
-	}
-	return problems, nil
 }
 
 func printPlan(w io.Writer, items []pushItem, problems map[string]string, build bool) error {

@@ -1,8 +1,10 @@
 package strata
 
 import (
+	"context"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 
@@ -40,4 +42,16 @@ func ModuleVersion() string {
 // version, the Go version it was built with, and the platform.
 func printVersion(w io.Writer) {
 	fmt.Fprintf(w, "strata %s %s %s/%s\n", ModuleVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func cmdVersion(_ context.Context, args []string, _ Loader) error {
+	pos, err := parse(newFlagSet("version"), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Errorf("version takes no arguments")}
+	}
+	printVersion(os.Stdout)
+	return nil
 }

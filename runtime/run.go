@@ -53,7 +53,7 @@ func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Desc
 	if err != nil {
 		return err
 	}
-	dirs, err := st.UnpackAll(ctx, layers, unpackOptions(uids != nil))
+	dirs, err := runLayers(ctx, st, layers, uids != nil)
 	if err != nil {
 		return err
 	}
@@ -98,4 +98,38 @@ func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Desc
 		HoldOpen:    []*os.File{ws.Lock},
 	})
 	return err
+}
+
+// runLayers returns the folders of layers, bottom first. Without root, a
+// layer this store built is its committed folder, as strata chroot and the
+// build's own steps see it: unpacking its blob would need a chown to the
+// subordinate ids the layer's owners map to, which an unprivileged user
+// cannot make, so every file would appear owned by root. Other layers
+// (bases, images from elsewhere) are unpacked, as a build unpacks them.
+func runLayers(ctx context.Context, st *storage.Store, layers []v1.Descriptor, rootless bool) ([]string, error) {
+	if !rootless {
+		return st.UnpackAll(ctx, layers, unpackOptions(false))
+	}
+	committed, err := st.CommittedLayers()
+	if err != nil {
+		return nil, err
+	}
+	dirs := make([]string, len(layers))
+	var rest []v1.Descriptor
+	var at []int
+	for i, l := range layers {
+		if d, ok := committed[l.Digest]; ok {
+			dirs[i] = d
+			continue
+		}
+		rest, at = append(rest, l), append(at, i)
+	}
+	unpacked, err := st.UnpackAll(ctx, rest, unpackOptions(true))
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range at {
+		dirs[i] = unpacked[j]
+	}
+	return dirs, nil
 }

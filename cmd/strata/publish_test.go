@@ -519,3 +519,63 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	t.Cleanup(func() { s.Close() })
 	return m, s
 }
+
+// TestPublishWithoutBuildBuildsNothing: without --build, publish sends
+// what the store holds and builds nothing, not even a build-only image
+// the published one imports from, whose record is gone; images that are
+// not built, or would be rebuilt, are refused by name with --build named.
+func TestPublishWithoutBuildBuildsNothing(t *testing.T) {
+	needRoot(t)
+	h := newHelloBuild(t, "nobuild")
+	h.dir = repo(t, "cmd/strata/testdata/publish")
+	dest := "oci:" + filepath.Join(t.TempDir(), "published")
+
+	out, code := strata(t, h.dir, append([]string{"publish", "--to", dest}, h.flags()...)...)
+	if code == 0 || !strings.Contains(out, `image "app" is not built`) || !strings.Contains(out, "--build") || strings.Contains(out, "built in") {
+		t.Errorf("publish before any build exited %d:\n%s", code, out)
+	}
+	if _, err := os.Stat(h.store); err == nil {
+		t.Errorf("publish without --build made a store")
+	}
+
+	mustStrata(t, h.dir, append([]string{"build"}, h.flags()...)...)
+	// The build-only image's record goes: a build would run its step.
+	var rec struct{ Key string }
+	b, err := os.ReadFile(filepath.Join(h.store, "cache", "last", "tool.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	toolRecord := filepath.Join(h.store, "cache", strings.TrimPrefix(rec.Key, "sha256:")+".json")
+	if err := os.Remove(toolRecord); err != nil {
+		t.Fatal(err)
+	}
+
+	out = mustStrata(t, h.dir, append([]string{"publish", "--to", dest}, h.flags()...)...)
+	if strings.Contains(out, "built") || strings.Contains(out, "building") || strings.Contains(out, "tool") {
+		t.Errorf("publish without --build built something:\n%s", out)
+	}
+	if !strings.Contains(out, "app: published app:latest") {
+		t.Errorf("publish output:\n%s", out)
+	}
+	if _, err := os.Stat(toolRecord); err == nil {
+		t.Error("publish without --build rebuilt the build-only tool")
+	}
+	destDir := strings.TrimPrefix(dest, "oci:")
+	if layoutDigest(t, destDir, "app:latest") != layoutDigest(t, h.layout, "app") {
+		t.Error("published app differs from the built one")
+	}
+
+	// --no-cache would rebuild: refused without --build.
+	out, code = strata(t, h.dir, append([]string{"publish", "--to", dest, "--no-cache"}, h.flags()...)...)
+	if code != 2 || !strings.Contains(out, "--build") || strings.Contains(out, "built") {
+		t.Errorf("publish --no-cache without --build exited %d:\n%s", code, out)
+	}
+	// A layer type the store does not hold would be encoded: refused too.
+	out, code = strata(t, h.dir, append([]string{"publish", "--to", dest, "--layer-type", "tar+zstd"}, h.flags()...)...)
+	if code == 0 || !strings.Contains(out, `image "app" is built, but not as tar+zstd`) || strings.Contains(out, "encoded") {
+		t.Errorf("publish of a layer type not built exited %d:\n%s", code, out)
+	}
+}

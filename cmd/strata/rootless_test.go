@@ -298,4 +298,15 @@ func TestUnprivSetupFromNothing(t *testing.T) {
 	if entries["bin/.wh.vi"] == nil {
 		t.Error("no whiteout for the deleted bin/vi")
 	}
+	// strata run shows the owners the layer holds, as strata chroot does,
+	// not the unprivileged user's own id (root in the container).
+	for _, argv := range [][]string{
+		{"run", "--store", store, "--layout", layout, "owners", "--", "stat", "-c", "%u %g", "/owned", "/usr/share/strata-test/owned", "/made"},
+		{"chroot", "--store", store, "owners", "--", "stat", "-c", "%u %g", "/owned", "/usr/share/strata-test/owned", "/made"},
+	} {
+		out, code := s.asUser(t, noSubIDsUser, defs, nil, append([]string{s.strata}, argv...)...)
+		if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "1234 1234\n1234 1234\n0 0") {
+			t.Errorf("strata %s as %s: exit %d, owners of /owned, /usr/share/strata-test/owned, /made:\n%s\nwant 1234 1234, 1234 1234, 0 0", argv[0], noSubIDsUser, code, out)
+		}
+	}
 }
