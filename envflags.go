@@ -50,25 +50,9 @@ func ParseBuildFlags(args []string) (Options, []string, error) {
 // flags as `strata build`; image names given there build only those of
 // images (and what they need).
 func Build(ctx context.Context, images ...*dsl.Image) error {
-	fields := strings.Fields(os.Getenv(FlagsEnv))
-	for _, f := range fields {
-		name, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
-		if strings.HasPrefix(f, "-") && (name == "set" || name == "params") {
-			// Honouring them for ${{KEY}} placeholders only, while
-			// dsl.Param calls kept their defaults, would build something
-			// nobody asked for.
-			return fmt.Errorf("%s=%q: --%s cannot reach the definitions here: their package-level dsl.Param calls ran when this program started; "+
-				"set STRATA_PARAM_KEY=VALUE (or %s as a JSON object) in its environment instead", FlagsEnv, os.Getenv(FlagsEnv), name, dsl.ParamsEnv)
-		}
-	}
-	opts, names, err := ParseBuildFlags(fields)
+	opts, names, err := flagsFromEnv()
 	if err != nil {
-		return fmt.Errorf("%s=%q: %w", FlagsEnv, os.Getenv(FlagsEnv), err)
-	}
-	for _, n := range names {
-		if IsPackagePattern(n) {
-			return fmt.Errorf("%s=%q: %s is a package pattern, which only the strata command compiles; a mage target builds the images it is given", FlagsEnv, os.Getenv(FlagsEnv), n)
-		}
+		return err
 	}
 	opts.ctx = ctx // bounds the requests evaluation makes
 	g, err := evaluate(opts, images)
@@ -77,4 +61,57 @@ func Build(ctx context.Context, images ...*dsl.Image) error {
 	}
 	_, err = buildGraph(ctx, opts, g, names)
 	return err
+}
+
+// Publish builds what images need that is not built or is stale, then
+// publishes them to to ("REGISTRY/PREFIX" or "oci:PATH"), as
+// `strata publish --build` does; it is what a mage target calls. Like
+// Build it takes strata build's flags from STRATA_FLAGS (--dry-run there
+// shows what would be published and does nothing); image names given there
+// publish only those of images. PublishWith takes the settings as a struct.
+func Publish(ctx context.Context, to string, images ...*dsl.Image) error {
+	opts, names, err := flagsFromEnv()
+	if err != nil {
+		return err
+	}
+	popts := PublishOptions{Options: opts, To: to, Build: true, DryRun: opts.DryRun}
+	popts.Options.DryRun = false // --dry-run is the publish's: no build runs either
+	if len(names) == 0 {
+		return PublishWith(ctx, popts, images...)
+	}
+	if err := popts.fill(); err != nil {
+		return err
+	}
+	popts.ctx = ctx
+	g, err := evaluate(popts.Options, images)
+	if err != nil {
+		return err
+	}
+	return publishGraph(ctx, popts, g, names)
+}
+
+// flagsFromEnv parses STRATA_FLAGS for Build and Publish, refusing what a
+// program whose definitions have already initialised cannot honour.
+func flagsFromEnv() (Options, []string, error) {
+	fields := strings.Fields(os.Getenv(FlagsEnv))
+	for _, f := range fields {
+		name, _, _ := strings.Cut(strings.TrimLeft(f, "-"), "=")
+		if strings.HasPrefix(f, "-") && (name == "set" || name == "params") {
+			// Honouring them for ${{KEY}} placeholders only, while
+			// dsl.Param calls kept their defaults, would build something
+			// nobody asked for.
+			return Options{}, nil, fmt.Errorf("%s=%q: --%s cannot reach the definitions here: their package-level dsl.Param calls ran when this program started; "+
+				"set STRATA_PARAM_KEY=VALUE (or %s as a JSON object) in its environment instead", FlagsEnv, os.Getenv(FlagsEnv), name, dsl.ParamsEnv)
+		}
+	}
+	opts, names, err := ParseBuildFlags(fields)
+	if err != nil {
+		return Options{}, nil, fmt.Errorf("%s=%q: %w", FlagsEnv, os.Getenv(FlagsEnv), err)
+	}
+	for _, n := range names {
+		if IsPackagePattern(n) {
+			return Options{}, nil, fmt.Errorf("%s=%q: %s is a package pattern, which only the strata command compiles; a mage target builds the images it is given", FlagsEnv, os.Getenv(FlagsEnv), n)
+		}
+	}
+	return opts, names, nil
 }

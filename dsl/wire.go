@@ -235,11 +235,13 @@ type wireSource struct {
 }
 
 type wireBind struct {
-	Source    string `json:"source"`
-	RawSource string `json:"rawSource,omitempty"`
-	Dest      string `json:"dest"`
-	ReadOnly  bool   `json:"readOnly,omitempty"`
-	Pos       Pos    `json:"pos"`
+	Source     string   `json:"source"`
+	RawSource  string   `json:"rawSource,omitempty"`
+	Dest       string   `json:"dest"`
+	ReadOnly   bool     `json:"readOnly,omitempty"`
+	ContentKey bool     `json:"contentKey,omitempty"`
+	KeyPaths   []string `json:"keyPaths,omitempty"`
+	Pos        Pos      `json:"pos"`
 }
 
 // encoder numbers images by identity, so an image shared by several others
@@ -274,7 +276,8 @@ func (e *encoder) image(img *Image) int {
 		w.Steps = append(w.Steps, ws)
 	}
 	for _, b := range img.binds {
-		w.Binds = append(w.Binds, wireBind{Source: b.Source, RawSource: b.rawSource, Dest: b.Dest, ReadOnly: b.ReadOnly, Pos: b.Pos})
+		w.Binds = append(w.Binds, wireBind{Source: b.Source, RawSource: b.rawSource, Dest: b.Dest, ReadOnly: b.ReadOnly,
+			ContentKey: b.ContentKey, KeyPaths: b.KeyPaths, Pos: b.Pos})
 	}
 	e.images[n] = w
 	return n
@@ -390,7 +393,8 @@ func (d *decoder) image(n int) (*Image, error) {
 		img.steps = append(img.steps, st)
 	}
 	for _, b := range w.Binds {
-		img.binds = append(img.binds, Bind{Source: b.Source, rawSource: b.RawSource, Dest: b.Dest, ReadOnly: b.ReadOnly, Pos: b.Pos})
+		img.binds = append(img.binds, Bind{Source: b.Source, rawSource: b.RawSource, Dest: b.Dest, ReadOnly: b.ReadOnly,
+			ContentKey: b.ContentKey, KeyPaths: b.KeyPaths, Pos: b.Pos})
 	}
 	return img, nil
 }

@@ -51,6 +51,7 @@ func TestDefinitionsRoundTrip(t *testing.T) {
 		Import(dsl.FromImage(builder, "/out/bin"), "/bin/app").
 		Import(dsl.URL("https://example.com/x.tgz", strings.Repeat("ab", 32)), "/x/").
 		Bind(dir, "/src", dsl.ReadOnly()).
+		Bind(dir, "/keyed", dsl.ReadOnly(), dsl.ContentKey("f.txt")).
 		Env("A", "1").Label("l", "v").Cmd("serve").WorkDir("/w").User("1:1").
 		Tag("v1").LayerTypes(dsl.TarZstd, dsl.Squashfs)
 	tarball := dsl.New("tb").From(dsl.Tarball("https://example.com/r.tar", dsl.SHA256(strings.Repeat("cd", 32)))).Run("true")

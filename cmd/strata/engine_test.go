@@ -471,6 +471,38 @@ func TestMageTakesStrataFlags(t *testing.T) {
 	}
 }
 
+// A mage target publishes with strata.Publish: it builds what is missing
+// first, then publishes; the second time it builds nothing.
+func TestMagePublishes(t *testing.T) {
+	needRoot(t)
+	tmp, flags := engineEnv(t)
+	t.Setenv("MAGEFILE_CACHE", filepath.Join(tmp, "mage"))
+	t.Setenv("STRATA_FLAGS", strings.Join(flags, " "))
+	published := filepath.Join(tmp, "published")
+	t.Setenv("PUBLISH_TO", "oci:"+published)
+	mage := func() string {
+		t.Helper()
+		b, err := exec.Command("go", "run", "github.com/magefile/mage", "-d", repo(t, "examples/hello"), "-w", repo(t, "examples/hello"), "publish").CombinedOutput()
+		if err != nil {
+			t.Fatalf("mage publish: %v\n%s", err, b)
+		}
+		return string(b)
+	}
+	out := mage()
+	if !strings.Contains(out, "2 built") || !strings.Contains(out, "published hello:latest") {
+		t.Errorf("first mage publish did not build and publish:\n%s", out)
+	}
+	if _, cfg := image(t, published, "hello:latest"); !contains(cfg.Config.Env, "GREETING=hi") {
+		t.Errorf("published hello lacks its config:\n%s", out)
+	}
+	if um, err := exec.Command("umoci", "ls", "--layout", published).CombinedOutput(); err != nil || !strings.Contains(string(um), "hello:latest") {
+		t.Errorf("umoci ls %s: %v\n%s", published, err, um)
+	}
+	if out := mage(); !strings.Contains(out, "2 cached") || strings.Contains(out, "built") {
+		t.Errorf("second mage publish built again:\n%s", out)
+	}
+}
+
 // Ctrl-C stops every running step and leaves no mount and no half-written
 // state behind; the exit status says the build was interrupted.
 func TestInterruptCancelsCleanly(t *testing.T) {
