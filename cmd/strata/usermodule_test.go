@@ -176,3 +176,46 @@ func TestUserModule(t *testing.T) {
 		t.Errorf("mage build did not use the module's store:\n%s", mout)
 	}
 }
+
+// Discovery never drops a target silently: a variable made by a function
+// of a local library is found without a type written out, and one whose
+// type the scan cannot tell (a generic function's result) is named in a
+// warning that says what to write.
+func TestDiscoveryWarns(t *testing.T) {
+	engineEnv(t)
+	dir := userModule(t, "example.com/disc", map[string]string{
+		"blocks/blocks.go": `// Package blocks is a library of image definitions.
+package blocks
+
+import "github.com/strata-build/strata/dsl"
+
+// Static is an image on scratch.
+func Static(name string) *dsl.Image { return dsl.New(name).From(dsl.Scratch()).Run("true") }
+
+// Pick returns v.
+func Pick[T any](v T) T { return v }
+`,
+		"images/images.go": `package images
+
+import "example.com/disc/blocks"
+
+// Lib is made by a library function.
+var Lib = blocks.Static("lib")
+
+// Maybe's type is a type parameter's.
+var Maybe = blocks.Pick(blocks.Static("maybe"))
+`,
+	})
+	out := mustStrata(t, filepath.Join(dir, "images"), "list")
+	if !regexp.MustCompile(`(?m)^lib\s+Lib is made by a library function\.$`).MatchString(out) {
+		t.Errorf("the library-made target is not listed:\n%s", out)
+	}
+	want := "strata: warning: ./images.go:9: var Maybe is not a build target: strata cannot tell its type without compiling; declare it: var Maybe *dsl.Image = blocks.Pick("
+	if !strings.Contains(out, want) {
+		t.Errorf("no warning %q in:\n%s", want, out)
+	}
+	// A cache hit warns again.
+	if out := mustStrata(t, filepath.Join(dir, "images"), "list"); !strings.Contains(out, want) {
+		t.Errorf("second list did not warn:\n%s", out)
+	}
+}
