@@ -123,7 +123,10 @@ func ReadDefinitions(r io.Reader) (*Definitions, error) {
 	dec := json.NewDecoder(strings.NewReader(string(raw)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("reading definitions of %s (format %d): %w", head.Package, head.Format, err)
+		// Most likely a writer of another version that changed the form
+		// without changing its number: say who wrote and who reads.
+		return nil, fmt.Errorf("reading the definitions of %s, written by strata %s and read by strata %s (format %d): %w; "+
+			"if the versions differ, run the strata of the definitions' module (go tool strata)", head.Package, head.Writer, ModuleVersion(), head.Format, err)
 	}
 	d := &decoder{doc: &doc, images: make([]*Image, len(doc.Images))}
 	for n := range doc.Images {

@@ -164,7 +164,7 @@ func TestDefinitionsOfAnotherFormat(t *testing.T) {
 	// A field this version does not know is a format change nobody
 	// announced: refused rather than ignored.
 	_, err = dsl.ReadDefinitions(strings.NewReader(`{"format": 1, "package": "p", "targets": [], "images": [], "extra": 1}`))
-	if err == nil || !strings.Contains(err.Error(), "extra") {
+	if err == nil || !strings.Contains(err.Error(), "extra") || !strings.Contains(err.Error(), "go tool strata") {
 		t.Errorf("unknown field: err = %v", err)
 	}
 }
