@@ -2,7 +2,6 @@ package layer
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -41,15 +40,7 @@ func Recompress(ctx context.Context, blobPath, mediaType string, t Type, outPath
 	defer in.Close()
 	br := bufio.NewReaderSize(ctxReader{ctx, in}, 1<<20)
 	if from == "" {
-		magic, _ := br.Peek(4)
-		switch {
-		case bytes.HasPrefix(magic, gzipMagic):
-			from = TarGzip
-		case bytes.HasPrefix(magic, zstdMagic):
-			from = TarZstd
-		default:
-			from = TarUncompressed
-		}
+		from = sniffType(br)
 	}
 	var r io.Reader = br
 	switch from {

@@ -101,15 +101,7 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 	br := bufio.NewReaderSize(f, 1<<20)
 	if t == "" {
 		// Sniff: bases from odd registries may mislabel their layers.
-		magic, _ := br.Peek(4)
-		switch {
-		case bytes.HasPrefix(magic, gzipMagic):
-			t = TarGzip
-		case bytes.HasPrefix(magic, zstdMagic):
-			t = TarZstd
-		default:
-			t = TarUncompressed
-		}
+		t = sniffType(br)
 	}
 	var raw io.Reader = ctxReader{ctx, br}
 	if v != nil {
@@ -256,4 +248,16 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 		_ = unix.Lremovexattr(p, other)
 		return nil
 	})
+}
+
+// sniffType tells a tar layer's compression from its first bytes.
+func sniffType(br *bufio.Reader) Type {
+	magic, _ := br.Peek(4)
+	switch {
+	case bytes.HasPrefix(magic, gzipMagic):
+		return TarGzip
+	case bytes.HasPrefix(magic, zstdMagic):
+		return TarZstd
+	}
+	return TarUncompressed
 }
