@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 )
 
@@ -44,7 +45,7 @@ func cmdCheck(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+		return cmdline.UsageError{Err: fmt.Errorf("unexpected argument %q", pos[0])}
 	}
 	checks := runtime.RunChecks(ctx, runtime.CheckOptions{Store: f.store, Squashfs: f.squashfs})
 	if !printChecks(os.Stdout, checks) {
@@ -92,10 +93,10 @@ func cmdUnprivSetup(args []string) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+		return cmdline.UsageError{Err: fmt.Errorf("unexpected argument %q", pos[0])}
 	}
 	if f.user == "" {
-		return usageError{errors.New("which user? strata unpriv-setup --user NAME")}
+		return cmdline.UsageError{Err: errors.New("which user? strata unpriv-setup --user NAME")}
 	}
 	return runtime.UnprivSetup(f.user, f.store, os.Stdout)
 }

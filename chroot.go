@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
@@ -74,7 +75,7 @@ func cmdChroot(ctx context.Context, args []string, load Loader) error {
 		return err
 	}
 	if len(pos) == 0 || pos[0] == "--" {
-		return usageError{errors.New("which image? strata chroot NAME [-- CMD...]")}
+		return cmdline.UsageError{Err: errors.New("which image? strata chroot NAME [-- CMD...]")}
 	}
 	name, cmd := pos[0], pos[1:]
 	if len(cmd) > 0 && cmd[0] == "--" {

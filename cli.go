@@ -12,6 +12,7 @@ import (
 	"syscall"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/internal/driver"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage/layer"
@@ -64,7 +65,7 @@ func Command(ctx context.Context, args []string, load Loader) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
-	var fe flagError
+	var fe cmdline.FlagError
 	if errors.As(err, &fe) {
 		fmt.Fprintf(os.Stderr, "strata %s: %v; see 'strata %s -h'\n", cmd, err, cmd)
 		return 2
@@ -75,7 +76,7 @@ func Command(ctx context.Context, args []string, load Loader) int {
 		fmt.Fprintln(os.Stderr, ce.Error())
 		return 1
 	}
-	var ue usageError
+	var ue cmdline.UsageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(os.Stderr, "strata %s: %v\n", cmd, err)
 		return 2
@@ -96,12 +97,10 @@ func Command(ctx context.Context, args []string, load Loader) int {
 	return 1
 }
 
-type usageError struct{ error }
-
 // buildFlags are shared by every command that builds.
 type buildFlags struct {
 	opts  Options
-	types stringList
+	types cmdline.Strings
 	share sharingFlags
 	param paramFlags // --set, --params (params.go)
 }
@@ -125,7 +124,7 @@ func (b *buildFlags) options() (Options, error) {
 	for _, s := range b.types {
 		t, err := layer.ParseType(s)
 		if err != nil {
-			return o, usageError{err}
+			return o, cmdline.UsageError{Err: err}
 		}
 		o.LayerTypes = append(o.LayerTypes, dsl.LayerType(t))
 	}
@@ -139,11 +138,6 @@ func (b *buildFlags) options() (Options, error) {
 	o.Params = params
 	return o, nil
 }
-
-type stringList []string
-
-func (s *stringList) String() string     { return strings.Join(*s, ",") }
-func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 
 func cmdBuild(ctx context.Context, args []string, load Loader) error {
 	fs := newFlagSet("build")
@@ -184,7 +178,7 @@ func cmdList(ctx context.Context, args []string, load Loader) error {
 	}
 	patterns, names := splitPatterns(pos)
 	if len(names) > 0 {
-		return usageError{fmt.Errorf("list takes package folders (./images, ./...), not image names: %s", strings.Join(names, " "))}
+		return cmdline.UsageError{Err: fmt.Errorf("list takes package folders (./images, ./...), not image names: %s", strings.Join(names, " "))}
 	}
 	targets, err := load.load(ctx, "list", patterns)
 	if err != nil {

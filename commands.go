@@ -7,9 +7,10 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/strata-build/strata/internal/cmdline"
 )
 
 // command is one strata command. Its flags function registers the same
@@ -198,64 +199,14 @@ func upperFirst(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// flagError is a command line the flag package refused: an unknown flag,
-// a missing or bad value. Its message names the flag as --flag.
-type flagError struct{ msg string }
-
-func (e flagError) Error() string { return e.msg }
-
-// The flag package names flags with one dash ("-jobs"); its messages end
-// in, or have before a colon, the flag's name.
-var (
-	singleDashFlag = regexp.MustCompile(`(^|[ :])-([A-Za-z0-9][-A-Za-z0-9_.]*)(:|$)`)
-	notDefined     = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
-	needsArgument  = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
-)
-
-// newFlagError rewrites an error of flag.FlagSet.Parse for people.
-func newFlagError(err error) flagError {
-	msg := err.Error()
-	if m := notDefined.FindStringSubmatch(msg); m != nil {
-		return flagError{"unknown flag --" + m[1]}
-	}
-	if m := needsArgument.FindStringSubmatch(msg); m != nil {
-		return flagError{"flag --" + m[1] + " needs a value"}
-	}
-	msg = strings.Replace(msg, " for flag -", " for -", 1)
-	return flagError{singleDashFlag.ReplaceAllString(msg, "$1--$2$3")}
-}
-
-// parse parses flags that may come before, between or after positional
-// arguments ("strata build hello --no-cache"). Arguments after "--" are
-// returned untouched, after a "--" element, for commands that pass them on.
-// -h prints the command's help on stdout and returns flag.ErrHelp; a bad
-// flag comes back as a flagError, which Command reports in one line.
+// parse parses a command's flags and arguments as cmdline.Parse does, and
+// on -h prints the command's help on stdout.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	var tail []string
-	for i, a := range args {
-		if a == "--" {
-			args, tail = args[:i], args[i:]
-			break
-		}
+	pos, err := cmdline.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printHelp(os.Stdout, fs)
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				printHelp(os.Stdout, fs)
-				return nil, err
-			}
-			return nil, newFlagError(err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return append(pos, tail...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+	return pos, err
 }
 
 // commandNames lists the commands, sorted, for completion.

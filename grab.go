@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 )
@@ -45,11 +46,11 @@ func cmdGrab(ctx context.Context, args []string, load Loader) error {
 		return err
 	}
 	if len(pos) < 1 || len(pos) > 2 {
-		return usageError{errors.New("want NAME:/path [DEST]")}
+		return cmdline.UsageError{Err: errors.New("want NAME:/path [DEST]")}
 	}
 	name, src, ok := strings.Cut(pos[0], ":")
 	if !ok || name == "" || !path.IsAbs(src) {
-		return usageError{fmt.Errorf("%q: want NAME:/absolute/path", pos[0])}
+		return cmdline.UsageError{Err: fmt.Errorf("%q: want NAME:/absolute/path", pos[0])}
 	}
 	dest, err := grabDest(src, pos[1:])
 	if err != nil {
@@ -96,7 +97,7 @@ func grabDest(src string, rest []string) (string, error) {
 	base := path.Base(path.Clean(src))
 	if len(rest) == 0 {
 		if base == "/" {
-			return "", usageError{errors.New("grabbing / needs a DEST folder")}
+			return "", cmdline.UsageError{Err: errors.New("grabbing / needs a DEST folder")}
 		}
 		return base, nil
 	}

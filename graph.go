@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
@@ -18,7 +19,7 @@ import (
 // graphFlags are the flags of strata graph.
 type graphFlags struct {
 	opts  Options
-	types stringList
+	types cmdline.Strings
 	dot   bool
 	param paramFlags
 }
@@ -49,7 +50,7 @@ func cmdGraph(ctx context.Context, args []string, load Loader) error {
 	for _, s := range types {
 		t, err := layer.ParseType(s)
 		if err != nil {
-			return usageError{err}
+			return cmdline.UsageError{Err: err}
 		}
 		opts.LayerTypes = append(opts.LayerTypes, dsl.LayerType(t))
 	}
@@ -120,21 +121,9 @@ func dryRun(ctx context.Context, opts Options, g *dsl.Graph, names []string) err
 	fmt.Fprintf(w, "dry run: %d to build, %d to encode, %d cached\n", counts[runtime.RunSteps], counts[runtime.Encode], counts[runtime.Reuse])
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	for i, it := range plan {
-		fmt.Fprintf(tw, "%d.\t%s\t%s\n", i+1, it.Node.Name, describe(it))
+		fmt.Fprintf(tw, "%d.\t%s\t%s\n", i+1, it.Node.Name, it.String())
 	}
 	return tw.Flush()
-}
-
-// describe is the one-line account of a plan item: "cached",
-// "build: step 2 changed (images.go:14)", "encode as squashfs".
-func describe(it runtime.PlanItem) string {
-	switch it.Action {
-	case runtime.Reuse:
-		return "cached"
-	case runtime.Encode:
-		return "cached, encode " + it.Reason
-	}
-	return "build: " + it.Reason
 }
 
 func writeGraphText(w io.Writer, plan []runtime.PlanItem) {
@@ -161,7 +150,7 @@ func writeGraphText(w io.Writer, plan []runtime.PlanItem) {
 		if n.Image.IsBuildOnly() {
 			name += " (build-only)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, from, imp, describe(it))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, from, imp, it.String())
 	}
 	tw.Flush()
 }
@@ -180,7 +169,7 @@ func writeDOT(w io.Writer, plan []runtime.PlanItem) {
 		if n.Image.IsBuildOnly() {
 			shape = ", peripheries=2"
 		}
-		fmt.Fprintf(w, "\t%q [label=%q, fillcolor=%s%s];\n", n.Name, n.Name+"\n"+describe(it), color, shape)
+		fmt.Fprintf(w, "\t%q [label=%q, fillcolor=%s%s];\n", n.Name, n.Name+"\n"+it.String(), color, shape)
 		if n.Parent == nil && n.Base != nil {
 			base := baseName(n.Base)
 			fmt.Fprintf(w, "\t%q [shape=ellipse, style=dashed];\n", base)

@@ -3,9 +3,8 @@ package strata
 import (
 	"context"
 	"errors"
-	"path/filepath"
-	"strings"
 
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/internal/driver"
 )
 
@@ -23,10 +22,7 @@ var ErrNoDefinitions = driver.ErrNoDefinitions
 // IsPackagePattern reports whether a command-line argument names Go
 // packages rather than an image: image names never start with "." or "/"
 // and never hold a "/".
-func IsPackagePattern(arg string) bool {
-	return arg == "." || arg == ".." || strings.HasPrefix(arg, "./") || strings.HasPrefix(arg, "../") ||
-		filepath.IsAbs(arg) || strings.Contains(arg, "/")
-}
+func IsPackagePattern(arg string) bool { return cmdline.IsPackagePattern(arg) }
 
 // splitPatterns separates package patterns from image names among a
 // command's positional arguments.
@@ -45,7 +41,7 @@ func splitPatterns(args []string) (patterns, names []string) {
 // command when this program cannot load definitions.
 func (l Loader) load(ctx context.Context, cmd string, patterns []string) ([]Target, error) {
 	if l == nil {
-		return nil, usageError{errors.New("no definitions: run strata " + cmd + " in the folder of your definitions package")}
+		return nil, cmdline.UsageError{Err: errors.New("no definitions: run strata " + cmd + " in the folder of your definitions package")}
 	}
 	return l(ctx, patterns)
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 )
 
@@ -23,8 +24,8 @@ import (
 // paramFlags are the build-parameter flags of every command that
 // evaluates definitions.
 type paramFlags struct {
-	set   stringList
-	files stringList
+	set   cmdline.Strings
+	files cmdline.Strings
 }
 
 func (p *paramFlags) register(fs *flag.FlagSet) {
@@ -41,7 +42,7 @@ func (p *paramFlags) params() (map[string]string, error) {
 	for _, f := range p.files {
 		m, err := ReadParamsFile(f)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, cmdline.UsageError{Err: err}
 		}
 		for k, v := range m {
 			out[k] = v
@@ -50,7 +51,7 @@ func (p *paramFlags) params() (map[string]string, error) {
 	for _, s := range p.set {
 		k, v, err := parseParam(s)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--set %q: %w", s, err)}
+			return nil, cmdline.UsageError{Err: fmt.Errorf("--set %q: %w", s, err)}
 		}
 		out[k] = v
 	}
@@ -118,7 +119,7 @@ func ExportParams(args []string) error {
 		}
 		if !hasVal {
 			if i+1 >= len(args) {
-				return usageError{fmt.Errorf("flag --%s needs a value", name)}
+				return cmdline.UsageError{Err: fmt.Errorf("flag --%s needs a value", name)}
 			}
 			i++
 			val = args[i]

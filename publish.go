@@ -18,6 +18,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
@@ -29,11 +30,11 @@ import (
 // sharingFlags are the flags of commands that talk to registries or show
 // progress: build and publish.
 type sharingFlags struct {
-	cacheFrom stringList
+	cacheFrom cmdline.Strings
 	cacheTo   string
 	progress  string
 	insecure  bool
-	insecureH stringList
+	insecureH cmdline.Strings
 	caFile    string
 	creds     string
 }
@@ -52,7 +53,7 @@ func (s *sharingFlags) apply(o *Options) error {
 	switch s.progress {
 	case "auto", "tty", "plain":
 	default:
-		return usageError{fmt.Errorf("--progress=%q: use auto, tty or plain", s.progress)}
+		return cmdline.UsageError{Err: fmt.Errorf("--progress=%q: use auto, tty or plain", s.progress)}
 	}
 	o.Progress = s.progress
 	o.CacheFrom = append(o.CacheFrom, s.cacheFrom...)
@@ -63,7 +64,7 @@ func (s *sharingFlags) apply(o *Options) error {
 	for _, h := range s.insecureH {
 		host, err := registry.RegistryHost(h)
 		if err != nil {
-			return usageError{fmt.Errorf("--insecure-registry: %w", err)}
+			return cmdline.UsageError{Err: fmt.Errorf("--insecure-registry: %w", err)}
 		}
 		o.Registry.InsecureHosts = append(o.Registry.InsecureHosts, host)
 	}
@@ -153,13 +154,13 @@ type destination struct {
 func parseDestination(to string, ro registry.Options) (destination, error) {
 	if p, ok := strings.CutPrefix(to, "oci:"); ok {
 		if p == "" {
-			return destination{}, usageError{errors.New("--to oci:PATH needs a folder")}
+			return destination{}, cmdline.UsageError{Err: errors.New("--to oci:PATH needs a folder")}
 		}
 		return destination{layout: p}, nil
 	}
 	to = strings.TrimSuffix(strings.TrimPrefix(to, "docker://"), "/")
 	if _, err := registry.ParseRepository(to, ro); err != nil {
-		return destination{}, usageError{fmt.Errorf("--to %s: %w", to, err)}
+		return destination{}, cmdline.UsageError{Err: fmt.Errorf("--to %s: %w", to, err)}
 	}
 	return destination{prefix: to}, nil
 }
@@ -215,7 +216,7 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 type publishFlags struct {
 	build   buildFlags
 	to      string
-	tags    stringList
+	tags    cmdline.Strings
 	doBuild bool
 	dryRun  bool
 }
@@ -242,10 +243,10 @@ func cmdPublish(ctx context.Context, args []string, load Loader) error {
 		return err
 	}
 	if f.to == "" {
-		return usageError{errors.New("--to REGISTRY/PREFIX or --to oci:PATH is required")}
+		return cmdline.UsageError{Err: errors.New("--to REGISTRY/PREFIX or --to oci:PATH is required")}
 	}
 	if opts.NoCache && !f.doBuild {
-		return usageError{errors.New("--no-cache rebuilds images: publish builds nothing without --build")}
+		return cmdline.UsageError{Err: errors.New("--no-cache rebuilds images: publish builds nothing without --build")}
 	}
 	if err := opts.fill(); err != nil {
 		return err
@@ -367,12 +368,12 @@ func publishGraph(ctx context.Context, popts PublishOptions, g *dsl.Graph, names
 func publishable(g *dsl.Graph, names []string) ([]*dsl.Node, error) {
 	for _, name := range names {
 		if n := g.Node(name); n != nil && n.Image.IsBuildOnly() {
-			return nil, usageError{fmt.Errorf("image %q is build-only: it is never published", name)}
+			return nil, cmdline.UsageError{Err: fmt.Errorf("image %q is build-only: it is never published", name)}
 		}
 	}
 	sel, err := g.Select(names...)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, cmdline.UsageError{Err: err}
 	}
 	var out []*dsl.Node
 	for _, n := range sel {
@@ -381,7 +382,7 @@ func publishable(g *dsl.Graph, names []string) ([]*dsl.Node, error) {
 		}
 	}
 	if len(out) == 0 {
-		return nil, usageError{errors.New("no image to publish: every selected image is build-only")}
+		return nil, cmdline.UsageError{Err: errors.New("no image to publish: every selected image is build-only")}
 	}
 	return out, nil
 }
@@ -511,7 +512,7 @@ func mountSources(st *storage.Store, dest destination, ro registry.Options, item
 		}
 		repo, err := registry.ParseRepository(dest.prefix+"/"+it.node.Name, ro)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--to %s: image %q: %w", dest.prefix, it.node.Name, err)}
+			return nil, cmdline.UsageError{Err: fmt.Errorf("--to %s: image %q: %w", dest.prefix, it.node.Name, err)}
 		}
 		for _, b := range rec.Layers {
 			if _, ok := mounts[b.Descriptor.Digest]; !ok {

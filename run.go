@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 )
@@ -30,7 +31,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) == 0 || pos[0] == "--" {
-		return usageError{errors.New("which image? strata run NAME [-- CMD...]")}
+		return cmdline.UsageError{Err: errors.New("which image? strata run NAME [-- CMD...]")}
 	}
 	name, cmd := pos[0], pos[1:]
 	if len(cmd) > 0 && cmd[0] == "--" {

@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 )
 
 // ModuleVersion is strata's version: the module version the go command recorded
@@ -50,7 +51,7 @@ func cmdVersion(_ context.Context, args []string, _ Loader) error {
 		return err
 	}
 	if len(pos) > 0 {
-		return usageError{fmt.Errorf("version takes no arguments")}
+		return cmdline.UsageError{Err: fmt.Errorf("version takes no arguments")}
 	}
 	printVersion(os.Stdout)
 	return nil
