@@ -1,4 +1,4 @@
-package strata
+package main
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/internal/cmdline"
 )
 
@@ -26,7 +27,7 @@ type command struct {
 	// from strata list.
 	images bool
 	flags  func(fs *flag.FlagSet)
-	run    func(ctx context.Context, args []string, load Loader) error
+	run    func(ctx context.Context, args []string, load loader) error
 }
 
 // The headings of strata help, in order.
@@ -44,7 +45,7 @@ func commands() []command {
 	return []command{
 		{name: "build", args: "[PKG...] [NAME...]", group: groupDefinitions, images: true,
 			summary: "build the named images (all when none) and tag them in the module's oci",
-			flags:   func(fs *flag.FlagSet) { new(buildFlags).registerBuild(fs) },
+			flags:   func(fs *flag.FlagSet) { new(strata.BuildFlags).Register(fs) },
 			run:     cmdBuild},
 		{name: "graph", args: "[PKG...] [NAME...]", group: groupDefinitions, images: true,
 			summary: "print the build graph: what is cached, what would be rebuilt and why (--dot)",
@@ -52,17 +53,17 @@ func commands() []command {
 			run:     cmdGraph},
 		{name: "list", args: "[PKG...]", group: groupDefinitions,
 			summary: "list the images with their doc comments",
-			flags:   func(fs *flag.FlagSet) { new(paramFlags).register(fs) },
+			flags:   func(fs *flag.FlagSet) { new(strata.ParamFlags).Register(fs) },
 			run:     cmdList},
 
 		{name: "run", args: "NAME [-- CMD...]", group: groupBuilt, images: true,
 			summary: "run an image as its config says (or CMD instead of its entrypoint and cmd)",
 			flags:   func(fs *flag.FlagSet) { new(runFlags).register(fs) },
-			run:     func(ctx context.Context, args []string, _ Loader) error { return cmdRun(ctx, args) }},
+			run:     func(ctx context.Context, args []string, _ loader) error { return cmdRun(ctx, args) }},
 		{name: "inspect", args: "[NAME...]", group: groupBuilt, images: true,
 			summary: "print layers, annotations and config of tagged images",
 			flags:   func(fs *flag.FlagSet) { new(inspectFlags).register(fs) },
-			run:     func(ctx context.Context, args []string, _ Loader) error { return cmdInspect(ctx, args) }},
+			run:     func(ctx context.Context, args []string, _ loader) error { return cmdInspect(ctx, args) }},
 		{name: "grab", args: "NAME:/PATH [DEST]", group: groupBuilt, images: true,
 			summary: "copy a file or folder out of a built image (build-only ones too)",
 			flags:   func(fs *flag.FlagSet) { new(grabFlags).register(fs) },
@@ -74,7 +75,7 @@ func commands() []command {
 		{name: "clean", group: groupBuilt,
 			summary: "remove the store and the output layout",
 			flags:   func(fs *flag.FlagSet) { new(cleanFlags).register(fs) },
-			run:     func(ctx context.Context, args []string, _ Loader) error { return cmdClean(ctx, args) }},
+			run:     func(ctx context.Context, args []string, _ loader) error { return cmdClean(ctx, args) }},
 		{name: "chroot", args: "NAME [-- CMD...]", group: groupBuilt, images: true,
 			summary: "a shell (or CMD) in a throw-away copy of a built image, build-only ones too",
 			flags:   func(fs *flag.FlagSet) { new(chrootFlags).register(fs) },
@@ -83,16 +84,16 @@ func commands() []command {
 		{name: "check", group: groupMachine,
 			summary: "check that this machine can build (kernel, overlay, subordinate ids, tools, store)",
 			flags:   func(fs *flag.FlagSet) { new(checkFlags).register(fs) },
-			run:     func(ctx context.Context, args []string, _ Loader) error { return cmdCheck(ctx, args) }},
+			run:     func(ctx context.Context, args []string, _ loader) error { return cmdCheck(ctx, args) }},
 		{name: "unpriv-setup", args: "--user NAME", group: groupMachine,
 			summary: "as root: give NAME subordinate ids and a store, for builds without root",
 			flags:   func(fs *flag.FlagSet) { new(unprivFlags).register(fs) },
-			run:     func(_ context.Context, args []string, _ Loader) error { return cmdUnprivSetup(args) }},
+			run:     func(_ context.Context, args []string, _ loader) error { return cmdUnprivSetup(args) }},
 
 		{name: "completion", args: "bash|zsh|fish", group: groupShell,
 			summary: "print a completion script for commands, flags and image names",
 			flags:   func(*flag.FlagSet) {},
-			run:     func(_ context.Context, args []string, _ Loader) error { return cmdCompletion(os.Stdout, args) }},
+			run:     func(_ context.Context, args []string, _ loader) error { return cmdCompletion(os.Stdout, args) }},
 		{name: "version", group: groupShell,
 			summary: "print strata's module version and the Go version it was built with (also --version)",
 			flags:   func(*flag.FlagSet) {},

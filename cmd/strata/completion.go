@@ -1,4 +1,4 @@
-package strata
+package main
 
 import (
 	"flag"

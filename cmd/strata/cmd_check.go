@@ -1,27 +1,16 @@
-package strata
+package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"slices"
 
-	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 )
-
-// preflight runs the checks a build with opts needs and stops it, before
-// it does any work, when one fails.
-func preflight(ctx context.Context, opts Options) error {
-	return runtime.Preflight(ctx, runtime.CheckOptions{
-		Store:    opts.Store,
-		Squashfs: slices.Contains(opts.LayerTypes, dsl.Squashfs),
-	})
-}
 
 // checkFlags are the flags of strata check.
 type checkFlags struct {
@@ -30,7 +19,7 @@ type checkFlags struct {
 }
 
 func (f *checkFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.store, "store", DefaultStore(), "store `folder` the builds will use")
+	fs.StringVar(&f.store, "store", strata.DefaultStore(), "store `folder` the builds will use")
 	fs.BoolVar(&f.squashfs, "squashfs", false, "the builds will write squashfs layers: mksquashfs is required")
 }
 
@@ -73,30 +62,4 @@ func printChecks(w io.Writer, checks []runtime.Check) bool {
 		fmt.Fprintln(w, line)
 	}
 	return ok
-}
-
-// unprivFlags are the flags of strata unpriv-setup.
-type unprivFlags struct{ user, store string }
-
-func (f *unprivFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.user, "user", os.Getenv("SUDO_USER"), "the `user` who will build without root (default: $SUDO_USER)")
-	fs.StringVar(&f.store, "store", DefaultStore(), "store `folder` to create for the user: the default is the default store of a build run in the current folder (empty: none)")
-}
-
-// cmdUnprivSetup gives a user what builds without root need.
-func cmdUnprivSetup(args []string) error {
-	fs := newFlagSet("unpriv-setup")
-	var f unprivFlags
-	f.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return cmdline.UsageError{Err: fmt.Errorf("unexpected argument %q", pos[0])}
-	}
-	if f.user == "" {
-		return cmdline.UsageError{Err: errors.New("which user? strata unpriv-setup --user NAME")}
-	}
-	return runtime.UnprivSetup(f.user, f.store, os.Stdout)
 }
