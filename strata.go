@@ -24,8 +24,9 @@ import (
 // checkout; a released module writes its module version (ModuleVersion).
 var Version = "0.1.0-dev"
 
-// Target is one exported definition of a definitions package, as the
-// strata CLI receives them from its driver.
+// Target is one exported definition of a definitions package, with its
+// doc comment, as a compiled definitions driver hands it over
+// (dsl.ReadDefinitions); its Image is what Evaluate takes.
 type Target = dsl.Target
 
 // Options configure a build. The zero value builds into .strata and oci
