@@ -91,7 +91,7 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 	return items, nil
 }
 
-// PublishOptions configure Publish.
+// PublishOptions configure PublishWith and PublishGraph.
 type PublishOptions struct {
 	// Options are the build's: the store and layout the images were built
 	// into, the registry settings, and for Build how to build.

@@ -61,8 +61,9 @@ func (l loader) loadOptional(ctx context.Context, cmd string) ([]strata.Target, 
 	return targets, err
 }
 
-// loadPackages compiles (or finds in the cache) the driver of each definitions
-// package that patterns name, runs it and returns the targets of all.
+// loadPackages compiles (or finds in the cache) the driver of each
+// definitions package that patterns name, runs it and returns the targets
+// of all.
 func loadPackages(ctx context.Context, patterns []string) ([]strata.Target, error) {
 	if len(patterns) == 0 {
 		patterns = []string{"."}
