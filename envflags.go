@@ -2,12 +2,12 @@ package strata
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 )
 
 // FlagsEnv names the environment variable whose content Build parses as
@@ -22,29 +22,6 @@ import (
 // STRATA_PARAMS in its environment (dsl.Params).
 const FlagsEnv = "STRATA_FLAGS"
 
-// registerBuild registers the flags of `strata build`: the flags of every
-// command that builds, plus --dry-run, which only build has (publish has
-// a --dry-run of its own).
-func (b *buildFlags) registerBuild(fs *flag.FlagSet) {
-	b.register(fs)
-	fs.BoolVar(&b.opts.DryRun, "dry-run", false, "print what would be built, cached or encoded, in order and why, and do nothing")
-}
-
-// ParseBuildFlags parses args as `strata build` does and returns the
-// options and the image names among them. It is how a program other than
-// the CLI (a mage target with its own arguments) takes the CLI's flags.
-func ParseBuildFlags(args []string) (Options, []string, error) {
-	fs := flag.NewFlagSet("strata build", flag.ContinueOnError)
-	var bf buildFlags
-	bf.registerBuild(fs)
-	names, err := parse(fs, args)
-	if err != nil {
-		return Options{}, nil, err
-	}
-	opts, err := bf.options()
-	return opts, names, err
-}
-
 // Build builds images and their dependencies; it is what a mage target
 // calls. It takes its options from STRATA_FLAGS (see FlagsEnv), the same
 // flags as `strata build`; image names given there build only those of
@@ -54,12 +31,11 @@ func Build(ctx context.Context, images ...*dsl.Image) error {
 	if err != nil {
 		return err
 	}
-	opts.ctx = ctx // bounds the requests evaluation makes
-	g, err := evaluate(opts, images)
+	g, err := Evaluate(ctx, opts, images...)
 	if err != nil {
 		return err
 	}
-	_, err = buildGraph(ctx, opts, g, names)
+	_, err = BuildGraph(ctx, opts, g, names...)
 	return err
 }
 
@@ -79,15 +55,14 @@ func Publish(ctx context.Context, to string, images ...*dsl.Image) error {
 	if len(names) == 0 {
 		return PublishWith(ctx, popts, images...)
 	}
-	if err := popts.fill(); err != nil {
+	if err := popts.Validate(); err != nil {
 		return err
 	}
-	popts.ctx = ctx
-	g, err := evaluate(popts.Options, images)
+	g, err := Evaluate(ctx, popts.Options, images...)
 	if err != nil {
 		return err
 	}
-	return publishGraph(ctx, popts, g, names)
+	return PublishGraph(ctx, popts, g, names...)
 }
 
 // flagsFromEnv parses STRATA_FLAGS for Build and Publish, refusing what a
@@ -109,7 +84,7 @@ func flagsFromEnv() (Options, []string, error) {
 		return Options{}, nil, fmt.Errorf("%s=%q: %w", FlagsEnv, os.Getenv(FlagsEnv), err)
 	}
 	for _, n := range names {
-		if IsPackagePattern(n) {
+		if cmdline.IsPackagePattern(n) {
 			return Options{}, nil, fmt.Errorf("%s=%q: %s is a package pattern, which only the strata command compiles; a mage target builds the images it is given", FlagsEnv, os.Getenv(FlagsEnv), n)
 		}
 	}

@@ -2,6 +2,7 @@ package strata
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -32,5 +33,12 @@ func TestOptionsLayerTypesAreChecked(t *testing.T) {
 	o := Options{LayerTypes: []dsl.LayerType{"tar+bzip2"}}
 	if err := o.fill(); err == nil || !strings.Contains(err.Error(), "tar+bzip2") {
 		t.Errorf("fill() = %v, want an error naming the type", err)
+	}
+}
+
+func TestSingleDashFlagsStillParse(t *testing.T) {
+	opts, names, err := ParseBuildFlags([]string{"-jobs", "3", "hello", "-no-cache", "--store=s"})
+	if err != nil || opts.Jobs != 3 || !opts.NoCache || opts.Store != "s" || !slices.Equal(names, []string{"hello"}) {
+		t.Errorf("got %+v %v %v", opts, names, err)
 	}
 }

@@ -3,37 +3,39 @@ package strata
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
 	"strings"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 )
 
 // Build parameters reach definitions twice: package-level definitions read
 // them (dsl.Param) while the driver's packages initialise, before main
 // parses any flag, so the CLI exports them in STRATA_PARAMS before it
-// starts the driver (ExportParams); and the driver's flags (--set,
-// --params) fill Options.Params for ${{KEY}} placeholders, so a value
-// given either way means the same.
+// starts the driver; and the same flags (--set, --params) fill
+// Options.Params for ${{KEY}} placeholders, so a value given either way
+// means the same.
 
-// paramFlags are the build-parameter flags of every command that
-// evaluates definitions.
-type paramFlags struct {
-	set   stringList
-	files stringList
+// ParamFlags are the build-parameter flags (--set, --params) of every
+// command that evaluates definitions; BuildFlags holds them too.
+type ParamFlags struct {
+	set   cmdline.Strings
+	files cmdline.Strings
 }
 
-func (p *paramFlags) register(fs *flag.FlagSet) {
+// Register defines --set and --params on fs.
+func (p *ParamFlags) Register(fs *flag.FlagSet) {
 	fs.Var(&p.set, "set", "build parameter `KEY=VALUE`; repeatable, wins over --params")
 	fs.Var(&p.files, "params", "`file` of build parameters, one KEY=VALUE a line (# comments); repeatable")
 }
 
-// params merges the files, then the --set values.
-func (p *paramFlags) params() (map[string]string, error) {
+// Params returns the parameters the flags give: the files' merged, then
+// the --set values over them; nil when there are none.
+func (p *ParamFlags) Params() (map[string]string, error) {
 	if len(p.set) == 0 && len(p.files) == 0 {
 		return nil, nil
 	}
@@ -41,7 +43,7 @@ func (p *paramFlags) params() (map[string]string, error) {
 	for _, f := range p.files {
 		m, err := ReadParamsFile(f)
 		if err != nil {
-			return nil, usageError{err}
+			return nil, cmdline.UsageError{Err: err}
 		}
 		for k, v := range m {
 			out[k] = v
@@ -50,7 +52,7 @@ func (p *paramFlags) params() (map[string]string, error) {
 	for _, s := range p.set {
 		k, v, err := parseParam(s)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--set %q: %w", s, err)}
+			return nil, cmdline.UsageError{Err: fmt.Errorf("--set %q: %w", s, err)}
 		}
 		out[k] = v
 	}
@@ -98,55 +100,6 @@ func ReadParamsFile(file string) (map[string]string, error) {
 		return nil, fmt.Errorf("parameters file %s: %w", file, err)
 	}
 	return out, nil
-}
-
-// ExportParams finds the --set and --params flags in a command line (up
-// to "--") and exports the parameters they give in STRATA_PARAMS (see
-// dsl.ParamsEnv), merged over what it already holds, so that the driver's
-// package-level definitions see them while they initialise. The strata
-// CLI calls it before it starts the driver.
-func ExportParams(args []string) error {
-	var p paramFlags
-	for i := 0; i < len(args); i++ {
-		a := args[i]
-		if a == "--" {
-			break
-		}
-		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || (name != "set" && name != "params") {
-			continue
-		}
-		if !hasVal {
-			if i+1 >= len(args) {
-				return usageError{fmt.Errorf("flag --%s needs a value", name)}
-			}
-			i++
-			val = args[i]
-		}
-		if name == "set" {
-			p.set = append(p.set, val)
-		} else {
-			p.files = append(p.files, val)
-		}
-	}
-	m, err := p.params()
-	if err != nil || m == nil {
-		return err
-	}
-	merged := map[string]string{}
-	if raw := os.Getenv(dsl.ParamsEnv); raw != "" {
-		if err := json.Unmarshal([]byte(raw), &merged); err != nil {
-			return fmt.Errorf("%s is not a JSON object of strings: %w", dsl.ParamsEnv, err)
-		}
-	}
-	for k, v := range m {
-		merged[k] = v
-	}
-	b, err := json.Marshal(merged)
-	if err != nil {
-		return err
-	}
-	return os.Setenv(dsl.ParamsEnv, string(b))
 }
 
 // sources returns the parameters and the resolver of an evaluation: the

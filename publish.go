@@ -3,145 +3,26 @@ package strata
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
-	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/publish"
-	"github.com/strata-build/strata/storage/regcache"
 	"github.com/strata-build/strata/storage/registry"
 )
-
-// sharingFlags are the flags of commands that talk to registries or show
-// progress: build and publish.
-type sharingFlags struct {
-	cacheFrom stringList
-	cacheTo   string
-	progress  string
-	insecure  bool
-	insecureH stringList
-	caFile    string
-	creds     string
-}
-
-func (s *sharingFlags) register(fs *flag.FlagSet) {
-	fs.Var(&s.cacheFrom, "cache-from", "registry `REPO` whose build cache stands in for running the steps of images not in the store; repeatable")
-	fs.StringVar(&s.cacheTo, "cache-to", "", "registry `REPO` that receives the layers and cache record of every image built")
-	fs.StringVar(&s.progress, "progress", "auto", "progress `mode`: auto (live on a terminal, plain lines otherwise), tty or plain")
-	fs.BoolVar(&s.insecure, "insecure", false, "allow plain HTTP and unverifiable TLS certificates for every registry call")
-	fs.Var(&s.insecureH, "insecure-registry", "allow plain HTTP and unverifiable TLS certificates for the registry `HOST[:PORT]` only; repeatable")
-	fs.StringVar(&s.caFile, "ca-file", "", "PEM `file` of a private CA that signs registry certificates")
-	fs.StringVar(&s.creds, "creds", "", "registry credentials `USER:PASSWORD` (default: the docker config, then the containers auth file)")
-}
-
-func (s *sharingFlags) apply(o *Options) error {
-	switch s.progress {
-	case "auto", "tty", "plain":
-	default:
-		return usageError{fmt.Errorf("--progress=%q: use auto, tty or plain", s.progress)}
-	}
-	o.Progress = s.progress
-	o.CacheFrom = append(o.CacheFrom, s.cacheFrom...)
-	if s.cacheTo != "" {
-		o.CacheTo = s.cacheTo
-	}
-	o.Registry.Insecure = o.Registry.Insecure || s.insecure
-	for _, h := range s.insecureH {
-		host, err := registry.RegistryHost(h)
-		if err != nil {
-			return usageError{fmt.Errorf("--insecure-registry: %w", err)}
-		}
-		o.Registry.InsecureHosts = append(o.Registry.InsecureHosts, host)
-	}
-	if s.caFile != "" {
-		o.Registry.CAFile = s.caFile
-	}
-	if s.creds != "" {
-		user, pass, _ := strings.Cut(s.creds, ":")
-		o.Registry.Username, o.Registry.Password = user, pass
-	}
-	return nil
-}
-
-// sharing sets up what Options ask for beyond the store: the registry
-// caches and, on a terminal, the live display. out is where the build log
-// goes (the display when there is one); done stops the display before the
-// summary is printed.
-func (o Options) sharing() (caches runtime.RegistryCache, display *runtime.Display, out io.Writer, err error) {
-	for _, r := range o.CacheFrom {
-		c, err := regcache.New(r, o.Registry)
-		if err != nil {
-			return caches, nil, nil, fmt.Errorf("--cache-from: %w", err)
-		}
-		caches.CacheFrom = append(caches.CacheFrom, c)
-	}
-	if o.CacheTo != "" {
-		if caches.CacheTo, err = regcache.New(o.CacheTo, o.Registry); err != nil {
-			return caches, nil, nil, fmt.Errorf("--cache-to: %w", err)
-		}
-	}
-	display = o.display()
-	if display != nil {
-		return caches, display, display, nil
-	}
-	return caches, nil, o.Out, nil
-}
-
-// display returns a live display when Progress asks for one (or is auto
-// and Out is a terminal), nil for plain lines.
-func (o Options) display() *runtime.Display {
-	f, ok := o.Out.(*os.File)
-	if !ok || o.Progress == "plain" {
-		return nil
-	}
-	if o.Progress == "tty" || runtime.IsTerminal(f) {
-		return runtime.NewDisplay(f)
-	}
-	return nil
-}
-
-// resultTable prints one row per image: how it ended, how long it took and
-// the size of its layer (first layer type); after a failure, where the
-// full logs are.
-func resultTable(w io.Writer, results []runtime.Result, storeRoot string) {
-	if len(results) == 0 {
-		return
-	}
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "IMAGE\tRESULT\tTIME\tLAYER")
-	failed := ""
-	for _, r := range results {
-		size := "-"
-		if r.Record != nil && r.Record.Empty {
-			size = "empty"
-		} else if r.Record != nil && len(r.Record.Layers) > 0 {
-			size = runtime.HumanBytes(r.Record.Layers[0].Descriptor.Size)
-		}
-		if r.Status == runtime.Failed {
-			failed = r.Name
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", r.Name, r.Status, r.Duration.Round(time.Millisecond), size)
-	}
-	tw.Flush()
-	if failed != "" {
-		log := runtime.LogPath(storeRoot, failed)
-		fmt.Fprintf(w, "full build logs: %s/ (e.g. %s)\n", filepath.Dir(log), log)
-	}
-}
 
 // destination is where publish sends images: a registry prefix or a local
 // OCI layout.
@@ -153,13 +34,13 @@ type destination struct {
 func parseDestination(to string, ro registry.Options) (destination, error) {
 	if p, ok := strings.CutPrefix(to, "oci:"); ok {
 		if p == "" {
-			return destination{}, usageError{errors.New("--to oci:PATH needs a folder")}
+			return destination{}, cmdline.UsageError{Err: errors.New("--to oci:PATH needs a folder")}
 		}
 		return destination{layout: p}, nil
 	}
 	to = strings.TrimSuffix(strings.TrimPrefix(to, "docker://"), "/")
 	if _, err := registry.ParseRepository(to, ro); err != nil {
-		return destination{}, usageError{fmt.Errorf("--to %s: %w", to, err)}
+		return destination{}, cmdline.UsageError{Err: fmt.Errorf("--to %s: %w", to, err)}
 	}
 	return destination{prefix: to}, nil
 }
@@ -210,64 +91,7 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 	return items, nil
 }
 
-// publishFlags are the flags of strata publish: those of a build (for
-// --build, and to compute the same cache keys) and its own.
-type publishFlags struct {
-	build   buildFlags
-	to      string
-	tags    stringList
-	doBuild bool
-	dryRun  bool
-}
-
-func (f *publishFlags) register(fs *flag.FlagSet) {
-	f.build.register(fs)
-	fs.StringVar(&f.to, "to", "", "where to publish: `REGISTRY/PREFIX` (as PREFIX/NAME:TAG) or oci:PATH (a local OCI layout)")
-	fs.Var(&f.tags, "tag", "`tag` to publish under, repeatable (default: the image's own tags, else latest)")
-	fs.BoolVar(&f.doBuild, "build", false, "build images that are not built or are stale first")
-	fs.BoolVar(&f.dryRun, "dry-run", false, "print what would be published where, and publish nothing")
-}
-
-// cmdPublish pushes built images to a registry or a local layout.
-func cmdPublish(ctx context.Context, args []string, load Loader) error {
-	fs := newFlagSet("publish")
-	var f publishFlags
-	f.register(fs)
-	names, err := parse(fs, args)
-	if err != nil {
-		return err
-	}
-	opts, err := f.build.options()
-	if err != nil {
-		return err
-	}
-	if f.to == "" {
-		return usageError{errors.New("--to REGISTRY/PREFIX or --to oci:PATH is required")}
-	}
-	if opts.NoCache && !f.doBuild {
-		return usageError{errors.New("--no-cache rebuilds images: publish builds nothing without --build")}
-	}
-	if err := opts.fill(); err != nil {
-		return err
-	}
-	if _, err := parseDestination(f.to, opts.Registry); err != nil {
-		return err
-	}
-	patterns, names := splitPatterns(names)
-	targets, err := load.load(ctx, "publish", patterns)
-	if err != nil {
-		return err
-	}
-	popts := PublishOptions{Options: opts, To: f.to, Tags: f.tags, Build: f.doBuild, DryRun: f.dryRun}
-	popts.ctx = ctx // bounds the requests evaluation makes
-	g, err := evaluateTargets(popts.Options, targets)
-	if err != nil {
-		return err
-	}
-	return publishGraph(ctx, popts, g, names)
-}
-
-// PublishOptions configure Publish.
+// PublishOptions configure PublishWith and PublishGraph.
 type PublishOptions struct {
 	// Options are the build's: the store and layout the images were built
 	// into, the registry settings, and for Build how to build.
@@ -284,24 +108,32 @@ type PublishOptions struct {
 	DryRun bool
 }
 
+// Validate reports settings that cannot publish: no destination or a
+// malformed one, NoCache without Build, an unknown layer type. PublishWith
+// and PublishGraph check them too; a caller with slow work to do first
+// (the strata command compiles definitions) calls it to fail at once.
+func (o PublishOptions) Validate() error {
+	if o.To == "" {
+		return errors.New("PublishOptions.To is empty: give REGISTRY/PREFIX or oci:PATH")
+	}
+	if o.NoCache && !o.Build {
+		return errors.New("PublishOptions: NoCache rebuilds images, which needs Build")
+	}
+	if err := o.fill(); err != nil {
+		return err
+	}
+	_, err := parseDestination(o.To, o.Registry)
+	return err
+}
+
 // PublishWith publishes images (never build-only ones) to opts.To, as
 // strata publish does. The images it needs are evaluated as Build
 // evaluates them, so a mage target can publish what it built.
 func PublishWith(ctx context.Context, opts PublishOptions, images ...*dsl.Image) error {
-	if opts.To == "" {
-		return errors.New("PublishOptions.To is empty: give REGISTRY/PREFIX or oci:PATH")
-	}
-	if opts.NoCache && !opts.Build {
-		return errors.New("PublishOptions: NoCache rebuilds images, which needs Build")
-	}
-	if err := opts.fill(); err != nil {
+	if err := opts.Validate(); err != nil {
 		return err
 	}
-	if _, err := parseDestination(opts.To, opts.Registry); err != nil {
-		return err
-	}
-	opts.ctx = ctx
-	g, err := evaluate(opts.Options, images)
+	g, err := Evaluate(ctx, opts.Options, images...)
 	if err != nil {
 		return err
 	}
@@ -309,11 +141,19 @@ func PublishWith(ctx context.Context, opts PublishOptions, images ...*dsl.Image)
 	for i, img := range images {
 		names[i] = img.Name()
 	}
-	return publishGraph(ctx, opts, g, names)
+	return PublishGraph(ctx, opts, g, names...)
 }
 
-// publishGraph publishes the named images of g (all when none).
-func publishGraph(ctx context.Context, popts PublishOptions, g *dsl.Graph, names []string) error {
+// PublishGraph publishes the named images of g (all when none; never
+// build-only ones) as `strata publish` does: without popts.Build it
+// publishes only what the store holds as the definitions are now and
+// refuses the rest, naming why; with it, it builds them first. Each image
+// goes under each tag and in each of its layer types; a summary table
+// goes to stdout. popts.DryRun prints that plan and publishes nothing.
+func PublishGraph(ctx context.Context, popts PublishOptions, g *dsl.Graph, names ...string) error {
+	if err := popts.Validate(); err != nil {
+		return err
+	}
 	opts := popts.Options
 	if err := opts.fill(); err != nil {
 		return err
@@ -342,7 +182,7 @@ func publishGraph(ctx context.Context, popts PublishOptions, g *dsl.Graph, names
 		for i, n := range nodes {
 			pubNames[i] = n.Name
 		}
-		if _, err := buildGraph(ctx, opts, g, pubNames); err != nil {
+		if _, err := BuildGraph(ctx, opts, g, pubNames...); err != nil {
 			return err
 		}
 	} else {
@@ -367,32 +207,23 @@ func publishGraph(ctx context.Context, popts PublishOptions, g *dsl.Graph, names
 func publishable(g *dsl.Graph, names []string) ([]*dsl.Node, error) {
 	for _, name := range names {
 		if n := g.Node(name); n != nil && n.Image.IsBuildOnly() {
-			return nil, usageError{fmt.Errorf("image %q is build-only: it is never published", name)}
+			return nil, cmdline.UsageError{Err: fmt.Errorf("image %q is build-only: it is never published", name)}
 		}
 	}
 	sel, err := g.Select(names...)
 	if err != nil {
-		return nil, usageError{err}
+		return nil, cmdline.UsageError{Err: err}
 	}
 	var out []*dsl.Node
 	for _, n := range sel {
-		if !n.Image.IsBuildOnly() && (len(names) == 0 || contains(names, n.Name)) {
+		if !n.Image.IsBuildOnly() && (len(names) == 0 || slices.Contains(names, n.Name)) {
 			out = append(out, n)
 		}
 	}
 	if len(out) == 0 {
-		return nil, usageError{errors.New("no image to publish: every selected image is build-only")}
+		return nil, cmdline.UsageError{Err: errors.New("no image to publish: every selected image is build-only")}
 	}
 	return out, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func printPlan(w io.Writer, items []pushItem, problems map[string]string, build bool) error {
@@ -511,7 +342,7 @@ func mountSources(st *storage.Store, dest destination, ro registry.Options, item
 		}
 		repo, err := registry.ParseRepository(dest.prefix+"/"+it.node.Name, ro)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("--to %s: image %q: %w", dest.prefix, it.node.Name, err)}
+			return nil, cmdline.UsageError{Err: fmt.Errorf("--to %s: image %q: %w", dest.prefix, it.node.Name, err)}
 		}
 		for _, b := range rec.Layers {
 			if _, ok := mounts[b.Descriptor.Digest]; !ok {

@@ -1,23 +1,21 @@
 // Package strata is the entry point for builds driven from Go: a magefile
-// calls Build, and the strata CLI (cmd/strata) runs its commands through
-// Command.
+// calls Build or Publish,
 //
 //	func Build(ctx context.Context) error { return strata.Build(ctx, images.App) }
+//
+// and a program that needs each stage on its own (the strata command in
+// cmd/strata is one) evaluates images into a graph (Evaluate), then plans
+// (Plan), builds (BuildGraph) or publishes (PublishGraph) it, taking
+// `strata build`'s flags through BuildFlags.
 package strata
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
-	"time"
 
 	"github.com/strata-build/strata/dsl"
-	"github.com/strata-build/strata/runtime"
-	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/registry"
 )
@@ -26,8 +24,9 @@ import (
 // checkout; a released module writes its module version (ModuleVersion).
 var Version = "0.1.0-dev"
 
-// Target is one exported definition of a definitions package, as the
-// strata CLI receives them from its driver.
+// Target is one exported definition of a definitions package, with its
+// doc comment, as a compiled definitions driver hands it over
+// (dsl.ReadDefinitions); its Image is what Evaluate takes.
 type Target = dsl.Target
 
 // Options configure a build. The zero value builds into .strata and oci
@@ -68,12 +67,12 @@ type Options struct {
 	// or "plain".
 	Progress string
 	// DryRun prints what the build would do with each image, in order,
-	// and why, and does nothing else (graph.go).
+	// and why, and does nothing else (see Plan).
 	DryRun bool
 	// Params are build parameters for ${{KEY}} placeholders, over those of
 	// the environment (dsl.Params). Package-level dsl.Param calls only see
-	// the environment's: the CLI exports --set and --params there before
-	// the definitions initialise (params.go).
+	// the environment's: the strata command exports --set and --params
+	// there before the definitions initialise.
 	Params map[string]string
 	// AllowUnpinnedURLs lets URL imports and tarball URLs go without a
 	// sha256: they are then downloaded at every build to learn their
@@ -103,154 +102,4 @@ func (o *Options) fill() error {
 		}
 	}
 	return nil
-}
-
-// BuildWith builds images (and everything they need) with opts and returns
-// one result per image built or found in the cache.
-func BuildWith(ctx context.Context, opts Options, images ...*dsl.Image) ([]runtime.Result, error) {
-	opts.ctx = ctx
-	g, err := evaluate(opts, images)
-	if err != nil {
-		return nil, err
-	}
-	return buildGraph(ctx, opts, g, nil)
-}
-
-func evaluate(opts Options, images []*dsl.Image) (*dsl.Graph, error) {
-	if err := opts.fill(); err != nil {
-		return nil, err
-	}
-	epoch, err := runtime.EpochFromEnv()
-	if err != nil {
-		return nil, err
-	}
-	params, resolver, err := opts.sources()
-	if err != nil {
-		return nil, err
-	}
-	return dsl.Evaluate(images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: opts.LayerTypes,
-		Params: params, Resolver: resolver, AllowUnpinnedURLs: opts.AllowUnpinnedURLs})
-}
-
-// evaluateTargets evaluates the definitions a driver was generated for.
-func evaluateTargets(opts Options, targets []Target) (*dsl.Graph, error) {
-	images := make([]*dsl.Image, len(targets))
-	for n, t := range targets {
-		images[n] = t.Image
-	}
-	return evaluate(opts, images)
-}
-
-func buildGraph(ctx context.Context, opts Options, g *dsl.Graph, names []string) ([]runtime.Result, error) {
-	if err := opts.fill(); err != nil {
-		return nil, err
-	}
-	if opts.DryRun {
-		return nil, dryRun(ctx, opts, g, names)
-	}
-	// What the build needs of this machine, before any work (check.go).
-	if err := preflight(ctx, opts); err != nil {
-		return nil, err
-	}
-	nodes, err := g.Select(names...)
-	if err != nil {
-		return nil, err
-	}
-	epoch, err := runtime.EpochFromEnv()
-	if err != nil {
-		return nil, err
-	}
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
-	if err != nil {
-		return nil, err
-	}
-	defer st.Close()
-	out, err := storage.OpenLayout(opts.Layout)
-	if err != nil {
-		return nil, err
-	}
-	defer out.Close()
-	caches, display, logOut, err := opts.sharing()
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
-	results, err := runtime.Build(ctx, nodes, runtime.Options{
-		Store:           st,
-		Layout:          out,
-		Out:             logOut,
-		RegistryCache:   caches,
-		Progress:        display,
-		NoCache:         opts.NoCache,
-		Jobs:            opts.Jobs,
-		FailFast:        opts.FailFast,
-		SourceDateEpoch: epoch,
-		Annotations:     annotations(),
-		ShellOnFailure:  opts.ShellOnFailure,
-		Registry:        opts.Registry,
-	})
-	display.Close()
-	resultTable(opts.Out, results, st.Root)
-	summary(opts.Out, results, time.Since(start))
-	if err != nil {
-		return results, err
-	}
-	if err := out.GC(ctx); err != nil {
-		return results, fmt.Errorf("collect unreferenced blobs of %s: %w", opts.Layout, err)
-	}
-	return results, nil
-}
-
-func annotations() map[string]string {
-	a := map[string]string{"dev.strata.version": Version}
-	// strata's own module version, not the main module's: under go tool
-	// strata the main module is the user's. A checkout keeps Version, so
-	// manifests do not change with every commit of strata.
-	if v := dsl.ModuleVersion(); v != "(devel)" {
-		a["dev.strata.version"] = v
-	}
-	if rev := gitRevision("."); rev != "" {
-		a[annotationRevision] = rev
-	}
-	return a
-}
-
-func summary(w io.Writer, results []runtime.Result, took time.Duration) {
-	var failed []runtime.Result
-	counts := map[runtime.Status]int{}
-	for _, r := range results {
-		counts[r.Status]++
-		if r.Status == runtime.Failed {
-			failed = append(failed, r)
-		}
-	}
-	for _, r := range failed {
-		var sf *runtime.StepFailure
-		if errors.As(r.Err, &sf) && len(sf.Tail) > 0 {
-			fmt.Fprintf(w, "--- last lines of %s:\n", r.Name)
-			for _, l := range sf.Tail {
-				fmt.Fprintf(w, "%s | %s\n", r.Name, l)
-			}
-		}
-		fmt.Fprintf(w, "FAILED %s: %v\n", r.Name, r.Err)
-	}
-	for _, r := range results {
-		if r.Status == runtime.Skipped {
-			fmt.Fprintf(w, "SKIPPED %s: %s\n", r.Name, r.Reason)
-		}
-	}
-	var parts []string
-	for _, s := range []runtime.Status{runtime.Built, runtime.Cached, runtime.Failed, runtime.Skipped} {
-		if counts[s] > 0 {
-			parts = append(parts, fmt.Sprintf("%d %s", counts[s], s))
-		}
-	}
-	fmt.Fprintf(w, "%s in %s\n", strings.Join(parts, ", "), took.Round(time.Millisecond))
-}
-
-func absOr(path string) string {
-	if p, err := filepath.Abs(path); err == nil {
-		return p
-	}
-	return path
 }

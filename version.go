@@ -1,11 +1,7 @@
 package strata
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"os"
-	"runtime"
 	"runtime/debug"
 
 	"github.com/strata-build/strata/dsl"
@@ -36,22 +32,4 @@ func ModuleVersion() string {
 		}
 	}
 	return v
-}
-
-// printVersion writes what `strata version` prints: strata's module
-// version, the Go version it was built with, and the platform.
-func printVersion(w io.Writer) {
-	fmt.Fprintf(w, "strata %s %s %s/%s\n", ModuleVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-}
-
-func cmdVersion(_ context.Context, args []string, _ Loader) error {
-	pos, err := parse(newFlagSet("version"), args)
-	if err != nil {
-		return err
-	}
-	if len(pos) > 0 {
-		return usageError{fmt.Errorf("version takes no arguments")}
-	}
-	printVersion(os.Stdout)
-	return nil
 }

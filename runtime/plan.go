@@ -30,6 +30,19 @@ type PlanItem struct {
 	Reason string
 }
 
+// String is the one-line account of the item that `strata graph` and
+// `strata build --dry-run` print: "cached", "build: step 2 changed
+// (images.go:14)", "cached, encode as squashfs".
+func (it PlanItem) String() string {
+	switch it.Action {
+	case Reuse:
+		return "cached"
+	case Encode:
+		return "cached, encode " + it.Reason
+	}
+	return "build: " + it.Reason
+}
+
 // PlanOptions are the build settings that change a plan.
 type PlanOptions struct {
 	// Store is the store to look in; nil plans as for an empty store.

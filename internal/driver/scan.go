@@ -19,7 +19,7 @@ import (
 )
 
 // Target is one image definition: an exported variable of the definitions
-// package that the generated main hands to strata.Main.
+// package that the generated main hands to dsl.DriverMain.
 type Target struct {
 	Var string // Go identifier, e.g. "Hello"
 	Doc string // doc comment with whitespace collapsed to single spaces

@@ -1,4 +1,4 @@
-package strata
+package main
 
 import (
 	"bytes"
@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/strata-build/strata"
 )
 
 // captureStd runs f with os.Stdout and os.Stderr sent to files and
@@ -49,7 +51,7 @@ var singleDash = regexp.MustCompile(`(^|[\s(\['"])-[a-z][a-z-]+`)
 func TestHelpSpellsFlagsWithTwoDashesSorted(t *testing.T) {
 	for _, c := range commands() {
 		out, _ := captureStd(t, func() {
-			if code := Command(context.Background(), []string{c.name, "-h"}, nil); code != 0 {
+			if code := execute(context.Background(), []string{c.name, "-h"}, nil); code != 0 {
 				t.Errorf("strata %s -h exited %d", c.name, code)
 			}
 		})
@@ -75,8 +77,9 @@ func TestHelpSpellsFlagsWithTwoDashesSorted(t *testing.T) {
 			t.Errorf("strata %s -h lists %d flags, the command has %d:\n%s", c.name, len(names), want, out)
 		}
 	}
-	out, _ := captureStd(t, func() { Command(context.Background(), []string{"build", "--help"}, nil) })
-	for _, want := range []string{"  --store folder\n", "(default .strata)", "  --no-cache\n", "  --jobs int\n"} {
+	out, _ := captureStd(t, func() { execute(context.Background(), []string{"build", "--help"}, nil) })
+	// The store is the module's: from this folder, a path up to its root.
+	for _, want := range []string{"  --store folder\n", "(default " + strata.DefaultStore() + ")", "  --no-cache\n", "  --jobs int\n"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("strata build --help lacks %q:\n%s", want, out)
 		}
@@ -116,17 +119,10 @@ func TestBadCommandLineIsOneLine(t *testing.T) {
 		{[]string{"bulid"}, "strata: unknown command \"bulid\"; see 'strata help'\n"},
 	} {
 		var code int
-		out, errOut := captureStd(t, func() { code = Command(context.Background(), tc.args, nil) })
+		out, errOut := captureStd(t, func() { code = execute(context.Background(), tc.args, nil) })
 		if code != 2 || errOut != tc.want || out != "" {
 			t.Errorf("strata %v: exit %d, stderr:\n%s\nstdout:\n%s\nwant exit 2 and %q", tc.args, code, errOut, out, tc.want)
 		}
-	}
-}
-
-func TestSingleDashFlagsStillParse(t *testing.T) {
-	opts, names, err := ParseBuildFlags([]string{"-jobs", "3", "hello", "-no-cache", "--store=s"})
-	if err != nil || opts.Jobs != 3 || !opts.NoCache || opts.Store != "s" || !slices.Equal(names, []string{"hello"}) {
-		t.Errorf("got %+v %v %v", opts, names, err)
 	}
 }
 
@@ -267,17 +263,6 @@ done`
 				t.Errorf("%s completion offers commands after strata build:\n%s", shell, out)
 			}
 		})
-	}
-}
-
-// The strata CLI reads --set and --params before it starts the driver;
-// its errors spell flags as the driver's do.
-func TestExportParamsSpellsFlagsWithTwoDashes(t *testing.T) {
-	for _, args := range [][]string{{"hello", "--set"}, {"-params"}} {
-		err := ExportParams(args)
-		if err == nil || singleDash.MatchString(err.Error()) || !strings.Contains(err.Error(), "--") {
-			t.Errorf("ExportParams(%q): %v", args, err)
-		}
 	}
 }
 

@@ -1,4 +1,4 @@
-package strata
+package main
 
 import (
 	"context"
@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
 	"sort"
 	"strings"
+
+	"github.com/strata-build/strata"
+	"github.com/strata-build/strata/internal/cmdline"
 )
 
 // command is one strata command. Its flags function registers the same
@@ -25,7 +27,7 @@ type command struct {
 	// from strata list.
 	images bool
 	flags  func(fs *flag.FlagSet)
-	run    func(ctx context.Context, args []string, load Loader) error
+	run    func(ctx context.Context, args []string, load loader) error
 }
 
 // The headings of strata help, in order.
@@ -43,7 +45,7 @@ func commands() []command {
 	return []command{
 		{name: "build", args: "[PKG...] [NAME...]", group: groupDefinitions, images: true,
 			summary: "build the named images (all when none) and tag them in the module's oci",
-			flags:   func(fs *flag.FlagSet) { new(buildFlags).registerBuild(fs) },
+			flags:   func(fs *flag.FlagSet) { new(strata.BuildFlags).Register(fs) },
 			run:     cmdBuild},
 		{name: "graph", args: "[PKG...] [NAME...]", group: groupDefinitions, images: true,
 			summary: "print the build graph: what is cached, what would be rebuilt and why (--dot)",
@@ -51,17 +53,17 @@ func commands() []command {
 			run:     cmdGraph},
 		{name: "list", args: "[PKG...]", group: groupDefinitions,
 			summary: "list the images with their doc comments",
-			flags:   func(fs *flag.FlagSet) { new(paramFlags).register(fs) },
+			flags:   func(fs *flag.FlagSet) { new(strata.ParamFlags).Register(fs) },
 			run:     cmdList},
 
 		{name: "run", args: "NAME [-- CMD...]", group: groupBuilt, images: true,
 			summary: "run an image as its config says (or CMD instead of its entrypoint and cmd)",
 			flags:   func(fs *flag.FlagSet) { new(runFlags).register(fs) },
-			run:     func(ctx context.Context, args []string, _ Loader) error { return cmdRun(ctx, args) }},
+			run:     func(ctx context.Context, args []string, _ loader) error { return cmdRun(ctx, args) }},
 		{name: "inspect", args: "[NAME...]", group: groupBuilt, images: true,
 			summary: "print layers, annotations and config of tagged images",
 			flags:   func(fs *flag.FlagSet) { new(inspectFlags).register(fs) },
-			run:     func(ctx context.Context, args []string, _ Loader) error { return cmdInspect(ctx, args) }},
+			run:     func(ctx context.Context, args []string, _ loader) error { return cmdInspect(ctx, args) }},
 		{name: "grab", args: "NAME:/PATH [DEST]", group: groupBuilt, images: true,
 			summary: "copy a file or folder out of a built image (build-only ones too)",
 			flags:   func(fs *flag.FlagSet) { new(grabFlags).register(fs) },
@@ -73,7 +75,7 @@ func commands() []command {
 		{name: "clean", group: groupBuilt,
 			summary: "remove the store and the output layout",
 			flags:   func(fs *flag.FlagSet) { new(cleanFlags).register(fs) },
-			run:     func(ctx context.Context, args []string, _ Loader) error { return cmdClean(ctx, args) }},
+			run:     func(ctx context.Context, args []string, _ loader) error { return cmdClean(ctx, args) }},
 		{name: "chroot", args: "NAME [-- CMD...]", group: groupBuilt, images: true,
 			summary: "a shell (or CMD) in a throw-away copy of a built image, build-only ones too",
 			flags:   func(fs *flag.FlagSet) { new(chrootFlags).register(fs) },
@@ -82,16 +84,16 @@ func commands() []command {
 		{name: "check", group: groupMachine,
 			summary: "check that this machine can build (kernel, overlay, subordinate ids, tools, store)",
 			flags:   func(fs *flag.FlagSet) { new(checkFlags).register(fs) },
-			run:     func(ctx context.Context, args []string, _ Loader) error { return cmdCheck(ctx, args) }},
+			run:     func(ctx context.Context, args []string, _ loader) error { return cmdCheck(ctx, args) }},
 		{name: "unpriv-setup", args: "--user NAME", group: groupMachine,
 			summary: "as root: give NAME subordinate ids and a store, for builds without root",
 			flags:   func(fs *flag.FlagSet) { new(unprivFlags).register(fs) },
-			run:     func(_ context.Context, args []string, _ Loader) error { return cmdUnprivSetup(args) }},
+			run:     func(_ context.Context, args []string, _ loader) error { return cmdUnprivSetup(args) }},
 
 		{name: "completion", args: "bash|zsh|fish", group: groupShell,
 			summary: "print a completion script for commands, flags and image names",
 			flags:   func(*flag.FlagSet) {},
-			run:     func(_ context.Context, args []string, _ Loader) error { return cmdCompletion(os.Stdout, args) }},
+			run:     func(_ context.Context, args []string, _ loader) error { return cmdCompletion(os.Stdout, args) }},
 		{name: "version", group: groupShell,
 			summary: "print strata's module version and the Go version it was built with (also --version)",
 			flags:   func(*flag.FlagSet) {},
@@ -198,64 +200,14 @@ func upperFirst(s string) string {
 	return strings.ToUpper(s[:1]) + s[1:]
 }
 
-// flagError is a command line the flag package refused: an unknown flag,
-// a missing or bad value. Its message names the flag as --flag.
-type flagError struct{ msg string }
-
-func (e flagError) Error() string { return e.msg }
-
-// The flag package names flags with one dash ("-jobs"); its messages end
-// in, or have before a colon, the flag's name.
-var (
-	singleDashFlag = regexp.MustCompile(`(^|[ :])-([A-Za-z0-9][-A-Za-z0-9_.]*)(:|$)`)
-	notDefined     = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
-	needsArgument  = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
-)
-
-// newFlagError rewrites an error of flag.FlagSet.Parse for people.
-func newFlagError(err error) flagError {
-	msg := err.Error()
-	if m := notDefined.FindStringSubmatch(msg); m != nil {
-		return flagError{"unknown flag --" + m[1]}
-	}
-	if m := needsArgument.FindStringSubmatch(msg); m != nil {
-		return flagError{"flag --" + m[1] + " needs a value"}
-	}
-	msg = strings.Replace(msg, " for flag -", " for -", 1)
-	return flagError{singleDashFlag.ReplaceAllString(msg, "$1--$2$3")}
-}
-
-// parse parses flags that may come before, between or after positional
-// arguments ("strata build hello --no-cache"). Arguments after "--" are
-// returned untouched, after a "--" element, for commands that pass them on.
-// -h prints the command's help on stdout and returns flag.ErrHelp; a bad
-// flag comes back as a flagError, which Command reports in one line.
+// parse parses a command's flags and arguments as cmdline.Parse does, and
+// on -h prints the command's help on stdout.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	var tail []string
-	for i, a := range args {
-		if a == "--" {
-			args, tail = args[:i], args[i:]
-			break
-		}
+	pos, err := cmdline.Parse(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		printHelp(os.Stdout, fs)
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				printHelp(os.Stdout, fs)
-				return nil, err
-			}
-			return nil, newFlagError(err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return append(pos, tail...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
+	return pos, err
 }
 
 // commandNames lists the commands, sorted, for completion.

@@ -1,4 +1,4 @@
-package strata
+package main
 
 import (
 	"context"
@@ -10,7 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 )
@@ -19,20 +21,20 @@ import (
 type grabFlags struct {
 	store, layout string
 	keepSpecial   bool
-	param         paramFlags
+	param         strata.ParamFlags
 }
 
 func (f *grabFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.store, "store", DefaultStore(), "store `folder`")
-	fs.StringVar(&f.layout, "layout", DefaultLayout(), "OCI layout `folder` for images that are not in the definitions")
+	fs.StringVar(&f.store, "store", strata.DefaultStore(), "store `folder`")
+	fs.StringVar(&f.layout, "layout", strata.DefaultLayout(), "OCI layout `folder` for images that are not in the definitions")
 	fs.BoolVar(&f.keepSpecial, "keep-special", false, "keep set-user-id and set-group-id bits and copy device nodes (as root); by default they are dropped and left out, as an image is not to be trusted with the host")
-	f.param.register(fs)
+	f.param.Register(fs)
 }
 
 // cmdGrab copies a file or folder out of a built image: an image of the
 // definitions (build-only ones included) is read from its committed layer
 // folders in the store, any other name from its tag in the output layout.
-func cmdGrab(ctx context.Context, args []string, load Loader) error {
+func cmdGrab(ctx context.Context, args []string, load loader) error {
 	fs := newFlagSet("grab")
 	var f grabFlags
 	f.register(fs)
@@ -40,16 +42,16 @@ func cmdGrab(ctx context.Context, args []string, load Loader) error {
 	if err != nil {
 		return err
 	}
-	params, err := f.param.params()
+	params, err := f.param.Params()
 	if err != nil {
 		return err
 	}
 	if len(pos) < 1 || len(pos) > 2 {
-		return usageError{errors.New("want NAME:/path [DEST]")}
+		return cmdline.UsageError{Err: errors.New("want NAME:/path [DEST]")}
 	}
 	name, src, ok := strings.Cut(pos[0], ":")
 	if !ok || name == "" || !path.IsAbs(src) {
-		return usageError{fmt.Errorf("%q: want NAME:/absolute/path", pos[0])}
+		return cmdline.UsageError{Err: fmt.Errorf("%q: want NAME:/absolute/path", pos[0])}
 	}
 	dest, err := grabDest(src, pos[1:])
 	if err != nil {
@@ -65,7 +67,7 @@ func cmdGrab(ctx context.Context, args []string, load Loader) error {
 	if err != nil {
 		return err
 	}
-	if n, err := definedNode(targets, name, params); err != nil {
+	if n, err := definedNode(ctx, targets, name, params); err != nil {
 		return err
 	} else if n != nil {
 		dirs, err := runtime.LayerDirs(ctx, st, n)
@@ -96,7 +98,7 @@ func grabDest(src string, rest []string) (string, error) {
 	base := path.Base(path.Clean(src))
 	if len(rest) == 0 {
 		if base == "/" {
-			return "", usageError{errors.New("grabbing / needs a DEST folder")}
+			return "", cmdline.UsageError{Err: errors.New("grabbing / needs a DEST folder")}
 		}
 		return base, nil
 	}
@@ -109,11 +111,11 @@ func grabDest(src string, rest []string) (string, error) {
 
 // definedNode returns the node of the definitions named name, or nil when
 // no definition has that name.
-func definedNode(targets []Target, name string, params map[string]string) (*dsl.Node, error) {
+func definedNode(ctx context.Context, targets []strata.Target, name string, params map[string]string) (*dsl.Node, error) {
 	if targets == nil {
 		return nil, nil
 	}
-	g, err := evaluateTargets(Options{Params: params}, targets)
+	g, err := evaluate(ctx, strata.Options{Params: params}, targets)
 	if err != nil {
 		return nil, err
 	}

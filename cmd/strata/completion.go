@@ -1,10 +1,12 @@
-package strata
+package main
 
 import (
 	"flag"
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/strata-build/strata/internal/cmdline"
 )
 
 // The completion scripts are made from commands(): every flag a command
@@ -17,7 +19,7 @@ func cmdCompletion(w io.Writer, args []string) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return flagError{"which shell? strata completion bash|zsh|fish"}
+		return cmdline.FlagError{Msg: "which shell? strata completion bash|zsh|fish"}
 	}
 	switch pos[0] {
 	case "bash":
@@ -29,7 +31,7 @@ func cmdCompletion(w io.Writer, args []string) error {
 	case "fish":
 		writeFish(w)
 	default:
-		return flagError{fmt.Sprintf("no completion for shell %q: use bash, zsh or fish", pos[0])}
+		return cmdline.FlagError{Msg: fmt.Sprintf("no completion for shell %q: use bash, zsh or fish", pos[0])}
 	}
 	return nil
 }

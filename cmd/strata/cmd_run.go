@@ -1,4 +1,4 @@
-package strata
+package main
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 	"io"
 	"os"
 
+	"github.com/strata-build/strata"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 )
@@ -16,8 +18,8 @@ import (
 type runFlags struct{ store, layout string }
 
 func (f *runFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.store, "store", DefaultStore(), "store `folder`")
-	fs.StringVar(&f.layout, "layout", DefaultLayout(), "OCI layout `folder` the image is tagged in")
+	fs.StringVar(&f.store, "store", strata.DefaultStore(), "store `folder`")
+	fs.StringVar(&f.layout, "layout", strata.DefaultLayout(), "OCI layout `folder` the image is tagged in")
 }
 
 // cmdRun runs a tagged image of the output layout as its config says.
@@ -30,7 +32,7 @@ func cmdRun(ctx context.Context, args []string) error {
 		return err
 	}
 	if len(pos) == 0 || pos[0] == "--" {
-		return usageError{errors.New("which image? strata run NAME [-- CMD...]")}
+		return cmdline.UsageError{Err: errors.New("which image? strata run NAME [-- CMD...]")}
 	}
 	name, cmd := pos[0], pos[1:]
 	if len(cmd) > 0 && cmd[0] == "--" {
@@ -75,11 +77,3 @@ func builtInStore(ctx context.Context, store, name string) bool {
 	defer st.Close()
 	return st.Last(name) != nil
 }
-
-// exitStatus ends strata with a status and no message.
-type exitStatus int
-
-func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
-
-// ExitCode is the status strata exits with.
-func (e exitStatus) ExitCode() int { return int(e) }

@@ -1,4 +1,4 @@
-package strata
+package main
 
 import (
 	"context"
@@ -9,32 +9,33 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
-	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 )
 
 // graphFlags are the flags of strata graph.
 type graphFlags struct {
-	opts  Options
-	types stringList
+	opts  strata.Options
+	types cmdline.Strings
 	dot   bool
-	param paramFlags
+	param strata.ParamFlags
 }
 
 func (f *graphFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.dot, "dot", false, "print Graphviz DOT instead of text")
-	fs.StringVar(&f.opts.Store, "store", DefaultStore(), "store `folder` to look for cached images in")
+	fs.StringVar(&f.opts.Store, "store", strata.DefaultStore(), "store `folder` to look for cached images in")
 	fs.BoolVar(&f.opts.NoCache, "no-cache", false, "plan as strata build --no-cache would")
 	fs.BoolVar(&f.opts.NoWait, "no-wait", false, "fail at once when a build holds the store")
 	fs.Var(&f.types, "layer-type", "layer `type` the build would use: tar+gzip (default), tar+zstd or squashfs; repeat for several")
-	f.param.register(fs)
+	f.param.Register(fs)
 }
 
 // cmdGraph prints the build graph of the named images (all when none):
 // what each needs, whether the store has it, and why it would be rebuilt.
-func cmdGraph(ctx context.Context, args []string, load Loader) error {
+func cmdGraph(ctx context.Context, args []string, load loader) error {
 	fs := newFlagSet("graph")
 	var f graphFlags
 	f.register(fs)
@@ -43,13 +44,13 @@ func cmdGraph(ctx context.Context, args []string, load Loader) error {
 		return err
 	}
 	opts, types := f.opts, f.types
-	if opts.Params, err = f.param.params(); err != nil {
+	if opts.Params, err = f.param.Params(); err != nil {
 		return err
 	}
 	for _, s := range types {
 		t, err := layer.ParseType(s)
 		if err != nil {
-			return usageError{err}
+			return cmdline.UsageError{Err: err}
 		}
 		opts.LayerTypes = append(opts.LayerTypes, dsl.LayerType(t))
 	}
@@ -58,15 +59,11 @@ func cmdGraph(ctx context.Context, args []string, load Loader) error {
 	if err != nil {
 		return err
 	}
-	g, err := evaluateTargets(opts, targets)
+	g, err := evaluate(ctx, opts, targets)
 	if err != nil {
 		return err
 	}
-	nodes, err := g.Select(names...)
-	if err != nil {
-		return err
-	}
-	plan, err := makePlan(ctx, opts, nodes)
+	plan, err := strata.Plan(ctx, opts, g, names...)
 	if err != nil {
 		return err
 	}
@@ -76,65 +73,6 @@ func cmdGraph(ctx context.Context, args []string, load Loader) error {
 	}
 	writeGraphText(os.Stdout, plan)
 	return nil
-}
-
-// makePlan opens the store (when it exists: a plan never creates one)
-// and asks the runtime what a build of nodes would do.
-func makePlan(ctx context.Context, opts Options, nodes []*dsl.Node) ([]runtime.PlanItem, error) {
-	if err := opts.fill(); err != nil {
-		return nil, err
-	}
-	popts := runtime.PlanOptions{NoCache: opts.NoCache}
-	if _, err := os.Stat(opts.Store); err == nil {
-		// The lock keeps a running build from changing records under us.
-		st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
-		if err != nil {
-			return nil, err
-		}
-		defer st.Close()
-		popts.Store = st
-	}
-	return runtime.Plan(nodes, popts)
-}
-
-// dryRun prints what strata build would do, in the order it starts the
-// images, without running anything. A missing secret fails it as it would
-// fail the build.
-func dryRun(ctx context.Context, opts Options, g *dsl.Graph, names []string) error {
-	nodes, err := g.Select(names...)
-	if err != nil {
-		return err
-	}
-	if _, err := runtime.ReadSecrets(nodes); err != nil {
-		return err
-	}
-	plan, err := makePlan(ctx, opts, nodes)
-	if err != nil {
-		return err
-	}
-	w := opts.Out
-	counts := map[runtime.Action]int{}
-	for _, it := range plan {
-		counts[it.Action]++
-	}
-	fmt.Fprintf(w, "dry run: %d to build, %d to encode, %d cached\n", counts[runtime.RunSteps], counts[runtime.Encode], counts[runtime.Reuse])
-	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
-	for i, it := range plan {
-		fmt.Fprintf(tw, "%d.\t%s\t%s\n", i+1, it.Node.Name, describe(it))
-	}
-	return tw.Flush()
-}
-
-// describe is the one-line account of a plan item: "cached",
-// "build: step 2 changed (images.go:14)", "encode as squashfs".
-func describe(it runtime.PlanItem) string {
-	switch it.Action {
-	case runtime.Reuse:
-		return "cached"
-	case runtime.Encode:
-		return "cached, encode " + it.Reason
-	}
-	return "build: " + it.Reason
 }
 
 func writeGraphText(w io.Writer, plan []runtime.PlanItem) {
@@ -161,7 +99,7 @@ func writeGraphText(w io.Writer, plan []runtime.PlanItem) {
 		if n.Image.IsBuildOnly() {
 			name += " (build-only)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, from, imp, describe(it))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", name, from, imp, it.String())
 	}
 	tw.Flush()
 }
@@ -180,7 +118,7 @@ func writeDOT(w io.Writer, plan []runtime.PlanItem) {
 		if n.Image.IsBuildOnly() {
 			shape = ", peripheries=2"
 		}
-		fmt.Fprintf(w, "\t%q [label=%q, fillcolor=%s%s];\n", n.Name, n.Name+"\n"+describe(it), color, shape)
+		fmt.Fprintf(w, "\t%q [label=%q, fillcolor=%s%s];\n", n.Name, n.Name+"\n"+it.String(), color, shape)
 		if n.Parent == nil && n.Base != nil {
 			base := baseName(n.Base)
 			fmt.Fprintf(w, "\t%q [shape=ellipse, style=dashed];\n", base)

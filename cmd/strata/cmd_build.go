@@ -1,0 +1,33 @@
+package main
+
+import (
+	"context"
+
+	"github.com/strata-build/strata"
+)
+
+// cmdBuild builds the named images of the definitions (all when none).
+func cmdBuild(ctx context.Context, args []string, load loader) error {
+	fs := newFlagSet("build")
+	var bf strata.BuildFlags
+	bf.Register(fs)
+	names, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	opts, err := bf.Options()
+	if err != nil {
+		return err
+	}
+	patterns, names := splitPatterns(names)
+	targets, err := load.load(ctx, "build", patterns)
+	if err != nil {
+		return err
+	}
+	g, err := evaluate(ctx, opts, targets)
+	if err != nil {
+		return err
+	}
+	_, err = strata.BuildGraph(ctx, opts, g, names...)
+	return err
+}

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/strata-build/strata"
+	"github.com/strata-build/strata/internal/cmdline"
+	"github.com/strata-build/strata/runtime"
+)
+
+// checkFlags are the flags of strata check.
+type checkFlags struct {
+	store    string
+	squashfs bool
+}
+
+func (f *checkFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "store", strata.DefaultStore(), "store `folder` the builds will use")
+	fs.BoolVar(&f.squashfs, "squashfs", false, "the builds will write squashfs layers: mksquashfs is required")
+}
+
+// cmdCheck prints one line per check and fails when a check a build needs
+// failed.
+func cmdCheck(ctx context.Context, args []string) error {
+	fs := newFlagSet("check")
+	var f checkFlags
+	f.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return cmdline.UsageError{Err: fmt.Errorf("unexpected argument %q", pos[0])}
+	}
+	checks := runtime.RunChecks(ctx, runtime.CheckOptions{Store: f.store, Squashfs: f.squashfs})
+	if !printChecks(os.Stdout, checks) {
+		return exitStatus(1)
+	}
+	return nil
+}
+
+// printChecks writes one line per check and reports whether every check a
+// build needs passed. A failed optional check is a warning.
+func printChecks(w io.Writer, checks []runtime.Check) bool {
+	ok := true
+	for _, c := range checks {
+		status := "ok"
+		switch {
+		case !c.OK && c.Required:
+			status, ok = "FAILED", false
+		case !c.OK:
+			status = "warning"
+		}
+		line := fmt.Sprintf("%-7s %s: %s", status, c.Name, c.Detail)
+		if !c.OK && c.Fix != "" {
+			line += "; fix: " + c.Fix
+		}
+		fmt.Fprintln(w, line)
+	}
+	return ok
+}

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/strata-build/strata"
+	"github.com/strata-build/strata/internal/cmdline"
+	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/storage"
+)
+
+// chrootFlags are the flags of strata chroot.
+type chrootFlags struct {
+	store string
+	param strata.ParamFlags
+}
+
+func (f *chrootFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "store", strata.DefaultStore(), "store `folder`")
+	f.param.Register(fs)
+}
+
+// cmdChroot opens a shell in a throw-away writable copy of a built image
+// of the definitions.
+func cmdChroot(ctx context.Context, args []string, load loader) error {
+	fs := newFlagSet("chroot")
+	var f chrootFlags
+	f.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	params, err := f.param.Params()
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 || pos[0] == "--" {
+		return cmdline.UsageError{Err: errors.New("which image? strata chroot NAME [-- CMD...]")}
+	}
+	name, cmd := pos[0], pos[1:]
+	if len(cmd) > 0 && cmd[0] == "--" {
+		cmd = cmd[1:]
+	}
+	targets, err := load.load(ctx, "chroot", nil)
+	if err != nil {
+		return err
+	}
+	// Layer types are not part of cache keys, so the image is found
+	// whatever types it was built in.
+	opts := strata.Options{Store: f.store, Params: params}
+	g, err := evaluate(ctx, opts, targets)
+	if err != nil {
+		return err
+	}
+	n := g.Node(name)
+	if n == nil {
+		return fmt.Errorf("no image named %q in the definitions (strata list shows them)", name)
+	}
+	if _, err := os.Stat(opts.Store); err != nil {
+		return fmt.Errorf("no store at %s: build %s first", opts.Store, name)
+	}
+	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	epoch, err := runtime.EpochFromEnv()
+	if err != nil {
+		return err
+	}
+	err = runtime.Chroot(ctx, runtime.ChrootOptions{Store: st, Node: n, Command: cmd, SourceDateEpoch: epoch})
+	return processExit("chroot", err)
+}

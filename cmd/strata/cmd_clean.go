@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/strata-build/strata"
+	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/storage"
+)
+
+// cleanFlags are the flags of strata clean.
+type cleanFlags struct {
+	store, layout string
+	noWait        bool
+}
+
+func (f *cleanFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.store, "store", strata.DefaultStore(), "store `folder`")
+	fs.StringVar(&f.layout, "layout", strata.DefaultLayout(), "output OCI layout `folder`")
+	fs.BoolVar(&f.noWait, "no-wait", false, "fail at once when a build holds the store")
+}
+
+// cmdClean removes the store and the output layout. Mounts are never made
+// in the host's mount namespace, so there is nothing to unmount; the store
+// is locked first so a running build is not pulled from under its feet.
+func cmdClean(ctx context.Context, args []string) error {
+	fs := newFlagSet("clean")
+	var f cleanFlags
+	f.register(fs)
+	if _, err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := os.Stat(f.store); err == nil {
+		st, err := storage.Open(ctx, f.store, storage.OpenOptions{NoWait: f.noWait, Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
+		if err != nil {
+			return err
+		}
+		err = st.Destroy()
+		if err != nil {
+			return err
+		}
+		fmt.Printf("removed store %s\n", f.store)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if _, err := os.Stat(f.layout); err == nil {
+		if err := os.RemoveAll(f.layout); err != nil {
+			return err
+		}
+		fmt.Printf("removed layout %s\n", f.layout)
+	}
+	return nil
+}

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/strata-build/strata"
+	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/cmdline"
+	"github.com/strata-build/strata/internal/driver"
+)
+
+// loader compiles and runs the definitions packages that patterns name
+// (the package in the working directory when there are none) and returns
+// their targets: main passes loadPackages, tests of the command line nil.
+// A pattern is a folder ("./images", "../defs") or a folder and everything
+// under it ("./...", "./images/..."), as the go command reads them.
+type loader func(ctx context.Context, patterns []string) ([]strata.Target, error)
+
+// splitPatterns separates package patterns from image names among a
+// command's positional arguments.
+func splitPatterns(args []string) (patterns, names []string) {
+	for _, a := range args {
+		if cmdline.IsPackagePattern(a) {
+			patterns = append(patterns, a)
+		} else {
+			names = append(names, a)
+		}
+	}
+	return patterns, names
+}
+
+// load returns the targets of patterns, or a usage error naming the
+// command when this program cannot load definitions.
+func (l loader) load(ctx context.Context, cmd string, patterns []string) ([]strata.Target, error) {
+	if l == nil {
+		return nil, cmdline.UsageError{Err: errors.New("no definitions: run strata " + cmd + " in the folder of your definitions package")}
+	}
+	return l(ctx, patterns)
+}
+
+// loadOptional is load for commands that also work on images the
+// definitions do not hold (grab): a folder without definitions gives none.
+func (l loader) loadOptional(ctx context.Context, cmd string) ([]strata.Target, error) {
+	if l == nil {
+		return nil, nil
+	}
+	targets, err := l(ctx, nil)
+	if errors.Is(err, driver.ErrNoDefinitions) {
+		return nil, nil
+	}
+	return targets, err
+}
+
+// loadPackages compiles (or finds in the cache) the driver of each
+// definitions package that patterns name, runs it and returns the targets
+// of all.
+func loadPackages(ctx context.Context, patterns []string) ([]strata.Target, error) {
+	if len(patterns) == 0 {
+		patterns = []string{"."}
+	}
+	var targets []strata.Target
+	for _, p := range patterns {
+		dirs, all, err := expand(p)
+		if err != nil {
+			return nil, err
+		}
+		found := 0
+		for _, dir := range dirs {
+			ts, err := loadDir(ctx, dir)
+			if all && (errors.Is(err, driver.ErrNoDefinitions) || errors.Is(err, driver.ErrMainPackage)) {
+				continue // ./... matches every package; only some hold definitions
+			}
+			if err != nil {
+				return nil, err
+			}
+			found++
+			targets = append(targets, ts...)
+		}
+		if found == 0 {
+			return nil, fmt.Errorf("%w in any package matching %s", driver.ErrNoDefinitions, p)
+		}
+	}
+	return targets, nil
+}
+
+// expand turns a pattern into folders: "dir" is itself, "dir/..." is dir
+// and every folder under it that the go command would match (not hidden,
+// not _-prefixed, not testdata or vendor, not another module).
+func expand(pattern string) (dirs []string, all bool, err error) {
+	root, all := strings.CutSuffix(pattern, "...")
+	if !all {
+		return []string{pattern}, false, nil
+	}
+	root = strings.TrimSuffix(root, "/")
+	if root == "" {
+		root = "."
+	}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		if p != root {
+			name := d.Name()
+			if strings.HasPrefix(name, ".") || strings.HasPrefix(name, "_") || name == "testdata" || name == "vendor" {
+				return filepath.SkipDir
+			}
+			if _, err := os.Stat(filepath.Join(p, "go.mod")); err == nil {
+				return filepath.SkipDir // another module
+			}
+			if _, err := os.Stat(filepath.Join(p, "oci-layout")); err == nil {
+				return filepath.SkipDir // an OCI layout: no Go, many blobs
+			}
+		}
+		if gos, _ := filepath.Glob(filepath.Join(p, "*.go")); len(gos) > 0 {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, true, fmt.Errorf("%s: %w", pattern, err)
+	}
+	return dirs, true, nil
+}
+
+// loadDir prepares and runs the driver of the definitions package in dir.
+func loadDir(ctx context.Context, dir string) ([]strata.Target, error) {
+	// Ctrl-C during a compile stops the go command and removes its
+	// temporary files.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	d, err := driver.Prepare(ctx, driver.Options{Dir: dir, Stderr: os.Stderr})
+	if err != nil {
+		return nil, err
+	}
+	if d.Compiled {
+		// Said only when the compiler ran, so a slow start is explained
+		// and a fast one stays silent.
+		fmt.Fprintf(os.Stderr, "strata: compiled definitions %s in %s\n", d.Package, time.Since(start).Round(time.Millisecond))
+	}
+	// Variables the scan could not tell are images: said at every run, so
+	// a target is never dropped silently.
+	for _, w := range d.Warnings {
+		fmt.Fprintf(os.Stderr, "strata: warning: %s\n", w)
+	}
+	raw, err := d.Run(ctx, os.Environ(), os.Stderr)
+	if err != nil {
+		return nil, err
+	}
+	defs, err := dsl.ReadDefinitions(bytes.NewReader(raw))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range defs.Targets {
+		if t.Image == nil {
+			return nil, fmt.Errorf("%s.%s is a nil *dsl.Image", defs.Package, t.Var)
+		}
+	}
+	return defs.Targets, nil
+}
+
+// evaluate evaluates the definitions a loader returned, as strata.Evaluate
+// does a Go caller's images.
+func evaluate(ctx context.Context, opts strata.Options, targets []strata.Target) (*dsl.Graph, error) {
+	images := make([]*dsl.Image, len(targets))
+	for n, t := range targets {
+		images[n] = t.Image
+	}
+	return strata.Evaluate(ctx, opts, images...)
+}
