@@ -47,9 +47,15 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
-	return fmt.Sprintf("the definitions in %s were compiled against strata %s (definitions format %d), but this strata is %s and reads format %d: "+
-		"run the strata of the definitions' module (go tool strata, after go get -tool %s/cmd/strata@%s) or install the matching one (go install %s/cmd/strata@%s)",
-		e.Package, e.Writer, e.Got, e.Reader, e.Want, ModulePath, e.Writer, ModulePath, e.Writer)
+	msg := fmt.Sprintf("the definitions in %s were compiled against strata %s (definitions format %d), but this strata is %s and reads format %d: ",
+		e.Package, e.Writer, e.Got, e.Reader, e.Want)
+	if !strings.HasPrefix(e.Writer, "v") {
+		// A checkout (a replace) has no version to install: only the
+		// module's own tool build of it matches.
+		return msg + "run the strata of the definitions' module (go tool strata, built from the checkout its replace points at)"
+	}
+	return msg + fmt.Sprintf("run the strata of the definitions' module (go tool strata, after go get -tool %s/cmd/strata@%s) or install the matching one (go install %s/cmd/strata@%s)",
+		ModulePath, e.Writer, ModulePath, e.Writer)
 }
 
 // ModuleVersion returns the version of this module linked into the running

@@ -7,8 +7,9 @@ import (
 )
 
 // Every field of a definition type has its counterpart in the wire form,
-// so a field added to the API cannot be dropped silently between the
-// driver and the CLI (a bind's ContentKey once was).
+// so a field added to the API is not forgotten in the format (a bind's
+// ContentKey once was). That the encoder and decoder copy each field is
+// TestDefinitionsRoundTrip's job.
 func TestWireCoversEveryField(t *testing.T) {
 	for _, c := range []struct {
 		api, wire any

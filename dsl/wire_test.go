@@ -125,8 +125,14 @@ func TestDefinitionsRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := ph.Node("ph").KeyInputs; !bytes.Contains(p, []byte(`"dest":"/f"`)) {
-		t.Errorf("placeholder image key inputs: %s", p)
+	def, err := dsl.Evaluate([]*dsl.Image{defs.Targets[3].Image}, dsl.Options{Params: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// /etc/hostname and f.txt differ, so the import's digest, and the
+	// key, follow the parameter only if the path was expanded here.
+	if ph.Node("ph").Key == def.Node("ph").Key {
+		t.Errorf("the placeholder in the import path was not expanded after the round trip: both keys are %s", def.Node("ph").Key)
 	}
 }
 
@@ -160,6 +166,11 @@ func TestDefinitionsOfAnotherFormat(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not contain %q", err, want)
 		}
+	}
+	// A checkout has no version to install.
+	_, err = dsl.ReadDefinitions(strings.NewReader(`{"format": 999, "writer": "(devel)", "package": "p"}`))
+	if err == nil || strings.Contains(err.Error(), "@(devel)") || !strings.Contains(err.Error(), "go tool strata") {
+		t.Errorf("format error of a checkout: %v", err)
 	}
 	// A field this version does not know is a format change nobody
 	// announced: refused rather than ignored.

@@ -38,6 +38,7 @@ func cmdChroot(ctx context.Context, args []string, load loader) error {
 	if err != nil {
 		return err
 	}
+	patterns, pos := leadingPatterns(pos)
 	if len(pos) == 0 || pos[0] == "--" {
 		return cmdline.UsageError{Err: errors.New("which image? strata chroot NAME [-- CMD...]")}
 	}
@@ -45,7 +46,7 @@ func cmdChroot(ctx context.Context, args []string, load loader) error {
 	if len(cmd) > 0 && cmd[0] == "--" {
 		cmd = cmd[1:]
 	}
-	targets, err := load.load(ctx, "chroot", nil)
+	targets, err := load.load(ctx, "chroot", patterns)
 	if err != nil {
 		return err
 	}

@@ -46,6 +46,7 @@ func cmdGrab(ctx context.Context, args []string, load loader) error {
 	if err != nil {
 		return err
 	}
+	patterns, pos := leadingPatterns(pos)
 	if len(pos) < 1 || len(pos) > 2 {
 		return cmdline.UsageError{Err: errors.New("want NAME:/path [DEST]")}
 	}
@@ -63,7 +64,7 @@ func cmdGrab(ctx context.Context, args []string, load loader) error {
 	}
 	defer st.Close()
 
-	targets, err := load.loadOptional(ctx, "grab")
+	targets, err := load.loadOptional(ctx, patterns)
 	if err != nil {
 		return err
 	}

@@ -48,14 +48,25 @@ func (l loader) load(ctx context.Context, cmd string, patterns []string) ([]stra
 	return l(ctx, patterns)
 }
 
+// leadingPatterns splits the package patterns that come first among a
+// command's positional arguments (strata chroot ./images NAME) from the
+// rest, which may hold anything after them (a command in the image).
+func leadingPatterns(pos []string) (patterns, rest []string) {
+	// NAME:/PATH (grab) holds a slash but is never a package.
+	for len(pos) > 0 && pos[0] != "--" && !strings.Contains(pos[0], ":") && cmdline.IsPackagePattern(pos[0]) {
+		patterns, pos = append(patterns, pos[0]), pos[1:]
+	}
+	return patterns, pos
+}
+
 // loadOptional is load for commands that also work on images the
 // definitions do not hold (grab): a folder without definitions gives none.
-func (l loader) loadOptional(ctx context.Context, cmd string) ([]strata.Target, error) {
+func (l loader) loadOptional(ctx context.Context, patterns []string) ([]strata.Target, error) {
 	if l == nil {
 		return nil, nil
 	}
-	targets, err := l(ctx, nil)
-	if errors.Is(err, driver.ErrNoDefinitions) {
+	targets, err := l(ctx, patterns)
+	if len(patterns) == 0 && errors.Is(err, driver.ErrNoDefinitions) {
 		return nil, nil
 	}
 	return targets, err
@@ -78,7 +89,17 @@ func loadPackages(ctx context.Context, patterns []string) ([]strata.Target, erro
 		for _, dir := range dirs {
 			ts, err := loadDir(ctx, dir)
 			if all && (errors.Is(err, driver.ErrNoDefinitions) || errors.Is(err, driver.ErrMainPackage)) {
-				continue // ./... matches every package; only some hold definitions
+				// ./... matches every package; only some hold
+				// definitions. A skipped package's unsure variables
+				// are likely meant as targets: never drop them
+				// silently.
+				var nd *driver.NoDefinitionsError
+				if errors.As(err, &nd) {
+					for _, w := range nd.Warnings {
+						fmt.Fprintf(os.Stderr, "strata: warning: %s\n", w)
+					}
+				}
+				continue
 			}
 			if err != nil {
 				return nil, err

@@ -141,6 +141,16 @@ func TestUserModule(t *testing.T) {
 	if out := tool("images", "run", "hello"); out != userImages["images/greeting.txt"] {
 		t.Errorf("strata run hello printed %q", out)
 	}
+	// The commands on built definitions take the package too, from the
+	// root.
+	if out := tool("", "chroot", "./images", "hello", "--", "cat", "/etc/greeting"); out != userImages["images/greeting.txt"] {
+		t.Errorf("strata chroot ./images hello printed %q", out)
+	}
+	grabbed := filepath.Join(tmp, "greeting")
+	tool("", "grab", "./images", "hello:/etc/greeting", grabbed)
+	if b, err := os.ReadFile(grabbed); err != nil || string(b) != userImages["images/greeting.txt"] {
+		t.Errorf("strata grab ./images hello:/etc/greeting gave %q, %v", b, err)
+	}
 	if out := tool("", "graph", "./images"); !regexp.MustCompile(`(?m)^hello\s+busybox\s+-\s+cached`).MatchString(out) {
 		t.Errorf("graph ./images:\n%s", out)
 	}
@@ -217,5 +227,18 @@ var Maybe = blocks.Pick(blocks.Static("maybe"))
 	// A cache hit warns again.
 	if out := mustStrata(t, filepath.Join(dir, "images"), "list"); !strings.Contains(out, want) {
 		t.Errorf("second list did not warn:\n%s", out)
+	}
+	// A package whose only candidates are unsure is skipped by ./..., and
+	// still says why.
+	writeFiles(t, dir, map[string]string{"more/more.go": `package more
+
+import "example.com/disc/blocks"
+
+// Only's type is a type parameter's too.
+var Only = blocks.Pick(blocks.Static("only"))
+`})
+	out = mustStrata(t, dir, "list", "./...")
+	if !strings.Contains(out, "strata: warning: more/more.go:6: var Only is not a build target") || !regexp.MustCompile(`(?m)^lib\s`).MatchString(out) {
+		t.Errorf("list ./... did not warn about the skipped package:\n%s", out)
 	}
 }

@@ -357,17 +357,17 @@ func TestInputKeyLocalModules(t *testing.T) {
 		},
 		edit: "dep/pkg/pkg.go",
 	}, {
-		// The generated main imports strata: when it is local, editing
-		// any of its packages must rebuild the driver, even one the
-		// definitions do not import.
-		name: "strata itself is local",
+		// The generated main imports strata's dsl: when it is local,
+		// editing dsl (or what it imports) must rebuild the driver, even
+		// when the definitions do not import it themselves.
+		name: "strata's dsl is local",
 		files: map[string]string{
-			"main/go.mod":               "module " + testModule + "\n\ngo 1.26\n",
-			"main/images/a.go":          "package images\n",
-			"main/strata/strata.go":     "package strata\n\nimport _ \"" + testModule + "/strata/engine\"\n",
-			"main/strata/engine/run.go": "package engine\n\nvar Z = 1\n",
+			"main/go.mod":                "module " + testModule + "\n\ngo 1.26\n",
+			"main/images/a.go":           "package images\n",
+			"main/strata/dsl/dsl.go":     "package dsl\n\nimport _ \"" + testModule + "/strata/dsl/inner\"\n",
+			"main/strata/dsl/inner/x.go": "package inner\n\nvar Z = 1\n",
 		},
-		edit: "main/strata/engine/run.go",
+		edit: "main/strata/dsl/inner/x.go",
 	}, {
 		name: "embedded file in a subfolder",
 		files: map[string]string{
@@ -402,6 +402,36 @@ func TestInputKeyLocalModules(t *testing.T) {
 				t.Errorf("editing %s did not change the key", tt.edit)
 			}
 		})
+	}
+}
+
+// The driver links only strata's dsl, so editing the rest of a local
+// strata (its runtime, its CLI) leaves every driver valid.
+func TestInputKeyIgnoresTheRestOfStrata(t *testing.T) {
+	t.Setenv("GOWORK", "")
+	root := writeTree(t, t.TempDir(), map[string]string{
+		"main/go.mod":               "module " + testModule + "\n\ngo 1.26\n",
+		"main/images/a.go":          "package images\n",
+		"main/strata/dsl/dsl.go":    "package dsl\n",
+		"main/strata/strata.go":     "package strata\n\nimport _ \"" + testModule + "/strata/engine\"\n",
+		"main/strata/engine/run.go": "package engine\n\nvar Z = 1\n",
+	})
+	dir := filepath.Join(root, "main", "images")
+	key := func() string {
+		ws, err := findWorkspace(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := inputKey(ws, dir, goTool{}, testStrata)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	before := key()
+	writeTree(t, root, map[string]string{"main/strata/engine/run.go": "package engine // edited\n"})
+	if key() != before {
+		t.Error("editing strata's engine, which the driver does not link, changed the key")
 	}
 }
 

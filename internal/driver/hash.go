@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -98,10 +99,12 @@ func inputKey(ws *workspace, pkgDir string, tool goTool, strataImport string) (s
 		}
 	}
 	roots := []string{pkgDir}
-	// The generated main imports strata itself: when strata is a local
-	// module (its own examples, or a replace directive), a change to it
-	// must rebuild the driver too.
-	if d, ok := ws.localDir(strataImport); ok {
+	// The generated main imports strata's dsl package: when strata is a
+	// local module (its own examples, or a replace directive), a change to
+	// dsl must rebuild the driver too. Only dsl: the driver links nothing
+	// else of strata, so an edit of the runtime or the CLI leaves drivers
+	// valid.
+	if d, ok := ws.localDir(path.Join(strataImport, "dsl")); ok {
 		roots = append(roots, d)
 	}
 	if err := hashPackages(h, ws, roots...); err != nil {

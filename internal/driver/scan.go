@@ -29,6 +29,25 @@ type Target struct {
 // folder holds no image definitions.
 var ErrNoDefinitions = errors.New("no exported *dsl.Image variables")
 
+// NoDefinitionsError is the error of [Scan] and [Prepare] for a folder
+// without targets. Warnings name the variables the scan could not tell
+// are images, which are likely the targets: a caller that skips the
+// folder (strata build ./...) must still show them.
+type NoDefinitionsError struct {
+	Dir      string
+	Warnings []string
+}
+
+func (e *NoDefinitionsError) Error() string {
+	if len(e.Warnings) == 0 {
+		return fmt.Sprintf("%v in %s", ErrNoDefinitions, e.Dir)
+	}
+	return fmt.Sprintf("%v in %s:\n%s", ErrNoDefinitions, e.Dir, strings.Join(e.Warnings, "\n"))
+}
+
+// Is makes errors.Is(err, ErrNoDefinitions) hold.
+func (e *NoDefinitionsError) Is(target error) bool { return target == ErrNoDefinitions }
+
 // ErrMainPackage is wrapped by the error of [Scan] and [Prepare] for a
 // folder holding package main, which no program can import.
 var ErrMainPackage = errors.New("package main cannot hold image definitions")
@@ -88,12 +107,8 @@ func (s *scanned) check(dir string) error {
 		return fmt.Errorf("%w: %s is package main, which Go programs cannot import; put the image definitions in a package of their own", ErrMainPackage, dir)
 	}
 	if len(s.defs) == 0 {
-		if len(s.warnings) > 0 {
-			// The variables the scan could not tell are likely the targets.
-			cwd, _ := os.Getwd()
-			return fmt.Errorf("%w in %s:\n%s", ErrNoDefinitions, dir, strings.Join(relativeWarnings(s.warnings, cwd), "\n"))
-		}
-		return fmt.Errorf("%w in %s", ErrNoDefinitions, dir)
+		cwd, _ := os.Getwd()
+		return &NoDefinitionsError{Dir: dir, Warnings: relativeWarnings(s.warnings, cwd)}
 	}
 	return nil
 }

@@ -78,7 +78,7 @@ func newStage(parent string) (string, error) {
 
 // prepare writes the step scripts and the skeleton lower dir into stage and
 // builds the child's spec.
-func prepare(spec *Spec, stage string) (*childSpec, error) {
+func prepare(spec *Spec, stage string) (_ *childSpec, err error) {
 	cs := &childSpec{
 		Mode:        modeRun,
 		Name:        spec.Name,
@@ -126,8 +126,16 @@ func prepare(spec *Spec, stage string) (*childSpec, error) {
 		cs.Steps = append(cs.Steps, c)
 	}
 	if err := prepareImports(cs, spec.Steps); err != nil {
+		removeMasks(cs) // those made before the failure
 		return nil, fmt.Errorf("imports: %w", err)
 	}
+	// The import masks live outside the stage (see importMask): a failure
+	// from here on must remove them, as Run does after a success.
+	defer func() {
+		if err != nil {
+			removeMasks(cs)
+		}
+	}()
 	skel := filepath.Join(stage, "skel")
 	if err := writeSkeleton(skel, spec.Binds, len(spec.Secrets) > 0); err != nil {
 		return nil, fmt.Errorf("skeleton: %w", err)
