@@ -420,3 +420,37 @@ func TestImportDestinations(t *testing.T) {
 		t.Errorf("a bind on / from a placeholder: %v", err)
 	}
 }
+
+// TestLocalTarballPinIsChecked: a pin on a local tarball is validated and
+// compared with the file's content when the definition is evaluated, as a
+// URL's pin is when it is downloaded.
+func TestLocalTarballPinIsChecked(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "t.tar")
+	os.WriteFile(file, []byte("rootfs"), 0o644)
+	const sum = "3c47ef972d531d524daa15fa33dd885dd23de6221bbd10a29eb42ecfcf2ef422" // sha256 of "rootfs"
+	eval := func(pin string) (*dsl.Node, error) {
+		g, err := dsl.Evaluate([]*dsl.Image{dsl.New("t").From(dsl.Tarball(file, dsl.SHA256(pin))).Run("true")}, dsl.Options{})
+		if err != nil {
+			return nil, err
+		}
+		return g.Node("t"), nil
+	}
+	n, err := eval(sum)
+	if err != nil {
+		t.Fatalf("the right pin: %v", err)
+	}
+	if n.BaseDigest != "sha256:"+sum {
+		t.Errorf("base digest %s, want the pin", n.BaseDigest)
+	}
+	zeros := strings.Repeat("0", 64)
+	_, err = eval(zeros)
+	for _, want := range []string{file, "expected sha256:" + zeros, "got sha256:" + sum} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("a pin of zeros: error %v, want it to say %q", err, want)
+		}
+	}
+	_, err = eval("xyz")
+	if err == nil || !strings.Contains(err.Error(), `"xyz" is not a sha256 digest`) || !strings.Contains(err.Error(), file) {
+		t.Errorf("a pin that is not hex: %v", err)
+	}
+}

@@ -280,8 +280,18 @@ func (ev *evaluator) base(n *Node) string {
 		var d string
 		var err error
 		switch {
+		case b.Path != "" && b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
+			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", b.Path, b.Remote.SHA256)
 		case b.Path != "":
 			d, err = fileDigest(b.Path)
+			// A pin on a local file is a promise about its content, as on a
+			// URL: a file replaced by another must fail here rather than
+			// rebuild on content nobody reviewed. The runtime then copies
+			// the file into the store checked against d, so what it unpacks
+			// is what was checked here.
+			if err == nil && b.Remote.SHA256 != "" && d != "sha256:"+b.Remote.SHA256 {
+				err = fmt.Errorf("tarball %s: expected sha256:%s, got %s: the file does not match its pin", b.Path, b.Remote.SHA256, d)
+			}
 		case b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
 			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", b.URL, b.Remote.SHA256)
 		case b.Remote.SHA256 != "":

@@ -197,7 +197,8 @@ func Platform(platform string) PullOption { return func(p *PullBase) { p.Platfor
 // Tarball returns a base made from a rootfs tarball (plain, gzip or zstd,
 // detected from its content): a local path (relative to the calling Go
 // file's folder) or an http(s) URL, which must then be pinned with
-// SHA256(hex).
+// SHA256(hex). A local file may be pinned too: evaluation fails, naming the
+// path and both digests, when its content does not match the pin.
 func Tarball(pathOrURL string, opts ...RemoteOption) Base {
 	pos := caller()
 	t := &TarballBase{pos: pos, raw: pathOrURL}

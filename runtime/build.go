@@ -441,7 +441,8 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		b.debugShell(ctx, spec, err) // --shell-on-failure, before the workspace is discarded
 		var se *sandbox.StepError
 		if errors.As(err, &se) {
-			return nil, &StepFailure{Image: n.Name, Err: se, Tail: w.Tail()}
+			tail := w.Tail()
+			return nil, &StepFailure{Image: n.Name, Err: se, Tail: tail, Disk: diskFull(st.Root, tail)}
 		}
 		return nil, fmt.Errorf("image %q: %w", n.Name, err)
 	}
@@ -458,9 +459,17 @@ type StepFailure struct {
 	Image string
 	Err   *sandbox.StepError
 	Tail  []string
+	// Disk says that space ran out, and where, when it did (see
+	// diskFull); empty otherwise.
+	Disk string
 }
 
-func (f *StepFailure) Error() string { return fmt.Sprintf("image %q: %v", f.Image, f.Err) }
+func (f *StepFailure) Error() string {
+	if f.Disk != "" {
+		return fmt.Sprintf("image %q: %v; %s", f.Image, f.Err, f.Disk)
+	}
+	return fmt.Sprintf("image %q: %v", f.Image, f.Err)
+}
 
 // Unwrap returns the step error.
 func (f *StepFailure) Unwrap() error { return f.Err }

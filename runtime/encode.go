@@ -68,11 +68,14 @@ func (b *builder) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Rec
 	mu.(*sync.Mutex).Lock()
 	defer mu.(*sync.Mutex).Unlock()
 	// Another image may have encoded it while this one waited.
-	cur, dropped, err := st.Lookup(rec.Key)
+	cur, dropped, err := st.Lookup(n.Key)
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %q: cache: %w", n.Name, err)
 	}
 	if cur == nil {
+		if dropped == "" {
+			dropped = "its record is gone"
+		}
 		return nil, nil, fmt.Errorf("image %q: its cache entry was dropped while encoding it: %s", n.Name, dropped)
 	}
 	missing := missingTypes(cur, types)

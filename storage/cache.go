@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -59,20 +60,68 @@ func (s *Store) lastPath(image string) string {
 }
 
 // Lookup returns the record of key, or nil when there is none. A record
-// whose blobs or layer folder are gone is dropped, not trusted; dropped
-// says why.
+// whose blobs or layer folder are gone, or a file in its place that strata
+// did not write (see Record.check), is dropped, not trusted; dropped says
+// why.
 func (s *Store) Lookup(key string) (rec *Record, dropped string, err error) {
-	rec, err = readRecord(s.recordPath(key))
-	if err != nil || rec == nil {
+	rec, garbage, err := readRecord(s.recordPath(key))
+	if err != nil || (rec == nil && garbage == "") {
 		return nil, "", err
 	}
-	if missing := s.missing(rec); missing != "" {
-		if err := os.Remove(s.recordPath(key)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, "", err
-		}
-		return nil, missing, nil
+	if garbage == "" {
+		garbage = rec.check()
 	}
-	return rec, "", nil
+	if garbage == "" && rec.Key != key {
+		garbage = "it is the record of " + rec.Key
+	}
+	if garbage != "" {
+		dropped = "its record is not one strata wrote (" + garbage + ")"
+	} else if dropped = s.missing(rec); dropped == "" {
+		return rec, "", nil
+	}
+	if err := os.Remove(s.recordPath(key)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, "", err
+	}
+	return nil, dropped, nil
+}
+
+// check says why r cannot be a record strata wrote, or "". Everything a
+// build takes from a record is checked: a file that is valid JSON but
+// empty or another tool's must make the image rebuild, not fail every
+// later build with a reason nobody can act on, and a layer folder name
+// that is not one name under layers/ must never become an overlay lower
+// dir.
+func (r *Record) check() string {
+	if _, err := digest.Parse(r.Key); err != nil {
+		return fmt.Sprintf("key %q is not a digest", r.Key)
+	}
+	if r.Image == "" {
+		return "it names no image"
+	}
+	switch {
+	case r.Empty && r.LayerDir != "":
+		return "an empty layer with a layer folder"
+	case !r.Empty && (r.LayerDir == "" || r.LayerDir == "." || r.LayerDir == ".." || strings.ContainsRune(r.LayerDir, '/')):
+		return fmt.Sprintf("layer folder %q is not a name under layers/", r.LayerDir)
+	}
+	seen := map[string]bool{}
+	for _, b := range r.Layers {
+		switch {
+		case b.Type == "":
+			return "a layer blob has no type"
+		case seen[b.Type]:
+			return "two " + b.Type + " layer blobs"
+		case b.Descriptor.Digest.Validate() != nil:
+			return fmt.Sprintf("%s layer blob digest %q is not a digest", b.Type, b.Descriptor.Digest)
+		case b.Descriptor.Size < 0:
+			return fmt.Sprintf("%s layer blob has a negative size", b.Type)
+		}
+		if _, err := digest.Parse(b.DiffID); err != nil {
+			return fmt.Sprintf("%s layer diff id %q is not a digest", b.Type, b.DiffID)
+		}
+		seen[b.Type] = true
+	}
+	return ""
 }
 
 func (s *Store) missing(rec *Record) string {
@@ -97,25 +146,31 @@ func (s *Store) missing(rec *Record) string {
 
 // Last returns the most recent record committed for the named image, or
 // nil: the build log compares against it to say why an image is rebuilt.
+// A file there that strata did not write counts as none.
 func (s *Store) Last(image string) *Record {
-	rec, _ := readRecord(s.lastPath(image))
+	rec, garbage, _ := readRecord(s.lastPath(image))
+	if rec == nil || garbage != "" || rec.check() != "" || rec.Image != image {
+		return nil
+	}
 	return rec
 }
 
-func readRecord(path string) (*Record, error) {
+// readRecord returns the record at path, or nil when there is none. A
+// file that is not a JSON record is not an error but garbage, which says
+// why; the caller drops it and the image is rebuilt.
+func readRecord(path string) (rec *Record, garbage string, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return nil, "", nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	var rec Record
-	if err := json.Unmarshal(b, &rec); err != nil {
-		// A damaged record is as good as none: the image is rebuilt.
-		return nil, nil
+	rec = &Record{}
+	if err := json.Unmarshal(b, rec); err != nil {
+		return nil, "not JSON of a record: " + err.Error(), nil
 	}
-	return &rec, nil
+	return rec, "", nil
 }
 
 // CommitBlob is a layer blob written into a workspace, ready to move into
@@ -200,9 +255,12 @@ func writeJSON(path string, v any) (err error) {
 // without the new type, never one naming a blob that is not there. Adding
 // a type the record already has keeps the existing blob.
 func (s *Store) AddBlob(key string, blob CommitBlob) (*Record, error) {
-	rec, err := readRecord(s.recordPath(key))
+	rec, dropped, err := s.Lookup(key)
 	if err != nil {
 		return nil, err
+	}
+	if rec == nil && dropped != "" {
+		return nil, fmt.Errorf("add %s layer: the cache record of %s was dropped: %s", blob.Type, key, dropped)
 	}
 	if rec == nil {
 		return nil, fmt.Errorf("add %s layer: no cache record for %s", blob.Type, key)

@@ -27,11 +27,11 @@ func (s *Store) CommittedLayers() (map[digest.Digest]string, error) {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".json") {
 			continue // last/ holds copies of the records
 		}
-		rec, err := readRecord(filepath.Join(s.Root, "cache", e.Name()))
+		rec, garbage, err := readRecord(filepath.Join(s.Root, "cache", e.Name()))
 		if err != nil {
 			return nil, err
 		}
-		if rec == nil || rec.Empty || rec.LayerDir == "" || s.missing(rec) != "" {
+		if rec == nil || garbage != "" || rec.check() != "" || rec.Empty || s.missing(rec) != "" {
 			continue
 		}
 		for _, b := range rec.Layers {

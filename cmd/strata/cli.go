@@ -33,7 +33,46 @@ func execute(ctx context.Context, args []string, load loader) int {
 		sigs = append(sigs, os.Interrupt, syscall.SIGQUIT)
 	}
 	ctx, stop := notifyContext(ctx, sigs...)
-	defer stop()
+	code := runLine(ctx, args, load)
+	if afterCommand != nil {
+		afterCommand()
+	}
+	// The status says whether a signal came, not whether work was still
+	// running when it did: one that arrives after the last step (or after
+	// a command that did not look at ctx) still means the caller asked
+	// strata to stop, and a script must not read that as success.
+	if sig := stop(); sig != nil {
+		if code == 0 {
+			fmt.Fprintf(os.Stderr, "strata: received %s as the command finished\n", signalName(sig))
+		}
+		return signalStatus(sig)
+	}
+	return code
+}
+
+// afterCommand, when set by a test, runs between the command's end and the
+// check for a signal: where a signal that came too late used to be lost.
+var afterCommand func()
+
+// signalStatus is the exit status that reports sig, as a shell reports a
+// process killed by it: 130 for SIGINT, 143 for SIGTERM.
+func signalStatus(sig os.Signal) int {
+	if s, ok := sig.(syscall.Signal); ok {
+		return 128 + int(s)
+	}
+	return 130
+}
+
+func signalName(sig os.Signal) string {
+	if s, ok := sig.(syscall.Signal); ok {
+		return unix.SignalName(s)
+	}
+	return sig.String()
+}
+
+// runLine runs the command line args under ctx and returns its exit
+// status.
+func runLine(ctx context.Context, args []string, load loader) int {
 	if len(args) == 0 {
 		usage(os.Stderr)
 		return 2
@@ -103,28 +142,51 @@ var interactiveCommands = map[string]bool{"run": true, "chroot": true}
 // notifyContext is signal.NotifyContext, except that SIGINT and SIGQUIT do
 // not cancel while an interactive shell is open (build --shell-on-failure):
 // the terminal delivers Ctrl-C to the shell, which shares strata's
-// foreground process group, and the shell decides what it means.
-func notifyContext(parent context.Context, sigs ...os.Signal) (context.Context, context.CancelFunc) {
+// foreground process group, and the shell decides what it means. stop
+// ends the notification and returns the first signal that cancelled ctx,
+// or nil. After stop, a signal takes its default action: it ends strata
+// as killed by it, so no signal is ever lost between stop and exit.
+func notifyContext(parent context.Context, sigs ...os.Signal) (context.Context, func() os.Signal) {
 	ctx, cancel := context.WithCancel(parent)
 	ch := make(chan os.Signal, 1)
 	signal.Notify(ch, sigs...)
+	quit, exited := make(chan struct{}), make(chan struct{})
+	var received os.Signal
+	handle := func(s os.Signal) {
+		if (s == os.Interrupt || s == syscall.SIGQUIT) && runtime.ShellOpen() {
+			return
+		}
+		if received == nil {
+			received = s
+		}
+		cancel()
+	}
 	go func() {
+		defer close(exited)
 		for {
 			select {
 			case s := <-ch:
-				if (s == os.Interrupt || s == syscall.SIGQUIT) && runtime.ShellOpen() {
-					continue
+				handle(s)
+			case <-quit:
+				// signal.Stop has returned: every signal sent before it
+				// is in ch, or takes its default action from now on.
+				for {
+					select {
+					case s := <-ch:
+						handle(s)
+					default:
+						return
+					}
 				}
-				cancel()
-				return
-			case <-ctx.Done():
-				return
 			}
 		}
 	}()
-	return ctx, func() {
+	return ctx, func() os.Signal {
 		signal.Stop(ch)
+		close(quit)
+		<-exited
 		cancel()
+		return received
 	}
 }
 

@@ -444,8 +444,8 @@ func TestShellOnFailure(t *testing.T) {
 	}
 }
 
-// TestInterrupt stops a running step with SIGTERM and SIGINT: exit 130,
-// no process or mount left, and the next build works.
+// TestInterrupt stops a running step with SIGTERM and SIGINT: exit 143
+// and 130, no process or mount left, and the next build works.
 // waitGone waits (bounded) until no host process matches; the kernel
 // delivers a parent-death signal asynchronously.
 func waitGone(t *testing.T, match string) {
@@ -489,8 +489,8 @@ func TestInterrupt(t *testing.T) {
 			err := cmd.Wait()
 			pw.Close()
 			<-drained
-			if ee, ok := err.(*exec.ExitError); sig != syscall.SIGKILL && (!ok || ee.ExitCode() != 130) {
-				t.Errorf("exit: %v, want status 130:\n%s", err, log.String())
+			if ee, ok := err.(*exec.ExitError); sig != syscall.SIGKILL && (!ok || ee.ExitCode() != 128+int(sig)) {
+				t.Errorf("exit: %v, want status %d:\n%s", err, 128+int(sig), log.String())
 			}
 			if sig == syscall.SIGKILL {
 				// The kernel kills the sandbox with its parent, a moment

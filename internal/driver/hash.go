@@ -208,15 +208,11 @@ func hashPackageDir(h hash.Hash, fset *token.FileSet, dir string) ([]string, err
 			continue
 		}
 		filename := filepath.Join(dir, name)
-		data, err := os.ReadFile(filename)
+		data, isFile, err := hashEntry(h, filename, name)
 		if err != nil {
-			return nil, fmt.Errorf("hashing %s: %w", filename, err)
+			return nil, err
 		}
-		h.Write([]byte(name))
-		h.Write([]byte{0})
-		writeLen(h, len(data))
-		h.Write(data)
-		if !strings.HasSuffix(name, ".go") {
+		if !isFile || !strings.HasSuffix(name, ".go") {
 			continue
 		}
 		if bytes.Contains(data, []byte("//go:embed")) {
@@ -251,6 +247,45 @@ func hashTree(h hash.Hash, dir string) error {
 		if d.IsDir() || filepath.Dir(p) == dir {
 			return nil // files directly in dir are already hashed
 		}
-		return hashFile(h, p)
+		_, _, err = hashEntry(h, p, p)
+		return err
 	})
+}
+
+// hashEntry hashes the folder entry at p under label and returns its
+// content when it is a file. A regular file, or a symlink to one, is
+// hashed by content: the go command reads through such links. Anything
+// else is hashed by its kind, and a symlink by its target: a symlink to a
+// folder (a package may hold one, say to test data) is no file the
+// compile reads, reading it fails, and reading a fifo would block.
+func hashEntry(h hash.Hash, p, label string) (data []byte, isFile bool, err error) {
+	h.Write([]byte(label))
+	h.Write([]byte{0})
+	fi, err := os.Stat(p)
+	if err == nil && fi.Mode().IsRegular() {
+		if data, err = os.ReadFile(p); err != nil {
+			return nil, false, fmt.Errorf("hashing %s: %w", p, err)
+		}
+		writeLen(h, len(data))
+		h.Write(data)
+		return data, true, nil
+	}
+	lfi, lerr := os.Lstat(p)
+	if lerr != nil {
+		return nil, false, fmt.Errorf("hashing %s: %w", p, lerr)
+	}
+	h.Write([]byte("not a file\x00" + lfi.Mode().Type().String() + "\x00"))
+	if lfi.Mode().Type() == fs.ModeSymlink {
+		target, err := os.Readlink(p)
+		if err != nil {
+			return nil, false, fmt.Errorf("hashing %s: %w", p, err)
+		}
+		h.Write([]byte(target + "\x00"))
+		if fi != nil {
+			// Where the link leads matters too: a link turned from a
+			// dangling one into a folder changes the key.
+			h.Write([]byte(fi.Mode().Type().String() + "\x00"))
+		}
+	}
+	return nil, false, nil
 }

@@ -1,0 +1,76 @@
+package storage
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// TestLookupDropsRecordsStrataDidNotWrite: a file in a record's place that
+// parses but is not a record strata wrote is dropped with a reason, as a
+// record whose blob is gone is, so the image is rebuilt.
+func TestLookupDropsRecordsStrataDidNotWrite(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	key := digest.FromString("key").String()
+	d := digest.FromString("layer")
+	good := Record{Key: key, Image: "img", LayerDir: "k-" + keyFile(key),
+		Layers: []LayerBlob{{Type: "tar+gzip", Descriptor: v1.Descriptor{Digest: d, Size: 5}, DiffID: d.String()}}}
+	os.MkdirAll(s.LayerDir(good.LayerDir), 0o755)
+	os.MkdirAll(filepath.Dir(s.BlobPath(d.String())), 0o755)
+	os.WriteFile(s.BlobPath(d.String()), []byte("layer"), 0o644)
+	with := func(change func(*Record)) string {
+		r := good
+		r.Layers = append([]LayerBlob(nil), good.Layers...)
+		change(&r)
+		b, _ := json.Marshal(r)
+		return string(b)
+	}
+	for _, tc := range []struct{ name, file, why string }{
+		{"empty", `{}`, `key "" is not a digest`},
+		{"stacker's", `{"version":1,"cache":"lolnope"}`, `key "" is not a digest`},
+		{"not JSON", `{"key":`, "not JSON of a record"},
+		{"another key's", with(func(r *Record) { r.Key = digest.FromString("other").String() }), "it is the record of sha256:"},
+		{"no image", with(func(r *Record) { r.Image = "" }), "names no image"},
+		{"layer folder outside", with(func(r *Record) { r.LayerDir = "../../etc" }), `layer folder "../../etc" is not a name under layers/`},
+		{"no layer folder", with(func(r *Record) { r.LayerDir = "" }), `layer folder "" is not a name`},
+		{"blob without a type", with(func(r *Record) { r.Layers[0].Type = "" }), "has no type"},
+		{"blob digest", with(func(r *Record) { r.Layers[0].Descriptor.Digest = "sha256:zz" }), "is not a digest"},
+		{"diff id", with(func(r *Record) { r.Layers[0].DiffID = "" }), `diff id "" is not a digest`},
+		{"two blobs of a type", with(func(r *Record) { r.Layers = append(r.Layers, r.Layers[0]) }), "two tar+gzip layer blobs"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(s.recordPath(key), []byte(tc.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			rec, dropped, err := s.Lookup(key)
+			if err != nil || rec != nil || !strings.Contains(dropped, "its record is not one strata wrote") || !strings.Contains(dropped, tc.why) {
+				t.Errorf("Lookup = %v, %q, %v; want dropped because %q", rec, dropped, err, tc.why)
+			}
+			if _, err := os.Stat(s.recordPath(key)); !os.IsNotExist(err) {
+				t.Error("the dropped record is still on disk")
+			}
+		})
+	}
+	os.WriteFile(s.recordPath(key), []byte(with(func(*Record) {})), 0o644)
+	if rec, dropped, err := s.Lookup(key); err != nil || rec == nil || dropped != "" {
+		t.Errorf("a record strata wrote: %v, %q, %v", rec, dropped, err)
+	}
+	// The last record only explains a rebuild: one that is not strata's
+	// counts as none.
+	os.MkdirAll(filepath.Dir(s.lastPath("img")), 0o755)
+	os.WriteFile(s.lastPath("img"), []byte(`{"version":1,"cache":"lolnope"}`), 0o644)
+	if rec := s.Last("img"); rec != nil {
+		t.Errorf("Last of a foreign file = %+v", rec)
+	}
+}
