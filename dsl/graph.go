@@ -320,7 +320,9 @@ func isSHA256Hex(s string) bool {
 // imports records the content digest of every import.
 func (ev *evaluator) imports(n *Node) {
 	img := n.Image
-	names := map[string]Pos{}
+	// Imports that share a base name are all copied; which of them
+	// ImportDir shows under that name is the sandbox's to decide (the
+	// last, see Image.Import), so nothing is refused here.
 	for idx, st := range img.steps {
 		if st.Import == nil {
 			continue
@@ -329,12 +331,6 @@ func (ev *evaluator) imports(n *Node) {
 		fail := func(err error) {
 			ev.problem(fmt.Errorf("%s: image %q: import to %s: %w", st.Pos, img.name, im.Dest, err))
 		}
-		base := importName(im.Source)
-		if prev, dup := names[base]; dup && base != "" {
-			fail(fmt.Errorf("another import (%s) has the base name %q, under which both would be readable in %s", prev, base, ImportDir))
-			continue
-		}
-		names[base] = st.Pos
 		switch s := im.Source.(type) {
 		case *LocalSource:
 			d, err := sourceDigest(s)
@@ -384,24 +380,6 @@ func (ev *evaluator) imports(n *Node) {
 			fail(fmt.Errorf("unsupported source %T", s))
 		}
 	}
-}
-
-// importName is the base name under which an import's source is readable
-// during steps.
-func importName(src Source) string {
-	switch s := src.(type) {
-	case *LocalSource:
-		return filepath.Base(s.Path)
-	case *URLSource:
-		u := s.URL
-		if i := strings.IndexAny(u, "?#"); i >= 0 {
-			u = u[:i]
-		}
-		return path.Base(u)
-	case *ImageSource:
-		return path.Base(s.Path)
-	}
-	return ""
 }
 
 // keyDoc is the canonical document a cache key is the digest of. Fields

@@ -141,6 +141,12 @@ func (i *Image) Run(script string) *Image {
 // Import appends a step that copies src to dest, an absolute path in the
 // image. A folder is copied into dest (dest becomes the folder); a file
 // goes to dest, or into dest when it ends in "/" (keeping its base name).
+//
+// While the image's steps run, src is also readable at ImportDir/BASE.
+// Imports may share a base name: one file imported to two destinations,
+// or a.txt beside FromImage(img, "/out/a.txt"). Each is copied to its
+// destination, and ImportDir/BASE shows the last of them in the image's
+// order, as stacker's /stacker/imports shows the last import copied there.
 func (i *Image) Import(src Source, dest string, opts ...ImportOption) *Image {
 	c := i.clone()
 	if src == nil {

@@ -281,5 +281,6 @@ func (s *ImageSource) describe() string {
 // ImportDir is where a step finds the sources of the image's imports
 // while it runs, read-only, by their base name (ImportDir/greeting.txt,
 // ImportDir/tool.tar.gz for a URL), as stacker's /stacker/imports does.
-// Nothing under ImportDir is ever part of the image.
+// Where imports share a base name, it shows the last of them (see
+// Image.Import). Nothing under ImportDir is ever part of the image.
 const ImportDir = "/.strata/imports"

@@ -49,6 +49,7 @@ func RunChecks(ctx context.Context, o CheckOptions) []Check {
 	add := func(c Check) { out = append(out, c) }
 
 	add(checkKernel())
+	add(checkChroot())
 	add(checkFilesystem("overlay", "overlay", "load it: modprobe overlay"))
 	if rl {
 		add(checkUserns())
@@ -199,9 +200,28 @@ func checkSetuid(tool string) Check {
 	return c
 }
 
+// checkChroot fails inside a chroot, where every step would fail to
+// start (user namespaces are refused) and the overlay check would fail
+// with a mount error that points at the kernel.
+func checkChroot() Check {
+	c := Check{Name: "chroot", Required: true}
+	if err := sandbox.DetectChroot(); err != nil {
+		c.Detail, c.Fix = err.Error(), sandbox.ChrootFix
+		return c
+	}
+	c.OK, c.Detail = true, "not inside one"
+	return c
+}
+
 func checkOverlay(ctx context.Context, uids, gids []sandbox.IDMap) Check {
 	c := Check{Name: "overlay mount with whiteouts", Required: true}
 	if err := sandbox.CheckOverlay(ctx, uids, gids); err != nil {
+		if ce := (*sandbox.ChrootError)(nil); errors.As(err, &ce) {
+			// The chroot check says why and what to do instead;
+			// the kernel's overlay is not to blame.
+			c.Detail, c.Fix = "not tried inside a chroot", sandbox.ChrootFix
+			return c
+		}
 		c.Detail = err.Error()
 		c.Fix = "use a kernel with overlayfs that allows mounts (and whiteouts) in user namespaces"
 		return c

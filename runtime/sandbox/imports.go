@@ -23,6 +23,12 @@ import (
 // upper dir. A source that does not exist is left to the copy step, which
 // reports it with the step's position.
 //
+// Copy steps may share a base name (one file copied to two places, or two
+// files of one name, as stacker's import matrix does): each is copied, and
+// ImportDir/NAME shows the last of them, with that step's exclusions. That
+// is what stacker shows, which copies its imports one after the other
+// into /stacker/imports, a later one over an earlier one of the same name.
+//
 // What the copy of a folder leaves out (Copy.Exclude, .git, stores,
 // layouts) is hidden from that view too, when a step can look: masks
 // holds a whiteout for each such entry (see importMask), laid over the
@@ -35,21 +41,25 @@ func prepareImports(cs *childSpec, steps []Step) (err error) {
 		}
 	}()
 	runs := slices.ContainsFunc(steps, func(st Step) bool { return st.Copy == nil })
-	seen := map[string]bool{}
-	for _, st := range steps {
+	last := map[string]int{} // base name -> index of the last copy step of that name
+	for i, st := range steps {
+		if st.Copy != nil {
+			last[filepath.Base(filepath.Clean(st.Copy.Source))] = i
+		}
+	}
+	for i, st := range steps {
 		if st.Copy == nil {
 			continue
 		}
 		src := filepath.Clean(st.Copy.Source)
 		name := filepath.Base(src)
-		if seen[name] {
-			continue // the same source imported twice (validate refused two sources with one name)
+		if last[name] != i {
+			continue
 		}
 		fi, err := os.Stat(src)
 		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
 			continue
 		}
-		seen[name] = true
 		dir := filepath.Join(cs.StepsDir, strings.TrimPrefix(ImportDir, "/.strata/"))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err

@@ -32,6 +32,11 @@ func Run(ctx context.Context, spec Spec) (finishResult json.RawMessage, err erro
 			return nil, fmt.Errorf("sandbox %s: finisher %q is not registered (RegisterFinisher must be called from an init function)", spec.Name, spec.Finish.Name)
 		}
 	}
+	// In a chroot every step would fail to start with a bare "operation
+	// not permitted": say why before anything is made.
+	if err := DetectChroot(); err != nil {
+		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
+	}
 	stage, err := newStage(spec.TempDir)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)

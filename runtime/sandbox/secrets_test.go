@@ -140,15 +140,4 @@ touch /.strata/imports/assets/new 2>/dev/null || echo ro=yes
 	}
 	// Only the copies are in the layer, nothing of /.strata.
 	assertUpper(t, e.upper, []string{"usr", "usr/bin", "usr/bin/tool.sh", "srv", "srv/assets", "srv/assets/sub", "srv/assets/sub/a"})
-
-	other := filepath.Join(e.dir, "other")
-	os.Mkdir(other, 0o755)
-	os.WriteFile(filepath.Join(other, "tool.sh"), nil, 0o644)
-	_, _, _, err := run(t, e.spec(
-		sandbox.Step{Copy: &sandbox.Copy{Source: file, Dest: "/a"}, Where: "i.go:1"},
-		sandbox.Step{Copy: &sandbox.Copy{Source: filepath.Join(other, "tool.sh"), Dest: "/b"}, Where: "i.go:2"},
-	))
-	if err == nil || !strings.Contains(err.Error(), `share the base name "tool.sh"`) {
-		t.Errorf("two imports with one base name: err = %v", err)
-	}
 }

@@ -162,7 +162,8 @@ type Secret struct {
 const SecretDir = "/run/secrets"
 
 // ImportDir is where run steps find the sources of the spec's copy steps,
-// read-only, by their base name (as dsl.ImportDir).
+// read-only, by their base name (as dsl.ImportDir). Where copy steps share
+// a base name, the last of them is the one shown under it.
 const ImportDir = "/.strata/imports"
 
 // StepError reports a run step that exited unsuccessfully.
@@ -250,15 +251,7 @@ func (s *Spec) validate() error {
 		}
 		seen[sec.Name] = true
 	}
-	imports := map[string]string{}
 	for i, st := range s.Steps {
-		if st.Copy != nil {
-			base := path.Base(path.Clean(st.Copy.Source))
-			if prev, ok := imports[base]; ok && prev != path.Clean(st.Copy.Source) {
-				bad("%s: imports %s and %s share the base name %q, under which both would be readable in %s", stepName(i, st.Where), prev, st.Copy.Source, base, ImportDir)
-			}
-			imports[base] = path.Clean(st.Copy.Source)
-		}
 		switch {
 		case countTrue(st.Script != "", st.Copy != nil, len(st.Argv) > 0) != 1:
 			bad("%s: exactly one of Script, Copy and Argv must be set", stepName(i, st.Where))

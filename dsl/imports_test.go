@@ -1,0 +1,60 @@
+package dsl_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/strata-build/strata/dsl"
+)
+
+// TestImportsSharingABaseName evaluates what stacker's import matrix
+// does: one file imported to two destinations, two different files with
+// one base name, and a local file beside a FromImage file of the same
+// base name. Each import keeps its own digest; none is refused for the
+// name they would share under dsl.ImportDir.
+func TestImportsSharingABaseName(t *testing.T) {
+	dir := t.TempDir()
+	for name, content := range map[string]string{"a.txt": "local", "other/a.txt": "other"} {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local, other := filepath.Join(dir, "a.txt"), filepath.Join(dir, "other/a.txt")
+	producer := dsl.New("producer").From(dsl.Scratch()).Run("echo image > /a.txt").BuildOnly()
+	for _, c := range []struct {
+		name string
+		img  *dsl.Image
+	}{
+		{"same file twice", dsl.New("twice").From(dsl.Scratch()).
+			Import(dsl.File(local), "/x").
+			Import(dsl.File(local), "/y")},
+		{"two files, one name", dsl.New("two").From(dsl.Scratch()).
+			Import(dsl.File(local), "/x").
+			Import(dsl.File(other), "/y")},
+		{"local beside FromImage", dsl.New("beside").From(dsl.Scratch()).
+			Import(dsl.File(local), "/x").
+			Import(dsl.FromImage(producer, "/a.txt"), "/y")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			g, err := dsl.Evaluate([]*dsl.Image{c.img}, dsl.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := g.Node(c.img.Name())
+			if len(n.Imports) != 2 || n.Imports[0] == "" || n.Imports[1] == "" {
+				t.Errorf("import digests %v, want one for each of the two imports", n.Imports)
+			}
+			same := n.Imports[0] == n.Imports[1]
+			if want := c.name == "same file twice"; same != want {
+				t.Errorf("the two imports have the same digest: %v, want %v (%v)", same, want, n.Imports)
+			}
+			if c.name == "local beside FromImage" && !slices.Contains(n.Deps, g.Node("producer")) {
+				t.Errorf("the FromImage import does not depend on its image: deps %v", n.Deps)
+			}
+		})
+	}
+}
