@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/umoci/oci/casext"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/strata-build/strata/internal/ociindex"
 	"github.com/strata-build/strata/storage/layer"
 )
 
@@ -46,8 +47,11 @@ func (e *TagNotFoundError) Error() string {
 }
 
 // ImportLayout copies the image tagged tag in the OCI layout at path into
-// the store's blob store and returns it. An index is resolved to the
-// machine's platform.
+// the store's blob store and returns it. A tag that names an index is
+// resolved, through nested indexes, to the manifest of this machine's
+// platform (ociindex.Resolve, as evaluation resolves it for the cache key).
+// Every descriptor's claims are checked while reading: a blob whose size
+// is not the one its descriptor gives is refused, naming it.
 func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage, error) {
 	engine, err := dir.Open(path)
 	if err != nil {
@@ -55,47 +59,65 @@ func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage,
 	}
 	src := casext.NewEngine(engine)
 	defer src.Close()
-	paths, err := src.ResolveReference(ctx, tag)
+	idx, err := src.GetIndex(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("OCI layout %s: tag %q: %w", path, tag, err)
+		return nil, fmt.Errorf("OCI layout %s: %w", path, err)
 	}
-	if len(paths) == 0 {
-		tags, _ := src.ListReferences(ctx)
+	var tagged *v1.Descriptor
+	var tags []string
+	for _, e := range idx.Manifests {
+		name := e.Annotations[v1.AnnotationRefName]
+		if name == tag {
+			tagged = &e
+			break
+		}
+		if name != "" {
+			tags = append(tags, name)
+		}
+	}
+	if tagged == nil {
 		sort.Strings(tags)
 		return nil, &TagNotFoundError{Layout: path, Tag: tag, Tags: tags}
 	}
-	var desc *v1.Descriptor
-	for _, p := range paths {
-		d := p.Descriptor()
-		if d.MediaType != v1.MediaTypeImageManifest {
-			continue
-		}
-		if d.Platform != nil && (d.Platform.OS != "linux" || d.Platform.Architecture != runtime.GOARCH) {
-			continue
-		}
-		desc = &d
-		break
-	}
-	if desc == nil {
-		return nil, fmt.Errorf("OCI layout %s: tag %q names no image for linux/%s", path, tag, runtime.GOARCH)
+	open := func(d v1.Descriptor) (io.ReadCloser, error) { return src.GetBlob(ctx, d.Digest) }
+	platform, _ := ociindex.ParsePlatform("")
+	desc, err := ociindex.Resolve(*tagged, platform, open)
+	if err != nil {
+		return nil, fmt.Errorf("OCI layout %s: tag %q: %w", path, tag, err)
 	}
 	var m v1.Manifest
-	if err := readJSONBlob(ctx, src, desc.Digest, &m); err != nil {
+	if err := readJSONChecked(desc, open, &m); err != nil {
 		return nil, fmt.Errorf("OCI layout %s: manifest of %q: %w", path, tag, err)
 	}
 	var cfg v1.Image
-	if err := readJSONBlob(ctx, src, m.Config.Digest, &cfg); err != nil {
+	if err := readJSONChecked(m.Config, open, &cfg); err != nil {
 		return nil, fmt.Errorf("OCI layout %s: config of %q: %w", path, tag, err)
 	}
-	for _, d := range append([]v1.Descriptor{*desc, m.Config}, m.Layers...) {
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, fmt.Errorf("OCI layout %s: %q: manifest %s has %d layers but its config %s %d diff IDs", path, tag, desc.Digest, len(m.Layers), m.Config.Digest, len(cfg.RootFS.DiffIDs))
+	}
+	for _, d := range append([]v1.Descriptor{desc, m.Config}, m.Layers...) {
 		if err := d.Digest.Validate(); err != nil {
 			return nil, fmt.Errorf("OCI layout %s: %q: bad digest %q: %w", path, tag, d.Digest, err)
 		}
 		if err := s.copyBlobFrom(ctx, path, src, d); err != nil {
-			return nil, fmt.Errorf("OCI layout %s: %w", path, err)
+			return nil, fmt.Errorf("OCI layout %s: %q: %w", path, tag, err)
 		}
 	}
-	return &BaseImage{Manifest: m, Config: cfg, Descriptor: *desc}, nil
+	return &BaseImage{Manifest: m, Config: cfg, Descriptor: desc}, nil
+}
+
+// readJSONChecked decodes the small JSON blob d, checked against its
+// descriptor's size and digest.
+func readJSONChecked(d v1.Descriptor, open ociindex.Open, v any) error {
+	b, err := ociindex.ReadChecked(d, open)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("blob %s: %w", d.Digest, err)
+	}
+	return nil
 }
 
 // copyBlobFrom brings a blob into the store, hard-linking when the source
@@ -103,6 +125,18 @@ func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage,
 // output layout) and copying with verification otherwise.
 func (s *Store) copyBlobFrom(ctx context.Context, layoutPath string, src casext.Engine, desc v1.Descriptor) error {
 	d := desc.Digest
+	srcPath := filepath.Join(layoutPath, "blobs", d.Algorithm().String(), d.Encoded())
+	// The size a descriptor claims is checked here, before anything is
+	// linked or copied: the blob's digest is checked when it is read (its
+	// unpack, or the copy below), but a descriptor that lies about the
+	// size would otherwise be written as is into the images built on it.
+	fi, err := os.Stat(srcPath)
+	if err != nil {
+		return fmt.Errorf("blob %s: %w", d, err)
+	}
+	if fi.Size() != desc.Size {
+		return fmt.Errorf("blob %s has %d bytes but its descriptor claims %d", d, fi.Size(), desc.Size)
+	}
 	dst := s.BlobPath(d.String())
 	if _, err := os.Stat(dst); err == nil {
 		return nil
@@ -110,7 +144,6 @@ func (s *Store) copyBlobFrom(ctx context.Context, layoutPath string, src casext.
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return err
 	}
-	srcPath := filepath.Join(layoutPath, "blobs", d.Algorithm().String(), d.Encoded())
 	if err := os.Link(srcPath, dst); err == nil {
 		return nil
 	}

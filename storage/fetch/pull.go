@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,6 +13,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/strata-build/strata/internal/ociindex"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/registry"
 )
@@ -256,32 +256,18 @@ func (p *puller) mismatch(what string, want digest.Digest) func(digest.Digest) e
 }
 
 // choose picks the manifest of platform ("os/arch[/variant]", default
-// linux and this machine's arch) from an index.
+// linux and this machine's arch) from an index, by the rule layout bases
+// follow too (ociindex).
 func choose(list []v1.Descriptor, platform string) (v1.Descriptor, error) {
-	os, arch, variant := "linux", runtime.GOARCH, ""
-	if platform != "" {
-		parts := strings.Split(platform, "/")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return v1.Descriptor{}, fmt.Errorf("platform %q is not os/arch[/variant]", platform)
-		}
-		os, arch = parts[0], parts[1]
-		if len(parts) == 3 {
-			variant = parts[2]
-		}
+	want, err := ociindex.ParsePlatform(platform)
+	if err != nil {
+		return v1.Descriptor{}, err
 	}
-	var have []string
-	for _, d := range list {
-		if d.Platform == nil {
-			continue
-		}
-		pl := d.Platform
-		have = append(have, strings.TrimSuffix(pl.OS+"/"+pl.Architecture+"/"+pl.Variant, "/"))
-		if pl.OS == os && pl.Architecture == arch && (variant == "" || pl.Variant == variant) {
-			return d, nil
-		}
+	d, err := ociindex.Choose(list, want)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%w; choose one with dsl.Platform", err)
 	}
-	want := strings.TrimSuffix(os+"/"+arch+"/"+variant, "/")
-	return v1.Descriptor{}, fmt.Errorf("no image for %s (it has: %s); choose one with dsl.Platform", want, strings.Join(have, ", "))
+	return d, nil
 }
 
 // ErrPlainHTTP is returned (wrapped) when a registry speaks only plain
