@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -136,7 +137,7 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 		r = io.TeeReader(r, diffHash)
 	}
 
-	err = umoci.UnpackLayer(dest, r, &umoci.UnpackOptions{
+	err = extractTar(dest, r, &umoci.UnpackOptions{
 		OnDiskFormat: umoci.OverlayfsRootfs{
 			UserXattr:  opts.UserXattr,
 			MapOptions: umoci.MapOptions{Rootless: opts.Rootless},
@@ -166,6 +167,30 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 		return v.check(blobPath)
 	}
 	return nil
+}
+
+// extractTar applies the tar stream r to dest entry by entry, as umoci's
+// UnpackLayer does, but puts every entry through CheckEntry first: umoci
+// would clamp a "../x" into dest and apply a malformed whiteout to the
+// folder holding it, where a rootfs tarball's scan refuses both.
+func extractTar(dest string, r io.Reader, opts *umoci.UnpackOptions) error {
+	te := umoci.NewTarExtractor(opts)
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read next entry: %w", err)
+		}
+		if err := CheckEntry(h); err != nil {
+			return err
+		}
+		if err := te.UnpackEntry(dest, h, tr); err != nil {
+			return fmt.Errorf("unpack entry %q: %w", h.Name, err)
+		}
+	}
 }
 
 func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptions) error {
