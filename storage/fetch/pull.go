@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -77,7 +79,7 @@ func Pull(ctx context.Context, st *storage.Store, ref, dgst string, o PullOption
 		return nil, err
 	}
 	p := &puller{st: st, ctx: ctx, repo: r.Context(), o: o}
-	img, err := p.image(want)
+	img, err := p.image(want, -1)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s (%s): %w", r, want, err)
 	}
@@ -113,10 +115,15 @@ type manifest struct {
 	Manifests []v1.Descriptor `json:"manifests"`
 }
 
-func (p *puller) image(d digest.Digest) (*storage.BaseImage, error) {
+// image reads the manifest or index d, whose descriptor claims size bytes
+// (-1: d came from a tag or a pin, which claim no size).
+func (p *puller) image(d digest.Digest, size int64) (*storage.BaseImage, error) {
 	raw, err := p.manifestBlob(d)
 	if err != nil {
 		return nil, err
+	}
+	if size >= 0 && int64(len(raw)) != size {
+		return nil, fmt.Errorf("manifest %s has %d bytes but its index entry claims %d", d, len(raw), size)
 	}
 	var m manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -141,7 +148,7 @@ func (p *puller) image(d digest.Digest) (*storage.BaseImage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", d, err)
 		}
-		return p.image(child.Digest)
+		return p.image(child.Digest, child.Size)
 	}
 	if m.Config == nil {
 		return nil, fmt.Errorf("manifest %s has no config (media type %q)", d, m.MediaType)
@@ -225,10 +232,18 @@ func (p *puller) manifestBlob(d digest.Digest) ([]byte, error) {
 	return desc.Manifest, nil
 }
 
-// blob makes the config or layer desc available in the store.
+// blob makes the config or layer desc available in the store, and checks
+// that it has the size desc claims: the manifest's descriptors are copied
+// into the images built on it, and must not lie.
 func (p *puller) blob(desc v1.Descriptor) error {
-	if haveBlob(p.st, desc.Digest) {
+	if fi, err := os.Stat(p.st.BlobPath(desc.Digest.String())); err == nil {
+		if fi.Size() != desc.Size {
+			return fmt.Errorf("blob %s has %d bytes but its descriptor claims %d", desc.Digest, fi.Size(), desc.Size)
+		}
 		return nil
+	}
+	if desc.Size < 0 {
+		return fmt.Errorf("blob %s: its descriptor claims %d bytes", desc.Digest, desc.Size)
 	}
 	ropts, err := p.remote()
 	if err != nil {
@@ -243,8 +258,21 @@ func (p *puller) blob(desc v1.Descriptor) error {
 		return fmt.Errorf("blob %s: %w", desc.Digest, explain(err))
 	}
 	defer rc.Close()
-	if err := putVerified(p.ctx, p.st, rc, desc.Digest, p.mismatch("blob", desc.Digest)); err != nil {
+	// One byte more than claimed is enough to tell a longer blob, and a
+	// claim of 1 TiB fails at the first byte missing, not after it.
+	lr := &countingReader{r: io.LimitReader(rc, desc.Size+1)}
+	if err := putVerified(p.ctx, p.st, lr, desc.Digest, func(got digest.Digest) error {
+		if lr.n != desc.Size {
+			return fmt.Errorf("blob %s has %d bytes but its descriptor claims %d", desc.Digest, lr.n, desc.Size)
+		}
+		return p.mismatch("blob", desc.Digest)(got)
+	}); err != nil {
 		return fmt.Errorf("blob %s: %w", desc.Digest, explain(err))
+	}
+	if lr.n != desc.Size {
+		// Its digest matched, so the blob is sound and may stay in the
+		// store; the descriptor is what lies.
+		return fmt.Errorf("blob %s has %d bytes but its descriptor claims %d", desc.Digest, lr.n, desc.Size)
 	}
 	return nil
 }
@@ -268,6 +296,18 @@ func choose(list []v1.Descriptor, platform string) (v1.Descriptor, error) {
 		return v1.Descriptor{}, fmt.Errorf("%w; choose one with dsl.Platform", err)
 	}
 	return d, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // ErrPlainHTTP is returned (wrapped) when a registry speaks only plain

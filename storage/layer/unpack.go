@@ -52,6 +52,10 @@ func Unpack(ctx context.Context, blobPath, mediaType, dest string, opts UnpackOp
 	return unpackTar(ctx, blobPath, t, dest, opts)
 }
 
+// ErrDiffID is returned (wrapped) when a layer's uncompressed content is
+// not what its diff ID claims.
+var ErrDiffID = errors.New("diff ID mismatch")
+
 // verifier hashes what is read through it, to check a blob's digest in the
 // same pass that extracts it.
 type verifier struct {
@@ -155,7 +159,7 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 			return fmt.Errorf("read layer blob %s: %w", blobPath, err)
 		}
 		if got := digest.NewDigest(opts.DiffID.Algorithm(), diffHash); got != opts.DiffID {
-			return fmt.Errorf("layer %s unpacks to diff ID %s, not the expected %s", blobPath, got, opts.DiffID)
+			return fmt.Errorf("layer %s unpacks to diff ID %s, not the expected %s: %w", blobPath, got, opts.DiffID, ErrDiffID)
 		}
 	}
 	if v != nil {
