@@ -31,6 +31,9 @@ type BaseImage struct {
 	Manifest   v1.Manifest
 	Config     v1.Image
 	Descriptor v1.Descriptor
+	// Source names where the image came from (a layout and tag, a
+	// reference, a tarball) in the errors of its unpack.
+	Source string
 }
 
 // TagNotFoundError says that an OCI layout has no image of that tag.
@@ -105,7 +108,7 @@ func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage,
 			return nil, fmt.Errorf("OCI layout %s: %q: %w", path, tag, err)
 		}
 	}
-	return &BaseImage{Manifest: m, Config: cfg, Descriptor: desc}, nil
+	return &BaseImage{Manifest: m, Config: cfg, Descriptor: desc, Source: fmt.Sprintf("OCI layout %s:%s", path, tag)}, nil
 }
 
 // readJSONChecked decodes the small JSON blob d, checked against its
@@ -248,12 +251,22 @@ func (s *Store) UnpackAll(ctx context.Context, descs []v1.Descriptor, opts layer
 
 // UnpackBase unpacks the layers of the base img as UnpackAll does, each
 // checked against the diff ID img's config claims for it, so that an image
-// built on it never carries a config that contradicts its layers.
+// built on it never carries a config that contradicts its layers. Its
+// errors name img.Source. An unpack that fails (one that would leave less
+// free space than opts.MinFree, say) leaves nothing behind (see Unpacked).
 func (s *Store) UnpackBase(ctx context.Context, img *BaseImage, opts layer.UnpackOptions) ([]string, error) {
 	if err := diffIDCount(img); err != nil {
-		return nil, err
+		return nil, s.baseError(img, err)
 	}
-	return s.unpackAll(ctx, img.Manifest.Layers, img.Config.RootFS.DiffIDs, opts)
+	dirs, err := s.unpackAll(ctx, img.Manifest.Layers, img.Config.RootFS.DiffIDs, opts)
+	return dirs, s.baseError(img, err)
+}
+
+func (s *Store) baseError(img *BaseImage, err error) error {
+	if err == nil || img.Source == "" || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", img.Source, err)
 }
 
 func (s *Store) unpackAll(ctx context.Context, descs []v1.Descriptor, diffIDs []digest.Digest, opts layer.UnpackOptions) ([]string, error) {
@@ -280,11 +293,11 @@ func (s *Store) unpackAll(ctx context.Context, descs []v1.Descriptor, diffIDs []
 // no steps on it), by reading the blob once now.
 func (s *Store) VerifyDiffIDs(ctx context.Context, img *BaseImage) error {
 	if err := diffIDCount(img); err != nil {
-		return err
+		return s.baseError(img, err)
 	}
 	for n, d := range img.Manifest.Layers {
 		if err := s.checkDiffID(ctx, d, img.Config.RootFS.DiffIDs[n]); err != nil {
-			return err
+			return s.baseError(img, err)
 		}
 	}
 	return nil

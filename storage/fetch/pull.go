@@ -83,6 +83,7 @@ func Pull(ctx context.Context, st *storage.Store, ref, dgst string, o PullOption
 	if err != nil {
 		return nil, fmt.Errorf("pull %s (%s): %w", r, want, err)
 	}
+	img.Source = r.String()
 	return img, nil
 }
 

@@ -80,7 +80,7 @@ func TarballImage(ctx context.Context, st *storage.Store, source string, d diges
 	}
 	m := v1.Manifest{MediaType: v1.MediaTypeImageManifest, Layers: []v1.Descriptor{layer}}
 	m.SchemaVersion = 2
-	return &storage.BaseImage{Manifest: m, Config: cfg, Descriptor: v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: d}}, nil
+	return &storage.BaseImage{Manifest: m, Config: cfg, Descriptor: v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: d}, Source: "tarball " + source}, nil
 }
 
 func tarballMeta(ctx context.Context, st *storage.Store, d digest.Digest) (tarballInfo, error) {

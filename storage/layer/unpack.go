@@ -141,6 +141,11 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 		r = io.TeeReader(r, diffHash)
 	}
 
+	var guard *spaceGuard
+	if floor := opts.floor(); floor > 0 {
+		guard = &spaceGuard{r: r, dir: dest, floor: floor}
+		r = guard
+	}
 	err = extractTar(dest, r, &umoci.UnpackOptions{
 		OnDiskFormat: umoci.OverlayfsRootfs{
 			UserXattr:  opts.UserXattr,
@@ -150,6 +155,9 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 	if err != nil {
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
+		}
+		if guard != nil && guard.err != nil {
+			err = guard.err
 		}
 		return fmt.Errorf("unpack layer %s into %s: %w", blobPath, dest, err)
 	}
@@ -227,8 +235,13 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 		args = append(args, "-user-xattrs")
 	}
 	args = append(args, blobPath)
-	cmd := exec.CommandContext(ctx, bin, args...)
+	runCtx, stopWatch, lowSpace := watchSpace(ctx, dest, opts.floor())
+	cmd := exec.CommandContext(runCtx, bin, args...)
 	out, err := cmd.CombinedOutput()
+	stopWatch()
+	if err := lowSpace(); err != nil {
+		return fmt.Errorf("unsquashfs %s into %s: %w", blobPath, dest, err)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
