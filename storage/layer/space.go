@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -120,4 +123,34 @@ func watchSpace(ctx context.Context, dir string, floor uint64) (_ context.Contex
 		cancel()
 	}
 	return ctx, stop, func() error { return g.err }
+}
+
+// squashfsFits refuses the squashfs blob when the sizes of its regular
+// files (from unsquashfs's listing, which reads only its tables) would
+// leave less than floor bytes free under dest. It errs on the safe side:
+// a large sparse file counts at its full size, and a hard link twice.
+func squashfsFits(ctx context.Context, unsquashfs, blob, dest string, floor uint64) error {
+	out, err := exec.CommandContext(ctx, unsquashfs, "-lls", "-n", blob).Output()
+	if err != nil {
+		return fmt.Errorf("list its files: %w", err)
+	}
+	var total uint64
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 3 || !strings.HasPrefix(f[0], "-") {
+			continue
+		}
+		if n, err := strconv.ParseUint(f[2], 10, 64); err == nil {
+			total += n
+		}
+	}
+	var st unix.Statfs_t
+	if err := unix.Statfs(dest, &st); err != nil {
+		return fmt.Errorf("free space under %s: %w", dest, err)
+	}
+	if free := st.Bavail * uint64(st.Bsize); total+floor > free {
+		return fmt.Errorf("its files hold %d MiB, which would leave less than the %d MiB a build keeps free under %s (%d MiB free): %w",
+			total>>20, floor>>20, dest, free>>20, ErrFreeSpace)
+	}
+	return nil
 }

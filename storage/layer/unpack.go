@@ -227,6 +227,13 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 			return err
 		}
 	}
+	if floor := opts.floor(); floor > 0 {
+		// unsquashfs writes faster than a timer can watch: a squashfs
+		// says what its files hold, so a bomb is refused before it lands.
+		if err := squashfsFits(ctx, bin, blobPath, dest, floor); err != nil {
+			return fmt.Errorf("unsquashfs %s into %s: %w", blobPath, dest, err)
+		}
+	}
 	// -f lets unsquashfs extract into the existing (empty) dest.
 	args := []string{"-f", "-d", dest, "-n", "-q", "-p", strconv.Itoa(runtime.GOMAXPROCS(0))}
 	if opts.Rootless {
