@@ -27,7 +27,8 @@ import (
 const MaxDocumentSize = 8 << 20
 
 // maxDepth bounds nesting: real layouts nest an index once or twice, and
-// a cycle of indexes (an index listing itself) must end in an error.
+// a hostile chain of indexes must end in an error, not in reading every
+// link of it.
 const maxDepth = 8
 
 // dockerManifestList is Docker's name for an index; its JSON has the OCI
@@ -101,7 +102,7 @@ type document struct {
 
 func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int) (v1.Descriptor, error) {
 	if depth > maxDepth {
-		return v1.Descriptor{}, fmt.Errorf("index %s: indexes nest more than %d deep (a cycle?)", d.Digest, maxDepth)
+		return v1.Descriptor{}, fmt.Errorf("index %s: indexes nest more than %d deep", d.Digest, maxDepth)
 	}
 	b, err := ReadChecked(d, open)
 	if err != nil {
