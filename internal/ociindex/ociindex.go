@@ -12,6 +12,7 @@ package ociindex
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -90,7 +91,7 @@ type Open func(d v1.Descriptor) (io.ReadCloser, error)
 // (how nested indexes are usually listed) is searched too. d itself is
 // returned when it names a manifest.
 func Resolve(d v1.Descriptor, want v1.Platform, open Open) (v1.Descriptor, error) {
-	return resolve(d, want, open, 0)
+	return resolve(d, want, open, 0, map[digest.Digest]bool{})
 }
 
 // document is the fields of a manifest or an index that tell them apart.
@@ -100,10 +101,21 @@ type document struct {
 	Manifests []v1.Descriptor `json:"manifests"`
 }
 
-func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int) (v1.Descriptor, error) {
+// errSeen is resolve's answer for an index it already searched (and
+// reported on) in this Resolve.
+var errSeen = errors.New("index already searched")
+
+// resolve is Resolve at nesting depth; seen holds the indexes already
+// searched, so that a hostile index listing one child many times at every
+// level costs one read per distinct index, not one per path to it.
+func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int, seen map[digest.Digest]bool) (v1.Descriptor, error) {
 	if depth > maxDepth {
 		return v1.Descriptor{}, fmt.Errorf("index %s: indexes nest more than %d deep", d.Digest, maxDepth)
 	}
+	if seen[d.Digest] {
+		return v1.Descriptor{}, errSeen
+	}
+	seen[d.Digest] = true
 	b, err := ReadChecked(d, open)
 	if err != nil {
 		return v1.Descriptor{}, err
@@ -119,7 +131,7 @@ func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int) (v1.Descri
 		return d, nil
 	}
 	if child, err := Choose(doc.Manifests, want); err == nil {
-		c, err := resolve(child, want, open, depth+1)
+		c, err := resolve(child, want, open, depth+1, seen)
 		if err != nil {
 			return v1.Descriptor{}, fmt.Errorf("index %s: %w", d.Digest, err)
 		}
@@ -131,11 +143,13 @@ func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int) (v1.Descri
 		case e.Platform != nil:
 			have = append(have, String(*e.Platform))
 		case e.MediaType == v1.MediaTypeImageIndex || e.MediaType == dockerManifestList:
-			c, err := resolve(e, want, open, depth+1)
+			c, err := resolve(e, want, open, depth+1, seen)
 			if err == nil {
 				return c, nil
 			}
-			have = append(have, "("+err.Error()+")")
+			if err != errSeen {
+				have = append(have, "("+err.Error()+")")
+			}
 		}
 	}
 	return v1.Descriptor{}, fmt.Errorf("index %s: no image for %s (it has: %s)", d.Digest, String(want), strings.Join(have, ", "))

@@ -97,3 +97,26 @@ func TestResolveDepthLimit(t *testing.T) {
 		t.Fatalf("err = %v, want the nesting limit", err)
 	}
 }
+
+// TestResolveWideChain: an index listing the same child index many times
+// at every level is searched once per distinct index.
+func TestResolveWideChain(t *testing.T) {
+	b := blobs{}
+	reads := 0
+	open := func(d v1.Descriptor) (io.ReadCloser, error) { reads++; return b.open(d) }
+	d := b.put(t, v1.MediaTypeImageIndex, v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{}})
+	for range maxDepth - 1 {
+		list := make([]v1.Descriptor, 100)
+		for i := range list {
+			list[i] = d
+		}
+		d = b.put(t, v1.MediaTypeImageIndex, v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: list})
+	}
+	p, _ := ParsePlatform("linux/amd64")
+	if _, err := Resolve(d, p, open); err == nil {
+		t.Fatal("resolved an index with no image")
+	}
+	if reads > maxDepth+1 {
+		t.Errorf("%d reads for %d distinct indexes", reads, maxDepth)
+	}
+}
