@@ -361,14 +361,14 @@ func (s *Store) recordedDiffID(d digest.Digest) digest.Digest {
 	return got
 }
 
-// recordDiffID writes the record whole then renames it, so that an
-// interrupted write leaves nothing a later build would trust.
+// recordDiffID writes the record whole under tmp/ then renames it, so
+// that an interrupted write leaves nothing a later build would trust.
 func (s *Store) recordDiffID(d, diffID digest.Digest) error {
 	p := s.diffIDPath(d)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-")
+	tmp, err := os.CreateTemp(filepath.Join(s.Root, "tmp"), "diffid-")
 	if err != nil {
 		return err
 	}
