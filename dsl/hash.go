@@ -12,7 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/strata-build/strata/internal/ignore"
+	"github.com/strata-build/strata/internal/ociindex"
 )
 
 // sourceDigest is the content digest of an import: file contents, modes,
@@ -126,32 +129,41 @@ func hashEntry(h hash.Hash, name string, info fs.FileInfo, open func() (io.ReadC
 	return nil
 }
 
-// layoutDigest reads the manifest digest tagged tag from the index of the
-// OCI layout at dir. Only the top-level index is read: a tag that names an
-// index of several platforms is resolved at build time.
+// layoutDigest returns the digest of the manifest tagged tag in the OCI
+// layout at dir. A tag that names an image index (what `skopeo copy --all`
+// and buildx write) is resolved, through nested indexes, to the manifest
+// of this machine's platform, as the build resolves it (both use
+// ociindex.Resolve): the cache key then names the image actually built on,
+// and the build's check that the base did not change compares a manifest
+// digest with a manifest digest.
 func layoutDigest(dir, tag string) (string, error) {
 	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
 	if err != nil {
 		return "", fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
 	var idx struct {
-		Manifests []struct {
-			Digest      string            `json:"digest"`
-			Annotations map[string]string `json:"annotations"`
-		} `json:"manifests"`
+		Manifests []v1.Descriptor `json:"manifests"`
 	}
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return "", fmt.Errorf("OCI layout %s: index.json: %w", dir, err)
 	}
 	var tags []string
 	for _, m := range idx.Manifests {
-		name := m.Annotations["org.opencontainers.image.ref.name"]
-		if name == tag {
-			return m.Digest, nil
+		name := m.Annotations[v1.AnnotationRefName]
+		if name != tag {
+			if name != "" {
+				tags = append(tags, name)
+			}
+			continue
 		}
-		if name != "" {
-			tags = append(tags, name)
+		platform, _ := ociindex.ParsePlatform("")
+		d, err := ociindex.Resolve(m, platform, func(d v1.Descriptor) (io.ReadCloser, error) {
+			return os.Open(ociindex.LayoutBlobPath(dir, d.Digest))
+		})
+		if err != nil {
+			return "", fmt.Errorf("OCI layout %s: tag %q: %w", dir, tag, err)
 		}
+		return d.Digest.String(), nil
 	}
 	return "", fmt.Errorf("OCI layout %s has no image tagged %q (tags: %s)", dir, tag, strings.Join(tags, ", "))
 }

@@ -24,7 +24,9 @@ func (scratchBase) isBase() {}
 // org.opencontainers.image.ref.name tag (which may contain colons). A
 // relative path resolves against the folder of the Go file that calls
 // Layout. The image's manifest digest is part of the cache key, so a
-// changed base rebuilds everything on top of it.
+// changed base rebuilds everything on top of it. A tag that names an image
+// index (as `skopeo copy --all` and buildx write) is resolved, through
+// nested indexes, to the image of this machine's platform.
 func Layout(path, tag string) Base {
 	pos := caller()
 	return &LayoutBase{Path: resolve(pos, path), Tag: tag, raw: path, pos: pos}

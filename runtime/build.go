@@ -301,7 +301,7 @@ func (b *builder) lowers(ctx context.Context, n *dsl.Node) ([]string, error) {
 		return nil, err
 	}
 	if base != nil {
-		unpacked, err := b.opts.Store.UnpackAll(ctx, base.Manifest.Layers, unpackOptions(b.uids != nil))
+		unpacked, err := b.opts.Store.UnpackBase(ctx, base, unpackOptions(b.uids != nil))
 		if err != nil {
 			return nil, fmt.Errorf("image %q: unpack base: %w", n.Name, err)
 		}

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/runtime/sandbox"
+	"github.com/strata-build/strata/storage/layer"
 )
 
 // Check is the outcome of one preflight check.
@@ -298,7 +299,7 @@ func checkDisk(store string) Check {
 	}
 	free := st.Bavail * uint64(st.Bsize)
 	c.Detail = fmt.Sprintf("%.1f GiB free under %s", float64(free)/(1<<30), probe)
-	if free < 512<<20 {
+	if free < layer.FreeSpaceFloor { // the floor an unpack keeps free too
 		c.Fix = "free some space or use --store elsewhere"
 		return c
 	}

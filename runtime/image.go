@@ -73,6 +73,11 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.D
 		return v1.Descriptor{}, err
 	}
 	if base != nil {
+		// The base's diff IDs go into this image's config: they must be
+		// its layers' (checked when unpacked, or now if never unpacked).
+		if err := b.opts.Store.VerifyDiffIDs(ctx, base); err != nil {
+			return v1.Descriptor{}, fmt.Errorf("base: %w", err)
+		}
 		baseCfg = base.Config.Config
 		layers, err := b.baseLayers(ctx, n.Root(), base, t)
 		if err != nil {

@@ -12,6 +12,8 @@
 //	oci/              an OCI layout used as the blob store (umoci's dir CAS)
 //	layers/ID/        one unpacked layer in overlayfs format (a lower dir)
 //	cache/KEY.json    cache records, written atomically
+//	diffids/ALG/HEX   the diff ID this store verified for the layer blob
+//	                  ALG:HEX when it unpacked it (see Store.UnpackBase)
 //	tmp/              work folders of builds under way; emptied on open
 //
 // Everything is written to tmp/ first and renamed into place, so an

@@ -32,9 +32,10 @@ func hostileArchives(victim string) map[string][]entry {
 	}
 }
 
-// registryOnly are entries only a registry layer can carry to the
-// unpacker (a tarball base is refused by its scan): umoci must keep them
-// inside the layer folder.
+// registryOnly are entries a tarball base's scan refuses; the unpack of a
+// registry layer refuses them by the same check (layer.CheckEntry,
+// TestOneUnpackPolicy), and must in any case write nothing outside the
+// layer folder.
 func registryOnly(victim string) map[string][]entry {
 	return map[string][]entry{
 		"dotdot name":   {{name: "../../../../../../../../" + strings.TrimPrefix(victim, "/") + "/dotdot", body: "pwned"}},

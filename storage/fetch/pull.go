@@ -5,7 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
+	"io"
+	"os"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -14,6 +15,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/strata-build/strata/internal/ociindex"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/registry"
 )
@@ -77,10 +79,11 @@ func Pull(ctx context.Context, st *storage.Store, ref, dgst string, o PullOption
 		return nil, err
 	}
 	p := &puller{st: st, ctx: ctx, repo: r.Context(), o: o}
-	img, err := p.image(want)
+	img, err := p.image(want, -1)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s (%s): %w", r, want, err)
 	}
+	img.Source = r.String()
 	return img, nil
 }
 
@@ -113,10 +116,15 @@ type manifest struct {
 	Manifests []v1.Descriptor `json:"manifests"`
 }
 
-func (p *puller) image(d digest.Digest) (*storage.BaseImage, error) {
+// image reads the manifest or index d, whose descriptor claims size bytes
+// (-1: d came from a tag or a pin, which claim no size).
+func (p *puller) image(d digest.Digest, size int64) (*storage.BaseImage, error) {
 	raw, err := p.manifestBlob(d)
 	if err != nil {
 		return nil, err
+	}
+	if size >= 0 && int64(len(raw)) != size {
+		return nil, fmt.Errorf("manifest %s has %d bytes but its index entry claims %d", d, len(raw), size)
 	}
 	var m manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
@@ -141,7 +149,7 @@ func (p *puller) image(d digest.Digest) (*storage.BaseImage, error) {
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", d, err)
 		}
-		return p.image(child.Digest)
+		return p.image(child.Digest, child.Size)
 	}
 	if m.Config == nil {
 		return nil, fmt.Errorf("manifest %s has no config (media type %q)", d, m.MediaType)
@@ -225,10 +233,18 @@ func (p *puller) manifestBlob(d digest.Digest) ([]byte, error) {
 	return desc.Manifest, nil
 }
 
-// blob makes the config or layer desc available in the store.
+// blob makes the config or layer desc available in the store, and checks
+// that it has the size desc claims: the manifest's descriptors are copied
+// into the images built on it, and must not lie.
 func (p *puller) blob(desc v1.Descriptor) error {
-	if haveBlob(p.st, desc.Digest) {
+	if fi, err := os.Stat(p.st.BlobPath(desc.Digest.String())); err == nil {
+		if fi.Size() != desc.Size {
+			return fmt.Errorf("blob %s has %d bytes but its descriptor claims %d", desc.Digest, fi.Size(), desc.Size)
+		}
 		return nil
+	}
+	if desc.Size < 0 {
+		return fmt.Errorf("blob %s: its descriptor claims %d bytes", desc.Digest, desc.Size)
 	}
 	ropts, err := p.remote()
 	if err != nil {
@@ -243,8 +259,21 @@ func (p *puller) blob(desc v1.Descriptor) error {
 		return fmt.Errorf("blob %s: %w", desc.Digest, explain(err))
 	}
 	defer rc.Close()
-	if err := putVerified(p.ctx, p.st, rc, desc.Digest, p.mismatch("blob", desc.Digest)); err != nil {
+	// One byte more than claimed is enough to tell a longer blob, and a
+	// claim of 1 TiB fails at the first byte missing, not after it.
+	lr := &countingReader{r: io.LimitReader(rc, desc.Size+1)}
+	if err := putVerified(p.ctx, p.st, lr, desc.Digest, func(got digest.Digest) error {
+		if lr.n != desc.Size {
+			return fmt.Errorf("blob %s has %d bytes but its descriptor claims %d", desc.Digest, lr.n, desc.Size)
+		}
+		return p.mismatch("blob", desc.Digest)(got)
+	}); err != nil {
 		return fmt.Errorf("blob %s: %w", desc.Digest, explain(err))
+	}
+	if lr.n != desc.Size {
+		// Its digest matched, so the blob is sound and may stay in the
+		// store; the descriptor is what lies.
+		return fmt.Errorf("blob %s has %d bytes but its descriptor claims %d", desc.Digest, lr.n, desc.Size)
 	}
 	return nil
 }
@@ -256,32 +285,30 @@ func (p *puller) mismatch(what string, want digest.Digest) func(digest.Digest) e
 }
 
 // choose picks the manifest of platform ("os/arch[/variant]", default
-// linux and this machine's arch) from an index.
+// linux and this machine's arch) from an index, by the rule layout bases
+// follow too (ociindex).
 func choose(list []v1.Descriptor, platform string) (v1.Descriptor, error) {
-	os, arch, variant := "linux", runtime.GOARCH, ""
-	if platform != "" {
-		parts := strings.Split(platform, "/")
-		if len(parts) < 2 || len(parts) > 3 || parts[0] == "" || parts[1] == "" {
-			return v1.Descriptor{}, fmt.Errorf("platform %q is not os/arch[/variant]", platform)
-		}
-		os, arch = parts[0], parts[1]
-		if len(parts) == 3 {
-			variant = parts[2]
-		}
+	want, err := ociindex.ParsePlatform(platform)
+	if err != nil {
+		return v1.Descriptor{}, err
 	}
-	var have []string
-	for _, d := range list {
-		if d.Platform == nil {
-			continue
-		}
-		pl := d.Platform
-		have = append(have, strings.TrimSuffix(pl.OS+"/"+pl.Architecture+"/"+pl.Variant, "/"))
-		if pl.OS == os && pl.Architecture == arch && (variant == "" || pl.Variant == variant) {
-			return d, nil
-		}
+	d, err := ociindex.Choose(list, want)
+	if err != nil {
+		return v1.Descriptor{}, fmt.Errorf("%w; choose one with dsl.Platform", err)
 	}
-	want := strings.TrimSuffix(os+"/"+arch+"/"+variant, "/")
-	return v1.Descriptor{}, fmt.Errorf("no image for %s (it has: %s); choose one with dsl.Platform", want, strings.Join(have, ", "))
+	return d, nil
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	return n, err
 }
 
 // ErrPlainHTTP is returned (wrapped) when a registry speaks only plain

@@ -50,8 +50,9 @@ type tarballInfo struct {
 }
 
 // ErrUnsafeArchive is returned (wrapped) for a tarball with entries that
-// would land outside the rootfs.
-var ErrUnsafeArchive = errors.New("unsafe archive")
+// would land outside the rootfs or are malformed whiteouts; it is the
+// error of the unpack policy every layer follows (layer.CheckEntry).
+var ErrUnsafeArchive = layer.ErrUnsafeArchive
 
 // TarballImage returns a base image whose only layer is the rootfs tarball
 // blob d (already in the store; see IngestFile and Download); source names
@@ -79,7 +80,7 @@ func TarballImage(ctx context.Context, st *storage.Store, source string, d diges
 	}
 	m := v1.Manifest{MediaType: v1.MediaTypeImageManifest, Layers: []v1.Descriptor{layer}}
 	m.SchemaVersion = 2
-	return &storage.BaseImage{Manifest: m, Config: cfg, Descriptor: v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: d}}, nil
+	return &storage.BaseImage{Manifest: m, Config: cfg, Descriptor: v1.Descriptor{MediaType: v1.MediaTypeImageManifest, Digest: d}, Source: "tarball " + source}, nil
 }
 
 func tarballMeta(ctx context.Context, st *storage.Store, d digest.Digest) (tarballInfo, error) {
@@ -157,7 +158,9 @@ func scanTarball(ctx context.Context, file string) (tarballInfo, error) {
 			return info, fmt.Errorf("not a tar archive (entry %d): %w", entries+1, err)
 		}
 		entries++
-		if err := checkEntry(h); err != nil {
+		// The unpack would refuse it too, but only once a build got
+		// there: the scan says so when the base is first read.
+		if err := layer.CheckEntry(h); err != nil {
 			return info, err
 		}
 	}
@@ -171,29 +174,6 @@ func scanTarball(ctx context.Context, file string) (tarballInfo, error) {
 	}
 	info.DiffID = dg.Digest()
 	return info, nil
-}
-
-// checkEntry refuses names and hard-link targets outside the rootfs.
-func checkEntry(h *tar.Header) error {
-	if err := insideRoot(h.Name); err != nil {
-		return fmt.Errorf("entry %q: %w", h.Name, err)
-	}
-	if h.Typeflag == tar.TypeLink {
-		if err := insideRoot(h.Linkname); err != nil {
-			return fmt.Errorf("entry %q: hard link to %q: %w", h.Name, h.Linkname, err)
-		}
-	}
-	return nil
-}
-
-func insideRoot(name string) error {
-	if strings.HasPrefix(name, "/") {
-		return fmt.Errorf("%w: absolute path", ErrUnsafeArchive)
-	}
-	if c := path.Clean(name); c == ".." || strings.HasPrefix(c, "../") {
-		return fmt.Errorf("%w: climbs out of the rootfs", ErrUnsafeArchive)
-	}
-	return nil
 }
 
 // TarballLayer returns the descriptor of the layer of the tarball base d

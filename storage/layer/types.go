@@ -155,4 +155,9 @@ type UnpackOptions struct {
 	// uncompressed tar: a layer from an untrusted cache must also match the
 	// diff ID its image config will claim.
 	DiffID digest.Digest
+	// MinFree is the free space, in bytes, the unpack must leave on the
+	// file system of dest: it stops with ErrFreeSpace when less would be
+	// left, checked as it writes. 0 means FreeSpaceFloor, the floor the
+	// build checks at its start; a negative value turns the check off.
+	MinFree int64
 }

@@ -1,6 +1,7 @@
 package layer
 
 import (
+	"archive/tar"
 	"bufio"
 	"bytes"
 	"context"
@@ -50,6 +51,10 @@ func Unpack(ctx context.Context, blobPath, mediaType, dest string, opts UnpackOp
 	}
 	return unpackTar(ctx, blobPath, t, dest, opts)
 }
+
+// ErrDiffID is returned (wrapped) when a layer's uncompressed content is
+// not what its diff ID claims.
+var ErrDiffID = errors.New("diff ID mismatch")
 
 // verifier hashes what is read through it, to check a blob's digest in the
 // same pass that extracts it.
@@ -136,7 +141,12 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 		r = io.TeeReader(r, diffHash)
 	}
 
-	err = umoci.UnpackLayer(dest, r, &umoci.UnpackOptions{
+	var guard *spaceGuard
+	if floor := opts.floor(); floor > 0 {
+		guard = &spaceGuard{r: r, dir: dest, floor: floor}
+		r = guard
+	}
+	err = extractTar(dest, r, &umoci.UnpackOptions{
 		OnDiskFormat: umoci.OverlayfsRootfs{
 			UserXattr:  opts.UserXattr,
 			MapOptions: umoci.MapOptions{Rootless: opts.Rootless},
@@ -146,6 +156,9 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr
 		}
+		if guard != nil && guard.err != nil {
+			err = guard.err
+		}
 		return fmt.Errorf("unpack layer %s into %s: %w", blobPath, dest, err)
 	}
 	if diffHash != nil {
@@ -154,7 +167,7 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 			return fmt.Errorf("read layer blob %s: %w", blobPath, err)
 		}
 		if got := digest.NewDigest(opts.DiffID.Algorithm(), diffHash); got != opts.DiffID {
-			return fmt.Errorf("layer %s unpacks to diff ID %s, not the expected %s", blobPath, got, opts.DiffID)
+			return fmt.Errorf("layer %s unpacks to diff ID %s, not the expected %s: %w", blobPath, got, opts.DiffID, ErrDiffID)
 		}
 	}
 	if v != nil {
@@ -166,6 +179,30 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 		return v.check(blobPath)
 	}
 	return nil
+}
+
+// extractTar applies the tar stream r to dest entry by entry, as umoci's
+// UnpackLayer does, but puts every entry through CheckEntry first: umoci
+// would clamp a "../x" into dest and apply a malformed whiteout to the
+// folder holding it, where a rootfs tarball's scan refuses both.
+func extractTar(dest string, r io.Reader, opts *umoci.UnpackOptions) error {
+	te := umoci.NewTarExtractor(opts)
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read next entry: %w", err)
+		}
+		if err := CheckEntry(h); err != nil {
+			return err
+		}
+		if err := te.UnpackEntry(dest, h, tr); err != nil {
+			return fmt.Errorf("unpack entry %q: %w", h.Name, err)
+		}
+	}
 }
 
 func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptions) error {
@@ -190,6 +227,13 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 			return err
 		}
 	}
+	if floor := opts.floor(); floor > 0 {
+		// unsquashfs writes faster than a timer can watch: a squashfs
+		// says what its files hold, so a bomb is refused before it lands.
+		if err := squashfsFits(ctx, bin, blobPath, dest, floor); err != nil {
+			return fmt.Errorf("unsquashfs %s into %s: %w", blobPath, dest, err)
+		}
+	}
 	// -f lets unsquashfs extract into the existing (empty) dest.
 	args := []string{"-f", "-d", dest, "-n", "-q", "-p", strconv.Itoa(runtime.GOMAXPROCS(0))}
 	if opts.Rootless {
@@ -198,8 +242,13 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 		args = append(args, "-user-xattrs")
 	}
 	args = append(args, blobPath)
-	cmd := exec.CommandContext(ctx, bin, args...)
+	runCtx, stopWatch, lowSpace := watchSpace(ctx, dest, opts.floor())
+	cmd := exec.CommandContext(runCtx, bin, args...)
 	out, err := cmd.CombinedOutput()
+	stopWatch()
+	if err := lowSpace(); err != nil {
+		return fmt.Errorf("unsquashfs %s into %s: %w", blobPath, dest, err)
+	}
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

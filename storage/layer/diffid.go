@@ -1,0 +1,56 @@
+package layer
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/klauspost/pgzip"
+	"github.com/opencontainers/go-digest"
+)
+
+// DiffIDOf measures the diff ID of the layer blob at blobPath, of the
+// given media type (empty: detected from its magic bytes): the sha256 of
+// its uncompressed tar stream, or of the blob itself for squashfs. Unpack
+// checks a claimed diff ID in the same pass that extracts; this is for a
+// claim about a layer that is not being unpacked.
+func DiffIDOf(ctx context.Context, blobPath, mediaType string) (digest.Digest, error) {
+	t, err := TypeOfMediaType(mediaType)
+	if err != nil && mediaType != "" {
+		return "", fmt.Errorf("layer %s: %w", blobPath, err)
+	}
+	f, err := os.Open(blobPath)
+	if err != nil {
+		return "", fmt.Errorf("open layer blob: %w", err)
+	}
+	defer f.Close()
+	br := bufio.NewReaderSize(ctxReader{ctx, f}, 1<<20)
+	if t == "" {
+		t = sniffType(br)
+	}
+	var r io.Reader = br
+	switch t {
+	case TarGzip:
+		zr, err := pgzip.NewReader(br)
+		if err != nil {
+			return "", fmt.Errorf("read gzip layer %s: %w", blobPath, err)
+		}
+		defer zr.Close()
+		r = zr
+	case TarZstd:
+		zr, err := zstd.NewReader(br)
+		if err != nil {
+			return "", fmt.Errorf("read zstd layer %s: %w", blobPath, err)
+		}
+		defer zr.Close()
+		r = zr
+	}
+	dg := digest.SHA256.Digester()
+	if _, err := io.Copy(dg.Hash(), r); err != nil {
+		return "", fmt.Errorf("read layer blob %s: %w", blobPath, err)
+	}
+	return dg.Digest(), nil
+}
