@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -66,13 +67,40 @@ func (s *Store) Lookup(key string) (rec *Record, dropped string, err error) {
 	if err != nil || rec == nil {
 		return nil, "", err
 	}
-	if missing := s.missing(rec); missing != "" {
+	missing := rec.incomplete(key)
+	if missing == "" {
+		missing = s.missing(rec)
+	}
+	if missing != "" {
 		if err := os.Remove(s.recordPath(key)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return nil, "", err
 		}
 		return nil, missing, nil
 	}
 	return rec, "", nil
+}
+
+// incomplete says what a record lacks of what a build reads from it, or
+// "". A record strata did not write (valid JSON, but "{}" or another
+// tool's) must be rebuilt with a reason, not trusted: with no key, the
+// encoder's second Lookup finds nothing and fails with an empty reason;
+// a layer folder that is not a name under layers/ would mount whatever
+// folder it names as a lower dir.
+func (r *Record) incomplete(key string) string {
+	switch {
+	case r.Key != key:
+		return fmt.Sprintf("its record names key %q", r.Key)
+	case r.Image == "":
+		return "its record names no image"
+	case !r.Empty && (r.LayerDir == "" || r.LayerDir == "." || r.LayerDir == ".." || strings.Contains(r.LayerDir, "/")):
+		return fmt.Sprintf("its record names layer folder %q, not one under layers/", r.LayerDir)
+	}
+	for _, b := range r.Layers {
+		if b.Type == "" || b.Descriptor.Digest.Validate() != nil || digest.Digest(b.DiffID).Validate() != nil {
+			return fmt.Sprintf("its record has a layer blob of type %q, digest %q and diff ID %q", b.Type, b.Descriptor.Digest, b.DiffID)
+		}
+	}
+	return ""
 }
 
 func (s *Store) missing(rec *Record) string {

@@ -80,7 +80,7 @@ func TestAddBlob(t *testing.T) {
 	blob := filepath.Join(t.TempDir(), "sq")
 	os.WriteFile(blob, []byte("squash"), 0o644)
 	d := v1.Descriptor{Digest: "sha256:2a7b0d1ed9b7f6b0b1b5c8c1f0ad5a1e0d2ad0a5d1b8e44b0b6b16f9c0e1d2a3", Size: 6}
-	rec, err := s.AddBlob(key, CommitBlob{Path: blob, LayerBlob: LayerBlob{Type: "squashfs", Descriptor: d}})
+	rec, err := s.AddBlob(key, CommitBlob{Path: blob, LayerBlob: LayerBlob{Type: "squashfs", Descriptor: d, DiffID: d.Digest.String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
