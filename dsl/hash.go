@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/strata-build/strata/internal/ignore"
 )
 
@@ -147,6 +149,11 @@ func layoutDigest(dir, tag string) (string, error) {
 	for _, m := range idx.Manifests {
 		name := m.Annotations["org.opencontainers.image.ref.name"]
 		if name == tag {
+			// The digest goes into the cache key as the base's identity:
+			// one that is not a digest would only fail at build time.
+			if _, err := digest.Parse(m.Digest); err != nil {
+				return "", fmt.Errorf("OCI layout %s: index.json: image tagged %q has digest %q: %w", dir, tag, m.Digest, err)
+			}
 			return m.Digest, nil
 		}
 		if name != "" {
