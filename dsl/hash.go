@@ -156,6 +156,11 @@ func layoutDigest(dir, tag string) (string, error) {
 			}
 			continue
 		}
+		// The digest goes into the cache key as the base's identity: one
+		// that is not a digest would only fail at build time.
+		if err := m.Digest.Validate(); err != nil {
+			return "", fmt.Errorf("OCI layout %s: index.json: image tagged %q has digest %q: %w", dir, tag, m.Digest, err)
+		}
 		platform, _ := ociindex.ParsePlatform("")
 		d, err := ociindex.Resolve(m, platform, func(d v1.Descriptor) (io.ReadCloser, error) {
 			return os.Open(ociindex.LayoutBlobPath(dir, d.Digest))

@@ -238,6 +238,10 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 			im.Dest = e.expand(im.Dest)
 			if !path.IsAbs(im.Dest) {
 				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Import of %s: destination %q must be an absolute path in the image", st.Pos, img.name, im.Source.describe(), im.Dest))
+			} else if strings.ContainsRune(im.Dest, 0) {
+				// No system call takes a path with NUL: refused here,
+				// it would only fail mid-build without the Go line.
+				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Import of %s: destination %q contains NUL", st.Pos, img.name, im.Source.describe(), im.Dest))
 			}
 			im.Dest = cleanDest(im.Dest)
 			im.Source = e.source(im.Source)
@@ -265,6 +269,8 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 		b.Dest = e.expand(b.Dest)
 		if !path.IsAbs(b.Dest) || path.Clean(b.Dest) == "/" {
 			c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Bind %s: destination %q must be an absolute path other than /", b.Pos, img.name, b.Source, b.Dest))
+		} else if strings.ContainsRune(b.Dest, 0) {
+			c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Bind %s: destination %q contains NUL", b.Pos, img.name, b.Source, b.Dest))
 		}
 		b.Dest = path.Clean(b.Dest)
 		c.binds[n] = b
