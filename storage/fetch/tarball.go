@@ -155,6 +155,10 @@ func scanTarball(ctx context.Context, file string) (tarballInfo, error) {
 			break
 		}
 		if err != nil {
+			if ctx.Err() != nil {
+				// The read was cut by the cancellation, not by the archive.
+				return info, ctx.Err()
+			}
 			return info, fmt.Errorf("not a tar archive (entry %d): %w", entries+1, err)
 		}
 		entries++
