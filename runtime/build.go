@@ -28,6 +28,11 @@ type Options struct {
 	Out io.Writer
 	// NoCache rebuilds every selected image.
 	NoCache bool
+	// CachedOnly fails an image the store does not hold instead of
+	// running its steps: strata publish without --build tags what is
+	// built and must never build, even when the store changed since it
+	// planned.
+	CachedOnly bool
 	// Jobs bounds how many images build at once (default: processors).
 	Jobs int
 	// FailFast stops every other image as soon as one fails.
@@ -262,6 +267,9 @@ func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error
 	}
 	if res.Reason == "" {
 		res.Reason = explain(st.Last(n.Name), n)
+	}
+	if b.opts.CachedOnly {
+		return fmt.Errorf("image %q needs a build (%s), and nothing is built here", n.Name, res.Reason)
 	}
 	b.con.printf("%s: building (%s)\n", n.Name, res.Reason)
 	rec, err := b.run(ctx, n)
