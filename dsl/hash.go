@@ -147,21 +147,13 @@ func layoutDigest(dir, tag string) (string, error) {
 	if err := json.Unmarshal(b, &idx); err != nil {
 		return "", fmt.Errorf("OCI layout %s: index.json: %w", dir, err)
 	}
-	var tags []string
-	for _, m := range idx.Manifests {
-		name := m.Annotations[v1.AnnotationRefName]
-		if name != tag {
-			if name != "" {
-				tags = append(tags, name)
-			}
-			continue
-		}
+	platform, _ := ociindex.ParsePlatform("")
+	if m, ok := ociindex.Tagged(idx.Manifests, tag, platform); ok {
 		// The digest goes into the cache key as the base's identity: one
 		// that is not a digest would only fail at build time.
 		if err := m.Digest.Validate(); err != nil {
 			return "", fmt.Errorf("OCI layout %s: index.json: image tagged %q has digest %q: %w", dir, tag, m.Digest, err)
 		}
-		platform, _ := ociindex.ParsePlatform("")
 		d, err := ociindex.Resolve(m, platform, func(d v1.Descriptor) (io.ReadCloser, error) {
 			return os.Open(ociindex.LayoutBlobPath(dir, d.Digest))
 		})
@@ -169,6 +161,12 @@ func layoutDigest(dir, tag string) (string, error) {
 			return "", fmt.Errorf("OCI layout %s: tag %q: %w", dir, tag, err)
 		}
 		return d.Digest.String(), nil
+	}
+	var tags []string
+	for _, m := range idx.Manifests {
+		if name := m.Annotations[v1.AnnotationRefName]; name != "" {
+			tags = append(tags, name)
+		}
 	}
 	return "", fmt.Errorf("OCI layout %s has no image tagged %q (tags: %s)", dir, tag, strings.Join(tags, ", "))
 }

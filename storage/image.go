@@ -67,24 +67,20 @@ func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage,
 	if err != nil {
 		return nil, fmt.Errorf("OCI layout %s: %w", path, err)
 	}
-	var tagged *v1.Descriptor
+	platform, _ := ociindex.ParsePlatform("")
+	e, found := ociindex.Tagged(idx.Manifests, tag, platform)
+	tagged := &e
 	var tags []string
 	for _, e := range idx.Manifests {
-		name := e.Annotations[v1.AnnotationRefName]
-		if name == tag {
-			tagged = &e
-			break
-		}
-		if name != "" {
+		if name := e.Annotations[v1.AnnotationRefName]; name != "" && name != tag {
 			tags = append(tags, name)
 		}
 	}
-	if tagged == nil {
+	if !found {
 		sort.Strings(tags)
 		return nil, &TagNotFoundError{Layout: path, Tag: tag, Tags: tags}
 	}
 	open := func(d v1.Descriptor) (io.ReadCloser, error) { return src.GetBlob(ctx, d.Digest) }
-	platform, _ := ociindex.ParsePlatform("")
 	desc, err := ociindex.Resolve(*tagged, platform, open)
 	if err != nil {
 		return nil, fmt.Errorf("OCI layout %s: tag %q: %w", path, tag, err)

@@ -81,6 +81,29 @@ func Choose(list []v1.Descriptor, want v1.Platform) (v1.Descriptor, error) {
 	return v1.Descriptor{}, fmt.Errorf("no image for %s (it has: %s)", String(want), strings.Join(have, ", "))
 }
 
+// Tagged returns the entry of a layout's index.json tagged tag. Some
+// tools tag one entry per platform under one tag: then the entry of
+// platform want is chosen, else the first, so that evaluation and the
+// build pick the same one.
+func Tagged(list []v1.Descriptor, tag string, want v1.Platform) (v1.Descriptor, bool) {
+	var same []v1.Descriptor
+	for _, d := range list {
+		if d.Annotations[v1.AnnotationRefName] == tag {
+			same = append(same, d)
+		}
+	}
+	switch len(same) {
+	case 0:
+		return v1.Descriptor{}, false
+	case 1:
+		return same[0], true
+	}
+	if d, err := Choose(same, want); err == nil {
+		return d, true
+	}
+	return same[0], true
+}
+
 // Open opens the blob d names; Resolve reads no more of it than its
 // descriptor's size and one byte, and checks its size and digest.
 type Open func(d v1.Descriptor) (io.ReadCloser, error)
@@ -138,10 +161,13 @@ func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int, seen map[d
 		return c, nil
 	}
 	var have []string
+	var bare []v1.Descriptor // entries that say nothing of their platform
 	for _, e := range doc.Manifests {
 		switch {
 		case e.Platform != nil:
 			have = append(have, String(*e.Platform))
+		case e.MediaType != v1.MediaTypeImageIndex && e.MediaType != dockerManifestList:
+			bare = append(bare, e)
 		case e.MediaType == v1.MediaTypeImageIndex || e.MediaType == dockerManifestList:
 			c, err := resolve(e, want, open, depth+1, seen)
 			if err == nil {
@@ -151,6 +177,15 @@ func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int, seen map[d
 				have = append(have, "("+err.Error()+")")
 			}
 		}
+	}
+	if len(have) == 0 && len(bare) == 1 {
+		// An index of one image that does not name its platform (some
+		// tools write them): that image is the one meant.
+		c, err := resolve(bare[0], want, open, depth+1, seen)
+		if err != nil {
+			return v1.Descriptor{}, fmt.Errorf("index %s: %w", d.Digest, err)
+		}
+		return c, nil
 	}
 	return v1.Descriptor{}, fmt.Errorf("index %s: no image for %s (it has: %s)", d.Digest, String(want), strings.Join(have, ", "))
 }

@@ -120,3 +120,40 @@ func TestResolveWideChain(t *testing.T) {
 		t.Errorf("%d reads for %d distinct indexes", reads, maxDepth)
 	}
 }
+
+// An index of one image that names no platform resolves to that image;
+// one of several such images is refused (which one is meant is unknown).
+func TestResolveIndexWithoutPlatforms(t *testing.T) {
+	b := blobs{}
+	cfg := b.put(t, v1.MediaTypeImageConfig, v1.Image{})
+	m1 := b.put(t, v1.MediaTypeImageManifest, v1.Manifest{MediaType: v1.MediaTypeImageManifest, Config: cfg})
+	m2 := b.put(t, v1.MediaTypeImageManifest, v1.Manifest{MediaType: v1.MediaTypeImageManifest, Config: cfg, Annotations: map[string]string{"n": "2"}})
+	one := b.put(t, v1.MediaTypeImageIndex, v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{m1}})
+	two := b.put(t, v1.MediaTypeImageIndex, v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{m1, m2}})
+	want := v1.Platform{OS: "linux", Architecture: "amd64"}
+	if d, err := Resolve(one, want, b.open); err != nil || d.Digest != m1.Digest {
+		t.Errorf("index of one platformless image: %v, %v; want %s", d.Digest, err, m1.Digest)
+	}
+	if _, err := Resolve(two, want, b.open); err == nil {
+		t.Error("index of two platformless images resolved to one of them")
+	}
+}
+
+// Several index.json entries under one tag (one per platform): the one of
+// the wanted platform, else the first.
+func TestTagged(t *testing.T) {
+	tag := map[string]string{v1.AnnotationRefName: "t"}
+	amd := v1.Descriptor{Digest: digest.FromString("amd"), Annotations: tag, Platform: &v1.Platform{OS: "linux", Architecture: "amd64"}}
+	arm := v1.Descriptor{Digest: digest.FromString("arm"), Annotations: tag, Platform: &v1.Platform{OS: "linux", Architecture: "arm64"}}
+	other := v1.Descriptor{Digest: digest.FromString("o"), Annotations: map[string]string{v1.AnnotationRefName: "o"}}
+	list := []v1.Descriptor{other, arm, amd}
+	if d, ok := Tagged(list, "t", v1.Platform{OS: "linux", Architecture: "amd64"}); !ok || d.Digest != amd.Digest {
+		t.Errorf("Tagged amd64 = %s, %v", d.Digest, ok)
+	}
+	if d, ok := Tagged(list, "t", v1.Platform{OS: "linux", Architecture: "s390x"}); !ok || d.Digest != arm.Digest {
+		t.Errorf("Tagged s390x = %s, %v; want the first entry", d.Digest, ok)
+	}
+	if _, ok := Tagged(list, "nope", v1.Platform{}); ok {
+		t.Error("Tagged found a tag that is not there")
+	}
+}

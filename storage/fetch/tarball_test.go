@@ -87,9 +87,9 @@ func TestTarballRefusesEscapes(t *testing.T) {
 	}{
 		{"dotdot", []entry{{name: "ok"}, {name: "../../escaped", body: "x"}}, `"../../escaped"`},
 		{"inner dotdot", []entry{{name: "a/../../escaped", body: "x"}}, `"a/../../escaped"`},
-		{"absolute", []entry{{name: "/etc/passwd", body: "x"}}, `"/etc/passwd"`},
+		{"absolute climbing", []entry{{name: "/../etc/passwd", body: "x"}}, `"/../etc/passwd"`},
 		{"hardlink out", []entry{{name: "hl", typ: '1', link: "../../../etc/shadow"}}, `"../../../etc/shadow"`},
-		{"hardlink absolute", []entry{{name: "hl", typ: '1', link: "/etc/shadow"}}, `"/etc/shadow"`},
+		{"hardlink absolute climbing", []entry{{name: "hl", typ: '1', link: "/../etc/shadow"}}, `"/../etc/shadow"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ingest(t, t.TempDir(), gzipped(t, makeTar(t, tc.entries)))

@@ -16,9 +16,10 @@ var ErrUnsafeArchive = errors.New("unsafe archive")
 // CheckEntry is the one policy every tar entry from outside passes before
 // anything is written, whatever brought it (a rootfs tarball, a layout or
 // registry layer, a cache layer): a name or hard-link target that climbs
-// out of the rootfs ("../x") or is absolute is refused rather than
-// clamped into it, so the same archive gives the same answer from every
-// source; and a whiteout that names no file (".wh." alone, ".wh..",
+// out of the rootfs ("../x", "/../x") is refused rather than clamped into
+// it, so the same archive gives the same answer from every source. An
+// absolute name ("/ko-app/x", as ko writes its images) means the same
+// path inside the rootfs, as docker, containerd and umoci read it; and a whiteout that names no file (".wh." alone, ".wh..",
 // ".wh...") is refused as malformed, since applying it would delete or
 // re-own the folder holding it or that folder's parent. Symbolic links may
 // point anywhere: they are resolved inside the rootfs when unpacked and
@@ -42,9 +43,9 @@ func CheckEntry(h *tar.Header) error {
 }
 
 func insideRoot(name string) error {
-	if strings.HasPrefix(name, "/") {
-		return fmt.Errorf("%w: absolute path", ErrUnsafeArchive)
-	}
+	// "/x" is x in the rootfs (the unpacker joins names to the rootfs
+	// safely); only a name that climbs above it is refused.
+	name = strings.TrimLeft(name, "/")
 	if c := path.Clean(name); c == ".." || strings.HasPrefix(c, "../") {
 		return fmt.Errorf("%w: climbs out of the rootfs", ErrUnsafeArchive)
 	}

@@ -109,3 +109,51 @@ func TestOneUnpackPolicy(t *testing.T) {
 		})
 	}
 }
+
+// An absolute name is the same path inside the rootfs, as docker,
+// containerd and umoci read it: ko writes its images that way
+// (/ko-app/NAME), and refusing it would refuse every image built with ko.
+func TestAbsoluteNamesLandInsideTheRootfs(t *testing.T) {
+	for _, h := range []*tar.Header{
+		{Name: "/ko-app/hello", Typeflag: tar.TypeReg},
+		{Name: "/var/run/ko/", Typeflag: tar.TypeDir},
+		{Name: "/usr/bin/x", Typeflag: tar.TypeLink, Linkname: "/usr/bin/y"},
+	} {
+		if err := layer.CheckEntry(h); err != nil {
+			t.Errorf("CheckEntry(%q): %v", h.Name, err)
+		}
+	}
+	// And unpacked, they land inside the rootfs.
+	raw := tarOf(t, []*tar.Header{
+		{Name: "/ko-app/", Typeflag: tar.TypeDir, Mode: 0o755},
+		{Name: "/ko-app/hello", Typeflag: tar.TypeReg, Mode: 0o755},
+	})
+	work := t.TempDir()
+	blob := filepath.Join(work, "layer.tar")
+	if err := os.WriteFile(blob, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dest := filepath.Join(work, "box", "dest")
+	if err := os.MkdirAll(dest, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	rootless := os.Geteuid() != 0
+	if err := layer.Unpack(context.Background(), blob, v1.MediaTypeImageLayer, dest, layer.UnpackOptions{Rootless: rootless, UserXattr: rootless}); err != nil {
+		t.Fatalf("unpack of a layer with absolute names: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dest, "ko-app", "hello")); err != nil {
+		t.Errorf("/ko-app/hello is not at ko-app/hello in the rootfs: %v", err)
+	}
+	if ents, _ := os.ReadDir(filepath.Dir(dest)); len(ents) != 1 {
+		t.Errorf("the unpack wrote beside its folder: %v", ents)
+	}
+	for _, h := range []*tar.Header{
+		{Name: "/../x", Typeflag: tar.TypeReg},
+		{Name: "/a/../../x", Typeflag: tar.TypeReg},
+		{Name: "l", Typeflag: tar.TypeLink, Linkname: "/../../etc/shadow"},
+	} {
+		if err := layer.CheckEntry(h); err == nil {
+			t.Errorf("CheckEntry(%q -> %q) accepted an entry that climbs out", h.Name, h.Linkname)
+		}
+	}
+}
