@@ -85,11 +85,12 @@ func newModule(t testing.TB, extra map[string]string) string {
 	return root
 }
 
-// goEnv makes the go command work offline on the temporary modules.
+// goEnv runs the go command on the temporary modules as a user's machine
+// would: the default GOFLAGS and GOPROXY (the modules are complete and
+// need nothing from a proxy), and no go.work of the caller's around them.
 func goEnv(t testing.TB) {
 	t.Helper()
-	t.Setenv("GOFLAGS", "-mod=mod")
-	t.Setenv("GOPROXY", "off")
+	t.Setenv("GOFLAGS", "")
 	t.Setenv("GOWORK", "off")
 }
 
