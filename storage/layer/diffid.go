@@ -7,8 +7,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -31,23 +29,11 @@ func DiffIDOf(ctx context.Context, blobPath, mediaType string) (digest.Digest, e
 	if t == "" {
 		t = sniffType(br)
 	}
-	var r io.Reader = br
-	switch t {
-	case TarGzip:
-		zr, err := pgzip.NewReader(br)
-		if err != nil {
-			return "", fmt.Errorf("read gzip layer %s: %w", blobPath, err)
-		}
-		defer zr.Close()
-		r = zr
-	case TarZstd:
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return "", fmt.Errorf("read zstd layer %s: %w", blobPath, err)
-		}
-		defer zr.Close()
-		r = zr
+	r, err := decompress(br, t, blobPath)
+	if err != nil {
+		return "", err
 	}
+	defer r.Close()
 	dg := digest.SHA256.Digester()
 	if _, err := io.Copy(dg.Hash(), r); err != nil {
 		return "", fmt.Errorf("read layer blob %s: %w", blobPath, err)

@@ -8,8 +8,6 @@ import (
 	"io"
 	"os"
 
-	"github.com/klauspost/compress/zstd"
-	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 )
 
@@ -42,23 +40,11 @@ func Recompress(ctx context.Context, blobPath, mediaType string, t Type, outPath
 	if from == "" {
 		from = sniffType(br)
 	}
-	var r io.Reader = br
-	switch from {
-	case TarGzip:
-		zr, err := pgzip.NewReader(br)
-		if err != nil {
-			return Result{}, fmt.Errorf("read gzip layer %s: %w", blobPath, err)
-		}
-		defer zr.Close()
-		r = zr
-	case TarZstd:
-		zr, err := zstd.NewReader(br)
-		if err != nil {
-			return Result{}, fmt.Errorf("read zstd layer %s: %w", blobPath, err)
-		}
-		defer zr.Close()
-		r = zr
+	r, err := decompress(br, from, blobPath)
+	if err != nil {
+		return Result{}, err
 	}
+	defer r.Close()
 
 	out, err := os.OpenFile(outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {

@@ -113,25 +113,12 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 		raw = io.TeeReader(raw, v.h)
 	}
 
-	var r io.Reader
-	switch t {
-	case TarGzip:
-		zr, err := pgzip.NewReader(raw)
-		if err != nil {
-			return fmt.Errorf("read gzip layer %s: %w", blobPath, err)
-		}
-		defer zr.Close()
-		r = zr
-	case TarZstd:
-		zr, err := zstd.NewReader(raw)
-		if err != nil {
-			return fmt.Errorf("read zstd layer %s: %w", blobPath, err)
-		}
-		defer zr.Close()
-		r = zr
-	default:
-		r = raw
+	zr, err := decompress(raw, t, blobPath)
+	if err != nil {
+		return err
 	}
+	defer zr.Close()
+	var r io.Reader = zr
 	var diffHash hash.Hash
 	if opts.DiffID != "" {
 		if err := opts.DiffID.Validate(); err != nil {
@@ -297,6 +284,27 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 		_ = unix.Lremovexattr(p, other)
 		return nil
 	})
+}
+
+// decompress returns the tar stream of a layer of type t read from r: the
+// one place that knows which decompressor each tar type needs (unpack,
+// diff ids and recompression all read layers this way).
+func decompress(r io.Reader, t Type, blobPath string) (io.ReadCloser, error) {
+	switch t {
+	case TarGzip:
+		zr, err := pgzip.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("read gzip layer %s: %w", blobPath, err)
+		}
+		return zr, nil
+	case TarZstd:
+		zr, err := zstd.NewReader(r)
+		if err != nil {
+			return nil, fmt.Errorf("read zstd layer %s: %w", blobPath, err)
+		}
+		return zr.IOReadCloser(), nil
+	}
+	return io.NopCloser(r), nil
 }
 
 // sniffType tells a tar layer's compression from its first bytes.
