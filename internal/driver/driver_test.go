@@ -382,17 +382,7 @@ func TestInputKeyLocalModules(t *testing.T) {
 			t.Setenv("GOWORK", "")
 			root := writeTree(t, t.TempDir(), tt.files)
 			dir := filepath.Join(root, "main", "images")
-			key := func() string {
-				ws, err := findWorkspace(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				k, err := inputKey(ws, dir, goTool{}, testStrata)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return k
-			}
+			key := func() string { return keyOf(t, dir) }
 			before := key()
 			if again := key(); again != before {
 				t.Fatal("key is not stable")
@@ -417,17 +407,7 @@ func TestInputKeyIgnoresTheRestOfStrata(t *testing.T) {
 		"main/strata/engine/run.go": "package engine\n\nvar Z = 1\n",
 	})
 	dir := filepath.Join(root, "main", "images")
-	key := func() string {
-		ws, err := findWorkspace(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := inputKey(ws, dir, goTool{}, testStrata)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
+	key := func() string { return keyOf(t, dir) }
 	before := key()
 	writeTree(t, root, map[string]string{"main/strata/engine/run.go": "package engine // edited\n"})
 	if key() != before {

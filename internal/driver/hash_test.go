@@ -31,18 +31,7 @@ func TestInputKeySymlinks(t *testing.T) {
 	link("../../shared/data", "files/data")      // a folder inside the embedded tree
 	link("../shared/config.yaml", "config.yaml") // a file
 	link("../shared/missing", "dangling")        // nothing
-	key := func() string {
-		t.Helper()
-		ws, err := findWorkspace(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		k, err := inputKey(ws, dir, goTool{}, testStrata)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k
-	}
+	key := func() string { return keyOf(t, dir) }
 	before := key()
 	if again := key(); again != before {
 		t.Fatal("key is not stable")

@@ -117,3 +117,17 @@ func listing(t testing.TB, root string) []string {
 func positionAt(file string, line, col int) token.Position {
 	return token.Position{Filename: file, Line: line, Column: col}
 }
+
+// keyOf is the driver's cache key of the definitions package in dir.
+func keyOf(t testing.TB, dir string) string {
+	t.Helper()
+	ws, err := findWorkspace(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := inputKey(ws, dir, goTool{}, testStrata)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
