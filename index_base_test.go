@@ -17,6 +17,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/testlayout"
 	"github.com/strata-build/strata/storage"
 )
 
@@ -29,17 +30,7 @@ import (
 // returns the layer digest of each.
 func indexLayout(t *testing.T, dir string) map[string]digest.Digest {
 	t.Helper()
-	put := func(b []byte) v1.Descriptor {
-		d := digest.FromBytes(b)
-		p := filepath.Join(dir, "blobs", "sha256", d.Encoded())
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return v1.Descriptor{Digest: d, Size: int64(len(b))}
-	}
+	put := func(b []byte) v1.Descriptor { return testlayout.Put(t, dir, b) }
 	putJSON := func(mediaType string, v any) v1.Descriptor {
 		b, err := json.Marshal(v)
 		if err != nil {

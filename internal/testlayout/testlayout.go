@@ -25,21 +25,26 @@ type Layer struct {
 // written (the manifest's digest and size are filled in after Edit).
 type Edit func(m *v1.Manifest, entry *v1.Descriptor)
 
+// Put writes b as a blob of the layout at dir and returns its descriptor
+// (digest and size; the media type is the caller's).
+func Put(t testing.TB, dir string, b []byte) v1.Descriptor {
+	t.Helper()
+	d := digest.FromBytes(b)
+	p := filepath.Join(dir, "blobs", "sha256", d.Encoded())
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return v1.Descriptor{Digest: d, Size: int64(len(b))}
+}
+
 // Write writes a one-image OCI layout at dir, the image tagged tag, and
 // returns the index.json entry it wrote.
 func Write(t testing.TB, dir, tag string, edit Edit, layers ...Layer) v1.Descriptor {
 	t.Helper()
-	put := func(b []byte) v1.Descriptor {
-		d := digest.FromBytes(b)
-		p := filepath.Join(dir, "blobs", "sha256", d.Encoded())
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return v1.Descriptor{Digest: d, Size: int64(len(b))}
-	}
+	put := func(b []byte) v1.Descriptor { return Put(t, dir, b) }
 	cfg := v1.Image{Platform: v1.Platform{OS: "linux", Architecture: "amd64"}, RootFS: v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{}}}
 	m := v1.Manifest{Versioned: ispec.Versioned{SchemaVersion: 2}, MediaType: v1.MediaTypeImageManifest, Layers: []v1.Descriptor{}}
 	for _, l := range layers {
