@@ -52,8 +52,7 @@ func (l loader) load(ctx context.Context, cmd string, patterns []string) ([]stra
 // command's positional arguments (strata chroot ./images NAME) from the
 // rest, which may hold anything after them (a command in the image).
 func leadingPatterns(pos []string) (patterns, rest []string) {
-	// NAME:/PATH (grab) holds a slash but is never a package.
-	for len(pos) > 0 && pos[0] != "--" && !strings.Contains(pos[0], ":") && cmdline.IsPackagePattern(pos[0]) {
+	for len(pos) > 0 && pos[0] != "--" && cmdline.IsPackagePattern(pos[0]) {
 		patterns, pos = append(patterns, pos[0]), pos[1:]
 	}
 	return patterns, pos

@@ -89,8 +89,12 @@ func (s *Strings) Set(v string) error { *s = append(*s, v); return nil }
 
 // IsPackagePattern reports whether a command-line argument names Go
 // packages rather than an image: image names never start with "." or "/"
-// and never hold a "/".
+// and never hold a "/"; a package path never holds a ":", which
+// NAME:/PATH (strata grab) does.
 func IsPackagePattern(arg string) bool {
+	if strings.Contains(arg, ":") {
+		return false
+	}
 	return arg == "." || arg == ".." || strings.HasPrefix(arg, "./") || strings.HasPrefix(arg, "../") ||
 		filepath.IsAbs(arg) || strings.Contains(arg, "/")
 }
