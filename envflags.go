@@ -50,8 +50,7 @@ func Publish(ctx context.Context, to string, images ...*dsl.Image) error {
 	if err != nil {
 		return err
 	}
-	popts := PublishOptions{Options: opts, To: to, Build: true, DryRun: opts.DryRun}
-	popts.Options.DryRun = false // --dry-run is the publish's: no build runs either
+	popts := PublishOptions{Options: opts, To: to, Build: true}
 	if len(names) == 0 {
 		return PublishWith(ctx, popts, images...)
 	}

@@ -104,8 +104,6 @@ type PublishOptions struct {
 	// Build builds first the images that are not built or are stale;
 	// without it, such images make Publish fail and nothing is built.
 	Build bool
-	// DryRun prints what would be published where, and publishes nothing.
-	DryRun bool
 }
 
 // Validate reports settings that cannot publish: no destination or a

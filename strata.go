@@ -66,7 +66,8 @@ type Options struct {
 	// Progress is "auto" (a live display when Out is a terminal), "tty"
 	// or "plain".
 	Progress string
-	// DryRun prints what the build would do with each image, in order,
+	// DryRun prints what the build would do with each image (for
+	// PublishWith: what would be published where), in order,
 	// and why, and does nothing else (see Plan).
 	DryRun bool
 	// Params are build parameters for ${{KEY}} placeholders, over those of

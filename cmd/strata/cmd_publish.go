@@ -46,7 +46,8 @@ func cmdPublish(ctx context.Context, args []string, load loader) error {
 	if opts.NoCache && !f.doBuild {
 		return cmdline.UsageError{Err: errors.New("--no-cache rebuilds images: publish builds nothing without --build")}
 	}
-	popts := strata.PublishOptions{Options: opts, To: f.to, Tags: f.tags, Build: f.doBuild, DryRun: f.dryRun}
+	opts.DryRun = f.dryRun
+	popts := strata.PublishOptions{Options: opts, To: f.to, Tags: f.tags, Build: f.doBuild}
 	if err := popts.Validate(); err != nil {
 		return err
 	}
