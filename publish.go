@@ -111,17 +111,23 @@ type PublishOptions struct {
 // and PublishGraph check them too; a caller with slow work to do first
 // (the strata command compiles definitions) calls it to fail at once.
 func (o PublishOptions) Validate() error {
+	_, err := o.check()
+	return err
+}
+
+// check validates o, fills in the defaults of its Options and returns
+// where it publishes.
+func (o *PublishOptions) check() (destination, error) {
 	if o.To == "" {
-		return errors.New("PublishOptions.To is empty: give REGISTRY/PREFIX or oci:PATH")
+		return destination{}, errors.New("PublishOptions.To is empty: give REGISTRY/PREFIX or oci:PATH")
 	}
 	if o.NoCache && !o.Build {
-		return errors.New("PublishOptions: NoCache rebuilds images, which needs Build")
+		return destination{}, errors.New("PublishOptions: NoCache rebuilds images, which needs Build")
 	}
 	if err := o.fill(); err != nil {
-		return err
+		return destination{}, err
 	}
-	_, err := parseDestination(o.To, o.Registry)
-	return err
+	return parseDestination(o.To, o.Registry)
 }
 
 // PublishWith publishes images (never build-only ones) to opts.To, as
@@ -149,17 +155,11 @@ func PublishWith(ctx context.Context, opts PublishOptions, images ...*dsl.Image)
 // goes under each tag and in each of its layer types; a summary table
 // goes to stdout. popts.DryRun prints that plan and publishes nothing.
 func PublishGraph(ctx context.Context, popts PublishOptions, g *dsl.Graph, names ...string) error {
-	if err := popts.Validate(); err != nil {
-		return err
-	}
-	opts := popts.Options
-	if err := opts.fill(); err != nil {
-		return err
-	}
-	dest, err := parseDestination(popts.To, opts.Registry)
+	dest, err := popts.check()
 	if err != nil {
 		return err
 	}
+	opts := popts.Options
 	nodes, err := publishable(g, names)
 	if err != nil {
 		return err
