@@ -6,7 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/storage"
@@ -14,7 +13,7 @@ import (
 )
 
 func TestLoadBaseOncePerKeyAndInParallel(t *testing.T) {
-	b := &builder{}
+	var c baseCache
 	ctx := context.Background()
 	var loads atomic.Int32
 	started := make(chan string, 2)
@@ -33,7 +32,7 @@ func TestLoadBaseOncePerKeyAndInParallel(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			img, err := b.loadBase(ctx, key, load(key))
+			img, err := c.load(ctx, key, load(key))
 			if err != nil {
 				t.Error(err)
 			}
@@ -57,25 +56,19 @@ func TestLoadBaseOncePerKeyAndInParallel(t *testing.T) {
 }
 
 func TestLoadBaseWaiterCancelled(t *testing.T) {
-	b := &builder{}
+	var c baseCache
 	release := make(chan struct{})
 	defer close(release)
-	go b.loadBase(context.Background(), "k", func() (*storage.BaseImage, error) {
+	started := make(chan struct{})
+	go c.load(context.Background(), "k", func() (*storage.BaseImage, error) {
+		close(started)
 		<-release
 		return nil, nil
 	})
-	for {
-		b.mu.Lock()
-		_, ok := b.bases["k"]
-		b.mu.Unlock()
-		if ok {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	<-started
 	ctx, cancel := context.WithCancelCause(context.Background())
 	cancel(errFailFast)
-	if _, err := b.loadBase(ctx, "k", nil); !errors.Is(err, context.Canceled) {
+	if _, err := c.load(ctx, "k", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("a waiter stopped by --fail-fast got %v, want context.Canceled (counted as skipped)", err)
 	}
 }

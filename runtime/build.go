@@ -126,6 +126,10 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 	if opts.Jobs <= 0 {
 		opts.Jobs = runtime.NumCPU()
 	}
+	stk, err := newStack(opts.Store)
+	if err != nil {
+		return nil, err
+	}
 	b := &builder{
 		opts:    opts,
 		con:     &console{out: opts.Out},
@@ -133,11 +137,10 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		results: map[*dsl.Node]*Result{},
 		sem:     make(chan struct{}, opts.Jobs),
 		hooks:   newHooks(opts, nodes),
+		stack:   stk,
+		decider: decider{store: opts.Store, noCache: opts.NoCache, needs: layerNeeds(nodes)},
 	}
-	var err error
-	if b.uids, b.gids, err = idMapsIfRootless(); err != nil {
-		return nil, err
-	}
+	stk.registry, stk.downloads = opts.Registry, b.downloadOptions
 	// A missing secret stops the build before any work (secrets.go).
 	if b.secrets, err = ReadSecrets(nodes); err != nil {
 		return nil, err
@@ -160,6 +163,7 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		}()
 	}
 	wg.Wait()
+	b.bases.wait()
 	b.hooks.wait()
 	if parent.Err() == nil && errors.Is(context.Cause(ctx), errFailFast) {
 		// Images stopped because another failed did not fail themselves:
@@ -194,11 +198,10 @@ type builder struct {
 	sem     chan struct{}
 	cancel  context.CancelFunc
 
-	mu    sync.Mutex
-	bases map[string]*baseLoad // by base kind and digest, see loadBase
-
-	// uids and gids map ids of a rootless build; nil as root.
-	uids, gids []sandbox.IDMap
+	// stack makes the images' root file systems, and decider says which
+	// images need one.
+	*stack
+	decider
 
 	hooks *hooks // registry caches, logs, live display
 
@@ -240,34 +243,21 @@ func (b *builder) build(ctx context.Context, n *dsl.Node) {
 }
 
 func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error {
-	st := b.opts.Store
-	switch {
-	case n.Volatile:
-		res.Reason = volatileReason(n)
-	case !b.opts.NoCache:
-		b.fromRegistry(ctx, n)
-		rec, dropped, err := st.Lookup(n.Key)
+	b.fromRegistry(ctx, n)
+	d, err := b.decide(n)
+	if err != nil {
+		return err
+	}
+	if d.action != RunSteps {
+		rec, encoded, err := b.ensureTypes(ctx, n, d.rec, d.missing)
 		if err != nil {
-			return fmt.Errorf("image %q: cache: %w", n.Name, err)
+			return err
 		}
-		if rec != nil {
-			rec, encoded, err := b.ensureTypes(ctx, n, rec, b.neededTypes(n))
-			if err != nil {
-				return err
-			}
-			res.Status, res.Record = Cached, rec
-			b.con.printf("%s: %s\n", n.Name, cachedMessage(encoded))
-			return b.tag(ctx, n)
-		}
-		if dropped != "" {
-			res.Reason = "cache entry dropped: " + dropped
-		}
-	default:
-		res.Reason = "--no-cache"
+		res.Status, res.Record = Cached, rec
+		b.con.printf("%s: %s\n", n.Name, cachedMessage(encoded))
+		return b.tag(ctx, n)
 	}
-	if res.Reason == "" {
-		res.Reason = explain(st.Last(n.Name), n)
-	}
+	res.Reason = d.reason
 	if b.opts.CachedOnly {
 		return fmt.Errorf("image %q needs a build (%s), and nothing is built here", n.Name, res.Reason)
 	}
@@ -281,104 +271,6 @@ func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error
 	return b.tag(ctx, n)
 }
 
-func explain(last *storage.Record, n *dsl.Node) string {
-	if last == nil {
-		return "not built before"
-	}
-	return dsl.Explain(last.KeyInputs, n)
-}
-
-// lowers returns the overlay lower dirs of n's rootfs, top first: the
-// committed layers of its ancestors, then the layers of the external base.
-func (b *builder) lowers(ctx context.Context, n *dsl.Node) ([]string, error) {
-	var dirs []string
-	for p := n.Parent; p != nil; p = p.Parent {
-		rec, _, err := b.opts.Store.Lookup(p.Key)
-		if err != nil {
-			return nil, err
-		}
-		if rec == nil {
-			return nil, fmt.Errorf("image %q: its base %q is not in the store", n.Name, p.Name)
-		}
-		if !rec.Empty {
-			dirs = append(dirs, b.opts.Store.LayerDir(rec.LayerDir))
-		}
-	}
-	base, err := b.base(ctx, n.Root())
-	if err != nil {
-		return nil, err
-	}
-	if base != nil {
-		unpacked, err := b.opts.Store.UnpackBase(ctx, base, unpackOptions(b.uids != nil))
-		if err != nil {
-			return nil, fmt.Errorf("image %q: unpack base: %w", n.Name, err)
-		}
-		for i := len(unpacked) - 1; i >= 0; i-- {
-			dirs = append(dirs, unpacked[i])
-		}
-	}
-	return dirs, nil
-}
-
-// base loads the external base of a chain root; nil for scratch.
-func (b *builder) base(ctx context.Context, root *dsl.Node) (*storage.BaseImage, error) {
-	lb, ok := root.Base.(*dsl.LayoutBase)
-	if !ok {
-		return b.remoteBase(ctx, root) // scratch, registry and tarball bases (sources.go)
-	}
-	img, err := b.loadBase(ctx, "layout:"+root.BaseDigest, func() (*storage.BaseImage, error) {
-		img, err := b.opts.Store.ImportLayout(ctx, lb.Path, lb.Tag)
-		if err != nil {
-			return nil, err
-		}
-		if img.Descriptor.Digest.String() != root.BaseDigest {
-			return nil, fmt.Errorf("%s:%s changed during the build (was %s, now %s)", lb.Path, lb.Tag, root.BaseDigest, img.Descriptor.Digest)
-		}
-		return img, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
-	}
-	return img, nil
-}
-
-// baseLoad is one base being loaded, or loaded, for this build.
-type baseLoad struct {
-	done chan struct{}
-	img  *storage.BaseImage
-	err  error
-}
-
-// loadBase runs load once per key for the whole build: images on the same
-// base wait for the first one's pull, while images on other bases pull
-// theirs at the same time (b.mu is never held across a load). Its errors
-// do not name an image: every image waiting gets the same one.
-func (b *builder) loadBase(ctx context.Context, key string, load func() (*storage.BaseImage, error)) (*storage.BaseImage, error) {
-	b.mu.Lock()
-	if b.bases == nil {
-		b.bases = map[string]*baseLoad{}
-	}
-	l, loading := b.bases[key]
-	if !loading {
-		l = &baseLoad{done: make(chan struct{})}
-		b.bases[key] = l
-	}
-	b.mu.Unlock()
-	if loading {
-		select {
-		case <-l.done:
-			return l.img, l.err
-		case <-ctx.Done():
-			// ctx.Err, like every step cancelled by --fail-fast or an
-			// interrupt, so that the image counts as skipped.
-			return nil, ctx.Err()
-		}
-	}
-	l.img, l.err = load()
-	close(l.done)
-	return l.img, l.err
-}
-
 func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error) {
 	st := b.opts.Store
 	lowers, err := b.lowers(ctx, n)
@@ -389,23 +281,11 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	if err != nil {
 		return nil, err
 	}
-	defer discard(ctx, ws, b.uids, b.gids)
+	defer b.discard(ctx, ws)
 
-	baseCfg, err := b.baseConfig(ctx, n)
+	spec, err := b.stepSpec(ctx, n, lowers, ws, b.opts.SourceDateEpoch)
 	if err != nil {
 		return nil, err
-	}
-	spec := sandbox.Spec{
-		Name:    n.Name,
-		Lowers:  lowers,
-		Upper:   ws.Upper,
-		Work:    ws.Work,
-		Rootfs:  ws.Rootfs,
-		TempDir: ws.Dir,
-		Env:     n.StepEnv(mergeEnv(baseEnv(b.opts.SourceDateEpoch), baseCfg.Env)),
-		WorkDir: n.StepWorkDir(baseCfg.WorkingDir),
-		UIDMap:  b.uids,
-		GIDMap:  b.gids,
 	}
 	// URL and FromImage imports become host paths (sources.go).
 	imports, doneImports, err := b.importSources(ctx, n)
@@ -432,7 +312,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	spec.Binds = append(spec.Binds, caches...)
 	spec.Secrets = b.secrets[n.Name]
 	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: b.uids != nil}
-	for _, t := range b.neededTypes(n) {
+	for _, t := range b.needs[n] {
 		arg.Types = append(arg.Types, string(t))
 	}
 	spec.Finish, err = finishSpec(arg)

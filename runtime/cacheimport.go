@@ -39,7 +39,7 @@ func newHooks(opts Options, nodes []*dsl.Node) *hooks {
 // here. A cache that fails is reported as a warning and the build goes on
 // to run the steps; one that cannot be reached is not asked again.
 func (b *builder) fromRegistry(ctx context.Context, n *dsl.Node) {
-	if len(b.opts.CacheFrom) == 0 || n.Volatile {
+	if len(b.opts.CacheFrom) == 0 || n.Volatile || b.opts.NoCache {
 		return
 	}
 	if rec, _, err := b.opts.Store.Lookup(n.Key); err != nil || rec != nil {

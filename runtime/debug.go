@@ -97,28 +97,24 @@ type ChrootOptions struct {
 // the shell does is kept. A non-zero exit comes back as a
 // *sandbox.StepError.
 func Chroot(ctx context.Context, o ChrootOptions) error {
-	n, st := o.Node, o.Store
-	dirs, err := LayerDirs(ctx, st, n)
+	n := o.Node
+	s, err := newStack(o.Store)
 	if err != nil {
 		return err
 	}
-	lowers := make([]string, len(dirs))
-	for i, d := range dirs {
-		lowers[len(dirs)-1-i] = d
-	}
-	b := &builder{opts: Options{Store: st}}
-	if b.uids, b.gids, err = idMapsIfRootless(); err != nil {
-		return err
-	}
-	baseCfg, err := b.baseConfig(ctx, n)
+	lowers, err := s.built(ctx, n)
 	if err != nil {
 		return err
 	}
-	ws, err := st.NewWorkspace(n.Name)
+	ws, err := o.Store.NewWorkspace(n.Name)
 	if err != nil {
 		return err
 	}
-	defer discard(ctx, ws, b.uids, b.gids)
+	defer s.discard(ctx, ws)
+	spec, err := s.stepSpec(ctx, n, lowers, ws, o.SourceDateEpoch)
+	if err != nil {
+		return err
+	}
 	argv := o.Command
 	if len(argv) == 0 {
 		argv = []string{"/bin/sh"}
@@ -129,22 +125,9 @@ func Chroot(ctx context.Context, o ChrootOptions) error {
 	}
 	shellsOpen.Add(1)
 	defer shellsOpen.Add(-1)
-	_, err = sandbox.Run(ctx, sandbox.Spec{
-		Name:        n.Name,
-		Lowers:      lowers,
-		Upper:       ws.Upper,
-		Work:        ws.Work,
-		Rootfs:      ws.Rootfs,
-		TempDir:     ws.Dir,
-		Env:         n.StepEnv(mergeEnv(baseEnv(o.SourceDateEpoch), baseCfg.Env)),
-		WorkDir:     n.StepWorkDir(baseCfg.WorkingDir),
-		Steps:       []sandbox.Step{{Argv: argv, Where: "strata chroot " + n.Name}},
-		Interactive: true,
-		UIDMap:      b.uids,
-		GIDMap:      b.gids,
-		Stdin:       sio.Stdin,
-		Stdout:      sio.Stdout,
-		Stderr:      sio.Stderr,
-	})
+	spec.Steps = []sandbox.Step{{Argv: argv, Where: "strata chroot " + n.Name}}
+	spec.Interactive = true
+	spec.Stdin, spec.Stdout, spec.Stderr = sio.Stdin, sio.Stdout, sio.Stderr
+	_, err = sandbox.Run(ctx, spec)
 	return err
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -26,34 +25,6 @@ import (
 // encodeLocks serialises encodings of one layer folder, since two images
 // built in parallel on one base may both need its squashfs blob.
 var encodeLocks sync.Map // layer folder path -> *sync.Mutex
-
-// neededTypes are the layer types n's record must hold at the end of this
-// build: n's own, plus those of every image of the build tagged on top of
-// it, whose manifests list n's layer in their own type.
-func (b *builder) neededTypes(n *dsl.Node) []layer.Type {
-	var out []layer.Type
-	add := func(types []dsl.LayerType) {
-		for _, lt := range types {
-			t, err := layer.ParseType(string(lt))
-			if err == nil && !slices.Contains(out, t) {
-				out = append(out, t)
-			}
-		}
-	}
-	add(n.LayerTypes)
-	for m := range b.results {
-		if m == n || m.Image.IsBuildOnly() {
-			continue
-		}
-		for p := m.Parent; p != nil; p = p.Parent {
-			if p == n {
-				add(m.LayerTypes)
-				break
-			}
-		}
-	}
-	return out
-}
 
 // ensureTypes returns the record of n with a blob of every type in types,
 // encoding the missing ones from the committed layer folder. encoded lists
@@ -86,7 +57,7 @@ func (b *builder) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Rec
 	if err != nil {
 		return nil, nil, err
 	}
-	defer discard(ctx, ws, b.uids, b.gids)
+	defer b.discard(ctx, ws)
 	blobs, err := b.encodeLayerDir(ctx, n.Name, dir, ws, missing)
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %q: encode its cached layer as %s: %w", n.Name, joinTypes(missing), err)

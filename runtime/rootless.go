@@ -5,7 +5,6 @@ import (
 	"os"
 
 	"github.com/strata-build/strata/runtime/sandbox"
-	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 )
 
@@ -35,14 +34,4 @@ func RemoveAllFunc(ctx context.Context) func(string) error {
 	return func(path string) error {
 		return sandbox.RemoveAll(context.WithoutCancel(ctx), path, uids, gids)
 	}
-}
-
-// discard removes a workspace. Files a rootless step chowned to other ids
-// can only be removed from inside the user namespace that owns them.
-func discard(ctx context.Context, ws *storage.Workspace, uids, gids []sandbox.IDMap) {
-	if ws.Discard() == nil || uids == nil {
-		return
-	}
-	_ = sandbox.RemoveAll(context.WithoutCancel(ctx), ws.Dir, uids, gids)
-	ws.Discard()
 }

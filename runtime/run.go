@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+
+	"github.com/opencontainers/go-digest"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -49,74 +52,59 @@ func RunImage(ctx context.Context, o RunOptions) error {
 // runIn runs one interactive step over a throw-away upper dir on top of
 // the given layers. It closes st before the step starts.
 func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Descriptor, cfg v1.ImageConfig, step sandbox.Step) error {
-	uids, gids, err := idMapsIfRootless()
+	s, err := newStack(st)
 	if err != nil {
 		return err
 	}
-	dirs, err := runLayers(ctx, st, layers, uids != nil)
+	lowers, err := s.unpacked(ctx, layers)
 	if err != nil {
 		return err
-	}
-	lowers := make([]string, 0, len(dirs))
-	for i := len(dirs) - 1; i >= 0; i-- {
-		lowers = append(lowers, dirs[i])
 	}
 	ws, err := st.NewSession(name)
 	if err != nil {
 		return err
 	}
-	defer discard(ctx, ws, uids, gids)
+	defer s.discard(ctx, ws)
 	// The store is free for builds while the container runs.
 	if err := st.Close(); err != nil {
 		return err
 	}
-	wd := cfg.WorkingDir
-	if wd == "" {
-		wd = "/"
+	spec := s.spec(name, lowers, ws)
+	spec.WorkDir = cfg.WorkingDir
+	if spec.WorkDir == "" {
+		spec.WorkDir = "/"
 	}
-	env := mergeEnv([]string{"PATH=" + DefaultPath, "HOME=/root"}, cfg.Env)
+	spec.Env = mergeEnv([]string{"PATH=" + DefaultPath, "HOME=/root"}, cfg.Env)
 	if t, ok := os.LookupEnv("TERM"); ok {
-		env = mergeEnv(env, []string{"TERM=" + t})
+		spec.Env = mergeEnv(spec.Env, []string{"TERM=" + t})
 	}
-	_, err = sandbox.Run(ctx, sandbox.Spec{
-		Name:        name,
-		Lowers:      lowers,
-		Upper:       ws.Upper,
-		Work:        ws.Work,
-		Rootfs:      ws.Rootfs,
-		TempDir:     ws.Dir,
-		Env:         env,
-		WorkDir:     wd,
-		User:        cfg.User,
-		Steps:       []sandbox.Step{step},
-		Interactive: true,
-		UIDMap:      uids,
-		GIDMap:      gids,
-		Stdin:       os.Stdin,
-		Stdout:      os.Stdout,
-		Stderr:      os.Stderr,
-		HoldOpen:    []*os.File{ws.Lock},
-	})
+	spec.User = cfg.User
+	spec.Steps = []sandbox.Step{step}
+	spec.Interactive = true
+	spec.Stdin, spec.Stdout, spec.Stderr = os.Stdin, os.Stdout, os.Stderr
+	spec.HoldOpen = []*os.File{ws.Lock}
+	_, err = sandbox.Run(ctx, spec)
 	return err
 }
 
-// runLayers returns the folders of layers, bottom first. Without root, a
-// layer this store built is its committed folder, as strata chroot and the
-// build's own steps see it: unpacking its blob would need a chown to the
-// subordinate ids the layer's owners map to, which an unprivileged user
-// cannot make, so every file would appear owned by root. Other layers
-// (bases, images from elsewhere) are unpacked, as a build unpacks them.
-func runLayers(ctx context.Context, st *storage.Store, layers []v1.Descriptor, rootless bool) ([]string, error) {
-	if !rootless {
-		return st.UnpackAll(ctx, layers, unpackOptions(false))
-	}
-	committed, err := st.CommittedLayers()
-	if err != nil {
-		return nil, err
-	}
+// unpacked returns the folders of layers as overlay lower dirs, top
+// first. Without root, a layer this store built is its committed folder,
+// as strata chroot and the build's own steps see it: unpacking its blob
+// would need a chown to the subordinate ids the layer's owners map to,
+// which an unprivileged user cannot make, so every file would appear
+// owned by root. Other layers (bases, images from elsewhere) are
+// unpacked, as a build unpacks them.
+func (s *stack) unpacked(ctx context.Context, layers []v1.Descriptor) ([]string, error) {
 	dirs := make([]string, len(layers))
 	var rest []v1.Descriptor
 	var at []int
+	var committed map[digest.Digest]string
+	if s.uids != nil {
+		var err error
+		if committed, err = s.store.CommittedLayers(); err != nil {
+			return nil, err
+		}
+	}
 	for i, l := range layers {
 		if d, ok := committed[l.Digest]; ok {
 			dirs[i] = d
@@ -124,12 +112,13 @@ func runLayers(ctx context.Context, st *storage.Store, layers []v1.Descriptor, r
 		}
 		rest, at = append(rest, l), append(at, i)
 	}
-	unpacked, err := st.UnpackAll(ctx, rest, unpackOptions(true))
+	unpacked, err := s.store.UnpackAll(ctx, rest, unpackOptions(s.uids != nil))
 	if err != nil {
 		return nil, err
 	}
 	for j, i := range at {
 		dirs[i] = unpacked[j]
 	}
+	slices.Reverse(dirs)
 	return dirs, nil
 }

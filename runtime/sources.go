@@ -7,6 +7,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -21,19 +22,19 @@ import (
 // layout: nil for scratch, the pulled image of a *dsl.PullBase, the
 // one-layer image of a *dsl.TarballBase. Its blobs land in the store by
 // digest, so the next build finds them there without a request.
-func (b *builder) remoteBase(ctx context.Context, root *dsl.Node) (*storage.BaseImage, error) {
+func (s *stack) remoteBase(ctx context.Context, root *dsl.Node) (*storage.BaseImage, error) {
 	switch root.Base.(type) {
 	case *dsl.PullBase, *dsl.TarballBase:
 	default:
 		return nil, nil
 	}
 	key := fmt.Sprintf("%T:%s", root.Base, root.BaseDigest)
-	img, err := b.loadBase(ctx, key, func() (*storage.BaseImage, error) {
+	img, err := s.bases.load(ctx, key, func() (*storage.BaseImage, error) {
 		switch base := root.Base.(type) {
 		case *dsl.PullBase:
-			return fetch.Pull(ctx, b.opts.Store, base.Ref, root.BaseDigest, pullOptions(b.opts.Registry, base))
+			return fetch.Pull(ctx, s.store, base.Ref, root.BaseDigest, pullOptions(s.registry, base))
 		default:
-			return b.tarballBase(ctx, root.Name, base.(*dsl.TarballBase), root.BaseDigest)
+			return s.tarballBase(ctx, root.Name, base.(*dsl.TarballBase), root.BaseDigest)
 		}
 	})
 	if err != nil {
@@ -44,7 +45,7 @@ func (b *builder) remoteBase(ctx context.Context, root *dsl.Node) (*storage.Base
 
 // tarballBase loads the tarball base of image name (the chain root),
 // downloading it first when it is a URL.
-func (b *builder) tarballBase(ctx context.Context, name string, base *dsl.TarballBase, dgst string) (*storage.BaseImage, error) {
+func (s *stack) tarballBase(ctx context.Context, name string, base *dsl.TarballBase, dgst string) (*storage.BaseImage, error) {
 	d, err := digest.Parse(dgst)
 	if err != nil {
 		return nil, err
@@ -52,13 +53,21 @@ func (b *builder) tarballBase(ctx context.Context, name string, base *dsl.Tarbal
 	source := base.Path
 	if base.URL != "" {
 		source = base.URL
-		if _, err := fetch.Download(ctx, b.opts.Store, base.URL, d.Encoded(), b.downloadOptions(name, base.URL)); err != nil {
+		if _, err := fetch.Download(ctx, s.store, base.URL, d.Encoded(), s.downloadsFor(name, base.URL)); err != nil {
 			return nil, err
 		}
-	} else if err := fetch.IngestFile(ctx, b.opts.Store, base.Path, d); err != nil {
+	} else if err := fetch.IngestFile(ctx, s.store, base.Path, d); err != nil {
 		return nil, fmt.Errorf("tarball %s: %w", base.Path, err)
 	}
-	return fetch.TarballImage(ctx, b.opts.Store, source, d)
+	return fetch.TarballImage(ctx, s.store, source, d)
+}
+
+// downloadsFor are the options of the download of url for image name.
+func (s *stack) downloadsFor(name, url string) fetch.DownloadOptions {
+	if s.downloads == nil {
+		return fetch.DownloadOptions{}
+	}
+	return s.downloads(name, url)
 }
 
 // importSources makes a host path of every import that is not a local
@@ -204,10 +213,11 @@ func (b *builder) imageImport(ctx context.Context, producer *dsl.Node, src *dsl.
 	if producer == nil {
 		return "", fmt.Errorf("image %s is not in the build graph", src.Image.Name())
 	}
-	layers, err := LayerDirs(ctx, b.opts.Store, producer)
+	layers, err := b.built(ctx, producer)
 	if err != nil {
 		return "", err
 	}
+	slices.Reverse(layers) // bottom first
 	name := path.Base(path.Clean(src.Path))
 	if name == "/" {
 		name = "rootfs"

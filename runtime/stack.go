@@ -1,0 +1,239 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"golang.org/x/sync/singleflight"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/runtime/sandbox"
+	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/fetch"
+	"github.com/strata-build/strata/storage/registry"
+)
+
+// stack is the store as the root file systems of its images are made
+// from it: the rootfs of an image is an overlay of its ancestors'
+// committed layer folders over the unpacked layers of its external base.
+// It holds what every user of those folders needs alike (the store, the
+// id maps of a rootless build, how bases are pulled) and loads each
+// external base once, however many images stand on it. Build, chroot,
+// grab and run each make one.
+type stack struct {
+	store *storage.Store
+	// uids and gids map the ids of a rootless build; nil as root.
+	uids, gids []sandbox.IDMap
+	// registry holds the credentials and transport of base pulls.
+	registry registry.Options
+	// downloads gives the options of a tarball base's download for an
+	// image (progress); nil downloads quietly.
+	downloads func(image, url string) fetch.DownloadOptions
+
+	bases baseCache
+}
+
+// newStack returns the stack of st as this process sees it: rootless
+// (with the user's subordinate id maps) unless it runs as root.
+func newStack(st *storage.Store) (*stack, error) {
+	uids, gids, err := idMapsIfRootless()
+	if err != nil {
+		return nil, err
+	}
+	return &stack{store: st, uids: uids, gids: gids}, nil
+}
+
+// lowers returns the overlay lower dirs of n's rootfs, top first: the
+// committed layers of its ancestors, then the layers of the external base.
+func (s *stack) lowers(ctx context.Context, n *dsl.Node) ([]string, error) {
+	var dirs []string
+	for p := n.Parent; p != nil; p = p.Parent {
+		rec, _, err := s.store.Lookup(p.Key)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil {
+			return nil, fmt.Errorf("image %q: its base %q is not in the store", n.Name, p.Name)
+		}
+		if !rec.Empty {
+			dirs = append(dirs, s.store.LayerDir(rec.LayerDir))
+		}
+	}
+	base, err := s.base(ctx, n.Root())
+	if err != nil {
+		return nil, err
+	}
+	if base != nil {
+		unpacked, err := s.store.UnpackBase(ctx, base, unpackOptions(s.uids != nil))
+		if err != nil {
+			return nil, fmt.Errorf("image %q: unpack base: %w", n.Name, err)
+		}
+		for i := len(unpacked) - 1; i >= 0; i-- {
+			dirs = append(dirs, unpacked[i])
+		}
+	}
+	return dirs, nil
+}
+
+// built returns the layer folders of the rootfs of the built image n, top
+// first: its own committed layer, then its lowers. An image (or ancestor)
+// whose definition changed since it was built is reported as not built.
+func (s *stack) built(ctx context.Context, n *dsl.Node) ([]string, error) {
+	var own *storage.Record
+	for _, c := range n.Chain() {
+		rec, _, err := s.store.Lookup(c.Key)
+		if err != nil {
+			return nil, err
+		}
+		if rec == nil {
+			return nil, fmt.Errorf("image %q is not built as currently defined: run strata build %s", c.Name, n.Name)
+		}
+		own = rec
+	}
+	dirs, err := s.lowers(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	if !own.Empty {
+		dirs = append([]string{s.store.LayerDir(own.LayerDir)}, dirs...)
+	}
+	return dirs, nil
+}
+
+// base loads the external base of a chain root; nil for scratch.
+func (s *stack) base(ctx context.Context, root *dsl.Node) (*storage.BaseImage, error) {
+	lb, ok := root.Base.(*dsl.LayoutBase)
+	if !ok {
+		return s.remoteBase(ctx, root) // scratch, registry and tarball bases (sources.go)
+	}
+	img, err := s.bases.load(ctx, "layout:"+root.BaseDigest, func() (*storage.BaseImage, error) {
+		img, err := s.store.ImportLayout(ctx, lb.Path, lb.Tag)
+		if err != nil {
+			return nil, err
+		}
+		if img.Descriptor.Digest.String() != root.BaseDigest {
+			return nil, fmt.Errorf("%s:%s changed during the build (was %s, now %s)", lb.Path, lb.Tag, root.BaseDigest, img.Descriptor.Digest)
+		}
+		return img, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
+	}
+	return img, nil
+}
+
+// baseConfig is the config of the external base at the root of n's chain
+// (zero for scratch).
+func (s *stack) baseConfig(ctx context.Context, n *dsl.Node) (v1.ImageConfig, error) {
+	base, err := s.base(ctx, n.Root())
+	if err != nil || base == nil {
+		return v1.ImageConfig{}, err
+	}
+	return base.Config.Config, nil
+}
+
+// spec is the sandbox of a container named name over lowers (top first),
+// with ws as its writable layer; the caller adds what it runs.
+func (s *stack) spec(name string, lowers []string, ws *storage.Workspace) sandbox.Spec {
+	return sandbox.Spec{
+		Name:    name,
+		Lowers:  lowers,
+		Upper:   ws.Upper,
+		Work:    ws.Work,
+		Rootfs:  ws.Rootfs,
+		TempDir: ws.Dir,
+		UIDMap:  s.uids,
+		GIDMap:  s.gids,
+	}
+}
+
+// stepSpec is the sandbox image n's steps see, over lowers with ws as
+// its writable layer: its base's environment and working directory under
+// its own, with SOURCE_DATE_EPOCH set to epoch.
+func (s *stack) stepSpec(ctx context.Context, n *dsl.Node, lowers []string, ws *storage.Workspace, epoch int64) (sandbox.Spec, error) {
+	cfg, err := s.baseConfig(ctx, n)
+	if err != nil {
+		return sandbox.Spec{}, err
+	}
+	spec := s.spec(n.Name, lowers, ws)
+	spec.Env = n.StepEnv(mergeEnv(baseEnv(epoch), cfg.Env))
+	spec.WorkDir = n.StepWorkDir(cfg.WorkingDir)
+	return spec, nil
+}
+
+// discard removes a workspace. Files a rootless step chowned to other ids
+// can only be removed from inside the user namespace that owns them.
+func (s *stack) discard(ctx context.Context, ws *storage.Workspace) {
+	if ws.Discard() == nil || s.uids == nil {
+		return
+	}
+	_ = sandbox.RemoveAll(context.WithoutCancel(ctx), ws.Dir, s.uids, s.gids)
+	ws.Discard()
+}
+
+// baseCache loads each base once per key: images on the same base wait
+// for the first one's pull, while images on other bases pull theirs at
+// the same time. A failure is remembered too, so every image on a base
+// that failed gets the same error, which therefore names no image.
+type baseCache struct {
+	group singleflight.Group
+	// loading counts the callers whose load is under way: a load whose
+	// callers all left (cancelled) still runs to its end, and Build waits
+	// for it before it returns and the store closes.
+	loading sync.WaitGroup
+	mu      sync.Mutex
+	done    map[string]baseResult
+}
+
+type baseResult struct {
+	img *storage.BaseImage
+	err error
+}
+
+func (c *baseCache) load(ctx context.Context, key string, load func() (*storage.BaseImage, error)) (*storage.BaseImage, error) {
+	if r, ok := c.lookup(key); ok {
+		return r.img, r.err
+	}
+	c.loading.Add(1)
+	ch := c.group.DoChan(key, func() (any, error) {
+		if r, ok := c.lookup(key); ok {
+			return r, nil // finished between the lookup and DoChan
+		}
+		img, err := load()
+		r := baseResult{img, err}
+		c.mu.Lock()
+		if c.done == nil {
+			c.done = map[string]baseResult{}
+		}
+		c.done[key] = r
+		c.mu.Unlock()
+		return r, nil
+	})
+	select {
+	case v := <-ch:
+		c.loading.Done()
+		r := v.Val.(baseResult)
+		return r.img, r.err
+	case <-ctx.Done():
+		go func() {
+			<-ch
+			c.loading.Done()
+		}()
+		// ctx.Err, like every step cancelled by --fail-fast or an
+		// interrupt, so that the image counts as skipped.
+		return nil, ctx.Err()
+	}
+}
+
+func (c *baseCache) lookup(key string) (baseResult, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.done[key]
+	return r, ok
+}
+
+// wait returns when no load is under way.
+func (c *baseCache) wait() { c.loading.Wait() }
