@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/opencontainers/go-digest"
+
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/ignore"
 )
@@ -31,7 +33,7 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
-func dirKey(t *testing.T, src dsl.Source) string {
+func dirKey(t *testing.T, src dsl.Source) digest.Digest {
 	t.Helper()
 	img := dsl.New("x").From(dsl.Scratch()).Import(src, "/x")
 	g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
@@ -119,7 +120,7 @@ func TestImportKeyFollowsContent(t *testing.T) {
 		}
 		os.Chmod(f, mode)
 	}
-	key := func() string {
+	key := func() digest.Digest {
 		img := dsl.New("x").From(dsl.Scratch()).Import(dsl.File(f), "/f")
 		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
 		if err != nil {
@@ -302,7 +303,7 @@ func TestSymlinkedImportIsHashedByItsTarget(t *testing.T) {
 	os.Mkdir(tdir, 0o755)
 	os.WriteFile(filepath.Join(tdir, "f"), []byte("one"), 0o644)
 	os.Symlink("tdir", ldir)
-	keys := func() (string, string) {
+	keys := func() (digest.Digest, digest.Digest) {
 		imgs := []*dsl.Image{
 			dsl.New("f").From(dsl.Scratch()).Import(dsl.File(link), "/f"),
 			dsl.New("d").From(dsl.Scratch()).Import(dsl.Dir(ldir), "/d"),
@@ -376,7 +377,7 @@ func TestPlaceholdersInHashesAndBases(t *testing.T) {
 		t.Fatal(err)
 	}
 	n := g.Node("u")
-	if want := "sha256:" + strings.ToLower(sum); n.BaseDigest != want || n.Imports[0] != want {
+	if want := digest.Digest("sha256:" + strings.ToLower(sum)); n.BaseDigest != want || n.Imports[0] != want {
 		t.Errorf("base %s, import %s, want both %s", n.BaseDigest, n.Imports[0], want)
 	}
 	if tb := n.Base.(*dsl.TarballBase); tb.URL != "https://example.invalid/root.tar" {

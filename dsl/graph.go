@@ -2,7 +2,6 @@ package dsl
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +12,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
 )
 
@@ -33,14 +33,18 @@ type Node struct {
 	// Base is the external base (Scratch or a *LayoutBase) at the root of
 	// the chain; nil when Parent is set.
 	Base Base
-	// BaseDigest is the manifest digest of a layout base.
-	BaseDigest string
+	// BaseDigest identifies the content of an external base: the
+	// manifest digest of a layout base, the manifest or index digest of a
+	// registry base, the sha256 of a tarball.
+	BaseDigest digest.Digest
 	// Deps are the nodes that must be built before this one: the parent
 	// and the images imports are taken from.
 	Deps []*Node
-	// Imports holds the content digest of each Import step, by step index.
-	Imports map[int]string
-	// ImportNodes holds the node of each FromImage import, by step index.
+	// Imports holds the content digest of each Import step of a local
+	// file or folder or of a URL, by step index.
+	Imports map[int]digest.Digest
+	// ImportNodes holds the node of each FromImage import, by step index:
+	// its Key stands for the imported content.
 	ImportNodes map[int]*Node
 	// LayerTypes are the encodings of the node's layer: the image's own
 	// or the build's.
@@ -50,13 +54,13 @@ type Node struct {
 	Params map[string]string
 	// BindDigests holds the content digest of each bind keyed by its
 	// content (see ContentKey), by bind index.
-	BindDigests map[int]string
+	BindDigests map[int]digest.Digest
 	// Volatile is set when the image (or one it depends on) has host binds
 	// not keyed by their content: what its steps read through them cannot
 	// be hashed, so it is rebuilt every time.
 	Volatile bool
 	// Key is the content-addressed cache key of the node's layer.
-	Key string
+	Key digest.Digest
 	// KeyInputs is the canonical document Key is the digest of; comparing
 	// two of them says why a key changed.
 	KeyInputs []byte
@@ -87,9 +91,9 @@ type Options struct {
 type Resolver interface {
 	// BaseDigest returns the digest identifying the content of a *PullBase
 	// or *TarballBase.
-	BaseDigest(b Base) (string, error)
+	BaseDigest(b Base) (digest.Digest, error)
 	// SourceDigest returns the content digest of a *URLSource.
-	SourceDigest(s Source) (string, error)
+	SourceDigest(s Source) (digest.Digest, error)
 }
 
 // Error is a list of problems found while evaluating definitions, each
@@ -170,7 +174,7 @@ func (ev *evaluator) visit(orig *Image) *Node {
 	for _, k := range missing {
 		ev.missing[k] = append(ev.missing[k], fmt.Sprintf("image %q (%s)", img.name, img.defined))
 	}
-	n := &Node{Name: img.name, Image: img, Imports: map[int]string{}, ImportNodes: map[int]*Node{}, Params: used}
+	n := &Node{Name: img.name, Image: img, Imports: map[int]digest.Digest{}, ImportNodes: map[int]*Node{}, Params: used}
 	ev.byPtr[orig] = n
 	for _, err := range img.errs {
 		ev.problem(err)
@@ -197,7 +201,7 @@ func (ev *evaluator) visit(orig *Image) *Node {
 			continue
 		}
 		if n.BindDigests == nil {
-			n.BindDigests = map[int]string{}
+			n.BindDigests = map[int]digest.Digest{}
 		}
 		n.BindDigests[idx] = d
 	}
@@ -248,7 +252,7 @@ func (ev *evaluator) base(n *Node) string {
 	case *Image:
 		n.Parent = ev.visit(b)
 		n.Deps = append(n.Deps, n.Parent)
-		return n.Parent.Key
+		return n.Parent.Key.String()
 	case scratchBase:
 		n.Base = b
 		return "scratch"
@@ -258,12 +262,13 @@ func (ev *evaluator) base(n *Node) string {
 		if err != nil {
 			return fail(err)
 		}
-		n.BaseDigest = d
+		n.BaseDigest = digest.Digest(d)
 		return "layout:" + d
 	case *PullBase:
 		n.Base = b
 		if _, d, ok := strings.Cut(b.Ref, "@"); ok {
-			n.BaseDigest = d
+			// Not checked here: pulling the base checks it.
+			n.BaseDigest = digest.Digest(d)
 			return "image:" + d + platformKey(b) // an index digest names every platform
 		}
 		if ev.opts.Resolver == nil {
@@ -274,28 +279,30 @@ func (ev *evaluator) base(n *Node) string {
 			return fail(err)
 		}
 		n.BaseDigest = d
-		return "image:" + d + platformKey(b)
+		return "image:" + d.String() + platformKey(b)
 	case *TarballBase:
 		n.Base = b
-		var d string
+		var d digest.Digest
 		var err error
 		switch {
 		case b.Path != "" && b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
 			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", b.Path, b.Remote.SHA256)
 		case b.Path != "":
-			d, err = fileDigest(b.Path)
+			var fd string
+			fd, err = fileDigest(b.Path)
+			d = digest.Digest(fd)
 			// A pin on a local file is a promise about its content, as on a
 			// URL: a file replaced by another must fail here rather than
 			// rebuild on content nobody reviewed. The runtime then copies
 			// the file into the store checked against d, so what it unpacks
 			// is what was checked here.
-			if err == nil && b.Remote.SHA256 != "" && d != "sha256:"+b.Remote.SHA256 {
+			if err == nil && b.Remote.SHA256 != "" && d != digest.NewDigestFromEncoded(digest.SHA256, b.Remote.SHA256) {
 				err = fmt.Errorf("tarball %s: expected sha256:%s, got %s: the file does not match its pin", b.Path, b.Remote.SHA256, d)
 			}
 		case b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
 			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", b.URL, b.Remote.SHA256)
 		case b.Remote.SHA256 != "":
-			d = "sha256:" + b.Remote.SHA256
+			d = digest.NewDigestFromEncoded(digest.SHA256, b.Remote.SHA256)
 		case !ev.opts.AllowUnpinnedURLs:
 			err = fmt.Errorf("tarball %s has no sha256: pin it with dsl.SHA256(...) or build with --allow-unpinned-urls", b.URL)
 		case ev.opts.Resolver == nil:
@@ -307,7 +314,7 @@ func (ev *evaluator) base(n *Node) string {
 			return fail(err)
 		}
 		n.BaseDigest = d
-		return "tarball:" + d
+		return "tarball:" + d.String()
 	default:
 		return fail(fmt.Errorf("of unsupported type %T", b))
 	}
@@ -338,7 +345,7 @@ func (ev *evaluator) imports(n *Node) {
 				fail(err)
 				continue
 			}
-			n.Imports[idx] = d
+			n.Imports[idx] = digest.Digest(d)
 		case *URLSource:
 			switch {
 			case s.SHA256 != "":
@@ -346,7 +353,7 @@ func (ev *evaluator) imports(n *Node) {
 					fail(fmt.Errorf("%q is not a sha256 digest in hex (64 characters)", s.SHA256))
 					continue
 				}
-				n.Imports[idx] = "sha256:" + s.SHA256
+				n.Imports[idx] = digest.NewDigestFromEncoded(digest.SHA256, s.SHA256)
 			case !ev.opts.AllowUnpinnedURLs:
 				fail(fmt.Errorf("URL %s has no sha256: give it as dsl.URL(url, \"<sha256 hex>\") or build with --allow-unpinned-urls", s.URL))
 			case ev.opts.Resolver == nil:
@@ -373,9 +380,6 @@ func (ev *evaluator) imports(n *Node) {
 			if !slices.Contains(n.Deps, dep) {
 				n.Deps = append(n.Deps, dep)
 			}
-			// The producer's key stands for its content: the same key
-			// builds the same rootfs.
-			n.Imports[idx] = "image:" + dep.Key + ":" + path.Clean(s.Path)
 		default:
 			fail(fmt.Errorf("unsupported source %T", s))
 		}
@@ -414,7 +418,7 @@ type keyImport struct {
 	GID    *int    `json:"gid,omitempty"`
 }
 
-func (ev *evaluator) key(n *Node, parent string) ([]byte, string) {
+func (ev *evaluator) key(n *Node, parent string) ([]byte, digest.Digest) {
 	img := n.Image
 	doc := keyDoc{Version: 2, Name: img.name, Parent: parent, Epoch: ev.opts.SourceDateEpoch, WorkDir: img.workDir}
 	if len(n.Params) > 0 {
@@ -423,7 +427,7 @@ func (ev *evaluator) key(n *Node, parent string) ([]byte, string) {
 	for idx, b := range img.binds {
 		bind := fmt.Sprintf("%s:%s:%v", b.Source, b.Dest, b.ReadOnly)
 		if d, ok := n.BindDigests[idx]; ok {
-			bind += ":" + d
+			bind += ":" + d.String()
 		}
 		doc.Binds = append(doc.Binds, bind)
 	}
@@ -439,14 +443,26 @@ func (ev *evaluator) key(n *Node, parent string) ([]byte, string) {
 			continue
 		}
 		im := st.Import
-		doc.Steps = append(doc.Steps, keyStep{Import: &keyImport{Digest: n.Imports[idx], Dest: im.Dest, Mode: im.Mode, UID: im.UID, GID: im.GID}})
+		doc.Steps = append(doc.Steps, keyStep{Import: &keyImport{Digest: importKey(n, idx, im.Source), Dest: im.Dest, Mode: im.Mode, UID: im.UID, GID: im.GID}})
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
 		panic(err) // plain strings and numbers always marshal
 	}
-	sum := sha256.Sum256(b)
-	return b, "sha256:" + hex.EncodeToString(sum[:])
+	return b, digest.FromBytes(b)
+}
+
+// importKey is what the key document holds for the import at step idx:
+// its content digest, or for a FromImage import its producer's key and
+// the path, since the same key builds the same rootfs.
+func importKey(n *Node, idx int, src Source) string {
+	if s, ok := src.(*ImageSource); ok {
+		if dep := n.ImportNodes[idx]; dep != nil {
+			return "image:" + dep.Key.String() + ":" + path.Clean(s.Path)
+		}
+		return ""
+	}
+	return n.Imports[idx].String()
 }
 
 // Node returns the node named name, or nil.
@@ -537,7 +553,7 @@ func platformKey(b *PullBase) string {
 // bindDigest is the content digest of a bind keyed by its content: of the
 // whole bind, or of its KeyPaths (each named in the hash, so moving
 // content from one to another changes it), hashed as imports are.
-func bindDigest(b Bind) (string, error) {
+func bindDigest(b Bind) (digest.Digest, error) {
 	root, err := filepath.EvalSymlinks(b.Source)
 	if err != nil {
 		return "", err
@@ -547,7 +563,7 @@ func bindDigest(b Bind) (string, error) {
 		if err := hashTree(h, root, nil); err != nil {
 			return "", err
 		}
-		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+		return digest.NewDigest(digest.SHA256, h), nil
 	}
 	for _, p := range b.KeyPaths {
 		p = path.Clean(p)
@@ -560,5 +576,5 @@ func bindDigest(b Bind) (string, error) {
 			return "", err
 		}
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return digest.NewDigest(digest.SHA256, h), nil
 }

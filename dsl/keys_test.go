@@ -16,19 +16,19 @@ import (
 // what it was asked.
 type pinResolver struct{}
 
-func (pinResolver) BaseDigest(b dsl.Base) (string, error) {
+func (pinResolver) BaseDigest(b dsl.Base) (digest.Digest, error) {
 	switch b.(type) {
 	case *dsl.PullBase:
-		return "sha256:" + strings.Repeat("1", 64), nil
+		return digest.Digest("sha256:" + strings.Repeat("1", 64)), nil
 	case *dsl.TarballBase:
-		return "sha256:" + strings.Repeat("2", 64), nil
+		return digest.Digest("sha256:" + strings.Repeat("2", 64)), nil
 	default:
 		return "", nil
 	}
 }
 
-func (pinResolver) SourceDigest(dsl.Source) (string, error) {
-	return "sha256:" + strings.Repeat("3", 64), nil
+func (pinResolver) SourceDigest(dsl.Source) (digest.Digest, error) {
+	return digest.Digest("sha256:" + strings.Repeat("3", 64)), nil
 }
 
 // TestCacheKeysArePinned pins the cache keys of definitions using every

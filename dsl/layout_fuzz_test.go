@@ -63,7 +63,7 @@ func FuzzLayoutBase(f *testing.F) {
 			return
 		}
 		got := g.Node("fuzz").BaseDigest
-		if _, err := digest.Parse(got); err != nil {
+		if err := got.Validate(); err != nil {
 			t.Fatalf("index %q accepted with base digest %q: %v", index, got, err)
 		}
 		// The index is decoded here apart from dsl, as the OCI spec says.
@@ -77,7 +77,7 @@ func FuzzLayoutBase(f *testing.F) {
 			t.Fatalf("index %q accepted but it is not JSON of an index: %v", index, err)
 		}
 		for _, m := range idx.Manifests {
-			if m.Annotations["org.opencontainers.image.ref.name"] == "t" && m.Digest == got {
+			if m.Annotations["org.opencontainers.image.ref.name"] == "t" && m.Digest == got.String() {
 				return
 			}
 		}

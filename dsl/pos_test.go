@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/dsl/internal/testlib"
@@ -105,7 +106,7 @@ func TestErrorsOfALibraryNameTheCaller(t *testing.T) {
 }
 
 func TestKeysDoNotDependOnTheCallChain(t *testing.T) {
-	key := func(img *dsl.Image) string {
+	key := func(img *dsl.Image) digest.Digest {
 		t.Helper()
 		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
 		if err != nil {

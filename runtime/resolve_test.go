@@ -32,7 +32,7 @@ func TestResolverUnpinnedURL(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256([]byte(body))
-	if got := g.Node("u").Imports[0]; got != "sha256:"+hex.EncodeToString(sum[:]) {
+	if got := g.Node("u").Imports[0]; got.String() != "sha256:"+hex.EncodeToString(sum[:]) {
 		t.Errorf("import digest %q, want the content's", got)
 	}
 	first := g.Node("u").Key

@@ -45,9 +45,8 @@ func (s *stack) remoteBase(ctx context.Context, root *dsl.Node) (*storage.BaseIm
 
 // tarballBase loads the tarball base of image name (the chain root),
 // downloading it first when it is a URL.
-func (s *stack) tarballBase(ctx context.Context, name string, base *dsl.TarballBase, dgst string) (*storage.BaseImage, error) {
-	d, err := digest.Parse(dgst)
-	if err != nil {
+func (s *stack) tarballBase(ctx context.Context, name string, base *dsl.TarballBase, d digest.Digest) (*storage.BaseImage, error) {
+	if err := d.Validate(); err != nil {
 		return nil, err
 	}
 	source := base.Path
@@ -121,10 +120,9 @@ func (b *builder) importSources(ctx context.Context, n *dsl.Node) (paths map[int
 // name, as a path whose base name is the URL's, which is how steps find it
 // under dsl.ImportDir: a hard link to the blob, kept in the store's
 // downloads/ folder.
-func (b *builder) downloadImport(ctx context.Context, name string, src *dsl.URLSource, dgst string) (string, error) {
-	d, err := digest.Parse(dgst)
-	if err != nil {
-		return "", fmt.Errorf("URL %s: digest %q: %w", src.URL, dgst, err)
+func (b *builder) downloadImport(ctx context.Context, name string, src *dsl.URLSource, d digest.Digest) (string, error) {
+	if err := d.Validate(); err != nil {
+		return "", fmt.Errorf("URL %s: digest %q: %w", src.URL, d, err)
 	}
 	blob, err := fetch.Download(ctx, b.opts.Store, src.URL, d.Encoded(), b.downloadOptions(name, src.URL))
 	if err != nil {

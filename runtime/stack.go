@@ -109,12 +109,12 @@ func (s *stack) base(ctx context.Context, root *dsl.Node) (*storage.BaseImage, e
 	if !ok {
 		return s.remoteBase(ctx, root) // scratch, registry and tarball bases (sources.go)
 	}
-	img, err := s.bases.load(ctx, "layout:"+root.BaseDigest, func() (*storage.BaseImage, error) {
+	img, err := s.bases.load(ctx, "layout:"+root.BaseDigest.String(), func() (*storage.BaseImage, error) {
 		img, err := s.store.ImportLayout(ctx, lb.Path, lb.Tag)
 		if err != nil {
 			return nil, err
 		}
-		if img.Descriptor.Digest.String() != root.BaseDigest {
+		if img.Descriptor.Digest != root.BaseDigest {
 			return nil, fmt.Errorf("%s:%s changed during the build (was %s, now %s)", lb.Path, lb.Tag, root.BaseDigest, img.Descriptor.Digest)
 		}
 		return img, nil

@@ -15,8 +15,8 @@ import (
 // Record is what the store remembers of one built node, found by the
 // node's cache key.
 type Record struct {
-	Key   string `json:"key"`
-	Image string `json:"image"`
+	Key   digest.Digest `json:"key"`
+	Image string        `json:"image"`
 	// Empty means the image's steps changed nothing: it adds no layer.
 	Empty bool `json:"empty,omitempty"`
 	// LayerDir names the unpacked layer under layers/ (the committed
@@ -46,12 +46,10 @@ func (r *Record) Blob(typ string) (LayerBlob, bool) {
 	return LayerBlob{}, false
 }
 
-func keyFile(key string) string {
-	_, hex, _ := strings.Cut(key, ":")
-	return hex
-}
+// keyFile is the name a key takes in the store's file names.
+func keyFile(key digest.Digest) string { return key.Encoded() }
 
-func (s *Store) recordPath(key string) string {
+func (s *Store) recordPath(key digest.Digest) string {
 	return filepath.Join(s.Root, "cache", keyFile(key)+".json")
 }
 
@@ -63,7 +61,10 @@ func (s *Store) lastPath(image string) string {
 // whose blobs or layer folder are gone, or a file in its place that strata
 // did not write (see Record.check), is dropped, not trusted; dropped says
 // why.
-func (s *Store) Lookup(key string) (rec *Record, dropped string, err error) {
+func (s *Store) Lookup(key digest.Digest) (rec *Record, dropped string, err error) {
+	if err := key.Validate(); err != nil {
+		return nil, "", fmt.Errorf("cache key %q: %w", key, err)
+	}
 	rec, garbage, err := readRecord(s.recordPath(key))
 	if err != nil || (rec == nil && garbage == "") {
 		return nil, "", err
@@ -72,7 +73,7 @@ func (s *Store) Lookup(key string) (rec *Record, dropped string, err error) {
 		garbage = rec.check()
 	}
 	if garbage == "" && rec.Key != key {
-		garbage = "it is the record of " + rec.Key
+		garbage = "it is the record of " + rec.Key.String()
 	}
 	if garbage != "" {
 		dropped = "its record is not one strata wrote (" + garbage + ")"
@@ -92,7 +93,7 @@ func (s *Store) Lookup(key string) (rec *Record, dropped string, err error) {
 // that is not one name under layers/ must never become an overlay lower
 // dir.
 func (r *Record) check() string {
-	if _, err := digest.Parse(r.Key); err != nil {
+	if r.Key.Validate() != nil {
 		return fmt.Sprintf("key %q is not a digest", r.Key)
 	}
 	if r.Image == "" {
@@ -185,6 +186,9 @@ type CommitBlob struct {
 // the record is written last, so an interrupted commit leaves at most
 // unreferenced files, never a record pointing at something half-written.
 func (s *Store) Commit(ws *Workspace, rec Record, blobs []CommitBlob) (*Record, error) {
+	if err := rec.Key.Validate(); err != nil {
+		return nil, fmt.Errorf("commit %s: cache key %q: %w", rec.Image, rec.Key, err)
+	}
 	for _, b := range blobs {
 		dst := s.BlobPath(b.Descriptor.Digest.String())
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
@@ -254,7 +258,7 @@ func writeJSON(path string, v any) (err error) {
 // record is rewritten atomically, so a reader sees the record with or
 // without the new type, never one naming a blob that is not there. Adding
 // a type the record already has keeps the existing blob.
-func (s *Store) AddBlob(key string, blob CommitBlob) (*Record, error) {
+func (s *Store) AddBlob(key digest.Digest, blob CommitBlob) (*Record, error) {
 	rec, dropped, err := s.Lookup(key)
 	if err != nil {
 		return nil, err

@@ -19,7 +19,7 @@ import (
 // accepted and the fuzzer explores more than the refusals.
 type fuzzRecordStore struct {
 	st       *Store
-	key      string
+	key      digest.Digest
 	layerDir string
 	blob     digest.Digest
 	size     int64
@@ -31,7 +31,7 @@ func newFuzzRecordStore(f *testing.F) *fuzzRecordStore {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() { st.Close() })
-	key := digest.FromString("fuzz key").String()
+	key := digest.FromString("fuzz key")
 	content := []byte("a layer blob")
 	fs := &fuzzRecordStore{st: st, key: key, layerDir: "k-" + keyFile(key), blob: digest.FromBytes(content), size: int64(len(content))}
 	if err := os.MkdirAll(st.LayerDir(fs.layerDir), 0o755); err != nil {
@@ -120,7 +120,7 @@ func FuzzCacheRecord(f *testing.F) {
 
 // checkRecord fails unless rec, accepted by Lookup(key), has what a build
 // reads from it.
-func checkRecord(t *testing.T, st *Store, key string, rec *Record, data []byte) {
+func checkRecord(t *testing.T, st *Store, key digest.Digest, rec *Record, data []byte) {
 	t.Helper()
 	if rec.Key != key {
 		t.Fatalf("record %q accepted for %s names key %q", data, key, rec.Key)

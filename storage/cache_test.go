@@ -22,7 +22,7 @@ func TestLookupDropsRecordsStrataDidNotWrite(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	key := digest.FromString("key").String()
+	key := digest.FromString("key")
 	d := digest.FromString("layer")
 	good := Record{Key: key, Image: "img", LayerDir: "k-" + keyFile(key),
 		Layers: []LayerBlob{{Type: "tar+gzip", Descriptor: v1.Descriptor{Digest: d, Size: 5}, DiffID: d.String()}}}
@@ -40,7 +40,7 @@ func TestLookupDropsRecordsStrataDidNotWrite(t *testing.T) {
 		{"empty", `{}`, `key "" is not a digest`},
 		{"stacker's", `{"version":1,"cache":"lolnope"}`, `key "" is not a digest`},
 		{"not JSON", `{"key":`, "not JSON of a record"},
-		{"another key's", with(func(r *Record) { r.Key = digest.FromString("other").String() }), "it is the record of sha256:"},
+		{"another key's", with(func(r *Record) { r.Key = digest.FromString("other") }), "it is the record of sha256:"},
 		{"no image", with(func(r *Record) { r.Image = "" }), "names no image"},
 		{"layer folder outside", with(func(r *Record) { r.LayerDir = "../../etc" }), `layer folder "../../etc" is not a name under layers/`},
 		{"no layer folder", with(func(r *Record) { r.LayerDir = "" }), `layer folder "" is not a name`},

@@ -78,7 +78,7 @@ func TestCommitLookupAndDrop(t *testing.T) {
 	blob := filepath.Join(ws.Out, "blob")
 	os.WriteFile(blob, []byte("layer"), 0o644)
 	d := digest.FromString("layer")
-	key := digest.FromString("key").String()
+	key := digest.FromString("key")
 	rec, err := s.Commit(ws, Record{Key: key, Image: "img"}, []CommitBlob{{Path: blob, LayerBlob: LayerBlob{Type: "tar+gzip", Descriptor: v1.Descriptor{Digest: d, Size: 5}, DiffID: d.String()}}})
 	if err != nil {
 		t.Fatal(err)

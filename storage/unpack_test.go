@@ -74,7 +74,7 @@ func TestAddBlob(t *testing.T) {
 	defer s.Close()
 	ws, _ := s.NewWorkspace("img")
 	os.WriteFile(filepath.Join(ws.Upper, "f"), []byte("x"), 0o644)
-	key := digest.FromString("key").String()
+	key := digest.FromString("key")
 	if _, err := s.Commit(ws, Record{Key: key, Image: "img"}, nil); err != nil {
 		t.Fatal(err)
 	}

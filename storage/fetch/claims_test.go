@@ -131,7 +131,7 @@ func TestPullClaimsChecked(t *testing.T) {
 		}
 		return v1.Descriptor{Digest: digest.FromBytes(b), Size: int64(len(b))}
 	}
-	pushLie := func(tag string, size int64, diffID digest.Digest) string {
+	pushLie := func(tag string, size int64, diffID digest.Digest) digest.Digest {
 		cfgRaw, _ := json.Marshal(v1.Image{Platform: v1.Platform{OS: "linux", Architecture: "amd64"},
 			RootFS: v1.RootFS{Type: "layers", DiffIDs: []digest.Digest{diffID}}})
 		cfg := putBlob(cfgRaw)
@@ -144,7 +144,7 @@ func TestPullClaimsChecked(t *testing.T) {
 		if err := remote.Put(repo.Tag(tag), rawManifest(m)); err != nil {
 			t.Fatal(err)
 		}
-		return digest.FromBytes(m).String()
+		return digest.FromBytes(m)
 	}
 	layerDigest := digest.FromBytes(blob).String()
 	for _, size := range []int64{10, 1 << 40} {

@@ -116,7 +116,7 @@ func Download(ctx context.Context, st *storage.Store, url, sha256Hex string, o D
 // Probe downloads url, which no digest pins, into the download cache and
 // returns its digest ("sha256:..."), so that evaluating definitions can
 // put the content into the cache key; Download then takes that copy.
-func Probe(ctx context.Context, url string, o DownloadOptions) (_ string, err error) {
+func Probe(ctx context.Context, url string, o DownloadOptions) (_ digest.Digest, err error) {
 	body, _, err := get(ctx, url, o)
 	if err != nil {
 		return "", err
@@ -147,7 +147,7 @@ func Probe(ctx context.Context, url string, o DownloadOptions) (_ string, err er
 	if err := os.Rename(tmp.Name(), filepath.Join(dir, sum)); err != nil {
 		return "", err
 	}
-	return "sha256:" + sum, nil
+	return digest.NewDigestFromEncoded(digest.SHA256, sum), nil
 }
 
 // get requests url and returns the body and its announced size (-1 when

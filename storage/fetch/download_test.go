@@ -74,12 +74,12 @@ func TestProbeThenDownloadOffline(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d != "sha256:"+sha([]byte("unpinned")) {
+	if d.String() != "sha256:"+sha([]byte("unpinned")) {
 		t.Fatalf("Probe = %s", d)
 	}
 	srv.Close()
 	st := openStore(t, t.TempDir())
-	if _, err := fetch.Download(ctx, st, srv.URL+"/u", strings.TrimPrefix(d, "sha256:"), o); err != nil {
+	if _, err := fetch.Download(ctx, st, srv.URL+"/u", d.Encoded(), o); err != nil {
 		t.Fatalf("Download after Probe needed the network: %v", err)
 	}
 }

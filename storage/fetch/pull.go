@@ -44,13 +44,13 @@ const (
 // Resolve returns the digest the reference ref points at (a manifest or a
 // multi-platform index) with one HEAD request; a reference pinned by
 // digest costs no request at all.
-func Resolve(ctx context.Context, ref string, o PullOptions) (string, error) {
+func Resolve(ctx context.Context, ref string, o PullOptions) (digest.Digest, error) {
 	r, err := registry.ParseReference(ref, o.Registry)
 	if err != nil {
 		return "", err
 	}
 	if d, ok := r.(name.Digest); ok {
-		return d.DigestStr(), nil
+		return digest.Digest(d.DigestStr()), nil // name.Digest checked it
 	}
 	ropts, err := registry.RemoteOptions(ctx, o.Registry)
 	if err != nil {
@@ -60,19 +60,18 @@ func Resolve(ctx context.Context, ref string, o PullOptions) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("resolve %s: %w", r, explain(err))
 	}
-	return desc.Digest.String(), nil
+	return digest.Digest(desc.Digest.String()), nil
 }
 
-// Pull makes the image at ref, pinned to dgst (a manifest or an index
+// Pull makes the image at ref, pinned to want (a manifest or an index
 // digest, usually what Resolve returned), available in the store and
 // returns it. Blobs the store already holds are not asked for again: when
 // the manifest (or the index), its config and its layers are all there,
 // Pull makes no request at all. Every blob fetched is checked against its
 // digest before it is stored.
-func Pull(ctx context.Context, st *storage.Store, ref, dgst string, o PullOptions) (*storage.BaseImage, error) {
-	want, err := digest.Parse(dgst)
-	if err != nil {
-		return nil, fmt.Errorf("pull %s: digest %q: %w", ref, dgst, err)
+func Pull(ctx context.Context, st *storage.Store, ref string, want digest.Digest, o PullOptions) (*storage.BaseImage, error) {
+	if err := want.Validate(); err != nil {
+		return nil, fmt.Errorf("pull %s: digest %q: %w", ref, want, err)
 	}
 	r, err := registry.ParseReference(ref, o.Registry)
 	if err != nil {

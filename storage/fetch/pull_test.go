@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/types"
+	"github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/storage/fetch"
 	"github.com/strata-build/strata/storage/registry"
@@ -23,7 +24,7 @@ import (
 
 var insecure = fetch.PullOptions{Registry: registry.Options{Insecure: true}}
 
-func push(t *testing.T, ref string, img v1.Image) string {
+func push(t *testing.T, ref string, img v1.Image) digest.Digest {
 	t.Helper()
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
@@ -33,7 +34,7 @@ func push(t *testing.T, ref string, img v1.Image) string {
 		t.Fatal(err)
 	}
 	d, _ := img.Digest()
-	return d.String()
+	return digest.Digest(d.String())
 }
 
 func TestPullCachesByDigest(t *testing.T) {
@@ -81,10 +82,10 @@ func TestPullCachesByDigest(t *testing.T) {
 	}
 
 	// Pinned by digest, a second pull is served by the store alone.
-	if _, err := fetch.Resolve(ctx, reg.host()+"/base@"+d, insecure); err != nil {
+	if _, err := fetch.Resolve(ctx, reg.host()+"/base@"+d.String(), insecure); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fetch.Pull(ctx, st, reg.host()+"/base@"+d, d, insecure); err != nil {
+	if _, err := fetch.Pull(ctx, st, reg.host()+"/base@"+d.String(), d, insecure); err != nil {
 		t.Fatal(err)
 	}
 	if reqs := reg.take(); len(reqs) != 0 {
@@ -157,7 +158,7 @@ func TestPullRejectsWrongContent(t *testing.T) {
 	st := openStore(t, t.TempDir())
 	other, _ := random.Image(100, 1)
 	od, _ := other.Digest()
-	if _, err := fetch.Pull(context.Background(), st, ref, od.String(), insecure); err == nil {
+	if _, err := fetch.Pull(context.Background(), st, ref, digest.Digest(od.String()), insecure); err == nil {
 		t.Fatal("pull of a digest the registry does not have succeeded")
 	}
 	if _, err := os.Stat(st.BlobPath(od.String())); err == nil {

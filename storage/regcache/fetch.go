@@ -39,7 +39,7 @@ type FetchOptions struct {
 // the registry has no record for key. Nothing is committed unless every
 // blob matched its digest and unpacked: a failed Fetch leaves only files
 // under the store's tmp/.
-func (c *Cache) Fetch(ctx context.Context, st *storage.Store, key string, o FetchOptions) (*storage.Record, error) {
+func (c *Cache) Fetch(ctx context.Context, st *storage.Store, key digest.Digest, o FetchOptions) (*storage.Record, error) {
 	tag, err := Tag(key)
 	if err != nil {
 		return nil, err

@@ -32,17 +32,16 @@ const (
 const maxRecordSize = 1 << 20
 
 // Tag returns the tag of the record of key.
-func Tag(key string) (string, error) {
-	d, err := digest.Parse(key)
-	if err != nil || d.Algorithm() != digest.SHA256 {
+func Tag(key digest.Digest) (string, error) {
+	if key.Validate() != nil || key.Algorithm() != digest.SHA256 {
 		return "", fmt.Errorf("cache key %q is not a sha256 digest", key)
 	}
-	return TagPrefix + d.Encoded(), nil
+	return TagPrefix + key.Encoded(), nil
 }
 
 // record is the config blob of a cache record manifest.
 type record struct {
-	Key    string              `json:"key"`
+	Key    digest.Digest       `json:"key"`
 	Image  string              `json:"image"`
 	Empty  bool                `json:"empty,omitempty"`
 	Layers []storage.LayerBlob `json:"layers"`
@@ -66,7 +65,7 @@ func encode(rec *storage.Record) (config, manifest []byte, err error) {
 		ArtifactType: MediaTypeRecord,
 		Config:       ispec.Descriptor{MediaType: MediaTypeRecord, Digest: digest.FromBytes(config), Size: int64(len(config))},
 		Layers:       []ispec.Descriptor{},
-		Annotations:  map[string]string{AnnotationKey: rec.Key, AnnotationImage: rec.Image},
+		Annotations:  map[string]string{AnnotationKey: rec.Key.String(), AnnotationImage: rec.Image},
 	}
 	for _, b := range rec.Layers {
 		m.Layers = append(m.Layers, ispec.Descriptor{MediaType: b.Descriptor.MediaType, Digest: b.Descriptor.Digest, Size: b.Descriptor.Size})
@@ -78,7 +77,7 @@ func encode(rec *storage.Record) (config, manifest []byte, err error) {
 // decode checks a fetched manifest and its record against the key asked
 // for and returns the record. Everything is checked before any blob is
 // downloaded: a record is data from the network.
-func decode(key string, m ispec.Manifest, config []byte) (*record, error) {
+func decode(key digest.Digest, m ispec.Manifest, config []byte) (*record, error) {
 	if m.Config.MediaType != MediaTypeRecord {
 		return nil, fmt.Errorf("not a strata cache record (config media type %q)", m.Config.MediaType)
 	}
