@@ -34,7 +34,6 @@ func BuildWith(ctx context.Context, opts Options, images ...*dsl.Image) ([]runti
 // bounds the registry and download requests that tags and unpinned URLs
 // need.
 func Evaluate(ctx context.Context, opts Options, images ...*dsl.Image) (*dsl.Graph, error) {
-	opts.ctx = ctx
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
@@ -46,7 +45,7 @@ func Evaluate(ctx context.Context, opts Options, images ...*dsl.Image) (*dsl.Gra
 	if err != nil {
 		return nil, err
 	}
-	return dsl.Evaluate(images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: opts.LayerTypes,
+	return dsl.Evaluate(ctx, images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: opts.LayerTypes,
 		Params: params, Resolver: resolver, AllowUnpinnedURLs: opts.AllowUnpinnedURLs})
 }
 

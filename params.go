@@ -2,7 +2,6 @@ package strata
 
 import (
 	"bufio"
-	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -114,9 +113,5 @@ func (o Options) sources() (map[string]string, dsl.Resolver, error) {
 	for k, v := range o.Params {
 		params[k] = v
 	}
-	ctx := o.ctx
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	return params, runtime.NewResolver(ctx, o.Registry), nil
+	return params, runtime.NewResolver(o.Registry), nil
 }

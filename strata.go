@@ -10,7 +10,6 @@
 package strata
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"os"
@@ -79,9 +78,6 @@ type Options struct {
 	// sha256: they are then downloaded at every build to learn their
 	// digest.
 	AllowUnpinnedURLs bool
-	// ctx, when set, bounds the registry and download requests made while
-	// evaluating (tags resolved, unpinned URLs downloaded).
-	ctx context.Context
 }
 
 func (o *Options) fill() error {

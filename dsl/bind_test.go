@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,7 +23,7 @@ func TestBindContentKey(t *testing.T) {
 		t.Helper()
 		img := dsl.New("b").From(dsl.Scratch()).Bind(tool, "/tool", opts...).Run("true")
 		child := dsl.New("c").From(img).Run("true")
-		g, err := dsl.Evaluate([]*dsl.Image{child}, dsl.Options{})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{child}, dsl.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +75,7 @@ func TestBindContentKeyErrors(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			line := thisLine() + 1
 			img := dsl.New("b").From(dsl.Scratch()).Bind(tool, "/tool", tc.opts...)
-			_, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+			_, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), fmt.Sprintf("bind_test.go:%d", line)) {
 				t.Errorf("got %v, want %q at bind_test.go:%d", err, tc.want, line)
 			}
@@ -95,7 +96,7 @@ func ExampleContentKey() {
 		Bind(goroot, "/usr/local/go", dsl.ReadOnly(), dsl.ContentKey("VERSION")).
 		Run("/usr/local/go/bin/go build -o /out/app ./src").
 		BuildOnly()
-	g, err := dsl.Evaluate([]*dsl.Image{builder}, dsl.Options{})
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{builder}, dsl.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"errors"
 	"path"
 	"strings"
@@ -30,7 +31,7 @@ func FuzzDestinations(f *testing.F) {
 	f.Fuzz(func(t *testing.T, dest, param string) {
 		src := dsl.URL("https://example.com/f", strings.Repeat("0", 64))
 		img := dsl.New("fuzz").From(dsl.Scratch()).Import(src, dest).Bind(bindSrc, dest)
-		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{"DEST": param}})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{Params: map[string]string{"DEST": param}})
 		if err != nil {
 			var e *dsl.Error
 			if !errors.As(err, &e) {

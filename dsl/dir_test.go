@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -36,7 +37,7 @@ func write(t *testing.T, path, content string) {
 func dirKey(t *testing.T, src dsl.Source) digest.Digest {
 	t.Helper()
 	img := dsl.New("x").From(dsl.Scratch()).Import(src, "/x")
-	g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +148,7 @@ func TestBadExcludePatternNamesTheDirCall(t *testing.T) {
 	dir := tree(t, map[string]string{"f": "x"})
 	src, line := dsl.Dir(dir, dsl.Exclude("*.log", "[a-")), thisLine()
 	img := dsl.New("x").From(dsl.Scratch()).Import(src, "/x")
-	_, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
 	if err == nil {
 		t.Fatal("a malformed pattern was accepted")
 	}

@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -47,7 +48,7 @@ func TestImmutable(t *testing.T) {
 func TestEvaluateOrderAndKeys(t *testing.T) {
 	child := dsl.New("child").From(base).Run("echo child")
 	other := dsl.New("other").From(base).Run("echo other")
-	g, err := dsl.Evaluate([]*dsl.Image{other, child}, dsl.Options{})
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{other, child}, dsl.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestEvaluateOrderAndKeys(t *testing.T) {
 	}
 
 	// The key is a pure function of the definitions.
-	g2, err := dsl.Evaluate([]*dsl.Image{child, other}, dsl.Options{})
+	g2, err := dsl.Evaluate(context.Background(), []*dsl.Image{child, other}, dsl.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +77,7 @@ func TestEvaluateOrderAndKeys(t *testing.T) {
 
 	// A changed base changes every key above it.
 	base2 := dsl.New("base").From(dsl.Scratch()).Run("echo base v2")
-	g3, err := dsl.Evaluate([]*dsl.Image{dsl.New("child").From(base2).Run("echo child")}, dsl.Options{})
+	g3, err := dsl.Evaluate(context.Background(), []*dsl.Image{dsl.New("child").From(base2).Run("echo child")}, dsl.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +89,7 @@ func TestEvaluateOrderAndKeys(t *testing.T) {
 	}
 
 	// Config-only changes keep the key (no step needs to run again).
-	g4, err := dsl.Evaluate([]*dsl.Image{child.Label("a", "b").Entrypoint("/bin/sh")}, dsl.Options{})
+	g4, err := dsl.Evaluate(context.Background(), []*dsl.Image{child.Label("a", "b").Entrypoint("/bin/sh")}, dsl.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestEvaluateOrderAndKeys(t *testing.T) {
 		opts dsl.Options
 		same bool
 	}{{dsl.Options{SourceDateEpoch: 1}, false}, {dsl.Options{LayerTypes: []dsl.LayerType{dsl.Squashfs}}, true}} {
-		g5, err := dsl.Evaluate([]*dsl.Image{child}, c.opts)
+		g5, err := dsl.Evaluate(context.Background(), []*dsl.Image{child}, c.opts)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +123,7 @@ func TestImportKeyFollowsContent(t *testing.T) {
 	}
 	key := func() digest.Digest {
 		img := dsl.New("x").From(dsl.Scratch()).Import(dsl.File(f), "/f")
-		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,9 +145,9 @@ func TestImportKeyFollowsContent(t *testing.T) {
 		t.Error("new mode kept the key")
 	}
 	img := dsl.New("x").From(dsl.Scratch()).Import(dsl.File(f), "/f")
-	g, _ := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+	g, _ := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
 	write("three", 0o755)
-	g2, _ := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+	g2, _ := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
 	if got, want := dsl.Explain(g.Node("x").KeyInputs, g2.Node("x")), "imported file "+f+" changed"; got != want {
 		t.Errorf("Explain = %q, want %q", got, want)
 	}
@@ -155,7 +156,7 @@ func TestImportKeyFollowsContent(t *testing.T) {
 func TestRelativePathsResolveAgainstTheGoFile(t *testing.T) {
 	t.Chdir(t.TempDir())
 	img := dsl.New("x").From(dsl.Scratch()).Import(dsl.File("testdata/greeting.txt"), "/etc/greeting")
-	if _, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{}); err != nil {
+	if _, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{}); err != nil {
 		t.Fatalf("relative import from another working directory: %v", err)
 	}
 	_, file, _, _ := runtime.Caller(0)
@@ -175,7 +176,7 @@ func TestErrorsNameTheGoLine(t *testing.T) {
 	relDest, relLine := dsl.New("reldest").From(dsl.Scratch()).Import(dsl.File("testdata/greeting.txt"), "etc/x"), thisLine()
 	bad, badLine := dsl.New("Bad Name").From(dsl.Scratch()), thisLine()
 
-	_, err := dsl.Evaluate([]*dsl.Image{noBase, missing, dup1, dup2, relDest, bad}, dsl.Options{})
+	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{noBase, missing, dup1, dup2, relDest, bad}, dsl.Options{})
 	var ee *dsl.Error
 	if !errors.As(err, &ee) {
 		t.Fatalf("err = %v, want *dsl.Error", err)
@@ -207,7 +208,7 @@ func TestSameDefinitionTwiceIsNotADuplicate(t *testing.T) {
 	mk := func() *dsl.Image { return dsl.New("tool").From(dsl.Scratch()).Run("true") }
 	a := dsl.New("a").From(mk()).Run("true")
 	b := dsl.New("b").From(mk()).Run("true")
-	g, err := dsl.Evaluate([]*dsl.Image{a, b}, dsl.Options{})
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{a, b}, dsl.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestSameDefinitionTwiceIsNotADuplicate(t *testing.T) {
 func TestConfig(t *testing.T) {
 	parent := dsl.New("p").From(dsl.Scratch()).Env("A", "1").Entrypoint("/bin/p").Cmd("x").Label("l", "p").WorkDir("/srv")
 	child := dsl.New("c").From(parent).Env("B", "2").Env("A", "3").Entrypoint("/bin/c").Label("m", "c").User("1000")
-	g, err := dsl.Evaluate([]*dsl.Image{child}, dsl.Options{})
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{child}, dsl.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +239,7 @@ func TestConfig(t *testing.T) {
 
 func TestSelect(t *testing.T) {
 	child := dsl.New("child").From(base).Run("true")
-	g, err := dsl.Evaluate([]*dsl.Image{child, dsl.New("lone").From(dsl.Scratch()).Run("true")}, dsl.Options{})
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{child, dsl.New("lone").From(dsl.Scratch()).Run("true")}, dsl.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -260,7 +261,7 @@ func TestParametersAreInTheKeyOfTheirUsersOnly(t *testing.T) {
 	user := dsl.New("user").From(dsl.Scratch()).Run("echo ${{V}} ${{W:default}}")
 	other := dsl.New("other").From(dsl.Scratch()).Run("echo hi")
 	eval := func(params map[string]string) *dsl.Graph {
-		g, err := dsl.Evaluate([]*dsl.Image{user, other}, dsl.Options{Params: params})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{user, other}, dsl.Options{Params: params})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +280,7 @@ func TestParametersAreInTheKeyOfTheirUsersOnly(t *testing.T) {
 	if got := dsl.Explain(g1.Node("user").KeyInputs, g2.Node("user")); got != "build parameter V changed" {
 		t.Errorf("Explain = %q", got)
 	}
-	_, err := dsl.Evaluate([]*dsl.Image{user}, dsl.Options{Params: map[string]string{}})
+	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{user}, dsl.Options{Params: map[string]string{}})
 	if err == nil || !strings.Contains(err.Error(), `build parameter V is not set`) || !strings.Contains(err.Error(), `image "user"`) {
 		t.Errorf("missing parameter error = %v", err)
 	}
@@ -288,7 +289,7 @@ func TestParametersAreInTheKeyOfTheirUsersOnly(t *testing.T) {
 func TestSameNameDifferentConfigIsAnError(t *testing.T) {
 	a := dsl.New("app").From(dsl.Scratch()).Run("true").Entrypoint("/a")
 	b := dsl.New("app").From(dsl.Scratch()).Run("true").Entrypoint("/b")
-	_, err := dsl.Evaluate([]*dsl.Image{dsl.New("x").From(a).Run("true"), dsl.New("y").From(b).Run("true")}, dsl.Options{})
+	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{dsl.New("x").From(a).Run("true"), dsl.New("y").From(b).Run("true")}, dsl.Options{})
 	if err == nil || !strings.Contains(err.Error(), `image name "app" is used by two different definitions`) {
 		t.Errorf("err = %v", err)
 	}
@@ -308,7 +309,7 @@ func TestSymlinkedImportIsHashedByItsTarget(t *testing.T) {
 			dsl.New("f").From(dsl.Scratch()).Import(dsl.File(link), "/f"),
 			dsl.New("d").From(dsl.Scratch()).Import(dsl.Dir(ldir), "/d"),
 		}
-		g, err := dsl.Evaluate(imgs, dsl.Options{})
+		g, err := dsl.Evaluate(context.Background(), imgs, dsl.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +337,7 @@ func TestPlaceholdersInPaths(t *testing.T) {
 		Import(dsl.FromImage(builder, "/out/${{DEST}}"), "/bin/").
 		Bind("${{BIND}}", "/mnt/${{DEST}}")
 	eval := func(src string) *dsl.Node {
-		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{Params: map[string]string{
 			"SRC": filepath.Join(dir, src), "DEST": "x", "BIND": dir,
 		}})
 		if err != nil {
@@ -358,7 +359,7 @@ func TestPlaceholdersInPaths(t *testing.T) {
 	if bs := a.Image.Binds(); len(bs) != 1 || bs[0].Source != dir || bs[0].Dest != "/mnt/x" {
 		t.Errorf("bind expanded to %+v", bs)
 	}
-	_, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{
+	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{Params: map[string]string{
 		"SRC": filepath.Join(dir, "a"), "DEST": "x", "BIND": filepath.Join(dir, "missing"),
 	}})
 	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, "missing")) {
@@ -370,7 +371,7 @@ func TestPlaceholdersInHashesAndBases(t *testing.T) {
 	sum := strings.Repeat("AB", 32)
 	img := dsl.New("u").From(dsl.Tarball("https://example.invalid/${{T}}.tar", dsl.SHA256("${{TAR_SHA}}"))).
 		Import(dsl.URL("https://example.invalid/${{F}}", "${{SHA_X}}"), "/f")
-	g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{Params: map[string]string{
 		"T": "root", "TAR_SHA": sum, "F": "file", "SHA_X": sum,
 	}})
 	if err != nil {
@@ -383,7 +384,7 @@ func TestPlaceholdersInHashesAndBases(t *testing.T) {
 	if tb := n.Base.(*dsl.TarballBase); tb.URL != "https://example.invalid/root.tar" {
 		t.Errorf("tarball URL expanded to %q", tb.URL)
 	}
-	_, err = dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{
+	_, err = dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{Params: map[string]string{
 		"T": "root", "TAR_SHA": "../../zz", "F": "file", "SHA_X": sum,
 	}})
 	if err == nil || !strings.Contains(err.Error(), `"../../zz" is not a sha256 digest`) {
@@ -397,7 +398,7 @@ func TestImportDestinations(t *testing.T) {
 		Import(dsl.File("/etc/hosts"), "${{D}}").
 		Bind("/etc", "${{B}}")
 	eval := func(d, b string) (*dsl.Node, error) {
-		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{"D": d, "B": b}})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{Params: map[string]string{"D": d, "B": b}})
 		if err != nil {
 			return nil, err
 		}
@@ -430,7 +431,7 @@ func TestLocalTarballPinIsChecked(t *testing.T) {
 	os.WriteFile(file, []byte("rootfs"), 0o644)
 	const sum = "3c47ef972d531d524daa15fa33dd885dd23de6221bbd10a29eb42ecfcf2ef422" // sha256 of "rootfs"
 	eval := func(pin string) (*dsl.Node, error) {
-		g, err := dsl.Evaluate([]*dsl.Image{dsl.New("t").From(dsl.Tarball(file, dsl.SHA256(pin))).Run("true")}, dsl.Options{})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{dsl.New("t").From(dsl.Tarball(file, dsl.SHA256(pin))).Run("true")}, dsl.Options{})
 		if err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"fmt"
 
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -34,7 +35,7 @@ func ExampleEvaluate() {
 		Env("MODE", "prod").
 		Entrypoint("/app")
 
-	g, err := dsl.Evaluate([]*dsl.Image{app}, dsl.Options{})
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{app}, dsl.Options{})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 
@@ -98,7 +99,7 @@ func FuzzExpand(f *testing.F) {
 		if strings.TrimSpace(s) != "" {
 			img = img.Run(s)
 		}
-		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: params})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{Params: params})
 		want, used, missing := modelExpand(s, params)
 		if len(missing) > 0 {
 			if err == nil {

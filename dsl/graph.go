@@ -1,6 +1,7 @@
 package dsl
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -87,13 +88,14 @@ type Options struct {
 // Resolver finds what evaluation cannot know without the network: the
 // manifest digest a registry tag points at, the digest of an unpinned
 // download. strata build passes one that asks the registry (one small
-// request per tag) and downloads into the store.
+// request per tag) and downloads into the store. Its requests end with
+// the ctx Evaluate was given.
 type Resolver interface {
 	// BaseDigest returns the digest identifying the content of a *PullBase
 	// or *TarballBase.
-	BaseDigest(b Base) (digest.Digest, error)
+	BaseDigest(ctx context.Context, b Base) (digest.Digest, error)
 	// SourceDigest returns the content digest of a *URLSource.
-	SourceDigest(s Source) (digest.Digest, error)
+	SourceDigest(ctx context.Context, s Source) (digest.Digest, error)
 }
 
 // Error is a list of problems found while evaluating definitions, each
@@ -112,8 +114,9 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() []error { return e.Problems }
 
 // Evaluate validates the definitions reachable from images and lowers them
-// into a Graph. Every problem found is reported, not just the first.
-func Evaluate(images []*Image, opts Options) (*Graph, error) {
+// into a Graph. Every problem found is reported, not just the first. ctx
+// bounds what opts.Resolver asks the network.
+func Evaluate(ctx context.Context, images []*Image, opts Options) (*Graph, error) {
 	if len(opts.LayerTypes) == 0 {
 		opts.LayerTypes = []LayerType{TarGzip}
 	}
@@ -133,7 +136,7 @@ func Evaluate(images []*Image, opts Options) (*Graph, error) {
 			ev.problems = append(ev.problems, errors.New("a nil *dsl.Image was given to Evaluate"))
 			continue
 		}
-		ev.visit(img)
+		ev.visit(ctx, img)
 	}
 	ev.reportMissingParams()
 	if len(ev.problems) > 0 {
@@ -166,7 +169,7 @@ func (ev *evaluator) reportMissingParams() {
 
 func (ev *evaluator) problem(err error) { ev.problems = append(ev.problems, err) }
 
-func (ev *evaluator) visit(orig *Image) *Node {
+func (ev *evaluator) visit(ctx context.Context, orig *Image) *Node {
 	if n, ok := ev.byPtr[orig]; ok {
 		return n
 	}
@@ -184,8 +187,8 @@ func (ev *evaluator) visit(orig *Image) *Node {
 		n.LayerTypes = ev.opts.LayerTypes
 	}
 
-	parentKey := ev.base(n)
-	ev.imports(n)
+	parentKey := ev.base(ctx, n)
+	ev.imports(ctx, n)
 	for idx, b := range img.binds {
 		if _, err := os.Stat(b.Source); err != nil {
 			ev.problem(fmt.Errorf("%s: image %q: bind source %s does not exist", b.Pos, img.name, b.Source))
@@ -239,7 +242,7 @@ func outputDoc(n *Node) string {
 }
 
 // base resolves the node's base and returns what its key builds on.
-func (ev *evaluator) base(n *Node) string {
+func (ev *evaluator) base(ctx context.Context, n *Node) string {
 	img := n.Image
 	fail := func(err error) string {
 		ev.problem(fmt.Errorf("%s: image %q: base %w", img.basePos, img.name, err))
@@ -250,7 +253,7 @@ func (ev *evaluator) base(n *Node) string {
 		ev.problem(fmt.Errorf("%s: image %q has no base: add .From(dsl.Scratch()), .From(dsl.Layout(...)) or .From(anotherImage)", img.defined, img.name))
 		return "none"
 	case *Image:
-		n.Parent = ev.visit(b)
+		n.Parent = ev.visit(ctx, b)
 		n.Deps = append(n.Deps, n.Parent)
 		return n.Parent.Key.String()
 	case scratchBase:
@@ -274,7 +277,7 @@ func (ev *evaluator) base(n *Node) string {
 		if ev.opts.Resolver == nil {
 			return fail(fmt.Errorf("%s is a tag: resolving it needs the registry (pin it with @sha256:... to evaluate offline)", b.Ref))
 		}
-		d, err := ev.opts.Resolver.BaseDigest(b)
+		d, err := ev.opts.Resolver.BaseDigest(ctx, b)
 		if err != nil {
 			return fail(err)
 		}
@@ -308,7 +311,7 @@ func (ev *evaluator) base(n *Node) string {
 		case ev.opts.Resolver == nil:
 			err = fmt.Errorf("tarball %s has no sha256 and nothing can download it here", b.URL)
 		default:
-			d, err = ev.opts.Resolver.BaseDigest(b)
+			d, err = ev.opts.Resolver.BaseDigest(ctx, b)
 		}
 		if err != nil {
 			return fail(err)
@@ -325,7 +328,7 @@ func isSHA256Hex(s string) bool {
 }
 
 // imports records the content digest of every import.
-func (ev *evaluator) imports(n *Node) {
+func (ev *evaluator) imports(ctx context.Context, n *Node) {
 	img := n.Image
 	// Imports that share a base name are all copied; which of them
 	// ImportDir shows under that name is the sandbox's to decide (the
@@ -359,7 +362,7 @@ func (ev *evaluator) imports(n *Node) {
 			case ev.opts.Resolver == nil:
 				fail(fmt.Errorf("URL %s has no sha256 and nothing can download it here", s.URL))
 			default:
-				d, err := ev.opts.Resolver.SourceDigest(s)
+				d, err := ev.opts.Resolver.SourceDigest(ctx, s)
 				if err != nil {
 					fail(err)
 					continue
@@ -375,7 +378,7 @@ func (ev *evaluator) imports(n *Node) {
 				fail(fmt.Errorf("path %q in image %s must be absolute", s.Path, s.Image.name))
 				continue
 			}
-			dep := ev.visit(s.Image)
+			dep := ev.visit(ctx, s.Image)
 			n.ImportNodes[idx] = dep
 			if !slices.Contains(n.Deps, dep) {
 				n.Deps = append(n.Deps, dep)

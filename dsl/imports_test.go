@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -40,7 +41,7 @@ func TestImportsSharingABaseName(t *testing.T) {
 			Import(dsl.FromImage(producer, "/a.txt"), "/y")},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			g, err := dsl.Evaluate([]*dsl.Image{c.img}, dsl.Options{})
+			g, err := dsl.Evaluate(context.Background(), []*dsl.Image{c.img}, dsl.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,7 +17,7 @@ import (
 // what it was asked.
 type pinResolver struct{}
 
-func (pinResolver) BaseDigest(b dsl.Base) (digest.Digest, error) {
+func (pinResolver) BaseDigest(_ context.Context, b dsl.Base) (digest.Digest, error) {
 	switch b.(type) {
 	case *dsl.PullBase:
 		return digest.Digest("sha256:" + strings.Repeat("1", 64)), nil
@@ -27,7 +28,7 @@ func (pinResolver) BaseDigest(b dsl.Base) (digest.Digest, error) {
 	}
 }
 
-func (pinResolver) SourceDigest(dsl.Source) (digest.Digest, error) {
+func (pinResolver) SourceDigest(context.Context, dsl.Source) (digest.Digest, error) {
 	return digest.Digest("sha256:" + strings.Repeat("3", 64)), nil
 }
 
@@ -75,7 +76,7 @@ func TestCacheKeysArePinned(t *testing.T) {
 		dsl.New("tarball").From(dsl.Tarball("https://example.com/base.tar.gz", dsl.SHA256(pin))).Run("true"),
 		dsl.New("unpinned-tarball").From(dsl.Tarball("https://example.com/base.tar.gz")).Run("true"),
 	}
-	g, err := dsl.Evaluate(imgs, dsl.Options{SourceDateEpoch: 1, Params: map[string]string{"V": "v"},
+	g, err := dsl.Evaluate(context.Background(), imgs, dsl.Options{SourceDateEpoch: 1, Params: map[string]string{"V": "v"},
 		Resolver: pinResolver{}, AllowUnpinnedURLs: true})
 	if err != nil {
 		t.Fatal(err)

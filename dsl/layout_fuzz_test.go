@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -46,7 +47,7 @@ func FuzzLayoutBase(f *testing.F) {
 			}
 		}
 		img := dsl.New("fuzz").From(dsl.Layout(dir, "t"))
-		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{}})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{Params: map[string]string{}})
 		if ents, _ := os.ReadDir(box); len(ents) != 1 {
 			t.Fatalf("reading index %q wrote beside the layout: %v", index, ents)
 		}

@@ -1,6 +1,7 @@
 package dsl_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -98,7 +99,7 @@ func TestPosRoundTripsThroughJSON(t *testing.T) {
 
 func TestErrorsOfALibraryNameTheCaller(t *testing.T) {
 	img, line := testlib.App("Bad Name"), thisLine()
-	_, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
 	want := here(line) + " → " + libLine(t, "app-new") + `: image name "Bad Name"`
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Errorf("err = %v, want it to contain %s", err, want)
@@ -108,7 +109,7 @@ func TestErrorsOfALibraryNameTheCaller(t *testing.T) {
 func TestKeysDoNotDependOnTheCallChain(t *testing.T) {
 	key := func(img *dsl.Image) digest.Digest {
 		t.Helper()
-		g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -128,7 +129,7 @@ func TestLibraryTakesSourcesMadeByTheCaller(t *testing.T) {
 	if want := filepath.Join(filepath.Dir(file), "testdata/greeting.txt"); src.Path != want {
 		t.Errorf("path = %s, want %s (the caller's folder)", src.Path, want)
 	}
-	if _, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{}); err != nil {
+	if _, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{}); err != nil {
 		t.Errorf("evaluate: %v", err)
 	}
 }

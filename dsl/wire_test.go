@@ -2,6 +2,7 @@ package dsl_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -72,7 +73,7 @@ func TestDefinitionsRoundTrip(t *testing.T) {
 		for _, tg := range ts {
 			imgs = append(imgs, tg.Image)
 		}
-		g, err := dsl.Evaluate(imgs, dsl.Options{Params: map[string]string{}})
+		g, err := dsl.Evaluate(context.Background(), imgs, dsl.Options{Params: map[string]string{}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,11 +122,11 @@ func TestDefinitionsRoundTrip(t *testing.T) {
 		t.Errorf("cleared entrypoint came back as %q", cfg.Entrypoint)
 	}
 	// A placeholder in a path is expanded on the reading side.
-	ph, err := dsl.Evaluate([]*dsl.Image{defs.Targets[3].Image}, dsl.Options{Params: map[string]string{"WIRE_FILE": "/etc/hostname"}})
+	ph, err := dsl.Evaluate(context.Background(), []*dsl.Image{defs.Targets[3].Image}, dsl.Options{Params: map[string]string{"WIRE_FILE": "/etc/hostname"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, err := dsl.Evaluate([]*dsl.Image{defs.Targets[3].Image}, dsl.Options{Params: map[string]string{}})
+	def, err := dsl.Evaluate(context.Background(), []*dsl.Image{defs.Targets[3].Image}, dsl.Options{Params: map[string]string{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +143,7 @@ func TestDefinitionsCarryErrors(t *testing.T) {
 	bad := dsl.New("Bad").From(dsl.Scratch()).Run("")
 	line := thisLine() - 1
 	defs := roundTrip(t, []dsl.Target{{Var: "Bad", Image: bad}})
-	_, err := dsl.Evaluate([]*dsl.Image{defs.Targets[0].Image}, dsl.Options{Params: map[string]string{}})
+	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{defs.Targets[0].Image}, dsl.Options{Params: map[string]string{}})
 	if err == nil {
 		t.Fatal("no error")
 	}

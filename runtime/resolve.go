@@ -19,7 +19,6 @@ import (
 // build then finds them. Each answer is remembered, so images sharing a
 // base or a URL agree on its digest within one evaluation.
 type Resolver struct {
-	ctx      context.Context
 	registry registry.Options
 	download fetch.DownloadOptions
 
@@ -28,36 +27,36 @@ type Resolver struct {
 }
 
 // NewResolver returns a Resolver whose requests use reg (credentials, CA,
-// --insecure) and stop when ctx ends.
-func NewResolver(ctx context.Context, reg registry.Options) *Resolver {
-	return &Resolver{ctx: ctx, registry: reg, memo: map[string]digest.Digest{}}
+// --insecure).
+func NewResolver(reg registry.Options) *Resolver {
+	return &Resolver{registry: reg, memo: map[string]digest.Digest{}}
 }
 
 // BaseDigest returns the manifest (or index) digest a *dsl.PullBase's tag
 // points at, or the content digest of an unpinned *dsl.TarballBase URL.
-func (r *Resolver) BaseDigest(b dsl.Base) (digest.Digest, error) {
+func (r *Resolver) BaseDigest(ctx context.Context, b dsl.Base) (digest.Digest, error) {
 	switch b := b.(type) {
 	case *dsl.PullBase:
 		return r.once("pull "+b.Ref, func() (digest.Digest, error) {
-			return fetch.Resolve(r.ctx, b.Ref, pullOptions(r.registry, b))
+			return fetch.Resolve(ctx, b.Ref, pullOptions(r.registry, b))
 		})
 	case *dsl.TarballBase:
 		if b.URL == "" {
 			return "", fmt.Errorf("tarball %s: nothing to resolve for a local file", b.Path)
 		}
-		return r.once("url "+b.URL, func() (digest.Digest, error) { return fetch.Probe(r.ctx, b.URL, r.download) })
+		return r.once("url "+b.URL, func() (digest.Digest, error) { return fetch.Probe(ctx, b.URL, r.download) })
 	}
 	return "", fmt.Errorf("cannot resolve a base of type %T", b)
 }
 
 // SourceDigest downloads an unpinned *dsl.URLSource and returns its
 // content digest.
-func (r *Resolver) SourceDigest(s dsl.Source) (digest.Digest, error) {
+func (r *Resolver) SourceDigest(ctx context.Context, s dsl.Source) (digest.Digest, error) {
 	u, ok := s.(*dsl.URLSource)
 	if !ok {
 		return "", fmt.Errorf("cannot resolve a source of type %T", s)
 	}
-	return r.once("url "+u.URL, func() (digest.Digest, error) { return fetch.Probe(r.ctx, u.URL, r.download) })
+	return r.once("url "+u.URL, func() (digest.Digest, error) { return fetch.Probe(ctx, u.URL, r.download) })
 }
 
 func (r *Resolver) once(key string, f func() (digest.Digest, error)) (digest.Digest, error) {

@@ -22,12 +22,12 @@ func TestResolverUnpinnedURL(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(body)) }))
 	defer srv.Close()
 	img := dsl.New("u").From(dsl.Scratch()).Import(dsl.URL(srv.URL+"/tool", ""), "/tool")
-	opts := dsl.Options{Resolver: runtime.NewResolver(context.Background(), registry.Options{})}
-	if _, err := dsl.Evaluate([]*dsl.Image{img}, opts); err == nil || !strings.Contains(err.Error(), "--allow-unpinned-urls") {
+	opts := dsl.Options{Resolver: runtime.NewResolver(registry.Options{})}
+	if _, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, opts); err == nil || !strings.Contains(err.Error(), "--allow-unpinned-urls") {
 		t.Fatalf("unpinned URL without the flag: %v", err)
 	}
 	opts.AllowUnpinnedURLs = true
-	g, err := dsl.Evaluate([]*dsl.Image{img}, opts)
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,8 +37,8 @@ func TestResolverUnpinnedURL(t *testing.T) {
 	}
 	first := g.Node("u").Key
 	body = "v2"
-	opts.Resolver = runtime.NewResolver(context.Background(), registry.Options{})
-	g, err = dsl.Evaluate([]*dsl.Image{img}, opts)
+	opts.Resolver = runtime.NewResolver(registry.Options{})
+	g, err = dsl.Evaluate(context.Background(), []*dsl.Image{img}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,7 +81,7 @@ func FuzzCacheRecord(f *testing.F) {
 	f.Add([]byte(`{"keyInputs":{"v":"x","steps":[{"import":{}}],"params":{"A":null}}}`))
 
 	img := dsl.New("fuzz").From(dsl.Scratch()).Run("true")
-	g, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{Params: map[string]string{}})
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{Params: map[string]string{}})
 	if err != nil {
 		f.Fatal(err)
 	}

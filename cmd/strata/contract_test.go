@@ -553,7 +553,7 @@ func TestCheck(t *testing.T) {
 // names the definition's file:line, before anything runs.
 func TestBindSourceMustExist(t *testing.T) {
 	img := dsl.New("binds").From(dsl.Scratch()).Bind("/nonexistent/strata-bind", "/mnt/x")
-	_, err := dsl.Evaluate([]*dsl.Image{img}, dsl.Options{})
+	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
 	if err == nil || !strings.Contains(err.Error(), "contract_test.go:") || !strings.Contains(err.Error(), "/nonexistent/strata-bind") {
 		t.Errorf("err = %v", err)
 	}
