@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/storage/fetch"
@@ -17,13 +18,16 @@ import (
 // digest a base's tag points at (one HEAD request per tag and build) and
 // downloads the URLs no digest pins into the download cache, where the
 // build then finds them. Each answer is remembered, so images sharing a
-// base or a URL agree on its digest within one evaluation.
+// base or a URL agree on its digest within one evaluation. It is safe for
+// concurrent use: different tags and URLs resolve in parallel, and callers
+// asking for one at the same time share one request.
 type Resolver struct {
 	registry registry.Options
 	download fetch.DownloadOptions
 
-	mu   sync.Mutex
-	memo map[string]digest.Digest
+	group singleflight.Group
+	mu    sync.Mutex
+	memo  map[string]digest.Digest // successes only: a failure is asked again
 }
 
 // NewResolver returns a Resolver whose requests use reg (credentials, CA,
@@ -37,14 +41,14 @@ func NewResolver(reg registry.Options) *Resolver {
 func (r *Resolver) BaseDigest(ctx context.Context, b dsl.Base) (digest.Digest, error) {
 	switch b := b.(type) {
 	case *dsl.PullBase:
-		return r.once("pull "+b.Ref, func() (digest.Digest, error) {
+		return r.once(ctx, "pull "+b.Ref, func(ctx context.Context) (digest.Digest, error) {
 			return fetch.Resolve(ctx, b.Ref, pullOptions(r.registry, b))
 		})
 	case *dsl.TarballBase:
 		if b.URL == "" {
 			return "", fmt.Errorf("tarball %s: nothing to resolve for a local file", b.Path)
 		}
-		return r.once("url "+b.URL, func() (digest.Digest, error) { return fetch.Probe(ctx, b.URL, r.download) })
+		return r.once(ctx, "url "+b.URL, r.probe(b.URL))
 	}
 	return "", fmt.Errorf("cannot resolve a base of type %T", b)
 }
@@ -56,21 +60,50 @@ func (r *Resolver) SourceDigest(ctx context.Context, s dsl.Source) (digest.Diges
 	if !ok {
 		return "", fmt.Errorf("cannot resolve a source of type %T", s)
 	}
-	return r.once("url "+u.URL, func() (digest.Digest, error) { return fetch.Probe(ctx, u.URL, r.download) })
+	return r.once(ctx, "url "+u.URL, r.probe(u.URL))
 }
 
-func (r *Resolver) once(key string, f func() (digest.Digest, error)) (digest.Digest, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if d, ok := r.memo[key]; ok {
+func (r *Resolver) probe(url string) func(context.Context) (digest.Digest, error) {
+	return func(ctx context.Context) (digest.Digest, error) { return fetch.Probe(ctx, url, r.download) }
+}
+
+// once returns the remembered answer for key, or runs resolve for it. A
+// caller that asks while another's resolve of key is under way waits for
+// that one and shares its outcome (made with the first caller's ctx); it
+// stops waiting when its own ctx ends.
+func (r *Resolver) once(ctx context.Context, key string, resolve func(context.Context) (digest.Digest, error)) (digest.Digest, error) {
+	if d, ok := r.remembered(key); ok {
 		return d, nil
 	}
-	d, err := f()
-	if err != nil {
-		return "", err
+	ch := r.group.DoChan(key, func() (any, error) {
+		if d, ok := r.remembered(key); ok {
+			return d, nil // resolved between the lookup and DoChan
+		}
+		d, err := resolve(ctx)
+		if err != nil {
+			return nil, err
+		}
+		r.mu.Lock()
+		r.memo[key] = d
+		r.mu.Unlock()
+		return d, nil
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return "", res.Err
+		}
+		return res.Val.(digest.Digest), nil
+	case <-ctx.Done():
+		return "", ctx.Err()
 	}
-	r.memo[key] = d
-	return d, nil
+}
+
+func (r *Resolver) remembered(key string) (digest.Digest, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.memo[key]
+	return d, ok
 }
 
 // pullOptions are the settings of pulling b: the build's registry options,

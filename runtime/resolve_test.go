@@ -7,7 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/runtime"
@@ -44,5 +48,57 @@ func TestResolverUnpinnedURL(t *testing.T) {
 	}
 	if g.Node("u").Key == first {
 		t.Error("changed content behind an unpinned URL kept the cache key")
+	}
+}
+
+// Different URLs resolve in parallel, and one URL asked for by many
+// callers at once is downloaded once.
+func TestResolverParallelAndOnce(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	var mu sync.Mutex
+	hits := map[string]int{}
+	var arrived sync.WaitGroup
+	arrived.Add(2)
+	both := make(chan struct{})
+	go func() { arrived.Wait(); close(both) }()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hits[r.URL.Path]++
+		first := hits[r.URL.Path] == 1
+		mu.Unlock()
+		if first {
+			arrived.Done()
+		}
+		// Each answer waits for both URLs to be asked: a resolver that
+		// resolves one at a time never asks for the second.
+		select {
+		case <-both:
+		case <-time.After(10 * time.Second):
+			http.Error(w, "the other URL was not asked while this one was", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte(r.URL.Path))
+	}))
+	defer srv.Close()
+
+	r := runtime.NewResolver(registry.Options{})
+	paths := []string{"/a", "/b", "/a", "/b", "/a", "/b"}
+	got := make([]digest.Digest, len(paths))
+	errs := make([]error, len(paths))
+	var wg sync.WaitGroup
+	for i, p := range paths {
+		wg.Go(func() { got[i], errs[i] = r.SourceDigest(context.Background(), dsl.URL(srv.URL+p, "")) })
+	}
+	wg.Wait()
+	for i, p := range paths {
+		if errs[i] != nil {
+			t.Fatalf("%s: %v", p, errs[i])
+		}
+		if want := digest.FromString(p); got[i] != want {
+			t.Errorf("%s: digest %s, want %s", p, got[i], want)
+		}
+	}
+	if hits["/a"] != 1 || hits["/b"] != 1 {
+		t.Errorf("requests %v, want one per URL", hits)
 	}
 }
