@@ -77,8 +77,8 @@ func Pull(ctx context.Context, st *storage.Store, ref string, want digest.Digest
 	if err != nil {
 		return nil, err
 	}
-	p := &puller{st: st, ctx: ctx, repo: r.Context(), o: o}
-	img, err := p.image(want, -1)
+	p := &puller{st: st, repo: r.Context(), o: o}
+	img, err := p.image(ctx, want, -1)
 	if err != nil {
 		return nil, fmt.Errorf("pull %s (%s): %w", r, want, err)
 	}
@@ -88,7 +88,6 @@ func Pull(ctx context.Context, st *storage.Store, ref string, want digest.Digest
 
 type puller struct {
 	st    *storage.Store
-	ctx   context.Context
 	repo  name.Repository
 	o     PullOptions
 	ropts []remote.Option
@@ -96,9 +95,9 @@ type puller struct {
 
 // remote returns the registry options, set up on first use so that a pull
 // served from the store touches neither credentials nor the network.
-func (p *puller) remote() ([]remote.Option, error) {
+func (p *puller) remote(ctx context.Context) ([]remote.Option, error) {
 	if p.ropts == nil {
-		ro, err := registry.RemoteOptions(p.ctx, p.o.Registry)
+		ro, err := registry.RemoteOptions(ctx, p.o.Registry)
 		if err != nil {
 			return nil, err
 		}
@@ -117,8 +116,8 @@ type manifest struct {
 
 // image reads the manifest or index d, whose descriptor claims size bytes
 // (-1: d came from a tag or a pin, which claim no size).
-func (p *puller) image(d digest.Digest, size int64) (*storage.BaseImage, error) {
-	raw, err := p.manifestBlob(d)
+func (p *puller) image(ctx context.Context, d digest.Digest, size int64) (*storage.BaseImage, error) {
+	raw, err := p.manifestBlob(ctx, d)
 	if err != nil {
 		return nil, err
 	}
@@ -148,12 +147,12 @@ func (p *puller) image(d digest.Digest, size int64) (*storage.BaseImage, error) 
 		if err != nil {
 			return nil, fmt.Errorf("index %s: %w", d, err)
 		}
-		return p.image(child.Digest, child.Size)
+		return p.image(ctx, child.Digest, child.Size)
 	}
 	if m.Config == nil {
 		return nil, fmt.Errorf("manifest %s has no config (media type %q)", d, m.MediaType)
 	}
-	if err := p.blob(*m.Config); err != nil {
+	if err := p.blob(ctx, *m.Config); err != nil {
 		return nil, err
 	}
 	cfgRaw, err := readSmallBlob(p.st, m.Config.Digest)
@@ -167,13 +166,13 @@ func (p *puller) image(d digest.Digest, size int64) (*storage.BaseImage, error) 
 	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 		return nil, fmt.Errorf("manifest %s has %d layers but its config %d diff IDs", d, len(m.Layers), len(cfg.RootFS.DiffIDs))
 	}
-	g, _ := errgroup.WithContext(p.ctx)
+	g, _ := errgroup.WithContext(ctx)
 	g.SetLimit(4)
-	if _, err := p.remoteIfMissing(m.Layers); err != nil {
+	if _, err := p.remoteIfMissing(ctx, m.Layers); err != nil {
 		return nil, err
 	}
 	for _, l := range m.Layers {
-		g.Go(func() error { return p.blob(l) })
+		g.Go(func() error { return p.blob(ctx, l) })
 	}
 	if err := g.Wait(); err != nil {
 		return nil, err
@@ -200,10 +199,10 @@ func (p *puller) image(d digest.Digest, size int64) (*storage.BaseImage, error) 
 
 // remoteIfMissing sets up the registry options before parallel fetches
 // when any blob is missing, so the goroutines share one set.
-func (p *puller) remoteIfMissing(descs []v1.Descriptor) ([]remote.Option, error) {
+func (p *puller) remoteIfMissing(ctx context.Context, descs []v1.Descriptor) ([]remote.Option, error) {
 	for _, l := range descs {
 		if !haveBlob(p.st, l.Digest) {
-			return p.remote()
+			return p.remote(ctx)
 		}
 	}
 	return nil, nil
@@ -211,11 +210,11 @@ func (p *puller) remoteIfMissing(descs []v1.Descriptor) ([]remote.Option, error)
 
 // manifestBlob returns the manifest or index d from the store, fetching it
 // first when the store lacks it.
-func (p *puller) manifestBlob(d digest.Digest) ([]byte, error) {
+func (p *puller) manifestBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
 	if haveBlob(p.st, d) {
 		return readSmallBlob(p.st, d)
 	}
-	ropts, err := p.remote()
+	ropts, err := p.remote(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +225,7 @@ func (p *puller) manifestBlob(d digest.Digest) ([]byte, error) {
 	if len(desc.Manifest) > maxManifestSize {
 		return nil, fmt.Errorf("manifest %s is larger than %d bytes", d, maxManifestSize)
 	}
-	if err := putVerified(p.ctx, p.st, strings.NewReader(string(desc.Manifest)), d, p.mismatch("manifest", d)); err != nil {
+	if err := putVerified(ctx, p.st, strings.NewReader(string(desc.Manifest)), d, p.mismatch("manifest", d)); err != nil {
 		return nil, err
 	}
 	return desc.Manifest, nil
@@ -235,7 +234,7 @@ func (p *puller) manifestBlob(d digest.Digest) ([]byte, error) {
 // blob makes the config or layer desc available in the store, and checks
 // that it has the size desc claims: the manifest's descriptors are copied
 // into the images built on it, and must not lie.
-func (p *puller) blob(desc v1.Descriptor) error {
+func (p *puller) blob(ctx context.Context, desc v1.Descriptor) error {
 	if fi, err := os.Stat(p.st.BlobPath(desc.Digest.String())); err == nil {
 		if fi.Size() != desc.Size {
 			return fmt.Errorf("blob %s has %d bytes but its descriptor claims %d", desc.Digest, fi.Size(), desc.Size)
@@ -245,7 +244,7 @@ func (p *puller) blob(desc v1.Descriptor) error {
 	if desc.Size < 0 {
 		return fmt.Errorf("blob %s: its descriptor claims %d bytes", desc.Digest, desc.Size)
 	}
-	ropts, err := p.remote()
+	ropts, err := p.remote(ctx)
 	if err != nil {
 		return err
 	}
@@ -261,7 +260,7 @@ func (p *puller) blob(desc v1.Descriptor) error {
 	// One byte more than claimed is enough to tell a longer blob, and a
 	// claim of 1 TiB fails at the first byte missing, not after it.
 	lr := &countingReader{r: io.LimitReader(rc, desc.Size+1)}
-	if err := putVerified(p.ctx, p.st, lr, desc.Digest, func(got digest.Digest) error {
+	if err := putVerified(ctx, p.st, lr, desc.Digest, func(got digest.Digest) error {
 		if lr.n != desc.Size {
 			return fmt.Errorf("blob %s has %d bytes but its descriptor claims %d", desc.Digest, lr.n, desc.Size)
 		}
