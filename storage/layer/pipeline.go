@@ -53,32 +53,44 @@ func (g *group) Wait() error {
 	return g.err
 }
 
-// fanout is an io.Writer cutting the tar stream into chunks and handing each
-// to both the uncompressed hasher and the compressor, which run in their own
+// writerFunc is an io.Writer made of its Write method: a writer that
+// must stop when a context ends is a closure over it, not a struct
+// holding it.
+type writerFunc func(p []byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// fanout cuts the tar stream into chunks and hands each to both the
+// uncompressed hasher and the compressor, which run in their own
 // goroutines so tar writing, hashing and compression overlap.
 type fanout struct {
-	ctx  context.Context
 	cur  *chunk
 	free chan *chunk
 	outs []chan *chunk
 }
 
-func newFanout(ctx context.Context, outs ...chan *chunk) *fanout {
-	f := &fanout{ctx: ctx, free: make(chan *chunk, chunks), outs: outs}
+func newFanout(outs ...chan *chunk) *fanout {
+	f := &fanout{free: make(chan *chunk, chunks), outs: outs}
 	for range chunks {
 		f.free <- &chunk{free: f.free}
 	}
 	return f
 }
 
-func (f *fanout) Write(p []byte) (int, error) {
+// writer returns the fanout as the io.Writer of the tar stream; a write
+// waiting for a free chunk or a consumer stops when ctx ends.
+func (f *fanout) writer(ctx context.Context) io.Writer {
+	return writerFunc(func(p []byte) (int, error) { return f.write(ctx, p) })
+}
+
+func (f *fanout) write(ctx context.Context, p []byte) (int, error) {
 	n := len(p)
 	for len(p) > 0 {
 		if f.cur == nil {
 			select {
 			case f.cur = <-f.free:
-			case <-f.ctx.Done():
-				return n - len(p), f.ctx.Err()
+			case <-ctx.Done():
+				return n - len(p), ctx.Err()
 			}
 			if f.cur.b == nil {
 				f.cur.b = make([]byte, 0, chunkSize)
@@ -88,7 +100,7 @@ func (f *fanout) Write(p []byte) (int, error) {
 		f.cur.b = f.cur.b[:len(f.cur.b)+k]
 		p = p[k:]
 		if len(f.cur.b) == cap(f.cur.b) {
-			if err := f.flush(); err != nil {
+			if err := f.flush(ctx); err != nil {
 				return n - len(p), err
 			}
 		}
@@ -96,7 +108,7 @@ func (f *fanout) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-func (f *fanout) flush() error {
+func (f *fanout) flush(ctx context.Context) error {
 	c := f.cur
 	f.cur = nil
 	if c == nil || len(c.b) == 0 {
@@ -106,16 +118,16 @@ func (f *fanout) flush() error {
 	for _, out := range f.outs {
 		select {
 		case out <- c:
-		case <-f.ctx.Done():
-			return f.ctx.Err()
+		case <-ctx.Done():
+			return ctx.Err()
 		}
 	}
 	return nil
 }
 
-// Close sends the last partial chunk and ends the consumers' streams.
-func (f *fanout) Close() error {
-	err := f.flush()
+// close sends the last partial chunk and ends the consumers' streams.
+func (f *fanout) close(ctx context.Context) error {
+	err := f.flush(ctx)
 	for _, out := range f.outs {
 		close(out)
 	}
@@ -134,7 +146,6 @@ func hashChunks(in <-chan *chunk, h hash.Hash) {
 // and hands them to a goroutine that hashes them and writes them to the
 // blob file, so the compressor never waits for either.
 type asyncSink struct {
-	ctx  context.Context
 	ch   chan []byte
 	free chan []byte
 	done chan struct{}
@@ -144,8 +155,8 @@ type asyncSink struct {
 	err  error
 }
 
-func newAsyncSink(ctx context.Context, w io.Writer) *asyncSink {
-	s := &asyncSink{ctx: ctx, ch: make(chan []byte, 8), free: make(chan []byte, 10),
+func newAsyncSink(w io.Writer) *asyncSink {
+	s := &asyncSink{ch: make(chan []byte, 8), free: make(chan []byte, 10),
 		done: make(chan struct{}), h: sha256.New(), w: w}
 	go s.run()
 	return s
@@ -167,7 +178,13 @@ func (s *asyncSink) run() {
 	}
 }
 
-func (s *asyncSink) Write(p []byte) (int, error) {
+// writer returns the sink as the compressor's io.Writer; a write waiting
+// for the goroutine stops when ctx ends.
+func (s *asyncSink) writer(ctx context.Context) io.Writer {
+	return writerFunc(func(p []byte) (int, error) { return s.write(ctx, p) })
+}
+
+func (s *asyncSink) write(ctx context.Context, p []byte) (int, error) {
 	var b []byte
 	select {
 	case b = <-s.free:
@@ -178,8 +195,8 @@ func (s *asyncSink) Write(p []byte) (int, error) {
 	select {
 	case s.ch <- b:
 		return len(p), nil
-	case <-s.ctx.Done():
-		return 0, s.ctx.Err()
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
 }
 

@@ -58,8 +58,8 @@ func Recompress(ctx context.Context, blobPath, mediaType string, t Type, outPath
 			_ = os.Remove(outPath)
 		}
 	}()
-	sink := newAsyncSink(ctx, out)
-	comp, err := newCompressor(t, sink, opts.Level)
+	sink := newAsyncSink(out)
+	comp, err := newCompressor(t, sink.writer(ctx), opts.Level)
 	if err != nil {
 		sink.Close()
 		return Result{}, fmt.Errorf("layer %s: %w", outPath, err)

@@ -124,8 +124,8 @@ func writeTar(ctx context.Context, upperDir string, t Type, outPath string, opts
 	defer cancel()
 	g := &group{cancel: cancel}
 
-	sink := newAsyncSink(ctx, f)
-	comp, err := newCompressor(t, sink, opts.Level)
+	sink := newAsyncSink(f)
+	comp, err := newCompressor(t, sink.writer(ctx), opts.Level)
 	if err != nil {
 		sink.Close()
 		return Result{}, fmt.Errorf("layer %s: %w", outPath, err)
@@ -154,12 +154,12 @@ func writeTar(ctx context.Context, upperDir string, t Type, outPath string, opts
 		return nil
 	})
 
-	fo := newFanout(ctx, hashIn, compIn)
+	fo := newFanout(hashIn, compIn)
 	var entries int
 	g.Go(func() error {
 		var err error
-		entries, err = tarStream(ctx, upperDir, formOCI, opts, fo, nil)
-		if cerr := fo.Close(); err == nil {
+		entries, err = tarStream(ctx, upperDir, formOCI, opts, fo.writer(ctx), nil)
+		if cerr := fo.close(ctx); err == nil {
 			err = cerr
 		}
 		return err
