@@ -60,7 +60,6 @@ func Faults(ctx context.Context) error {
 // faultRun is one run of the Faults target: its settings, its work
 // folder, and what the trials found.
 type faultRun struct {
-	ctx    context.Context
 	strata string   // bin/strata, absolute
 	defs   string   // the definitions package's folder
 	work   string   // everything the run writes; removed at the end
@@ -80,7 +79,7 @@ func runFaults(ctx context.Context) (err error) {
 		return fmt.Errorf("faults: run as root (the builds mount, and the disk-full trials mount a tmpfs)")
 	}
 	began := time.Now()
-	f := &faultRun{ctx: ctx, trials: 20, ownMounts: map[string]bool{}, hashes: map[hashKey]string{}}
+	f := &faultRun{trials: 20, ownMounts: map[string]bool{}, hashes: map[hashKey]string{}}
 	f.seed = uint64(time.Now().UnixNano())
 	if s := os.Getenv("STRATA_FAULTS_SEED"); s != "" {
 		if f.seed, err = strconv.ParseUint(s, 10, 64); err != nil {
@@ -156,20 +155,20 @@ func runFaults(ctx context.Context) (err error) {
 		var err error
 		switch sc {
 		case "step":
-			err = f.phaseTrials(stepScenario(f.trials))
+			err = f.phaseTrials(ctx, stepScenario(f.trials))
 		case "commit":
 			// The commit phase's trials alternate between the two
 			// encoders, so the phase gets f.trials in all.
 			tar, sq := commitScenarios(f.trials)
-			if err = f.phaseTrials(tar); err == nil {
-				err = f.phaseTrials(sq)
+			if err = f.phaseTrials(ctx, tar); err == nil {
+				err = f.phaseTrials(ctx, sq)
 			}
 		case "unpack":
-			err = f.phaseTrials(unpackScenario(f.trials))
+			err = f.phaseTrials(ctx, unpackScenario(f.trials))
 		case "concurrent":
-			err = f.concurrentTrials()
+			err = f.concurrentTrials(ctx)
 		case "diskfull":
-			err = f.diskFullTrials()
+			err = f.diskFullTrials(ctx)
 		}
 		if err != nil {
 			// The harness itself failed (a clean build did not work, a
@@ -215,11 +214,11 @@ func (f *faultRun) buildArgs(pkg, store, layout string, images []string, extra .
 // cleanBuild builds images in a store and layout of their own, as the
 // reference every trial's next build is compared with, and returns the
 // tags' manifest digests and the run (for the phase's timing).
-func (f *faultRun) cleanBuild(id, pkg string, images []string, extra []string, watch ...string) (map[string]string, *strataRun, error) {
+func (f *faultRun) cleanBuild(ctx context.Context, id, pkg string, images []string, extra []string, watch ...string) (map[string]string, *strataRun, error) {
 	dir := filepath.Join(f.work, "clean-"+id)
 	layout := filepath.Join(dir, "oci")
 	args := f.buildArgs(pkg, filepath.Join(dir, "store"), layout, images, extra...)
-	run, err := f.startStrata(f.ctx, args, watch...)
+	run, err := f.startStrata(ctx, args, watch...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -33,9 +34,9 @@ var concurrentCases = []concurrentCase{
 // having waited its turn, or with --no-wait fail at once saying who holds
 // the store; the layouts must then hold the clean digests, and the next
 // build must too.
-func (f *faultRun) concurrentTrials() error {
+func (f *faultRun) concurrentTrials(ctx context.Context) error {
 	all := []string{"conc0", "conc1", "conc2", "conc3"}
-	clean, _, err := f.cleanBuild("concurrent", "", all, nil)
+	clean, _, err := f.cleanBuild(ctx, "concurrent", "", all, nil)
 	if err != nil {
 		return err
 	}
@@ -45,18 +46,18 @@ func (f *faultRun) concurrentTrials() error {
 		row := &faultRow{scenario: cc.name, trials: concurrentRounds}
 		f.rows = append(f.rows, row)
 		for round := range concurrentRounds {
-			if err := f.ctx.Err(); err != nil {
+			if err := ctx.Err(); err != nil {
 				return err
 			}
 			t := &trial{f: f, row: row, id: fmt.Sprintf("seed %d, %s, round %d/%d", f.seed, cc.name, round+1, concurrentRounds)}
-			f.concurrentRound(t, cc, store, layout, all, clean)
+			f.concurrentRound(ctx, t, cc, store, layout, all, clean)
 			t.report()
 		}
 	}
 	return nil
 }
 
-func (f *faultRun) concurrentRound(t *trial, cc concurrentCase, store, layout string, all []string, clean map[string]string) {
+func (f *faultRun) concurrentRound(ctx context.Context, t *trial, cc concurrentCase, store, layout string, all []string, clean map[string]string) {
 	extra := []string{"--no-cache"}
 	if cc.noWait {
 		extra = append(extra, "--no-wait")
@@ -64,7 +65,7 @@ func (f *faultRun) concurrentRound(t *trial, cc concurrentCase, store, layout st
 	start := time.Now()
 	runs := make([]*strataRun, len(cc.builds))
 	for i, images := range cc.builds {
-		run, err := f.startStrata(f.ctx, f.buildArgs("", store, layout, images, extra...))
+		run, err := f.startStrata(ctx, f.buildArgs("", store, layout, images, extra...))
 		if err != nil {
 			t.fail("start build %d: %v", i+1, err)
 			for _, r := range runs[:i] {
@@ -115,5 +116,5 @@ func (f *faultRun) concurrentRound(t *trial, cc concurrentCase, store, layout st
 		t.lost = true
 		t.fail("after the concurrent builds: %s", strings.Join(diff, "; "))
 	}
-	f.nextBuild(t, "", store, layout, all, nil, clean)
+	f.nextBuild(ctx, t, "", store, layout, all, nil, clean)
 }

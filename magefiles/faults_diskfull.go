@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -40,19 +41,19 @@ var diskFullCases = []diskFullCase{
 // and no half-written layer or tag (busybox, built before on the same
 // store, must be intact and the failed image untagged); after freeing
 // space the same build must succeed with the clean build's digests.
-func (f *faultRun) diskFullTrials() error {
-	clean, _, err := f.cleanBuild("diskfull", "", []string{"busybox", "fill", "noise"}, nil)
+func (f *faultRun) diskFullTrials(ctx context.Context) error {
+	clean, _, err := f.cleanBuild(ctx, "diskfull", "", []string{"busybox", "fill", "noise"}, nil)
 	if err != nil {
 		return err
 	}
 	for _, dc := range diskFullCases {
-		if err := f.ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		row := &faultRow{scenario: dc.name, trials: 1}
 		f.rows = append(f.rows, row)
 		t := &trial{f: f, row: row, id: fmt.Sprintf("seed %d, %s", f.seed, dc.name)}
-		if err := f.diskFullTrial(t, dc, clean); err != nil {
+		if err := f.diskFullTrial(ctx, t, dc, clean); err != nil {
 			t.fail("%v", err)
 		}
 		t.report()
@@ -60,7 +61,7 @@ func (f *faultRun) diskFullTrials() error {
 	return nil
 }
 
-func (f *faultRun) diskFullTrial(t *trial, dc diskFullCase, clean map[string]string) error {
+func (f *faultRun) diskFullTrial(ctx context.Context, t *trial, dc diskFullCase, clean map[string]string) error {
 	mnt := filepath.Join(f.work, "small-"+dc.image)
 	if dc.filler {
 		mnt += "-filler"
@@ -91,12 +92,12 @@ func (f *faultRun) diskFullTrial(t *trial, dc diskFullCase, clean map[string]str
 
 	// Something already built on the store, which the failure must not
 	// touch.
-	if err := f.quietBuild(store, layout, []string{"busybox"}); err != nil {
+	if err := f.quietBuild(ctx, store, layout, []string{"busybox"}); err != nil {
 		return err
 	}
 	before := usedMiB(mnt)
 	args := f.buildArgs("", store, layout, []string{dc.image})
-	run, err := f.startStrata(f.ctx, args)
+	run, err := f.startStrata(ctx, args)
 	if err != nil {
 		return err
 	}
@@ -137,14 +138,14 @@ func (f *faultRun) diskFullTrial(t *trial, dc diskFullCase, clean map[string]str
 	} else if err := unix.Mount("tmpfs", mnt, "tmpfs", unix.MS_REMOUNT, fmt.Sprintf("size=%dm", largeMiB)); err != nil {
 		return fmt.Errorf("remount %s larger: %w", mnt, err)
 	}
-	f.nextBuild(t, "", store, layout, []string{"busybox", dc.image}, nil, clean)
+	f.nextBuild(ctx, t, "", store, layout, []string{"busybox", dc.image}, nil, clean)
 	return nil
 }
 
 // quietBuild builds images and fails with the output when the build does.
-func (f *faultRun) quietBuild(store, layout string, images []string) error {
+func (f *faultRun) quietBuild(ctx context.Context, store, layout string, images []string) error {
 	args := f.buildArgs("", store, layout, images)
-	run, err := f.startStrata(f.ctx, args)
+	run, err := f.startStrata(ctx, args)
 	if err != nil {
 		return err
 	}

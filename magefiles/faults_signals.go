@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -69,8 +70,8 @@ func expectedExit(sig syscall.Signal, ws syscall.WaitStatus) bool {
 // (--no-cache, on an empty store or not) and receives a signal at a random
 // moment within that length after the phase began; then the checks, the
 // next build without a signal, and the checks again.
-func (f *faultRun) phaseTrials(sc phaseScenario) error {
-	clean, ref, err := f.cleanBuild(sc.id, sc.pkg, sc.images, sc.flags, sc.start, sc.end)
+func (f *faultRun) phaseTrials(ctx context.Context, sc phaseScenario) error {
+	clean, ref, err := f.cleanBuild(ctx, sc.id, sc.pkg, sc.images, sc.flags, sc.start, sc.end)
 	if err != nil {
 		return err
 	}
@@ -88,7 +89,7 @@ func (f *faultRun) phaseTrials(sc phaseScenario) error {
 	store, layout := filepath.Join(dir, "store"), filepath.Join(dir, "oci")
 	rng := f.rng(sc.id)
 	for i := range sc.trials {
-		if err := f.ctx.Err(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
 		sig := faultSignals[(i+sc.sigOffset)%3]
@@ -111,7 +112,7 @@ func (f *faultRun) phaseTrials(sc phaseScenario) error {
 		id := fmt.Sprintf("seed %d, %s, trial %d/%d (%s), %s %.3f s (of %.3f) after %q",
 			f.seed, sc.name, i+1, sc.trials, on, sigName(sig), delay.Seconds(), phase.Seconds(), sc.start)
 		t := &trial{f: f, row: row, id: id}
-		if next := f.phaseTrial(t, sc, sig, delay, store, layout, clean); next != nil && !sc.freshStore {
+		if next := f.phaseTrial(ctx, t, sc, sig, delay, store, layout, clean); next != nil && !sc.freshStore {
 			// The clean build may have run on a busier moment than the
 			// trials: a next build that went through the whole phase
 			// measures it again, and the shortest length seen bounds
@@ -165,9 +166,9 @@ func (t *trial) report() {
 }
 
 // phaseTrial runs one trial and returns the next build's run.
-func (f *faultRun) phaseTrial(t *trial, sc phaseScenario, sig syscall.Signal, delay time.Duration, store, layout string, clean map[string]string) *strataRun {
+func (f *faultRun) phaseTrial(ctx context.Context, t *trial, sc phaseScenario, sig syscall.Signal, delay time.Duration, store, layout string, clean map[string]string) *strataRun {
 	args := f.buildArgs(sc.pkg, store, layout, sc.images, append([]string{"--no-cache"}, sc.flags...)...)
-	run, err := f.startStrata(f.ctx, args, sc.start, sc.end)
+	run, err := f.startStrata(ctx, args, sc.start, sc.end)
 	if err != nil {
 		t.fail("start strata: %v", err)
 		return nil
@@ -220,7 +221,7 @@ func (f *faultRun) phaseTrial(t *trial, sc phaseScenario, sig syscall.Signal, de
 		}
 	}
 	f.afterBuild(t, "after the signal", store, layout, false)
-	return f.nextBuild(t, sc.pkg, store, layout, sc.images, sc.flags, clean, sc.start, sc.end)
+	return f.nextBuild(ctx, t, sc.pkg, store, layout, sc.images, sc.flags, clean, sc.start, sc.end)
 }
 
 // afterBuild checks that nothing of a build that ended is left running
@@ -260,10 +261,10 @@ func (f *faultRun) afterBuild(t *trial, when, store, layout string, finalStray b
 // nextBuild is the build after a fault: without a signal and with the
 // cache, it must succeed and tag the clean build's manifest digests. It
 // returns the run, whose lines that start with one of watch are timed.
-func (f *faultRun) nextBuild(t *trial, pkg, store, layout string, images, flags []string, clean map[string]string, watch ...string) *strataRun {
+func (f *faultRun) nextBuild(ctx context.Context, t *trial, pkg, store, layout string, images, flags []string, clean map[string]string, watch ...string) *strataRun {
 	args := f.buildArgs(pkg, store, layout, images, flags...)
 	start := time.Now()
-	run, err := f.startStrata(f.ctx, args, watch...)
+	run, err := f.startStrata(ctx, args, watch...)
 	if err != nil {
 		t.fail("start the next build: %v", err)
 		return nil
