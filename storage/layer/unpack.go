@@ -252,15 +252,7 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 // of the namespace the consuming overlay reads, whichever namespace the
 // squashfs carried (stacker's carry trusted.*, strata's both).
 func fixOpaque(ctx context.Context, root string, userXattr bool) error {
-	want, other := "trusted.overlay.opaque", "user.overlay.opaque"
-	if userXattr {
-		want, other = other, want
-	}
-	isY := func(p, name string) bool {
-		var b [2]byte
-		n, err := unix.Lgetxattr(p, name, b[:])
-		return err == nil && n == 1 && b[0] == 'y'
-	}
+	want, other := overlayNamespace(userXattr), overlayNamespace(!userXattr)
 	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("walk %s: %w", p, err)
@@ -271,17 +263,17 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !isY(p, other) {
+		if !hasOpaque(p, other) {
 			return nil
 		}
-		if !isY(p, want) {
-			if err := unix.Lsetxattr(p, want, []byte("y"), 0); err != nil {
+		if !hasOpaque(p, want) {
+			if err := unix.Lsetxattr(p, want+ovlOpaque, []byte("y"), 0); err != nil {
 				return fmt.Errorf("mark %s opaque: %w", p, err)
 			}
 		}
 		// Leaving the other name would show up as a plain xattr inside
 		// containers; failing to remove it (unprivileged) is harmless.
-		_ = unix.Lremovexattr(p, other)
+		_ = unix.Lremovexattr(p, other+ovlOpaque)
 		return nil
 	})
 }
