@@ -74,7 +74,7 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 	if err != nil {
 		return nil, err
 	}
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	st, err := runtime.OpenStore(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
 	if err != nil {
 		return nil, err
 	}

@@ -245,7 +245,7 @@ func printPlan(w io.Writer, items []pushItem, problems map[string]string, build 
 // pushAll sends every item, in build order so that an image's base is in
 // the registry before it and its layers can be mounted from there.
 func pushAll(ctx context.Context, opts Options, dest destination, items []pushItem) error {
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	st, err := runtime.OpenStore(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 
 	"github.com/strata-build/strata/runtime/sandbox"
+	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 )
 
@@ -23,10 +24,18 @@ func unpackOptions(rootless bool) layer.UnpackOptions {
 	return layer.UnpackOptions{UserXattr: rootless, Rootless: rootless}
 }
 
-// RemoveAllFunc returns what storage.OpenOptions.RemoveAll should be: nil as
+// OpenStore is how strata opens a store: storage.Open with the removal a
+// rootless store needs (see removeAllFunc), which storage, running no
+// process, cannot make itself.
+func OpenStore(ctx context.Context, root string, o storage.OpenOptions) (*storage.Store, error) {
+	o.RemoveAll = removeAllFunc(ctx)
+	return storage.Open(ctx, root, o)
+}
+
+// removeAllFunc returns what storage.OpenOptions.RemoveAll should be: nil as
 // root, and a removal inside the build's user namespace otherwise, which
 // alone may delete files a rootless step chowned to other ids.
-func RemoveAllFunc(ctx context.Context) func(string) error {
+func removeAllFunc(ctx context.Context) func(string) error {
 	uids, gids, err := idMapsIfRootless()
 	if err != nil || uids == nil {
 		return nil

@@ -29,7 +29,7 @@ type RunOptions struct {
 // layers, attached to this process's stdin, stdout and stderr. A non-zero
 // exit of the process comes back as a *sandbox.StepError.
 func RunImage(ctx context.Context, o RunOptions) error {
-	st, err := storage.Open(ctx, o.Store, storage.OpenOptions{Log: os.Stderr, RemoveAll: RemoveAllFunc(ctx)})
+	st, err := OpenStore(ctx, o.Store, storage.OpenOptions{Log: os.Stderr})
 	if err != nil {
 		return err
 	}
