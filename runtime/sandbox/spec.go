@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -36,9 +35,11 @@ type Copy struct {
 	// folder, the folder's contents are merged into Dest, which is created if
 	// missing.
 	Dest string
-	// Mode, when set, is the permission of the copied file, or of Dest
-	// itself for a folder; otherwise modes are kept from the source.
-	Mode *fs.FileMode
+	// Mode, when set, is the mode of the copied file, or of Dest itself
+	// for a folder, as chmod(2) takes it (permission, set-id and sticky
+	// bits, as dsl.ImportStep.Mode); otherwise modes are kept from the
+	// source.
+	Mode *uint32
 	// UID and GID, when set, own everything the copy creates; otherwise
 	// 0 (root of the container).
 	UID, GID *int
