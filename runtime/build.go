@@ -8,11 +8,11 @@ import (
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/environ"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/registry"
@@ -401,7 +401,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		Work:    ws.Work,
 		Rootfs:  ws.Rootfs,
 		TempDir: ws.Dir,
-		Env:     n.StepEnv(mergeEnv(baseEnv(b.opts.SourceDateEpoch), baseCfg.Env)),
+		Env:     n.StepEnv(environ.Merge(baseEnv(b.opts.SourceDateEpoch), baseCfg.Env...)),
 		WorkDir: n.StepWorkDir(baseCfg.WorkingDir),
 		UIDMap:  b.uids,
 		GIDMap:  b.gids,
@@ -498,24 +498,6 @@ func sandboxStep(s dsl.Step, hostPath string) (sandbox.Step, error) {
 	}
 	out.Copy = &sandbox.Copy{Source: hostPath, Dest: s.Import.Dest, Mode: s.Import.Mode, UID: s.Import.UID, GID: s.Import.GID, Exclude: exclude}
 	return out, nil
-}
-
-// mergeEnv puts the base image's variables over strata's defaults.
-func mergeEnv(defaults, image []string) []string {
-	env := append([]string(nil), defaults...)
-	for _, e := range image {
-		k, _, _ := strings.Cut(e, "=")
-		replaced := false
-		for n, d := range env {
-			if dk, _, _ := strings.Cut(d, "="); dk == k {
-				env[n], replaced = e, true
-			}
-		}
-		if !replaced {
-			env = append(env, e)
-		}
-	}
-	return env
 }
 
 // EpochFromEnv reads SOURCE_DATE_EPOCH from the environment, 0 when unset.

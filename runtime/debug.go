@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/environ"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 )
@@ -136,7 +137,7 @@ func Chroot(ctx context.Context, o ChrootOptions) error {
 		Work:        ws.Work,
 		Rootfs:      ws.Rootfs,
 		TempDir:     ws.Dir,
-		Env:         n.StepEnv(mergeEnv(baseEnv(o.SourceDateEpoch), baseCfg.Env)),
+		Env:         n.StepEnv(environ.Merge(baseEnv(o.SourceDateEpoch), baseCfg.Env...)),
 		WorkDir:     n.StepWorkDir(baseCfg.WorkingDir),
 		Steps:       []sandbox.Step{{Argv: argv, Where: "strata chroot " + n.Name}},
 		Interactive: true,

@@ -7,6 +7,7 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/environ"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 )
@@ -74,9 +75,9 @@ func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Desc
 	if wd == "" {
 		wd = "/"
 	}
-	env := mergeEnv([]string{"PATH=" + DefaultPath, "HOME=/root"}, cfg.Env)
+	env := environ.Merge([]string{"PATH=" + DefaultPath, "HOME=/root"}, cfg.Env...)
 	if t, ok := os.LookupEnv("TERM"); ok {
-		env = mergeEnv(env, []string{"TERM=" + t})
+		env = environ.Merge(env, "TERM="+t)
 	}
 	_, err = sandbox.Run(ctx, sandbox.Spec{
 		Name:        name,
