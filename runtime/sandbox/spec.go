@@ -158,15 +158,6 @@ type Secret struct {
 	Value []byte
 }
 
-// SecretDir is where run steps find the secrets (the same folder as
-// dsl.SecretDir, which this package cannot import).
-const SecretDir = "/run/secrets"
-
-// ImportDir is where run steps find the sources of the spec's copy steps,
-// read-only, by their base name (as dsl.ImportDir). Where copy steps share
-// a base name, the last of them is the one shown under it.
-const ImportDir = "/.strata/imports"
-
 // StepError reports a run step that exited unsuccessfully.
 type StepError struct {
 	// Index is the 0-based index of the step in Spec.Steps; Error shows it
@@ -308,12 +299,12 @@ type childSpec struct {
 	// Secrets is how many secrets follow on fdSecrets (their names and
 	// values never appear in this spec, which is a file).
 	Secrets int
-	// Imports are the copy sources bound read-only under ImportDir.
+	// Imports are the copy sources bound read-only under imagepath.Imports.
 	Imports []importBind
 }
 
 // importBind is a copy step's source made readable to the run steps at
-// ImportDir/Name.
+// imagepath.Imports/Name.
 type importBind struct {
 	Source, Name string
 	Dir          bool
