@@ -346,7 +346,7 @@ func TestCopy(t *testing.T) {
 	if l, _ := os.Readlink(filepath.Join(e.upper, "srv/tree/dangling")); l != "/absolute/dangling" {
 		t.Errorf("dangling symlink copied as %q", l)
 	}
-	_, _, _, err := run(t, e.spec(sandbox.Step{Copy: &sandbox.Copy{Source: "/nonexistent", Dest: "/x"}, Where: "c.go:9"}))
+	_, _, _, err := run(t, e.spec(sandbox.Step{Copy: &sandbox.Copy{Source: filepath.Join(e.dir, "missing"), Dest: "/x"}, Where: "c.go:9"}))
 	if err == nil || !strings.Contains(err.Error(), "step 1 (c.go:9)") || !strings.Contains(err.Error(), "testimg") {
 		t.Errorf("missing source: err = %v", err)
 	}
