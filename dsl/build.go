@@ -4,6 +4,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/strata-build/strata/internal/imagepath"
 )
 
 // LayerType is an encoding of an image's layer.
@@ -152,8 +154,8 @@ type Secret struct {
 	Pos    Pos
 }
 
-// SecretDir is where steps find secrets: SecretDir/NAME.
-const SecretDir = "/run/secrets"
+// SecretDir, /run/secrets, is where steps find secrets: SecretDir/NAME.
+const SecretDir = imagepath.Secrets
 
 // Secret makes a secret readable by this image's steps at
 // /run/secrets/NAME. Its value is never written to a layer, the config, a

@@ -16,6 +16,7 @@ import (
 
 	"github.com/strata-build/strata/internal/ignore"
 	"github.com/strata-build/strata/internal/ociindex"
+	"github.com/strata-build/strata/internal/unixmode"
 )
 
 // sourceDigest is the content digest of an import: file contents, modes,
@@ -107,7 +108,7 @@ func hashTree(h hash.Hash, root string, m *ignore.Matcher) error {
 // hashEntry writes one entry: its path, mode and type, then a symlink's
 // target or a file's size and bytes.
 func hashEntry(h hash.Hash, name string, info fs.FileInfo, open func() (io.ReadCloser, error), readlink func() (string, error)) error {
-	fmt.Fprintf(h, "%q %o %s\n", name, unixMode(info.Mode()), info.Mode().Type())
+	fmt.Fprintf(h, "%q %o %s\n", name, unixmode.Bits(info.Mode()), info.Mode().Type())
 	switch {
 	case info.Mode()&fs.ModeSymlink != 0:
 		target, err := readlink()

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -377,46 +375,8 @@ func sandboxStep(s dsl.Step, hostPath string) (sandbox.Step, error) {
 	if hostPath == "" {
 		return out, fmt.Errorf("step at %s: imports of %T are not supported by this runtime", s.Pos, s.Import.Source)
 	}
-	c := &sandbox.Copy{Source: hostPath, Dest: s.Import.Dest, UID: s.Import.UID, GID: s.Import.GID, Exclude: exclude}
-	if s.Import.Mode != nil {
-		m := fileMode(*s.Import.Mode)
-		c.Mode = &m
-	}
-	out.Copy = c
+	out.Copy = &sandbox.Copy{Source: hostPath, Dest: s.Import.Dest, Mode: s.Import.Mode, UID: s.Import.UID, GID: s.Import.GID, Exclude: exclude}
 	return out, nil
-}
-
-// fileMode turns stat(2) mode bits into Go's portable ones.
-func fileMode(u uint32) fs.FileMode {
-	m := fs.FileMode(u & 0o777)
-	if u&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if u&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if u&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
-}
-
-// mergeEnv puts the base image's variables over strata's defaults.
-func mergeEnv(defaults, image []string) []string {
-	env := append([]string(nil), defaults...)
-	for _, e := range image {
-		k, _, _ := strings.Cut(e, "=")
-		replaced := false
-		for n, d := range env {
-			if dk, _, _ := strings.Cut(d, "="); dk == k {
-				env[n], replaced = e, true
-			}
-		}
-		if !replaced {
-			env = append(env, e)
-		}
-	}
-	return env
 }
 
 // EpochFromEnv reads SOURCE_DATE_EPOCH from the environment, 0 when unset.

@@ -298,7 +298,7 @@ func checkDisk(store string) Check {
 		return c
 	}
 	free := st.Bavail * uint64(st.Bsize)
-	c.Detail = fmt.Sprintf("%.1f GiB free under %s", float64(free)/(1<<30), probe)
+	c.Detail = fmt.Sprintf("%s free under %s", HumanBytes(int64(free)), probe)
 	if free < layer.FreeSpaceFloor { // the floor an unpack keeps free too
 		c.Fix = "free some space or use --store elsewhere"
 		return c

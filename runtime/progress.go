@@ -287,9 +287,10 @@ func cut(s string, n int) string {
 	return string(runes[:n-1]) + "…"
 }
 
-// HumanBytes formats a byte count for people: 512 B, 1.5 KB, 12.3 MB.
+// HumanBytes formats a byte count for people, in binary units as strata
+// prints every size: 512 B, 1.5 KiB, 12.3 MiB.
 func HumanBytes(n int64) string {
-	const unit = 1000
+	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
 	}
@@ -298,11 +299,11 @@ func HumanBytes(n int64) string {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// Transferred formats the progress of a transfer: "12.3 MB of 60.0 MB
-// (20%)", or "12.3 MB" when the total is unknown (negative).
+// Transferred formats the progress of a transfer: "12.3 MiB of 60.0 MiB
+// (20%)", or "12.3 MiB" when the total is unknown (negative).
 func Transferred(done, total int64) string {
 	if total <= 0 {
 		return HumanBytes(done)

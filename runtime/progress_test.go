@@ -27,7 +27,7 @@ func TestDownloadProgressOnDisplay(t *testing.T) {
 	d.mu.Lock()
 	line := d.byName["app"].render(3, d.byName["app"].started)
 	d.mu.Unlock()
-	if !strings.Contains(line, "downloading") || !strings.Contains(line, "12.0 MB of 60.0 MB (20%)") {
+	if !strings.Contains(line, "downloading") || !strings.Contains(line, "11.4 MiB of 57.2 MiB (20%)") {
 		t.Errorf("line while downloading: %q", line)
 	}
 	report(fetch.Progress{Done: 60_000_000, Total: 60_000_000, Finished: true})
@@ -52,7 +52,7 @@ func TestDownloadProgressPlainThrottled(t *testing.T) {
 	if out.Len() != 0 {
 		t.Errorf("a quick download printed:\n%s", out.String())
 	}
-	if got := Transferred(5_500_000, -1); got != "5.5 MB" {
+	if got := Transferred(5_500_000, -1); got != "5.2 MiB" {
 		t.Errorf("Transferred with no total = %q", got)
 	}
 }
@@ -68,7 +68,7 @@ func TestDownloadProgressPlainLines(t *testing.T) {
 	report(fetch.Progress{Done: 30_000_000, Total: 60_000_000})
 	report(fetch.Progress{Done: 60_000_000, Total: 60_000_000, Finished: true})
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || lines[0] != "app: downloading rootfs.tar.zst: 30.0 MB of 60.0 MB (50%)" || !strings.HasPrefix(lines[1], "app: downloaded rootfs.tar.zst (60.0 MB in ") {
+	if len(lines) != 2 || lines[0] != "app: downloading rootfs.tar.zst: 28.6 MiB of 57.2 MiB (50%)" || !strings.HasPrefix(lines[1], "app: downloaded rootfs.tar.zst (57.2 MiB in ") {
 		t.Errorf("plain lines:\n%s", out.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/environ"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/fetch"
@@ -159,7 +160,7 @@ func (s *stack) stepSpec(ctx context.Context, n *dsl.Node, lowers []string, ws *
 		return sandbox.Spec{}, err
 	}
 	spec := s.spec(n.Name, lowers, ws)
-	spec.Env = n.StepEnv(mergeEnv(baseEnv(epoch), cfg.Env))
+	spec.Env = n.StepEnv(environ.Merge(baseEnv(epoch), cfg.Env...))
 	spec.WorkDir = n.StepWorkDir(cfg.WorkingDir)
 	return spec, nil
 }

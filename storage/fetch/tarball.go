@@ -122,7 +122,7 @@ func scanTarball(ctx context.Context, file string) (tarballInfo, error) {
 		return info, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(ctxReader{ctx, f}, 1<<20)
+	br := bufio.NewReaderSize(layer.ReaderWithContext(ctx, f), 1<<20)
 	magic, _ := br.Peek(6)
 	var r io.Reader = br
 	switch {

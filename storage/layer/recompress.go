@@ -36,7 +36,7 @@ func Recompress(ctx context.Context, blobPath, mediaType string, t Type, outPath
 		return Result{}, fmt.Errorf("open layer blob: %w", err)
 	}
 	defer in.Close()
-	br := bufio.NewReaderSize(ctxReader{ctx, in}, 1<<20)
+	br := bufio.NewReaderSize(ReaderWithContext(ctx, in), 1<<20)
 	if from == "" {
 		from = sniffType(br)
 	}

@@ -80,18 +80,22 @@ func (v *verifier) check(blobPath string) error {
 	return nil
 }
 
-// ctxReader stops a long extraction soon after ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+// ReaderWithContext returns a reader of r that fails with ctx's error
+// once ctx is done, so that a long copy, download or extraction stops
+// soon after it is cancelled.
+func ReaderWithContext(ctx context.Context, r io.Reader) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return r.Read(p)
+	})
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
+// readerFunc is an io.Reader made of its Read method.
+type readerFunc func(p []byte) (int, error)
+
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
 func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts UnpackOptions) (err error) {
 	v, err := newVerifier(opts.Digest)
@@ -108,7 +112,7 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 		// Sniff: bases from odd registries may mislabel their layers.
 		t = sniffType(br)
 	}
-	var raw io.Reader = ctxReader{ctx, br}
+	var raw io.Reader = ReaderWithContext(ctx, br)
 	if v != nil {
 		raw = io.TeeReader(raw, v.h)
 	}
@@ -205,7 +209,7 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 		if err != nil {
 			return fmt.Errorf("open layer blob: %w", err)
 		}
-		_, err = io.CopyBuffer(v.h, ctxReader{ctx, f}, make([]byte, 1<<20))
+		_, err = io.CopyBuffer(v.h, ReaderWithContext(ctx, f), make([]byte, 1<<20))
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("hash layer blob %s: %w", blobPath, err)

@@ -163,7 +163,7 @@ func (c *Cache) download(ctx context.Context, d ispec.Descriptor, path string, r
 	if received != nil {
 		w = io.MultiWriter(w, counter{received})
 	}
-	n, err := io.Copy(w, ctxReader{ctx, io.LimitReader(rc, d.Size+1)})
+	n, err := io.Copy(w, layer.ReaderWithContext(ctx, io.LimitReader(rc, d.Size+1)))
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return err
@@ -189,16 +189,3 @@ func asRecordError(err error) error {
 type counter struct{ n *atomic.Int64 }
 
 func (c counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
-
-// ctxReader stops a download as soon as the build is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
