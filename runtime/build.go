@@ -136,7 +136,7 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		sem:     make(chan struct{}, opts.Jobs),
 		hooks:   newHooks(opts, nodes),
 		stack:   stk,
-		decider: decider{store: opts.Store, noCache: opts.NoCache, needs: layerNeeds(nodes)},
+		decider: decider{store: records(opts.Store), noCache: opts.NoCache, needs: layerNeeds(nodes)},
 	}
 	stk.registry, stk.downloads = opts.Registry, b.downloadOptions
 	// A missing secret stops the build before any work (secrets.go).

@@ -17,7 +17,7 @@ import (
 type decider struct {
 	// store is where records are looked up; nil decides as for an empty
 	// store.
-	store   *storage.Store
+	store   Records
 	noCache bool
 	// needs are the layer types each image's record must hold at the end
 	// of the build (see layerNeeds).
