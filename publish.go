@@ -17,9 +17,9 @@ import (
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/cmdline"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
-	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/publish"
 	"github.com/strata-build/strata/storage/registry"
 )
@@ -74,7 +74,7 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 			imgTags = []string{"latest"}
 		}
 		for i, lt := range n.LayerTypes {
-			t, err := layer.ParseType(string(lt))
+			t, err := layertype.Parse(string(lt))
 			if err != nil {
 				return nil, fmt.Errorf("image %q: %w", n.Name, err)
 			}

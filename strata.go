@@ -16,7 +16,7 @@ import (
 	"os"
 
 	"github.com/strata-build/strata/dsl"
-	"github.com/strata-build/strata/storage/layer"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage/registry"
 )
 
@@ -98,7 +98,7 @@ func (o *Options) fill() error {
 		o.LayerTypes = []dsl.LayerType{dsl.TarGzip}
 	}
 	for _, t := range o.LayerTypes {
-		if _, err := layer.ParseType(string(t)); err != nil {
+		if _, err := layertype.Parse(string(t)); err != nil {
 			return fmt.Errorf("Options.LayerTypes: %w", err)
 		}
 	}

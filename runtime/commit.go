@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
@@ -45,7 +46,7 @@ type commitResult struct {
 }
 
 func finishSpec(arg commitArg) (*sandbox.FinishSpec, error) {
-	if arg.Mksquashfs == "" && slices.Contains(arg.Types, string(layer.Squashfs)) {
+	if arg.Mksquashfs == "" && slices.Contains(arg.Types, string(layertype.Squashfs)) {
 		// A missing mksquashfs is reported by layer.Write, with the fix.
 		arg.Mksquashfs, _ = exec.LookPath("mksquashfs")
 	}
@@ -74,7 +75,7 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 	}
 	var res commitResult
 	for _, ts := range arg.Types {
-		t, err := layer.ParseType(ts)
+		t, err := layertype.Parse(ts)
 		if err != nil {
 			return nil, err
 		}

@@ -9,6 +9,7 @@ import (
 	ispecs "github.com/opencontainers/image-spec/specs-go"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 )
@@ -94,7 +95,7 @@ func decode(key string, m ispec.Manifest, config []byte) (*record, error) {
 	}
 	seen := map[string]bool{}
 	for _, b := range r.Layers {
-		t, err := layer.ParseType(b.Type)
+		t, err := layertype.Parse(b.Type)
 		if err != nil || string(t) != b.Type || seen[b.Type] {
 			return nil, fmt.Errorf("record lists layer type %q", b.Type)
 		}
