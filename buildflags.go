@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage/registry"
@@ -54,7 +53,7 @@ func (b *BuildFlags) Options() (Options, error) {
 		if err != nil {
 			return o, cmdline.UsageError{Err: err}
 		}
-		o.LayerTypes = append(o.LayerTypes, dsl.LayerType(t))
+		o.LayerTypes = append(o.LayerTypes, t)
 	}
 	if err := b.share.apply(&o); err != nil {
 		return o, err

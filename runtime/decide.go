@@ -87,10 +87,9 @@ func volatileReason(n *dsl.Node) string {
 // top of it, whose manifests list its layer in their own type.
 func layerNeeds(nodes []*dsl.Node) map[*dsl.Node][]layertype.Type {
 	needs := make(map[*dsl.Node][]layertype.Type, len(nodes))
-	add := func(n *dsl.Node, types []dsl.LayerType) {
-		for _, lt := range types {
-			t, err := layertype.Parse(string(lt))
-			if err == nil && !slices.Contains(needs[n], t) {
+	add := func(n *dsl.Node, types []layertype.Type) {
+		for _, t := range types {
+			if !slices.Contains(needs[n], t) {
 				needs[n] = append(needs[n], t)
 			}
 		}

@@ -45,11 +45,7 @@ func (b *builder) tag(ctx context.Context, n *dsl.Node) error {
 	if n.Image.IsBuildOnly() || b.opts.Layout == nil {
 		return nil
 	}
-	for i, lt := range n.LayerTypes {
-		t, err := layertype.Parse(string(lt))
-		if err != nil {
-			return fmt.Errorf("image %q: %w", n.Name, err)
-		}
+	for i, t := range n.LayerTypes {
 		desc, err := b.assemble(ctx, n, t)
 		if err != nil {
 			return fmt.Errorf("image %q: %w", n.Name, err)

@@ -52,7 +52,7 @@ func cmdGraph(ctx context.Context, args []string, load loader) error {
 		if err != nil {
 			return cmdline.UsageError{Err: err}
 		}
-		opts.LayerTypes = append(opts.LayerTypes, dsl.LayerType(t))
+		opts.LayerTypes = append(opts.LayerTypes, t)
 	}
 	patterns, names := splitPatterns(names)
 	targets, err := load.load(ctx, "graph", patterns)
