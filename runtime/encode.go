@@ -92,18 +92,14 @@ func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *stor
 				return nil, fmt.Errorf("layer folder %s is empty, but its record says it is not", dir)
 			}
 			blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
-				Type:       string(t),
+				Type:       t,
 				Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size},
 				DiffID:     digest.Digest(r.DiffID).String(),
 			}})
 		}
 		return blobs, nil
 	}
-	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: true, Dir: dir}
-	for _, t := range types {
-		arg.Types = append(arg.Types, string(t))
-	}
-	fin, err := finishSpec(arg)
+	fin, err := finishSpec(commitArg{Types: types, Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: true, Dir: dir})
 	if err != nil {
 		return nil, err
 	}
@@ -133,7 +129,7 @@ func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *stor
 func missingTypes(rec *storage.Record, types []layertype.Type) []layertype.Type {
 	var out []layertype.Type
 	for _, t := range types {
-		if _, ok := rec.Blob(string(t)); !ok {
+		if _, ok := rec.Blob(t); !ok {
 			out = append(out, t)
 		}
 	}

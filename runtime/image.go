@@ -96,7 +96,7 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layertype.Type) (
 		if rec.Empty {
 			continue
 		}
-		if _, ok := rec.Blob(string(t)); !ok {
+		if _, ok := rec.Blob(t); !ok {
 			// An ancestor committed by an earlier build, for images of
 			// other types: encode its layer folder now.
 			var encoded []layertype.Type
@@ -108,7 +108,7 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layertype.Type) (
 				b.con.printf("%s: encoded as %s (for %s)\n", c.Name, joinTypes(encoded), n.Name)
 			}
 		}
-		blob, ok := rec.Blob(string(t))
+		blob, ok := rec.Blob(t)
 		if !ok {
 			return v1.Descriptor{}, fmt.Errorf("layer of %q was not built as %s", c.Name, t)
 		}
