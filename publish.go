@@ -19,7 +19,6 @@ import (
 	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
-	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/publish"
 	"github.com/strata-build/strata/storage/registry"
 )
@@ -63,7 +62,7 @@ func (d destination) String() string {
 
 // plan lists what publishing nodes means: every layer type of every image
 // under every tag, squashfs as TAG-squashfs as in the build's layout.
-func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) {
+func (d destination) plan(nodes []*dsl.Node, tags []string) []pushItem {
 	var items []pushItem
 	for _, n := range nodes {
 		imgTags := tags
@@ -73,11 +72,7 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 		if len(imgTags) == 0 {
 			imgTags = []string{"latest"}
 		}
-		for i, lt := range n.LayerTypes {
-			t, err := layer.ParseType(string(lt))
-			if err != nil {
-				return nil, fmt.Errorf("image %q: %w", n.Name, err)
-			}
+		for i, t := range n.LayerTypes {
 			for _, tag := range imgTags {
 				tag = runtime.TagName(tag, t, i == 0)
 				ref := n.Name + ":" + tag
@@ -88,7 +83,7 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 			}
 		}
 	}
-	return items, nil
+	return items
 }
 
 // PublishOptions configure PublishWith and PublishGraph.
@@ -164,10 +159,7 @@ func PublishGraph(ctx context.Context, popts PublishOptions, g *dsl.Graph, names
 	if err != nil {
 		return err
 	}
-	items, err := dest.plan(nodes, popts.Tags)
-	if err != nil {
-		return err
-	}
+	items := dest.plan(nodes, popts.Tags)
 	chain, problems, err := publishState(ctx, opts, g, nodes)
 	if err != nil {
 		return err

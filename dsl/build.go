@@ -6,19 +6,21 @@ import (
 	"strings"
 
 	"github.com/strata-build/strata/internal/imagepath"
+	"github.com/strata-build/strata/internal/layertype"
 )
 
-// LayerType is an encoding of an image's layer.
-type LayerType string
+// LayerType is an encoding of an image's layer. It is the type the
+// encoders take, so a type chosen here reaches them unparsed.
+type LayerType = layertype.Type
 
 // The layer types strata writes.
 const (
 	// TarGzip is the OCI tar+gzip layer every tool reads; the default.
-	TarGzip LayerType = "tar+gzip"
+	TarGzip = layertype.TarGzip
 	// TarZstd is a tar+zstd layer: faster to write and smaller.
-	TarZstd LayerType = "tar+zstd"
+	TarZstd = layertype.TarZstd
 	// Squashfs is a squashfs layer as stacker writes it, tagged NAME-squashfs.
-	Squashfs LayerType = "squashfs"
+	Squashfs = layertype.Squashfs
 )
 
 // LayerTypes sets the encodings of this image's layer, overriding the

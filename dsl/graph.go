@@ -122,6 +122,14 @@ func Evaluate(images []*Image, opts Options) (*Graph, error) {
 		ev.opts.Params = p
 	}
 	ev.problems = append(ev.problems, pendingParamErrors()...)
+	// Checked here, not where the types are encoded: the graph is what the
+	// builder trusts, so a type that came in as a bare conversion
+	// (LayerType("tar")) must not get into it.
+	for _, t := range opts.LayerTypes {
+		if !t.Known() {
+			ev.problem(fmt.Errorf("Options.LayerTypes: %q is not a layer type (use dsl.TarGzip, dsl.TarZstd or dsl.Squashfs)", t))
+		}
+	}
 	roots := slices.Clone(images)
 	sort.SliceStable(roots, func(a, b int) bool { return roots[a].name < roots[b].name })
 	for _, img := range roots {

@@ -311,7 +311,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	spec.Secrets = b.secrets[n.Name]
 	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: b.uids != nil}
 	for _, t := range b.needs[n] {
-		arg.Types = append(arg.Types, string(t))
+		arg.Types = append(arg.Types, t)
 	}
 	spec.Finish, err = finishSpec(arg)
 	if err != nil {

@@ -6,8 +6,8 @@ import (
 	"testing"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
-	"github.com/strata-build/strata/storage/layer"
 )
 
 // fakeRecords keeps the Records contract in memory.
@@ -39,8 +39,8 @@ func TestDecide(t *testing.T) {
 		t.Fatal(err)
 	}
 	b, a := g.Node("base"), g.Node("app")
-	gz := storage.LayerBlob{Type: string(layer.TarGzip)}
-	sq := storage.LayerBlob{Type: string(layer.Squashfs)}
+	gz := storage.LayerBlob{Type: layertype.TarGzip}
+	sq := storage.LayerBlob{Type: layertype.Squashfs}
 	decide := func(st Records, noCache bool, n *dsl.Node) decision {
 		t.Helper()
 		d, err := decider{store: st, noCache: noCache, needs: layerNeeds(nodes)}.decide(n)
@@ -66,7 +66,7 @@ func TestDecide(t *testing.T) {
 	// base is tagged as tar+gzip and is the base of a squashfs image: its
 	// record must hold both.
 	gzOnly := &fakeRecords{recs: map[string]*storage.Record{b.Key: {Key: b.Key, Layers: []storage.LayerBlob{gz}}}}
-	if d := decide(gzOnly, false, b); d.action != Encode || len(d.missing) != 1 || d.missing[0] != layer.Squashfs {
+	if d := decide(gzOnly, false, b); d.action != Encode || len(d.missing) != 1 || d.missing[0] != layertype.Squashfs {
 		t.Errorf("missing a type: %+v", d)
 	}
 	// Steps that changed nothing commit no layer: nothing to encode.

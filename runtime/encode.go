@@ -12,6 +12,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
@@ -29,7 +30,7 @@ var encodeLocks sync.Map // layer folder path -> *sync.Mutex
 // ensureTypes returns the record of n with a blob of every type in types,
 // encoding the missing ones from the committed layer folder. encoded lists
 // what it had to encode, for the build log.
-func (b *builder) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Record, types []layer.Type) (_ *storage.Record, encoded []layer.Type, err error) {
+func (b *builder) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Record, types []layertype.Type) (_ *storage.Record, encoded []layertype.Type, err error) {
 	if rec.Empty || len(missingTypes(rec, types)) == 0 {
 		return rec, nil, nil
 	}
@@ -78,7 +79,7 @@ func (b *builder) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Rec
 // steps, reading the layer folder by its host path. The folder is not the
 // sandbox's upper dir: mounting an overlay on it would add overlay xattrs
 // (uuid, impure, origin) to it and change its later encodings.
-func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *storage.Workspace, types []layer.Type) ([]storage.CommitBlob, error) {
+func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *storage.Workspace, types []layertype.Type) ([]storage.CommitBlob, error) {
 	if b.uids == nil {
 		var blobs []storage.CommitBlob
 		for _, t := range types {
@@ -91,18 +92,14 @@ func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *stor
 				return nil, fmt.Errorf("layer folder %s is empty, but its record says it is not", dir)
 			}
 			blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
-				Type:       string(t),
+				Type:       t,
 				Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size},
 				DiffID:     digest.Digest(r.DiffID).String(),
 			}})
 		}
 		return blobs, nil
 	}
-	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: true, Dir: dir}
-	for _, t := range types {
-		arg.Types = append(arg.Types, string(t))
-	}
-	fin, err := finishSpec(arg)
+	fin, err := finishSpec(commitArg{Types: types, Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: true, Dir: dir})
 	if err != nil {
 		return nil, err
 	}
@@ -129,17 +126,17 @@ func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *stor
 	return out.Blobs, nil
 }
 
-func missingTypes(rec *storage.Record, types []layer.Type) []layer.Type {
-	var out []layer.Type
+func missingTypes(rec *storage.Record, types []layertype.Type) []layertype.Type {
+	var out []layertype.Type
 	for _, t := range types {
-		if _, ok := rec.Blob(string(t)); !ok {
+		if _, ok := rec.Blob(t); !ok {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-func joinTypes(types []layer.Type) string {
+func joinTypes(types []layertype.Type) string {
 	s := make([]string, len(types))
 	for i, t := range types {
 		s[i] = string(t)
@@ -148,7 +145,7 @@ func joinTypes(types []layer.Type) string {
 }
 
 // cachedMessage is the build log's word for an image found in the cache.
-func cachedMessage(encoded []layer.Type) string {
+func cachedMessage(encoded []layertype.Type) string {
 	if len(encoded) == 0 {
 		return "cached"
 	}

@@ -9,9 +9,9 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/fetch"
-	"github.com/strata-build/strata/storage/layer"
 )
 
 // baseConfig is the config of the external base at the root of n's chain
@@ -26,14 +26,14 @@ func (b *builder) baseConfig(ctx context.Context, n *dsl.Node) (v1.ImageConfig, 
 
 // TagName is the tag of an image's encoding t: the first layer type of a
 // build gets the plain name, others a suffix.
-func TagName(name string, t layer.Type, first bool) string {
+func TagName(name string, t layertype.Type, first bool) string {
 	if first {
 		return name
 	}
 	switch t {
-	case layer.Squashfs:
+	case layertype.Squashfs:
 		return name + "-squashfs"
-	case layer.TarZstd:
+	case layertype.TarZstd:
 		return name + "-zstd"
 	default:
 		return name + "-tar"
@@ -45,11 +45,7 @@ func (b *builder) tag(ctx context.Context, n *dsl.Node) error {
 	if n.Image.IsBuildOnly() || b.opts.Layout == nil {
 		return nil
 	}
-	for i, lt := range n.LayerTypes {
-		t, err := layer.ParseType(string(lt))
-		if err != nil {
-			return fmt.Errorf("image %q: %w", n.Name, err)
-		}
+	for i, t := range n.LayerTypes {
 		desc, err := b.assemble(ctx, n, t)
 		if err != nil {
 			return fmt.Errorf("image %q: %w", n.Name, err)
@@ -64,7 +60,7 @@ func (b *builder) tag(ctx context.Context, n *dsl.Node) error {
 // assemble writes the config and manifest of n in layer type t into the
 // store. Everything in them derives from the definitions, the base and the
 // committed layers, never from the clock, so they are reproducible.
-func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.Descriptor, error) {
+func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layertype.Type) (v1.Descriptor, error) {
 	created := time.Unix(b.opts.SourceDateEpoch, 0).UTC()
 	spec := storage.ImageSpec{Created: created, Annotations: map[string]string{}}
 	var baseCfg v1.ImageConfig
@@ -100,11 +96,11 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.D
 		if rec.Empty {
 			continue
 		}
-		if _, ok := rec.Blob(string(t)); !ok {
+		if _, ok := rec.Blob(t); !ok {
 			// An ancestor committed by an earlier build, for images of
 			// other types: encode its layer folder now.
-			var encoded []layer.Type
-			rec, encoded, err = b.ensureTypes(ctx, c, rec, []layer.Type{t})
+			var encoded []layertype.Type
+			rec, encoded, err = b.ensureTypes(ctx, c, rec, []layertype.Type{t})
 			if err != nil {
 				return v1.Descriptor{}, err
 			}
@@ -112,7 +108,7 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.D
 				b.con.printf("%s: encoded as %s (for %s)\n", c.Name, joinTypes(encoded), n.Name)
 			}
 		}
-		blob, ok := rec.Blob(string(t))
+		blob, ok := rec.Blob(t)
 		if !ok {
 			return v1.Descriptor{}, fmt.Errorf("layer of %q was not built as %s", c.Name, t)
 		}
@@ -134,8 +130,8 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.D
 // bases stay as published: recompressing them would change digests that
 // signatures, provenance and cross-repository mounts refer to. Squashfs
 // images keep their bases' tar layers, as before.
-func (b *builder) baseLayers(ctx context.Context, root *dsl.Node, base *storage.BaseImage, t layer.Type) ([]v1.Descriptor, error) {
-	if _, ok := root.Base.(*dsl.TarballBase); !ok || t == layer.Squashfs {
+func (b *builder) baseLayers(ctx context.Context, root *dsl.Node, base *storage.BaseImage, t layertype.Type) ([]v1.Descriptor, error) {
+	if _, ok := root.Base.(*dsl.TarballBase); !ok || t == layertype.Squashfs {
 		return base.Manifest.Layers, nil
 	}
 	out := make([]v1.Descriptor, len(base.Manifest.Layers))

@@ -20,6 +20,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	umoci "github.com/opencontainers/umoci/oci/layer"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 var (
@@ -46,7 +48,7 @@ func Unpack(ctx context.Context, blobPath, mediaType, dest string, opts UnpackOp
 	if err != nil && mediaType != "" {
 		return fmt.Errorf("unpack %s: %w", blobPath, err)
 	}
-	if t == Squashfs {
+	if t == layertype.Squashfs {
 		return unpackSquashfs(ctx, blobPath, dest, opts)
 	}
 	return unpackTar(ctx, blobPath, t, dest, opts)
@@ -97,7 +99,7 @@ type readerFunc func(p []byte) (int, error)
 
 func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
 
-func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts UnpackOptions) (err error) {
+func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest string, opts UnpackOptions) (err error) {
 	v, err := newVerifier(opts.Digest)
 	if err != nil {
 		return err
@@ -285,15 +287,15 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 // decompress returns the tar stream of a layer of type t read from r: the
 // one place that knows which decompressor each tar type needs (unpack,
 // diff ids and recompression all read layers this way).
-func decompress(r io.Reader, t Type, blobPath string) (io.ReadCloser, error) {
+func decompress(r io.Reader, t layertype.Type, blobPath string) (io.ReadCloser, error) {
 	switch t {
-	case TarGzip:
+	case layertype.TarGzip:
 		zr, err := pgzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("read gzip layer %s: %w", blobPath, err)
 		}
 		return zr, nil
-	case TarZstd:
+	case layertype.TarZstd:
 		zr, err := zstd.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("read zstd layer %s: %w", blobPath, err)
@@ -304,13 +306,13 @@ func decompress(r io.Reader, t Type, blobPath string) (io.ReadCloser, error) {
 }
 
 // sniffType tells a tar layer's compression from its first bytes.
-func sniffType(br *bufio.Reader) Type {
+func sniffType(br *bufio.Reader) layertype.Type {
 	magic, _ := br.Peek(4)
 	switch {
 	case bytes.HasPrefix(magic, gzipMagic):
-		return TarGzip
+		return layertype.TarGzip
 	case bytes.HasPrefix(magic, zstdMagic):
-		return TarZstd
+		return layertype.TarZstd
 	}
-	return TarUncompressed
+	return layertype.TarUncompressed
 }

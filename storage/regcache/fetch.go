@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -81,7 +80,7 @@ func (c *Cache) Fetch(ctx context.Context, st *storage.Store, key string, o Fetc
 	}
 	defer ws.Discard()
 	for _, b := range r.Layers {
-		if t, err := layer.TypeOfMediaType(b.Descriptor.MediaType); err != nil || string(t) != b.Type {
+		if t, err := layer.TypeOfMediaType(b.Descriptor.MediaType); err != nil || t != b.Type {
 			return nil, &recordError{fmt.Errorf("cache %s: record %s: a %s layer has media type %q", c, tag, b.Type, b.Descriptor.MediaType)}
 		}
 	}
@@ -98,7 +97,7 @@ func (c *Cache) Fetch(ctx context.Context, st *storage.Store, key string, o Fetc
 		}
 		uo := o.Unpack
 		uo.Digest = u.Descriptor.Digest
-		if strings.HasPrefix(u.Type, "tar") {
+		if u.Type.Tar() {
 			uo.DiffID = digest.Digest(u.DiffID)
 		}
 		if err := layer.Unpack(ctx, path, u.Descriptor.MediaType, ws.Upper, uo); err != nil {
