@@ -138,7 +138,7 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		stack:   stk,
 		decider: decider{store: records(opts.Store), noCache: opts.NoCache, needs: layerNeeds(nodes)},
 	}
-	stk.registry, stk.downloads = opts.Registry, b.downloadOptions
+	stk.registry, stk.downloads, stk.epoch, stk.note = opts.Registry, b.downloadOptions, opts.SourceDateEpoch, b.con.printf
 	// A missing secret stops the build before any work (secrets.go).
 	if b.secrets, err = ReadSecrets(nodes); err != nil {
 		return nil, err

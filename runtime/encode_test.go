@@ -86,13 +86,13 @@ func TestEncodeLayerDirRootless(t *testing.T) {
 	// The identity map: the layer reads the same inside and outside, so
 	// the sandboxed encoding must equal the direct one byte for byte.
 	ids := []sandbox.IDMap{{ContainerID: 0, HostID: 0, Size: 65536}}
-	b := &builder{opts: Options{Store: st, SourceDateEpoch: 1700000000}, stack: &stack{store: st, uids: ids, gids: ids}}
+	s := &stack{store: st, uids: ids, gids: ids, epoch: 1700000000}
 	ws, err := st.NewWorkspace("enc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ws.Discard()
-	blobs, err := b.encodeLayerDir(ctx, "enc", dir, ws, []layertype.Type{layertype.TarGzip, layertype.Squashfs})
+	blobs, err := s.encodeLayerDir(ctx, "enc", dir, ws, []layertype.Type{layertype.TarGzip, layertype.Squashfs})
 	if err != nil {
 		t.Fatal(err)
 	}

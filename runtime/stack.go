@@ -33,8 +33,15 @@ type stack struct {
 	// downloads gives the options of a tarball base's download for an
 	// image (progress); nil downloads quietly.
 	downloads func(image, url string) fetch.DownloadOptions
+	// epoch is SOURCE_DATE_EPOCH, every timestamp of what it encodes and
+	// assembles.
+	epoch int64
+	// note, when set, receives the lines the build log shows of work done
+	// for an image on another's behalf (an ancestor encoded).
+	note func(format string, args ...any)
 
-	bases baseCache
+	bases   baseCache
+	encodes singleflight.Group // by layer folder, see ensureTypes
 }
 
 // newStack returns the stack of st as this process sees it: rootless
@@ -163,6 +170,12 @@ func (s *stack) stepSpec(ctx context.Context, n *dsl.Node, lowers []string, ws *
 	spec.Env = n.StepEnv(environ.Merge(baseEnv(epoch), cfg.Env...))
 	spec.WorkDir = n.StepWorkDir(cfg.WorkingDir)
 	return spec, nil
+}
+
+func (s *stack) notef(format string, args ...any) {
+	if s.note != nil {
+		s.note(format, args...)
+	}
 }
 
 // discard removes a workspace. Files a rootless step chowned to other ids
