@@ -44,7 +44,7 @@ type Options struct {
 	// Progress, when set, shows the build live on a terminal.
 	Progress *Display
 	// ShellOnFailure opens a shell in a failed step's container before
-	// the failure is reported (see debug.go); ShellIO, when set, replaces
+	// the failure is reported (see shell.go); ShellIO, when set, replaces
 	// the terminal for it.
 	ShellOnFailure bool
 	ShellIO        *ShellIO
