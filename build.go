@@ -15,6 +15,7 @@ import (
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/runtime/display"
+	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/regcache"
 )
@@ -232,7 +233,7 @@ func resultTable(w io.Writer, results []runtime.Result, storeRoot string) {
 // preflight runs the checks a build with opts needs and stops it, before
 // it does any work, when one fails.
 func preflight(ctx context.Context, opts Options) error {
-	return runtime.Preflight(ctx, runtime.CheckOptions{
+	return host.Preflight(ctx, host.CheckOptions{
 		Store:    opts.Store,
 		Squashfs: slices.Contains(opts.LayerTypes, dsl.Squashfs),
 	})
