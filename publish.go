@@ -18,6 +18,7 @@ import (
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/publish"
 	"github.com/strata-build/strata/storage/registry"
@@ -254,12 +255,12 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 		}
 		defer target.Close()
 	}
-	display := opts.display()
+	live := opts.display()
 	out := opts.Out
-	if display != nil {
-		out = display
+	if live != nil {
+		out = live
 		for _, it := range items {
-			display.Images(it.ref)
+			live.Images(it.ref)
 		}
 	}
 	mounts, err := mountSources(st, dest, opts.Registry, items)
@@ -274,8 +275,8 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 			failure = fmt.Errorf("image %q: %w", it.node.Name, err)
 			break
 		}
-		display.State(it.ref, "pushing")
-		sent := display.Pushed(it.ref)
+		live.State(it.ref, "pushing")
+		sent := live.Pushed(it.ref)
 		if sent == nil {
 			sent = new(atomic.Int64)
 		}
@@ -285,15 +286,15 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 			err = pushOne(ctx, st, desc, it.ref, opts.Registry, mounts, sent)
 		}
 		if err != nil {
-			display.State(it.ref, "failed")
+			live.State(it.ref, "failed")
 			failure = fmt.Errorf("publish image %q to %s: %w\n%d of %d published; running the same command again sends only what is missing", it.node.Name, it.ref, err, i, len(items))
 			break
 		}
-		display.State(it.ref, "pushed")
-		fmt.Fprintf(out, "%s: published %s %s (%s uploaded)\n", it.node.Name, it.ref, desc.Digest, runtime.HumanBytes(sent.Load()))
-		rows = append(rows, [4]string{it.node.Name, it.ref, desc.Digest.String(), runtime.HumanBytes(sent.Load())})
+		live.State(it.ref, "pushed")
+		fmt.Fprintf(out, "%s: published %s %s (%s uploaded)\n", it.node.Name, it.ref, desc.Digest, display.Bytes(sent.Load()))
+		rows = append(rows, [4]string{it.node.Name, it.ref, desc.Digest.String(), display.Bytes(sent.Load())})
 	}
-	display.Close()
+	live.Close()
 	if len(rows) > 0 {
 		tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "IMAGE\tPUBLISHED AS\tDIGEST\tUPLOADED")

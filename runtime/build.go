@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/registry"
@@ -42,9 +43,9 @@ type Options struct {
 	// RegistryCache shares the build cache through registries.
 	RegistryCache
 	// Progress, when set, shows the build live on a terminal.
-	Progress *Display
+	Progress *display.Display
 	// ShellOnFailure opens a shell in a failed step's container before
-	// the failure is reported (see debug.go); ShellIO, when set, replaces
+	// the failure is reported (see shell.go); ShellIO, when set, replaces
 	// the terminal for it.
 	ShellOnFailure bool
 	ShellIO        *ShellIO

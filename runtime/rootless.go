@@ -2,21 +2,12 @@ package runtime
 
 import (
 	"context"
-	"os"
 
+	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 )
-
-// idMapsIfRootless returns the id maps of a rootless build, or nils when
-// strata runs as root and needs no user namespace.
-func idMapsIfRootless() (uids, gids []sandbox.IDMap, err error) {
-	if os.Geteuid() == 0 {
-		return nil, nil, nil
-	}
-	return IDMaps()
-}
 
 // unpackOptions: a rootless build's overlays are mounted with userxattr,
 // so opaque markers of unpacked layers use the user.overlay namespace.
@@ -36,7 +27,7 @@ func OpenStore(ctx context.Context, root string, o storage.OpenOptions) (*storag
 // root, and a removal inside the build's user namespace otherwise, which
 // alone may delete files a rootless step chowned to other ids.
 func removeAllFunc(ctx context.Context) func(string) error {
-	uids, gids, err := idMapsIfRootless()
+	uids, gids, err := host.IDMapsIfRootless()
 	if err != nil || uids == nil {
 		return nil
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/environ"
+	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/fetch"
@@ -47,7 +48,7 @@ type stack struct {
 // newStack returns the stack of st as this process sees it: rootless
 // (with the user's subordinate id maps) unless it runs as root.
 func newStack(st *storage.Store) (*stack, error) {
-	uids, gids, err := idMapsIfRootless()
+	uids, gids, err := host.IDMapsIfRootless()
 	if err != nil {
 		return nil, err
 	}
