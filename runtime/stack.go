@@ -15,6 +15,7 @@ import (
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/fetch"
+	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/registry"
 )
 
@@ -177,6 +178,12 @@ func (s *stack) notef(format string, args ...any) {
 	if s.note != nil {
 		s.note(format, args...)
 	}
+}
+
+// unpackOptions: a rootless build's overlays are mounted with userxattr,
+// so opaque markers of unpacked layers use the user.overlay namespace.
+func unpackOptions(rootless bool) layer.UnpackOptions {
+	return layer.UnpackOptions{UserXattr: rootless, Rootless: rootless}
 }
 
 // discard removes a workspace. Files a rootless step chowned to other ids

@@ -1,6 +1,10 @@
 package runtime
 
 import (
+	"context"
+
+	"github.com/strata-build/strata/runtime/host"
+	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 )
 
@@ -31,4 +35,25 @@ func records(st *storage.Store) Records {
 		return nil
 	}
 	return st
+}
+
+// OpenStore is how strata opens a store: storage.Open with the removal a
+// rootless store needs (see removeAllFunc), which storage, running no
+// process, cannot make itself.
+func OpenStore(ctx context.Context, root string, o storage.OpenOptions) (*storage.Store, error) {
+	o.RemoveAll = removeAllFunc(ctx)
+	return storage.Open(ctx, root, o)
+}
+
+// removeAllFunc returns what storage.OpenOptions.RemoveAll should be: nil as
+// root, and a removal inside the build's user namespace otherwise, which
+// alone may delete files a rootless step chowned to other ids.
+func removeAllFunc(ctx context.Context) func(string) error {
+	uids, gids, err := host.IDMapsIfRootless()
+	if err != nil || uids == nil {
+		return nil
+	}
+	return func(path string) error {
+		return sandbox.RemoveAll(context.WithoutCancel(ctx), path, uids, gids)
+	}
 }
