@@ -45,8 +45,6 @@ func digestTree(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	write(t, "/nonexistent/strata/outside.txt", "outside")
-	write(t, "/nonexistent/strata/tag", ignore.StoreTagText)
 	if err := os.Mkdir(filepath.Join(root, "empty"), 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -35,81 +35,68 @@ func readlink(fsys afero.Fs, name string) (string, error) {
 	return "", &fs.PathError{Op: "readlink", Path: name, Err: afero.ErrNoReadlink}
 }
 
-// evalSymlinks is filepath.EvalSymlinks (as Go implements it on Unix)
+// evalSymlinks gives the answer filepath.EvalSymlinks gives on Unix,
 // reading fsys: path with every symlink in it replaced by its target,
-// cleaned. Its errors are those of lstat and readlink on fsys, as
-// filepath.EvalSymlinks returns those of os.Lstat and os.Readlink.
+// cleaned, and the errors of lstat and readlink on fsys where the os
+// ones would come. It keeps two lists: the elements still to read, and
+// those already resolved, which are real folders (the last may be a
+// file), so ".." may simply drop the last of them.
 func evalSymlinks(fsys afero.Fs, path string) (string, error) {
-	const sep = string(filepath.Separator)
-	volLen := 0
-	if strings.HasPrefix(path, sep) {
-		volLen = 1
-	}
-	vol := path[:volLen]
-	dest := vol
+	abs := strings.HasPrefix(path, "/")
+	todo := strings.Split(path, "/")
+	var done []string
 	links := 0
-	for start, end := volLen, volLen; start < len(path); start = end {
-		for start < len(path) && path[start] == filepath.Separator {
-			start++
-		}
-		end = start
-		for end < len(path) && path[end] != filepath.Separator {
-			end++
-		}
-		switch elem := path[start:end]; {
-		case elem == "":
-			continue // no more elements
-		case elem == ".":
+	for len(todo) > 0 {
+		elem := todo[0]
+		todo = todo[1:]
+		switch {
+		case elem == "" || elem == ".":
 			continue
-		case elem == "..":
-			// Back up to the previous element if there is one.
-			r := strings.LastIndex(dest[volLen:], sep) + volLen
-			if r < volLen || dest[r+1:] == ".." {
-				if len(dest) > volLen {
-					dest += sep
-				}
-				dest += ".."
-			} else {
-				dest = dest[:r]
+		case elem == ".." && (len(done) == 0 || done[len(done)-1] == ".."):
+			if !abs { // above the working folder; "/.." is "/"
+				done = append(done, elem)
 			}
 			continue
+		case elem == "..":
+			done = done[:len(done)-1]
+			continue
 		}
-		if len(dest) > 0 && !strings.HasSuffix(dest, sep) {
-			dest += sep
-		}
-		dest += path[start:end]
-		fi, err := lstat(fsys, dest)
+		at := joinElems(abs, append(done, elem))
+		fi, err := lstat(fsys, at)
 		if err != nil {
 			return "", err
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
-			if !fi.Mode().IsDir() && end < len(path) {
-				return "", syscall.ENOTDIR
+			if !fi.IsDir() && len(todo) > 0 {
+				return "", syscall.ENOTDIR // a file with more path after it
 			}
+			done = append(done, elem)
 			continue
 		}
-		links++
-		if links > 255 {
+		if links++; links > 255 {
 			return "", errors.New("EvalSymlinks: too many links")
 		}
-		link, err := readlink(fsys, dest)
+		target, err := readlink(fsys, at)
 		if err != nil {
 			return "", err
 		}
-		path = link + path[end:]
-		if strings.HasPrefix(link, sep) {
-			dest, end, vol, volLen = sep, 1, sep, 1
-			continue
+		if strings.HasPrefix(target, "/") {
+			abs, done = true, nil
 		}
-		// A relative target replaces the last element of dest.
-		if r := strings.LastIndex(dest[volLen:], sep) + volLen; r < volLen {
-			dest = vol
-		} else {
-			dest = dest[:r]
-		}
-		end = 0
+		// The target is read from the folder that holds the link.
+		todo = append(strings.Split(target, "/"), todo...)
 	}
-	return filepath.Clean(dest), nil
+	return filepath.Clean(joinElems(abs, done)), nil
+}
+
+// joinElems joins path elements, under / when abs; "" for none of a
+// relative path (filepath.Clean then makes it ".").
+func joinElems(abs bool, elems []string) string {
+	p := strings.Join(elems, "/")
+	if abs {
+		return "/" + p
+	}
+	return p
 }
 
 // rootFS is the folder root of fsys as an fs.FS that resolves symlinks as
