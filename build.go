@@ -14,6 +14,8 @@ import (
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/runtime/display"
+	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/regcache"
 )
@@ -73,7 +75,7 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 	if err != nil {
 		return nil, err
 	}
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	st, err := runtime.OpenStore(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +85,7 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 		return nil, err
 	}
 	defer out.Close()
-	caches, display, logOut, err := opts.sharing()
+	caches, live, logOut, err := opts.sharing()
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +95,7 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 		Layout:          out,
 		Out:             logOut,
 		RegistryCache:   caches,
-		Progress:        display,
+		Progress:        live,
 		NoCache:         opts.NoCache,
 		Jobs:            opts.Jobs,
 		FailFast:        opts.FailFast,
@@ -102,7 +104,7 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 		ShellOnFailure:  opts.ShellOnFailure,
 		Registry:        opts.Registry,
 	})
-	display.Close()
+	live.Close()
 	resultTable(opts.Out, results, st.Root)
 	summary(opts.Out, results, time.Since(start))
 	if err != nil {
@@ -165,7 +167,7 @@ func summary(w io.Writer, results []runtime.Result, took time.Duration) {
 // caches and, on a terminal, the live display. out is where the build log
 // goes (the display when there is one); done stops the display before the
 // summary is printed.
-func (o Options) sharing() (caches runtime.RegistryCache, display *runtime.Display, out io.Writer, err error) {
+func (o Options) sharing() (caches runtime.RegistryCache, live *display.Display, out io.Writer, err error) {
 	for _, r := range o.CacheFrom {
 		c, err := regcache.New(r, o.Registry)
 		if err != nil {
@@ -178,22 +180,22 @@ func (o Options) sharing() (caches runtime.RegistryCache, display *runtime.Displ
 			return caches, nil, nil, fmt.Errorf("--cache-to: %w", err)
 		}
 	}
-	display = o.display()
-	if display != nil {
-		return caches, display, display, nil
+	live = o.display()
+	if live != nil {
+		return caches, live, live, nil
 	}
 	return caches, nil, o.Out, nil
 }
 
 // display returns a live display when Progress asks for one (or is auto
 // and Out is a terminal), nil for plain lines.
-func (o Options) display() *runtime.Display {
+func (o Options) display() *display.Display {
 	f, ok := o.Out.(*os.File)
 	if !ok || o.Progress == "plain" {
 		return nil
 	}
-	if o.Progress == "tty" || runtime.IsTerminal(f) {
-		return runtime.NewDisplay(f)
+	if o.Progress == "tty" || display.IsTerminal(f) {
+		return display.New(f)
 	}
 	return nil
 }
@@ -213,7 +215,7 @@ func resultTable(w io.Writer, results []runtime.Result, storeRoot string) {
 		if r.Record != nil && r.Record.Empty {
 			size = "empty"
 		} else if r.Record != nil && len(r.Record.Layers) > 0 {
-			size = runtime.HumanBytes(r.Record.Layers[0].Descriptor.Size)
+			size = display.Bytes(r.Record.Layers[0].Descriptor.Size)
 		}
 		if r.Status == runtime.Failed {
 			failed = r.Name
@@ -230,7 +232,7 @@ func resultTable(w io.Writer, results []runtime.Result, storeRoot string) {
 // preflight runs the checks a build with opts needs and stops it, before
 // it does any work, when one fails.
 func preflight(ctx context.Context, opts Options) error {
-	return runtime.Preflight(ctx, runtime.CheckOptions{
+	return host.Preflight(ctx, host.CheckOptions{
 		Store:    opts.Store,
 		Squashfs: slices.Contains(opts.LayerTypes, dsl.Squashfs),
 	})

@@ -5,9 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/cmdline"
-	"github.com/strata-build/strata/storage/layer"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage/registry"
 )
 
@@ -50,11 +49,11 @@ func (b *BuildFlags) RegisterShared(fs *flag.FlagSet) {
 func (b *BuildFlags) Options() (Options, error) {
 	o := b.opts
 	for _, s := range b.types {
-		t, err := layer.ParseType(s)
+		t, err := layertype.Parse(s)
 		if err != nil {
 			return o, cmdline.UsageError{Err: err}
 		}
-		o.LayerTypes = append(o.LayerTypes, dsl.LayerType(t))
+		o.LayerTypes = append(o.LayerTypes, t)
 	}
 	if err := b.share.apply(&o); err != nil {
 		return o, err

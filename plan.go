@@ -32,7 +32,7 @@ func makePlan(ctx context.Context, opts Options, nodes []*dsl.Node) ([]runtime.P
 	popts := runtime.PlanOptions{NoCache: opts.NoCache}
 	if _, err := os.Stat(opts.Store); err == nil {
 		// The lock keeps a running build from changing records under us.
-		st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
+		st, err := runtime.OpenStore(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
 		if err != nil {
 			return nil, err
 		}

@@ -18,8 +18,8 @@ import (
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/storage"
-	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/publish"
 	"github.com/strata-build/strata/storage/registry"
 )
@@ -63,7 +63,7 @@ func (d destination) String() string {
 
 // plan lists what publishing nodes means: every layer type of every image
 // under every tag, squashfs as TAG-squashfs as in the build's layout.
-func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) {
+func (d destination) plan(nodes []*dsl.Node, tags []string) []pushItem {
 	var items []pushItem
 	for _, n := range nodes {
 		imgTags := tags
@@ -73,11 +73,7 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 		if len(imgTags) == 0 {
 			imgTags = []string{"latest"}
 		}
-		for i, lt := range n.LayerTypes {
-			t, err := layer.ParseType(string(lt))
-			if err != nil {
-				return nil, fmt.Errorf("image %q: %w", n.Name, err)
-			}
+		for i, t := range n.LayerTypes {
 			for _, tag := range imgTags {
 				tag = runtime.TagName(tag, t, i == 0)
 				ref := n.Name + ":" + tag
@@ -88,7 +84,7 @@ func (d destination) plan(nodes []*dsl.Node, tags []string) ([]pushItem, error) 
 			}
 		}
 	}
-	return items, nil
+	return items
 }
 
 // PublishOptions configure PublishWith and PublishGraph.
@@ -164,10 +160,7 @@ func PublishGraph(ctx context.Context, popts PublishOptions, g *dsl.Graph, names
 	if err != nil {
 		return err
 	}
-	items, err := dest.plan(nodes, popts.Tags)
-	if err != nil {
-		return err
-	}
+	items := dest.plan(nodes, popts.Tags)
 	chain, problems, err := publishState(ctx, opts, g, nodes)
 	if err != nil {
 		return err
@@ -245,7 +238,7 @@ func printPlan(w io.Writer, items []pushItem, problems map[string]string, build 
 // pushAll sends every item, in build order so that an image's base is in
 // the registry before it and its layers can be mounted from there.
 func pushAll(ctx context.Context, opts Options, dest destination, items []pushItem) error {
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	st, err := runtime.OpenStore(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
 	if err != nil {
 		return err
 	}
@@ -262,12 +255,12 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 		}
 		defer target.Close()
 	}
-	display := opts.display()
+	live := opts.display()
 	out := opts.Out
-	if display != nil {
-		out = display
+	if live != nil {
+		out = live
 		for _, it := range items {
-			display.Images(it.ref)
+			live.Images(it.ref)
 		}
 	}
 	mounts, err := mountSources(st, dest, opts.Registry, items)
@@ -282,8 +275,8 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 			failure = fmt.Errorf("image %q: %w", it.node.Name, err)
 			break
 		}
-		display.State(it.ref, "pushing")
-		sent := display.Pushed(it.ref)
+		live.State(it.ref, "pushing")
+		sent := live.Pushed(it.ref)
 		if sent == nil {
 			sent = new(atomic.Int64)
 		}
@@ -293,15 +286,15 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 			err = pushOne(ctx, st, desc, it.ref, opts.Registry, mounts, sent)
 		}
 		if err != nil {
-			display.State(it.ref, "failed")
+			live.State(it.ref, "failed")
 			failure = fmt.Errorf("publish image %q to %s: %w\n%d of %d published; running the same command again sends only what is missing", it.node.Name, it.ref, err, i, len(items))
 			break
 		}
-		display.State(it.ref, "pushed")
-		fmt.Fprintf(out, "%s: published %s %s (%s uploaded)\n", it.node.Name, it.ref, desc.Digest, runtime.HumanBytes(sent.Load()))
-		rows = append(rows, [4]string{it.node.Name, it.ref, desc.Digest.String(), runtime.HumanBytes(sent.Load())})
+		live.State(it.ref, "pushed")
+		fmt.Fprintf(out, "%s: published %s %s (%s uploaded)\n", it.node.Name, it.ref, desc.Digest, display.Bytes(sent.Load()))
+		rows = append(rows, [4]string{it.node.Name, it.ref, desc.Digest.String(), display.Bytes(sent.Load())})
 	}
-	display.Close()
+	live.Close()
 	if len(rows) > 0 {
 		tw := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "IMAGE\tPUBLISHED AS\tDIGEST\tUPLOADED")

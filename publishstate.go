@@ -95,7 +95,7 @@ func tagBuilt(ctx context.Context, opts Options, chain []*dsl.Node) error {
 	if err != nil {
 		return err
 	}
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	st, err := runtime.OpenStore(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})
 	if err != nil {
 		return err
 	}

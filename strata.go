@@ -15,7 +15,6 @@ import (
 	"os"
 
 	"github.com/strata-build/strata/dsl"
-	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/registry"
 )
 
@@ -94,8 +93,8 @@ func (o *Options) fill() error {
 		o.LayerTypes = []dsl.LayerType{dsl.TarGzip}
 	}
 	for _, t := range o.LayerTypes {
-		if _, err := layer.ParseType(string(t)); err != nil {
-			return fmt.Errorf("Options.LayerTypes: %w", err)
+		if !t.Known() {
+			return fmt.Errorf("Options.LayerTypes: %q is not a layer type (use dsl.TarGzip, dsl.TarZstd or dsl.Squashfs)", t)
 		}
 	}
 	return nil

@@ -2,9 +2,10 @@ package dsl
 
 import (
 	"slices"
-	"strings"
 
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/internal/environ"
 )
 
 // Steps returns the image's steps in the order they run.
@@ -40,7 +41,7 @@ func (n *Node) Config(base ispec.ImageConfig) ispec.ImageConfig {
 	for _, c := range n.Chain() {
 		img := c.Image
 		for _, e := range img.env {
-			cfg.Env = setEnv(cfg.Env, e.k, e.v)
+			cfg.Env = environ.Merge(cfg.Env, e.k+"="+e.v)
 		}
 		for _, l := range img.labels {
 			labels[l.k] = l.v
@@ -78,11 +79,11 @@ func (n *Node) StepEnv(base []string) []string {
 	env := slices.Clone(base)
 	for _, c := range n.Chain() {
 		for _, e := range c.Image.env {
-			env = setEnv(env, e.k, e.v)
+			env = environ.Merge(env, e.k+"="+e.v)
 		}
 	}
 	for _, e := range n.Image.buildEnv {
-		env = setEnv(env, e.k, e.v)
+		env = environ.Merge(env, e.k+"="+e.v)
 	}
 	return env
 }
@@ -99,16 +100,6 @@ func (n *Node) StepWorkDir(base string) string {
 		wd = "/"
 	}
 	return wd
-}
-
-func setEnv(env []string, k, v string) []string {
-	for n, e := range env {
-		if name, _, _ := strings.Cut(e, "="); name == k {
-			env[n] = k + "=" + v
-			return env
-		}
-	}
-	return append(env, k+"="+v)
 }
 
 func copyPtr[T any](p *T) *T {

@@ -3,6 +3,7 @@ package dsl_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -108,6 +109,18 @@ func TestEvaluateOrderAndKeys(t *testing.T) {
 		}
 		if same := g5.Node("child").Key == g.Node("child").Key; same != c.same {
 			t.Errorf("options %+v: same key = %v, want %v", c.opts, same, c.same)
+		}
+	}
+}
+
+// A layer type made by a conversion rather than by dsl's constants is
+// refused when the graph is made, since the builder trusts the graph's.
+func TestEvaluateChecksLayerTypes(t *testing.T) {
+	img := dsl.New("img").From(dsl.Scratch()).Run("true")
+	for _, bad := range []dsl.LayerType{"tar", "tar+bzip2", ""} {
+		_, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{LayerTypes: []dsl.LayerType{dsl.TarGzip, bad}})
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q is not a layer type", bad)) {
+			t.Errorf("layer type %q: err = %v", bad, err)
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"path"
 	"path/filepath"
 	"slices"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/afero"
 )
 
 // Graph is the evaluated, validated form of a set of definitions.
@@ -83,6 +84,27 @@ type Options struct {
 	Resolver Resolver
 	// AllowUnpinnedURLs lets URL imports and tarballs go without a sha256.
 	AllowUnpinnedURLs bool
+	// FS is the file system evaluation reads the local sources it hashes
+	// from: File and Dir imports, local Layout and Tarball bases, binds.
+	// nil means the operating system's (afero.NewOsFs()). Paths are looked
+	// up as the definitions resolved them: absolute, a relative one joined
+	// to the folder of the Go file that wrote it (see Pos), so an in-memory
+	// file system must hold the files under that folder. They are hashed
+	// as from the operating system: the same files with the same modes
+	// give the same keys.
+	//
+	// Only evaluation reads FS, so that a unit test can evaluate
+	// definitions against files it makes up (afero.NewMemMapFs()); a build
+	// reads its imports and binds from the operating system.
+	//
+	// Symlinks are resolved and hashed through afero.Lstater and
+	// afero.LinkReader, which afero.NewOsFs() implements. afero.MemMapFs
+	// (afero v1.15.0) has no symlinks: its LstatIfPossible is its Stat, and
+	// it implements neither afero.Linker nor afero.LinkReader, so in it
+	// local sources are regular files and folders only. A file system
+	// that reports a symlink without implementing afero.LinkReader fails
+	// evaluation with afero.ErrNoReadlink.
+	FS afero.Fs
 }
 
 // Resolver finds what evaluation cannot know without the network: the
@@ -120,6 +142,9 @@ func Evaluate(ctx context.Context, images []*Image, opts Options) (*Graph, error
 	if len(opts.LayerTypes) == 0 {
 		opts.LayerTypes = []LayerType{TarGzip}
 	}
+	if opts.FS == nil {
+		opts.FS = afero.NewOsFs()
+	}
 	ev := &evaluator{opts: opts, seen: map[string]*Node{}, byPtr: map[*Image]*Node{}, missing: map[string][]string{}}
 	if opts.Params == nil {
 		p, err := Params()
@@ -129,6 +154,14 @@ func Evaluate(ctx context.Context, images []*Image, opts Options) (*Graph, error
 		ev.opts.Params = p
 	}
 	ev.problems = append(ev.problems, pendingParamErrors()...)
+	// Checked here, not where the types are encoded: the graph is what the
+	// builder trusts, so a type that came in as a bare conversion
+	// (LayerType("tar")) must not get into it.
+	for _, t := range opts.LayerTypes {
+		if !t.Known() {
+			ev.problem(fmt.Errorf("Options.LayerTypes: %q is not a layer type (use dsl.TarGzip, dsl.TarZstd or dsl.Squashfs)", t))
+		}
+	}
 	roots := slices.Clone(images)
 	sort.SliceStable(roots, func(a, b int) bool { return roots[a].name < roots[b].name })
 	for _, img := range roots {
@@ -190,7 +223,7 @@ func (ev *evaluator) visit(ctx context.Context, orig *Image) *Node {
 	parentKey := ev.base(ctx, n)
 	ev.imports(ctx, n)
 	for idx, b := range img.binds {
-		if _, err := os.Stat(b.Source); err != nil {
+		if _, err := ev.opts.FS.Stat(b.Source); err != nil {
 			ev.problem(fmt.Errorf("%s: image %q: bind source %s does not exist", b.Pos, img.name, b.Source))
 			continue
 		}
@@ -198,7 +231,7 @@ func (ev *evaluator) visit(ctx context.Context, orig *Image) *Node {
 			n.Volatile = true
 			continue
 		}
-		d, err := bindDigest(b)
+		d, err := bindDigest(ev.opts.FS, b)
 		if err != nil {
 			ev.problem(fmt.Errorf("%s: image %q: bind %s: content key: %w", b.Pos, img.name, b.Source, err))
 			continue
@@ -261,7 +294,7 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 		return "scratch"
 	case *LayoutBase:
 		n.Base = b
-		d, err := layoutDigest(b.Path, b.Tag)
+		d, err := layoutDigest(ev.opts.FS, b.Path, b.Tag)
 		if err != nil {
 			return fail(err)
 		}
@@ -292,7 +325,7 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", b.Path, b.Remote.SHA256)
 		case b.Path != "":
 			var fd string
-			fd, err = fileDigest(b.Path)
+			fd, err = fileDigest(ev.opts.FS, b.Path)
 			d = digest.Digest(fd)
 			// A pin on a local file is a promise about its content, as on a
 			// URL: a file replaced by another must fail here rather than
@@ -343,7 +376,7 @@ func (ev *evaluator) imports(ctx context.Context, n *Node) {
 		}
 		switch s := im.Source.(type) {
 		case *LocalSource:
-			d, err := sourceDigest(s)
+			d, err := sourceDigest(ev.opts.FS, s)
 			if err != nil {
 				fail(err)
 				continue
@@ -527,10 +560,10 @@ func (n *Node) Chain() []*Node {
 // Root returns the external base at the root of the node's chain.
 func (n *Node) Root() *Node { return n.Chain()[0] }
 
-func statKind(path string, want Kind) error {
-	fi, err := os.Stat(path)
+func statKind(fsys afero.Fs, path string, want Kind) error {
+	fi, err := fsys.Stat(path)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("%s %s does not exist", want, path)
 		}
 		return err
@@ -555,27 +588,28 @@ func platformKey(b *PullBase) string {
 
 // bindDigest is the content digest of a bind keyed by its content: of the
 // whole bind, or of its KeyPaths (each named in the hash, so moving
-// content from one to another changes it), hashed as imports are.
-func bindDigest(b Bind) (digest.Digest, error) {
-	root, err := filepath.EvalSymlinks(b.Source)
+// content from one to another changes it), hashed as imports are, from
+// fsys.
+func bindDigest(fsys afero.Fs, b Bind) (digest.Digest, error) {
+	root, err := evalSymlinks(fsys, b.Source)
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
 	if len(b.KeyPaths) == 0 {
-		if err := hashTree(h, root, nil); err != nil {
+		if err := hashTree(fsys, h, root, nil); err != nil {
 			return "", err
 		}
 		return digest.NewDigest(digest.SHA256, h), nil
 	}
 	for _, p := range b.KeyPaths {
 		p = path.Clean(p)
-		target, err := filepath.EvalSymlinks(filepath.Join(root, filepath.FromSlash(p)))
+		target, err := evalSymlinks(fsys, filepath.Join(root, filepath.FromSlash(p)))
 		if err != nil {
 			return "", fmt.Errorf("key path %s: %w", p, err)
 		}
 		fmt.Fprintf(h, "path %q\n", p)
-		if err := hashTree(h, target, nil); err != nil {
+		if err := hashTree(fsys, h, target, nil); err != nil {
 			return "", err
 		}
 	}

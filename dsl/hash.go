@@ -8,28 +8,29 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/spf13/afero"
 
 	"github.com/strata-build/strata/internal/ignore"
 	"github.com/strata-build/strata/internal/ociindex"
+	"github.com/strata-build/strata/internal/unixmode"
 )
 
 // sourceDigest is the content digest of an import: file contents, modes,
 // symlink targets and folder structure, but not timestamps or host owners,
-// so touching a file without changing it keeps the cache.
-func sourceDigest(src Source) (string, error) {
+// so touching a file without changing it keeps the cache. It reads fsys.
+func sourceDigest(fsys afero.Fs, src Source) (string, error) {
 	switch s := src.(type) {
 	case *LocalSource:
-		if err := statKind(s.Path, s.Want); err != nil {
+		if err := statKind(fsys, s.Path, s.Want); err != nil {
 			return "", err
 		}
 		// The import copies what the path names, so a symlinked file or
 		// folder is hashed by its target's content, not by the link.
-		root, err := filepath.EvalSymlinks(s.Path)
+		root, err := evalSymlinks(fsys, s.Path)
 		if err != nil {
 			return "", err
 		}
@@ -40,7 +41,7 @@ func sourceDigest(src Source) (string, error) {
 			}
 		}
 		h := sha256.New()
-		if err := hashTree(h, root, m); err != nil {
+		if err := hashTree(fsys, h, root, m); err != nil {
 			return "", err
 		}
 		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
@@ -49,9 +50,9 @@ func sourceDigest(src Source) (string, error) {
 	}
 }
 
-// fileDigest is the sha256 of a file's bytes.
-func fileDigest(path string) (string, error) {
-	f, err := os.Open(path)
+// fileDigest is the sha256 of the bytes of the file at path in fsys.
+func fileDigest(fsys afero.Fs, path string) (string, error) {
+	f, err := fsys.Open(path)
 	if err != nil {
 		return "", err
 	}
@@ -63,30 +64,25 @@ func fileDigest(path string) (string, error) {
 	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// hashTree hashes the file or folder at root. A folder is walked as the
-// sandbox's copy walks it (ignore.Walk), so the digest covers exactly what
-// an import copies: entries m excludes, .git, stores and layouts inside
-// are left out.
-func hashTree(h hash.Hash, root string, m *ignore.Matcher) error {
-	fi, err := os.Stat(root)
+// hashTree hashes the file or folder at root in fsys. A folder is walked
+// as the sandbox's copy walks it (ignore.Walk), so the digest covers
+// exactly what an import copies: entries m excludes, .git, stores and
+// layouts inside are left out.
+func hashTree(fsys afero.Fs, h hash.Hash, root string, m *ignore.Matcher) error {
+	fi, err := fsys.Stat(root)
 	if err != nil {
 		return err
 	}
 	if !fi.IsDir() {
-		if err := hashEntry(h, ".", fi, func() (io.ReadCloser, error) { return os.Open(root) }, nil); err != nil {
+		if err := hashEntry(h, ".", fi, func() (io.ReadCloser, error) { return fsys.Open(root) }, nil); err != nil {
 			return fmt.Errorf("%s: %w", root, err)
 		}
 		return nil
 	}
-	// Through an os.Root, as the sandbox reads it: a symlink inside the
+	// Read as an os.Root reads it, the sandbox's way: a symlink inside the
 	// folder is hashed as a link and never followed out of it.
-	r, err := os.OpenRoot(root)
-	if err != nil {
-		return err
-	}
-	defer r.Close()
-	fsys := r.FS()
-	return ignore.Walk(fsys, m, func(name string, d fs.DirEntry, err error) error {
+	dir := newRootFS(fsys, root)
+	return ignore.Walk(dir, m, func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -95,8 +91,8 @@ func hashTree(h hash.Hash, root string, m *ignore.Matcher) error {
 			return err
 		}
 		err = hashEntry(h, name, info,
-			func() (io.ReadCloser, error) { return fsys.Open(name) },
-			func() (string, error) { return fs.ReadLink(fsys, name) })
+			func() (io.ReadCloser, error) { return dir.Open(name) },
+			func() (string, error) { return dir.ReadLink(name) })
 		if err != nil {
 			return fmt.Errorf("%s: %w", filepath.Join(root, name), err)
 		}
@@ -107,7 +103,7 @@ func hashTree(h hash.Hash, root string, m *ignore.Matcher) error {
 // hashEntry writes one entry: its path, mode and type, then a symlink's
 // target or a file's size and bytes.
 func hashEntry(h hash.Hash, name string, info fs.FileInfo, open func() (io.ReadCloser, error), readlink func() (string, error)) error {
-	fmt.Fprintf(h, "%q %o %s\n", name, unixMode(info.Mode()), info.Mode().Type())
+	fmt.Fprintf(h, "%q %o %s\n", name, unixmode.Bits(info.Mode()), info.Mode().Type())
 	switch {
 	case info.Mode()&fs.ModeSymlink != 0:
 		target, err := readlink()
@@ -135,9 +131,9 @@ func hashEntry(h hash.Hash, name string, info fs.FileInfo, open func() (io.ReadC
 // of this machine's platform, as the build resolves it (both use
 // ociindex.Resolve): the cache key then names the image actually built on,
 // and the build's check that the base did not change compares a manifest
-// digest with a manifest digest.
-func layoutDigest(dir, tag string) (string, error) {
-	b, err := os.ReadFile(filepath.Join(dir, "index.json"))
+// digest with a manifest digest. It reads fsys.
+func layoutDigest(fsys afero.Fs, dir, tag string) (string, error) {
+	b, err := afero.ReadFile(fsys, filepath.Join(dir, "index.json"))
 	if err != nil {
 		return "", fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
@@ -155,7 +151,7 @@ func layoutDigest(dir, tag string) (string, error) {
 			return "", fmt.Errorf("OCI layout %s: index.json: image tagged %q has digest %q: %w", dir, tag, m.Digest, err)
 		}
 		d, err := ociindex.Resolve(m, platform, func(d v1.Descriptor) (io.ReadCloser, error) {
-			return os.Open(ociindex.LayoutBlobPath(dir, d.Digest))
+			return fsys.Open(ociindex.LayoutBlobPath(dir, d.Digest))
 		})
 		if err != nil {
 			return "", fmt.Errorf("OCI layout %s: tag %q: %w", dir, tag, err)

@@ -2,10 +2,11 @@ package dsl
 
 import (
 	"fmt"
-	"io/fs"
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/strata-build/strata/internal/unixmode"
 )
 
 // Image is an immutable image definition. Each method returns a new *Image
@@ -48,8 +49,10 @@ type Step struct {
 
 // ImportStep copies a Source into the image at Dest.
 type ImportStep struct {
-	Source   Source
-	Dest     string
+	Source Source
+	Dest   string
+	// Mode, when set, is the mode the Mode option gave, as chmod(2)
+	// takes it (0o4755 for a set-user-id 0o755).
 	Mode     *uint32
 	UID, GID *int
 }
@@ -161,7 +164,7 @@ func (i *Image) Import(src Source, dest string, opts ...ImportOption) *Image {
 	}
 	st := &ImportStep{Source: src, Dest: spec.dest, UID: spec.uid, GID: spec.gid}
 	if spec.mode != nil {
-		m := unixMode(*spec.mode)
+		m := unixmode.Bits(*spec.mode)
 		st.Mode = &m
 	}
 	c.steps = append(c.steps, Step{Import: st, Pos: c.lastEdit})
@@ -277,22 +280,6 @@ func cleanDest(dest string) string {
 		c += "/"
 	}
 	return c
-}
-
-// unixMode turns Go's portable mode bits into the stat(2) bits a tar
-// header and chmod expect.
-func unixMode(m fs.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= 0o4000
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= 0o2000
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= 0o1000
-	}
-	return u
 }
 
 func setKV(list []kv, k, v string) []kv {

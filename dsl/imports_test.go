@@ -70,3 +70,10 @@ func TestImportsSharingABaseName(t *testing.T) {
 		})
 	}
 }
+
+// The in-image folders are public API, and their docs name them.
+func TestInImageFolders(t *testing.T) {
+	if dsl.ImportDir != "/.strata/imports" || dsl.SecretDir != "/run/secrets" {
+		t.Errorf("ImportDir %q, SecretDir %q: update their docs", dsl.ImportDir, dsl.SecretDir)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"io/fs"
 	"path/filepath"
 	"strings"
+
+	"github.com/strata-build/strata/internal/imagepath"
 )
 
 // Base is what an image starts from: Scratch, an image in a local OCI
@@ -280,9 +282,10 @@ func (s *ImageSource) describe() string {
 	return "path " + s.Path + " of image " + s.Image.name
 }
 
-// ImportDir is where a step finds the sources of the image's imports
-// while it runs, read-only, by their base name (ImportDir/greeting.txt,
-// ImportDir/tool.tar.gz for a URL), as stacker's /stacker/imports does.
-// Where imports share a base name, it shows the last of them (see
-// Image.Import). Nothing under ImportDir is ever part of the image.
-const ImportDir = "/.strata/imports"
+// ImportDir, /.strata/imports, is where a step finds the sources of the
+// image's imports while it runs, read-only, by their base name
+// (ImportDir/greeting.txt, ImportDir/tool.tar.gz for a URL), as stacker's
+// /stacker/imports does. Where imports share a base name, it shows the
+// last of them (see Image.Import). Nothing under ImportDir is ever part of
+// the image.
+const ImportDir = imagepath.Imports

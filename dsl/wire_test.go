@@ -180,3 +180,23 @@ func TestDefinitionsOfAnotherFormat(t *testing.T) {
 		t.Errorf("unknown field: err = %v", err)
 	}
 }
+
+// A layer type is decoded as the writer wrote it, by its canonical name:
+// an alias or an unknown name is another writer's, refused when the
+// definitions are read rather than when the layer is encoded.
+func TestDefinitionsLayerTypesAreCanonical(t *testing.T) {
+	img := dsl.New("img").From(dsl.Scratch()).Run("true").LayerTypes(dsl.TarZstd)
+	var buf bytes.Buffer
+	if err := dsl.WriteDefinitions(&buf, "example.com/defs", []dsl.Target{{Var: "Img", Image: img}}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `"layerTypes":["tar+zstd"]`) {
+		t.Fatalf("layer types not written by their canonical names: %s", buf.String())
+	}
+	for _, bad := range []string{"zstd", "tar+bzip2", ""} {
+		doc := strings.Replace(buf.String(), `"tar+zstd"`, `"`+bad+`"`, 1)
+		if _, err := dsl.ReadDefinitions(strings.NewReader(doc)); err == nil || !strings.Contains(err.Error(), `"`+bad+`" is not a layer type`) {
+			t.Errorf("layer type %q: err = %v", bad, err)
+		}
+	}
+}

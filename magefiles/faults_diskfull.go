@@ -13,8 +13,8 @@ import (
 )
 
 // Sizes of the disk-full trials. Every build first checks that its store
-// has 512 MiB free (runtime/check.go), so the small filesystem must start
-// with more than that, and the images fill it after the check.
+// has 512 MiB free (runtime/host/check.go), so the small filesystem must
+// start with more than that, and the images fill it after the check.
 const (
 	smallMiB = 600  // the small tmpfs
 	largeMiB = 1600 // after "freeing space" by remounting larger

@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"runtime"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/registry"
@@ -44,9 +43,9 @@ type Options struct {
 	// RegistryCache shares the build cache through registries.
 	RegistryCache
 	// Progress, when set, shows the build live on a terminal.
-	Progress *Display
+	Progress *display.Display
 	// ShellOnFailure opens a shell in a failed step's container before
-	// the failure is reported (see debug.go); ShellIO, when set, replaces
+	// the failure is reported (see shell.go); ShellIO, when set, replaces
 	// the terminal for it.
 	ShellOnFailure bool
 	ShellIO        *ShellIO
@@ -138,9 +137,9 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		sem:     make(chan struct{}, opts.Jobs),
 		hooks:   newHooks(opts, nodes),
 		stack:   stk,
-		decider: decider{store: opts.Store, noCache: opts.NoCache, needs: layerNeeds(nodes)},
+		decider: decider{store: records(opts.Store), noCache: opts.NoCache, needs: layerNeeds(nodes)},
 	}
-	stk.registry, stk.downloads = opts.Registry, b.downloadOptions
+	stk.registry, stk.downloads, stk.epoch, stk.note = opts.Registry, b.downloadOptions, opts.SourceDateEpoch, b.con.printf
 	// A missing secret stops the build before any work (secrets.go).
 	if b.secrets, err = ReadSecrets(nodes); err != nil {
 		return nil, err
@@ -313,7 +312,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	spec.Secrets = b.secrets[n.Name]
 	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: b.uids != nil}
 	for _, t := range b.needs[n] {
-		arg.Types = append(arg.Types, string(t))
+		arg.Types = append(arg.Types, t)
 	}
 	spec.Finish, err = finishSpec(arg)
 	if err != nil {
@@ -377,46 +376,8 @@ func sandboxStep(s dsl.Step, hostPath string) (sandbox.Step, error) {
 	if hostPath == "" {
 		return out, fmt.Errorf("step at %s: imports of %T are not supported by this runtime", s.Pos, s.Import.Source)
 	}
-	c := &sandbox.Copy{Source: hostPath, Dest: s.Import.Dest, UID: s.Import.UID, GID: s.Import.GID, Exclude: exclude}
-	if s.Import.Mode != nil {
-		m := fileMode(*s.Import.Mode)
-		c.Mode = &m
-	}
-	out.Copy = c
+	out.Copy = &sandbox.Copy{Source: hostPath, Dest: s.Import.Dest, Mode: s.Import.Mode, UID: s.Import.UID, GID: s.Import.GID, Exclude: exclude}
 	return out, nil
-}
-
-// fileMode turns stat(2) mode bits into Go's portable ones.
-func fileMode(u uint32) fs.FileMode {
-	m := fs.FileMode(u & 0o777)
-	if u&0o4000 != 0 {
-		m |= fs.ModeSetuid
-	}
-	if u&0o2000 != 0 {
-		m |= fs.ModeSetgid
-	}
-	if u&0o1000 != 0 {
-		m |= fs.ModeSticky
-	}
-	return m
-}
-
-// mergeEnv puts the base image's variables over strata's defaults.
-func mergeEnv(defaults, image []string) []string {
-	env := append([]string(nil), defaults...)
-	for _, e := range image {
-		k, _, _ := strings.Cut(e, "=")
-		replaced := false
-		for n, d := range env {
-			if dk, _, _ := strings.Cut(d, "="); dk == k {
-				env[n], replaced = e, true
-			}
-		}
-		if !replaced {
-			env = append(env, e)
-		}
-	}
-	return env
 }
 
 // EpochFromEnv reads SOURCE_DATE_EPOCH from the environment, 0 when unset.

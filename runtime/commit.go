@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
@@ -25,10 +26,11 @@ const commitFinisher = "strata.commit"
 func init() { sandbox.RegisterFinisher(commitFinisher, commitUpper) }
 
 type commitArg struct {
-	Types     []string `json:"types"`
-	Out       string   `json:"out"`
-	Epoch     int64    `json:"epoch"`
-	UserXattr bool     `json:"userXattr"`
+	// Types are decoded by the child: an unknown one fails the hand-over.
+	Types     []layertype.Type `json:"types"`
+	Out       string           `json:"out"`
+	Epoch     int64            `json:"epoch"`
+	UserXattr bool             `json:"userXattr"`
 	// Mksquashfs is the host's mksquashfs, resolved by the parent: the
 	// sandbox child runs without a PATH.
 	Mksquashfs string `json:"mksquashfs,omitempty"`
@@ -45,7 +47,7 @@ type commitResult struct {
 }
 
 func finishSpec(arg commitArg) (*sandbox.FinishSpec, error) {
-	if arg.Mksquashfs == "" && slices.Contains(arg.Types, string(layer.Squashfs)) {
+	if arg.Mksquashfs == "" && slices.Contains(arg.Types, layertype.Squashfs) {
 		// A missing mksquashfs is reported by layer.Write, with the fix.
 		arg.Mksquashfs, _ = exec.LookPath("mksquashfs")
 	}
@@ -73,11 +75,7 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 		upper = arg.Dir
 	}
 	var res commitResult
-	for _, ts := range arg.Types {
-		t, err := layer.ParseType(ts)
-		if err != nil {
-			return nil, err
-		}
+	for _, t := range arg.Types {
 		path := filepath.Join(arg.Out, string(t)+".blob")
 		r, err := layer.Write(ctx, upper, t, path, layer.WriteOptions{
 			SourceDateEpoch: time.Unix(arg.Epoch, 0),
@@ -93,7 +91,7 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 			break
 		}
 		res.Blobs = append(res.Blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
-			Type:       string(t),
+			Type:       t,
 			Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size},
 			DiffID:     digest.Digest(r.DiffID).String(),
 		}})

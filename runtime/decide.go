@@ -5,8 +5,8 @@ import (
 	"slices"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
-	"github.com/strata-build/strata/storage/layer"
 )
 
 // decider chooses what a build does with one image: reuse its cached
@@ -17,11 +17,11 @@ import (
 type decider struct {
 	// store is where records are looked up; nil decides as for an empty
 	// store.
-	store   *storage.Store
+	store   Records
 	noCache bool
 	// needs are the layer types each image's record must hold at the end
 	// of the build (see layerNeeds).
-	needs map[*dsl.Node][]layer.Type
+	needs map[*dsl.Node][]layertype.Type
 }
 
 // decision is what a build does with one image, and why.
@@ -32,7 +32,7 @@ type decision struct {
 	// rec is the image's record, for Reuse and Encode.
 	rec *storage.Record
 	// missing are the layer types Encode adds to rec.
-	missing []layer.Type
+	missing []layertype.Type
 }
 
 func (d decider) decide(n *dsl.Node) (decision, error) {
@@ -85,12 +85,11 @@ func volatileReason(n *dsl.Node) string {
 // layerNeeds are the layer types each of nodes must hold at the end of
 // their build: its own, plus those of every image of the build tagged on
 // top of it, whose manifests list its layer in their own type.
-func layerNeeds(nodes []*dsl.Node) map[*dsl.Node][]layer.Type {
-	needs := make(map[*dsl.Node][]layer.Type, len(nodes))
-	add := func(n *dsl.Node, types []dsl.LayerType) {
-		for _, lt := range types {
-			t, err := layer.ParseType(string(lt))
-			if err == nil && !slices.Contains(needs[n], t) {
+func layerNeeds(nodes []*dsl.Node) map[*dsl.Node][]layertype.Type {
+	needs := make(map[*dsl.Node][]layertype.Type, len(nodes))
+	add := func(n *dsl.Node, types []layertype.Type) {
+		for _, t := range types {
+			if !slices.Contains(needs[n], t) {
 				needs[n] = append(needs[n], t)
 			}
 		}

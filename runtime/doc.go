@@ -1,7 +1,8 @@
 // Package runtime executes a build graph: it decides per node whether the
 // cache already has its layer, runs the steps of the others inside
 // namespaces over an overlay of their ancestors' layers (through package
-// sandbox), hands the result to storage to commit, and reports progress.
+// sandbox), hands the result to storage to commit, and reports progress
+// (live on a terminal through package display).
 // It never encodes layers itself: the commit runs storage's encoder inside
 // the sandbox, where a rootless build can read what its steps wrote.
 package runtime

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
@@ -22,52 +22,89 @@ import (
 // needs, so an image built as tar and now wanted as squashfs, or an ancestor
 // of a squashfs image, is encoded from that folder without running a step.
 
-// encodeLocks serialises encodings of one layer folder, since two images
-// built in parallel on one base may both need its squashfs blob.
-var encodeLocks sync.Map // layer folder path -> *sync.Mutex
-
 // ensureTypes returns the record of n with a blob of every type in types,
 // encoding the missing ones from the committed layer folder. encoded lists
-// what it had to encode, for the build log.
-func (b *builder) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Record, types []layer.Type) (_ *storage.Record, encoded []layer.Type, err error) {
-	if rec.Empty || len(missingTypes(rec, types)) == 0 {
+// what it had to encode, for the build log. One folder is encoded by one
+// image at a time: two images built in parallel on one base may both need
+// its squashfs blob, and the second then finds it made by the first.
+func (s *stack) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Record, types []layertype.Type) (_ *storage.Record, encoded []layertype.Type, err error) {
+	if rec.Empty {
 		return rec, nil, nil
 	}
-	st := b.opts.Store
-	dir := st.LayerDir(rec.LayerDir)
-	mu, _ := encodeLocks.LoadOrStore(dir, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	// Another image may have encoded it while this one waited.
-	cur, dropped, err := st.Lookup(n.Key)
-	if err != nil {
-		return nil, nil, fmt.Errorf("image %q: cache: %w", n.Name, err)
-	}
-	if cur == nil {
-		if dropped == "" {
-			dropped = "its record is gone"
+	dir := s.store.LayerDir(rec.LayerDir)
+	for {
+		if len(missingTypes(rec, types)) == 0 {
+			return rec, encoded, nil
 		}
-		return nil, nil, fmt.Errorf("image %q: its cache entry was dropped while encoding it: %s", n.Name, dropped)
+		me := new(byte)
+		v, err, _ := s.encodes.Do(dir, func() (any, error) {
+			rec, missing, err := s.encodeMissing(ctx, n, dir, types)
+			return encodeResult{by: me, rec: rec, encoded: missing}, err
+		})
+		r := v.(encodeResult)
+		if r.by == me {
+			return r.rec, r.encoded, err
+		}
+		// This image waited for another one's encoding of the folder
+		// (whose error, if any, names that image): see what it left
+		// missing for this one.
+		if rec, err = s.lookupAgain(n); err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// encodeResult is the outcome of one encoding of a layer folder; by tells
+// the image that asked for it from those that waited for it.
+type encodeResult struct {
+	by      *byte
+	rec     *storage.Record
+	encoded []layertype.Type
+}
+
+// encodeMissing encodes the types n's current record lacks from its layer
+// folder dir and adds them to the record.
+func (s *stack) encodeMissing(ctx context.Context, n *dsl.Node, dir string, types []layertype.Type) (*storage.Record, []layertype.Type, error) {
+	// Another image may have encoded it since the caller looked.
+	cur, err := s.lookupAgain(n)
+	if err != nil {
+		return nil, nil, err
 	}
 	missing := missingTypes(cur, types)
 	if len(missing) == 0 {
 		return cur, nil, nil
 	}
-	ws, err := st.NewWorkspace(n.Name + "-encode")
+	ws, err := s.store.NewWorkspace(n.Name + "-encode")
 	if err != nil {
 		return nil, nil, err
 	}
-	defer b.discard(ctx, ws)
-	blobs, err := b.encodeLayerDir(ctx, n.Name, dir, ws, missing)
+	defer s.discard(ctx, ws)
+	blobs, err := s.encodeLayerDir(ctx, n.Name, dir, ws, missing)
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %q: encode its cached layer as %s: %w", n.Name, joinTypes(missing), err)
 	}
 	for _, blob := range blobs {
-		if cur, err = st.AddBlob(cur.Key, blob); err != nil {
+		if cur, err = s.store.AddBlob(cur.Key, blob); err != nil {
 			return nil, nil, fmt.Errorf("image %q: %w", n.Name, err)
 		}
 	}
 	return cur, missing, nil
+}
+
+// lookupAgain reads n's record while it is being encoded, when it must
+// still be there.
+func (s *stack) lookupAgain(n *dsl.Node) (*storage.Record, error) {
+	cur, dropped, err := s.store.Lookup(n.Key)
+	if err != nil {
+		return nil, fmt.Errorf("image %q: cache: %w", n.Name, err)
+	}
+	if cur == nil {
+		if dropped == "" {
+			dropped = "its record is gone"
+		}
+		return nil, fmt.Errorf("image %q: its cache entry was dropped while encoding it: %s", n.Name, dropped)
+	}
+	return cur, nil
 }
 
 // encodeLayerDir writes the layer folder dir as each of types into ws.Out.
@@ -78,12 +115,12 @@ func (b *builder) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Rec
 // steps, reading the layer folder by its host path. The folder is not the
 // sandbox's upper dir: mounting an overlay on it would add overlay xattrs
 // (uuid, impure, origin) to it and change its later encodings.
-func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *storage.Workspace, types []layer.Type) ([]storage.CommitBlob, error) {
-	if b.uids == nil {
+func (s *stack) encodeLayerDir(ctx context.Context, name, dir string, ws *storage.Workspace, types []layertype.Type) ([]storage.CommitBlob, error) {
+	if s.uids == nil {
 		var blobs []storage.CommitBlob
 		for _, t := range types {
 			path := filepath.Join(ws.Out, string(t)+".blob")
-			r, err := layer.Write(ctx, dir, t, path, layer.WriteOptions{SourceDateEpoch: time.Unix(b.opts.SourceDateEpoch, 0)})
+			r, err := layer.Write(ctx, dir, t, path, layer.WriteOptions{SourceDateEpoch: time.Unix(s.epoch, 0)})
 			if err != nil {
 				return nil, err
 			}
@@ -91,31 +128,20 @@ func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *stor
 				return nil, fmt.Errorf("layer folder %s is empty, but its record says it is not", dir)
 			}
 			blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
-				Type:       string(t),
+				Type:       t,
 				Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size},
 				DiffID:     digest.Digest(r.DiffID).String(),
 			}})
 		}
 		return blobs, nil
 	}
-	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: true, Dir: dir}
-	for _, t := range types {
-		arg.Types = append(arg.Types, string(t))
-	}
-	fin, err := finishSpec(arg)
+	spec := s.spec(name, nil, ws)
+	var err error
+	spec.Finish, err = finishSpec(commitArg{Types: types, Out: ws.Out, Epoch: s.epoch, UserXattr: true, Dir: dir})
 	if err != nil {
 		return nil, err
 	}
-	raw, err := sandbox.Run(ctx, sandbox.Spec{
-		Name:    name,
-		Upper:   ws.Upper,
-		Work:    ws.Work,
-		Rootfs:  ws.Rootfs,
-		TempDir: ws.Dir,
-		UIDMap:  b.uids,
-		GIDMap:  b.gids,
-		Finish:  fin,
-	})
+	raw, err := sandbox.Run(ctx, spec)
 	if err != nil {
 		return nil, err
 	}
@@ -129,17 +155,17 @@ func (b *builder) encodeLayerDir(ctx context.Context, name, dir string, ws *stor
 	return out.Blobs, nil
 }
 
-func missingTypes(rec *storage.Record, types []layer.Type) []layer.Type {
-	var out []layer.Type
+func missingTypes(rec *storage.Record, types []layertype.Type) []layertype.Type {
+	var out []layertype.Type
 	for _, t := range types {
-		if _, ok := rec.Blob(string(t)); !ok {
+		if _, ok := rec.Blob(t); !ok {
 			out = append(out, t)
 		}
 	}
 	return out
 }
 
-func joinTypes(types []layer.Type) string {
+func joinTypes(types []layertype.Type) string {
 	s := make([]string, len(types))
 	for i, t := range types {
 		s[i] = string(t)
@@ -148,7 +174,7 @@ func joinTypes(types []layer.Type) string {
 }
 
 // cachedMessage is the build log's word for an image found in the cache.
-func cachedMessage(encoded []layer.Type) string {
+func cachedMessage(encoded []layertype.Type) string {
 	if len(encoded) == 0 {
 		return "cached"
 	}

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
@@ -85,13 +86,13 @@ func TestEncodeLayerDirRootless(t *testing.T) {
 	// The identity map: the layer reads the same inside and outside, so
 	// the sandboxed encoding must equal the direct one byte for byte.
 	ids := []sandbox.IDMap{{ContainerID: 0, HostID: 0, Size: 65536}}
-	b := &builder{opts: Options{Store: st, SourceDateEpoch: 1700000000}, stack: &stack{store: st, uids: ids, gids: ids}}
+	s := &stack{store: st, uids: ids, gids: ids, epoch: 1700000000}
 	ws, err := st.NewWorkspace("enc")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ws.Discard()
-	blobs, err := b.encodeLayerDir(ctx, "enc", dir, ws, []layer.Type{layer.TarGzip, layer.Squashfs})
+	blobs, err := s.encodeLayerDir(ctx, "enc", dir, ws, []layertype.Type{layertype.TarGzip, layertype.Squashfs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +102,7 @@ func TestEncodeLayerDirRootless(t *testing.T) {
 	if len(blobs) != 2 {
 		t.Fatalf("got %d blobs", len(blobs))
 	}
-	direct, err := layer.Write(ctx, dir, layer.TarGzip, filepath.Join(t.TempDir(), "blob"), layer.WriteOptions{SourceDateEpoch: unixTime(1700000000), UserXattr: true})
+	direct, err := layer.Write(ctx, dir, layertype.TarGzip, filepath.Join(t.TempDir(), "blob"), layer.WriteOptions{SourceDateEpoch: unixTime(1700000000), UserXattr: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,31 +9,21 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/fetch"
-	"github.com/strata-build/strata/storage/layer"
 )
-
-// baseConfig is the config of the external base at the root of n's chain
-// (zero for scratch).
-func (b *builder) baseConfig(ctx context.Context, n *dsl.Node) (v1.ImageConfig, error) {
-	base, err := b.base(ctx, n.Root())
-	if err != nil || base == nil {
-		return v1.ImageConfig{}, err
-	}
-	return base.Config.Config, nil
-}
 
 // TagName is the tag of an image's encoding t: the first layer type of a
 // build gets the plain name, others a suffix.
-func TagName(name string, t layer.Type, first bool) string {
+func TagName(name string, t layertype.Type, first bool) string {
 	if first {
 		return name
 	}
 	switch t {
-	case layer.Squashfs:
+	case layertype.Squashfs:
 		return name + "-squashfs"
-	case layer.TarZstd:
+	case layertype.TarZstd:
 		return name + "-zstd"
 	default:
 		return name + "-tar"
@@ -45,12 +35,8 @@ func (b *builder) tag(ctx context.Context, n *dsl.Node) error {
 	if n.Image.IsBuildOnly() || b.opts.Layout == nil {
 		return nil
 	}
-	for i, lt := range n.LayerTypes {
-		t, err := layer.ParseType(string(lt))
-		if err != nil {
-			return fmt.Errorf("image %q: %w", n.Name, err)
-		}
-		desc, err := b.assemble(ctx, n, t)
+	for i, t := range n.LayerTypes {
+		desc, err := b.assemble(ctx, n, t, b.opts.Annotations)
 		if err != nil {
 			return fmt.Errorf("image %q: %w", n.Name, err)
 		}
@@ -64,31 +50,31 @@ func (b *builder) tag(ctx context.Context, n *dsl.Node) error {
 // assemble writes the config and manifest of n in layer type t into the
 // store. Everything in them derives from the definitions, the base and the
 // committed layers, never from the clock, so they are reproducible.
-func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.Descriptor, error) {
-	created := time.Unix(b.opts.SourceDateEpoch, 0).UTC()
-	spec := storage.ImageSpec{Created: created, Annotations: map[string]string{}}
+func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, annotations map[string]string) (v1.Descriptor, error) {
+	created := time.Unix(s.epoch, 0).UTC()
+	img := storage.ImageSpec{Created: created, Annotations: map[string]string{}}
 	var baseCfg v1.ImageConfig
-	base, err := b.base(ctx, n.Root())
+	base, err := s.base(ctx, n.Root())
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
 	if base != nil {
 		// The base's diff IDs go into this image's config: they must be
 		// its layers' (checked when unpacked, or now if never unpacked).
-		if err := b.opts.Store.VerifyDiffIDs(ctx, base); err != nil {
+		if err := s.store.VerifyDiffIDs(ctx, base); err != nil {
 			return v1.Descriptor{}, fmt.Errorf("base: %w", err)
 		}
 		baseCfg = base.Config.Config
-		layers, err := b.baseLayers(ctx, n.Root(), base, t)
+		layers, err := s.baseLayers(ctx, n.Root(), base, t)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
-		spec.Layers = append(spec.Layers, layers...)
-		spec.DiffIDs = append(spec.DiffIDs, base.Config.RootFS.DiffIDs...)
-		spec.History = append(spec.History, base.Config.History...)
+		img.Layers = append(img.Layers, layers...)
+		img.DiffIDs = append(img.DiffIDs, base.Config.RootFS.DiffIDs...)
+		img.History = append(img.History, base.Config.History...)
 	}
 	for _, c := range n.Chain() {
-		rec, _, err := b.opts.Store.Lookup(c.Key)
+		rec, _, err := s.store.Lookup(c.Key)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
@@ -96,35 +82,35 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.D
 			return v1.Descriptor{}, fmt.Errorf("layer of %q is not in the store", c.Name)
 		}
 		h := v1.History{Created: &created, CreatedBy: "strata build " + c.Name, EmptyLayer: rec.Empty}
-		spec.History = append(spec.History, h)
+		img.History = append(img.History, h)
 		if rec.Empty {
 			continue
 		}
-		if _, ok := rec.Blob(string(t)); !ok {
+		if _, ok := rec.Blob(t); !ok {
 			// An ancestor committed by an earlier build, for images of
 			// other types: encode its layer folder now.
-			var encoded []layer.Type
-			rec, encoded, err = b.ensureTypes(ctx, c, rec, []layer.Type{t})
+			var encoded []layertype.Type
+			rec, encoded, err = s.ensureTypes(ctx, c, rec, []layertype.Type{t})
 			if err != nil {
 				return v1.Descriptor{}, err
 			}
 			if len(encoded) > 0 {
-				b.con.printf("%s: encoded as %s (for %s)\n", c.Name, joinTypes(encoded), n.Name)
+				s.notef("%s: encoded as %s (for %s)\n", c.Name, joinTypes(encoded), n.Name)
 			}
 		}
-		blob, ok := rec.Blob(string(t))
+		blob, ok := rec.Blob(t)
 		if !ok {
 			return v1.Descriptor{}, fmt.Errorf("layer of %q was not built as %s", c.Name, t)
 		}
-		spec.Layers = append(spec.Layers, blob.Descriptor)
-		spec.DiffIDs = append(spec.DiffIDs, digest.Digest(blob.DiffID))
+		img.Layers = append(img.Layers, blob.Descriptor)
+		img.DiffIDs = append(img.DiffIDs, digest.Digest(blob.DiffID))
 	}
-	spec.Config = n.Config(baseCfg)
-	for k, v := range b.opts.Annotations {
-		spec.Annotations[k] = v
+	img.Config = n.Config(baseCfg)
+	for k, v := range annotations {
+		img.Annotations[k] = v
 	}
-	spec.Annotations["org.opencontainers.image.title"] = n.Name
-	return b.opts.Store.PutImage(ctx, spec)
+	img.Annotations["org.opencontainers.image.title"] = n.Name
+	return s.store.PutImage(ctx, img)
 }
 
 // baseLayers are the layers of n's external base in an image of layer
@@ -134,13 +120,13 @@ func (b *builder) assemble(ctx context.Context, n *dsl.Node, t layer.Type) (v1.D
 // bases stay as published: recompressing them would change digests that
 // signatures, provenance and cross-repository mounts refer to. Squashfs
 // images keep their bases' tar layers, as before.
-func (b *builder) baseLayers(ctx context.Context, root *dsl.Node, base *storage.BaseImage, t layer.Type) ([]v1.Descriptor, error) {
-	if _, ok := root.Base.(*dsl.TarballBase); !ok || t == layer.Squashfs {
+func (s *stack) baseLayers(ctx context.Context, root *dsl.Node, base *storage.BaseImage, t layertype.Type) ([]v1.Descriptor, error) {
+	if _, ok := root.Base.(*dsl.TarballBase); !ok || t == layertype.Squashfs {
 		return base.Manifest.Layers, nil
 	}
 	out := make([]v1.Descriptor, len(base.Manifest.Layers))
 	for i, l := range base.Manifest.Layers {
-		d, err := fetch.TarballLayer(ctx, b.opts.Store, l.Digest, t)
+		d, err := fetch.TarballLayer(ctx, s.store, l.Digest, t)
 		if err != nil {
 			return nil, fmt.Errorf("base tarball as %s: %w", t, err)
 		}

@@ -28,7 +28,7 @@ func (b *builder) stepOutput(n *dsl.Node, w io.Writer) io.Writer {
 		writers = append(writers, f)
 	}
 	if b.opts.Progress != nil {
-		writers = append(writers, &lineTracker{d: b.opts.Progress, name: n.Name})
+		writers = append(writers, b.opts.Progress.LineWriter(n.Name))
 	}
 	return &lockedWriter{w: io.MultiWriter(writers...)}
 }

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"github.com/strata-build/strata/dsl"
-	"github.com/strata-build/strata/storage"
 )
 
 // Action is what a build would do with one image.
@@ -44,7 +43,7 @@ func (it PlanItem) String() string {
 // PlanOptions are the build settings that change a plan.
 type PlanOptions struct {
 	// Store is the store to look in; nil plans as for an empty store.
-	Store *storage.Store
+	Store Records
 	// NoCache plans every image as rebuilt.
 	NoCache bool
 }

@@ -10,6 +10,7 @@ import (
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/environ"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 )
@@ -29,7 +30,7 @@ type RunOptions struct {
 // layers, attached to this process's stdin, stdout and stderr. A non-zero
 // exit of the process comes back as a *sandbox.StepError.
 func RunImage(ctx context.Context, o RunOptions) error {
-	st, err := storage.Open(ctx, o.Store, storage.OpenOptions{Log: os.Stderr, RemoveAll: RemoveAllFunc(ctx)})
+	st, err := OpenStore(ctx, o.Store, storage.OpenOptions{Log: os.Stderr})
 	if err != nil {
 		return err
 	}
@@ -74,9 +75,9 @@ func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Desc
 	if spec.WorkDir == "" {
 		spec.WorkDir = "/"
 	}
-	spec.Env = mergeEnv([]string{"PATH=" + DefaultPath, "HOME=/root"}, cfg.Env)
+	spec.Env = environ.Merge([]string{"PATH=" + DefaultPath, "HOME=/root"}, cfg.Env...)
 	if t, ok := os.LookupEnv("TERM"); ok {
-		spec.Env = mergeEnv(spec.Env, []string{"TERM=" + t})
+		spec.Env = environ.Merge(spec.Env, "TERM="+t)
 	}
 	spec.User = cfg.User
 	spec.Steps = []sandbox.Step{step}

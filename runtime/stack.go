@@ -10,9 +10,12 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/environ"
+	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/fetch"
+	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/registry"
 )
 
@@ -32,14 +35,21 @@ type stack struct {
 	// downloads gives the options of a tarball base's download for an
 	// image (progress); nil downloads quietly.
 	downloads func(image, url string) fetch.DownloadOptions
+	// epoch is SOURCE_DATE_EPOCH, every timestamp of what it encodes and
+	// assembles.
+	epoch int64
+	// note, when set, receives the lines the build log shows of work done
+	// for an image on another's behalf (an ancestor encoded).
+	note func(format string, args ...any)
 
-	bases baseCache
+	bases   baseCache
+	encodes singleflight.Group // by layer folder, see ensureTypes
 }
 
 // newStack returns the stack of st as this process sees it: rootless
 // (with the user's subordinate id maps) unless it runs as root.
 func newStack(st *storage.Store) (*stack, error) {
-	uids, gids, err := idMapsIfRootless()
+	uids, gids, err := host.IDMapsIfRootless()
 	if err != nil {
 		return nil, err
 	}
@@ -159,9 +169,21 @@ func (s *stack) stepSpec(ctx context.Context, n *dsl.Node, lowers []string, ws *
 		return sandbox.Spec{}, err
 	}
 	spec := s.spec(n.Name, lowers, ws)
-	spec.Env = n.StepEnv(mergeEnv(baseEnv(epoch), cfg.Env))
+	spec.Env = n.StepEnv(environ.Merge(baseEnv(epoch), cfg.Env...))
 	spec.WorkDir = n.StepWorkDir(cfg.WorkingDir)
 	return spec, nil
+}
+
+func (s *stack) notef(format string, args ...any) {
+	if s.note != nil {
+		s.note(format, args...)
+	}
+}
+
+// unpackOptions: a rootless build's overlays are mounted with userxattr,
+// so opaque markers of unpacked layers use the user.overlay namespace.
+func unpackOptions(rootless bool) layer.UnpackOptions {
+	return layer.UnpackOptions{UserXattr: rootless, Rootless: rootless}
 }
 
 // discard removes a workspace. Files a rootless step chowned to other ids

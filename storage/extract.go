@@ -89,7 +89,7 @@ func (m *merged) root() (*node, error) {
 	n := &node{dir: true}
 	for i := len(m.dirs) - 1; i >= 0; i-- {
 		n.stack = append(n.stack, i)
-		if isOpaque(m.dirs[i]) {
+		if layer.IsOpaque(m.dirs[i]) {
 			break
 		}
 	}
@@ -115,7 +115,7 @@ func (m *merged) child(parent *node, name string) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if isWhiteout(info) {
+		if layer.IsWhiteout(info) {
 			break
 		}
 		if !info.IsDir() {
@@ -128,7 +128,7 @@ func (m *merged) child(parent *node, name string) (*node, error) {
 			n = &node{rel: rel, dir: true, info: info}
 		}
 		n.stack = append(n.stack, i)
-		if isOpaque(m.abs(i, rel)) {
+		if layer.IsOpaque(m.abs(i, rel)) {
 			break
 		}
 	}
@@ -308,24 +308,4 @@ func (m *merged) setMeta(dest string, info fs.FileInfo) error {
 	}
 	mt := unix.NsecToTimespec(info.ModTime().UnixNano())
 	return unix.UtimesNanoAt(unix.AT_FDCWD, dest, []unix.Timespec{mt, mt}, unix.AT_SYMLINK_NOFOLLOW)
-}
-
-func isWhiteout(info fs.FileInfo) bool {
-	if info.Mode()&fs.ModeCharDevice == 0 {
-		return false
-	}
-	st, ok := info.Sys().(*syscall.Stat_t)
-	return ok && st.Rdev == 0
-}
-
-// isOpaque reports an overlay opaque folder, privileged or userxattr.
-func isOpaque(dir string) bool {
-	buf := make([]byte, 4)
-	for _, name := range []string{"trusted.overlay.opaque", "user.overlay.opaque"} {
-		n, err := unix.Lgetxattr(dir, name, buf)
-		if err == nil && n == 1 && buf[0] == 'y' {
-			return true
-		}
-	}
-	return false
 }

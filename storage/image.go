@@ -22,6 +22,7 @@ import (
 	"github.com/opencontainers/umoci/oci/casext"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/internal/ociindex"
 	"github.com/strata-build/strata/storage/layer"
 )
@@ -212,7 +213,7 @@ func (s *Store) Unpacked(ctx context.Context, desc v1.Descriptor, opts layer.Unp
 	}
 	claim := opts.DiffID
 	opts.Digest = desc.Digest
-	if t, _ := layer.TypeOfMediaType(desc.MediaType); t == layer.Squashfs {
+	if t, _ := layer.TypeOfMediaType(desc.MediaType); t == layertype.Squashfs {
 		// A squashfs layer is not compressed: its diff ID is its digest,
 		// which the unpack checks.
 		if claim != "" && claim != desc.Digest {

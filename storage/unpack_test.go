@@ -10,6 +10,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage/layer"
 )
 
@@ -27,7 +28,7 @@ func TestUnpackedOncePerDigest(t *testing.T) {
 		t.Fatal(err)
 	}
 	blob := filepath.Join(t.TempDir(), "blob")
-	res, err := layer.Write(ctx, up, layer.TarGzip, blob, layer.WriteOptions{})
+	res, err := layer.Write(ctx, up, layertype.TarGzip, blob, layer.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

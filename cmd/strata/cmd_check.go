@@ -9,7 +9,7 @@ import (
 
 	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/internal/cmdline"
-	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/runtime/host"
 )
 
 // checkFlags are the flags of strata check.
@@ -36,7 +36,7 @@ func cmdCheck(ctx context.Context, args []string) error {
 	if len(pos) > 0 {
 		return cmdline.UsageError{Err: fmt.Errorf("unexpected argument %q", pos[0])}
 	}
-	checks := runtime.RunChecks(ctx, runtime.CheckOptions{Store: f.store, Squashfs: f.squashfs})
+	checks := host.RunChecks(ctx, host.CheckOptions{Store: f.store, Squashfs: f.squashfs})
 	if !printChecks(os.Stdout, checks) {
 		return exitStatus(1)
 	}
@@ -45,7 +45,7 @@ func cmdCheck(ctx context.Context, args []string) error {
 
 // printChecks writes one line per check and reports whether every check a
 // build needs passed. A failed optional check is a warning.
-func printChecks(w io.Writer, checks []runtime.Check) bool {
+func printChecks(w io.Writer, checks []host.Check) bool {
 	ok := true
 	for _, c := range checks {
 		status := "ok"

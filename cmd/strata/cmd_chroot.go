@@ -64,7 +64,7 @@ func cmdChroot(ctx context.Context, args []string, load loader) error {
 	if _, err := os.Stat(opts.Store); err != nil {
 		return fmt.Errorf("no store at %s: build %s first", opts.Store, name)
 	}
-	st, err := storage.Open(ctx, opts.Store, storage.OpenOptions{Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	st, err := runtime.OpenStore(ctx, opts.Store, storage.OpenOptions{Log: os.Stderr})
 	if err != nil {
 		return err
 	}

@@ -35,7 +35,7 @@ func cmdClean(ctx context.Context, args []string) error {
 		return err
 	}
 	if _, err := os.Stat(f.store); err == nil {
-		st, err := storage.Open(ctx, f.store, storage.OpenOptions{NoWait: f.noWait, Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
+		st, err := runtime.OpenStore(ctx, f.store, storage.OpenOptions{NoWait: f.noWait, Log: os.Stderr})
 		if err != nil {
 			return err
 		}

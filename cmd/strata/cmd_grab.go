@@ -58,7 +58,7 @@ func cmdGrab(ctx context.Context, args []string, load loader) error {
 	if err != nil {
 		return err
 	}
-	st, err := storage.Open(ctx, f.store, storage.OpenOptions{Log: os.Stderr, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	st, err := runtime.OpenStore(ctx, f.store, storage.OpenOptions{Log: os.Stderr})
 	if err != nil {
 		return err
 	}

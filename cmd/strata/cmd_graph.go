@@ -12,8 +12,8 @@ import (
 	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/cmdline"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/runtime"
-	"github.com/strata-build/strata/storage/layer"
 )
 
 // graphFlags are the flags of strata graph.
@@ -48,11 +48,11 @@ func cmdGraph(ctx context.Context, args []string, load loader) error {
 		return err
 	}
 	for _, s := range types {
-		t, err := layer.ParseType(s)
+		t, err := layertype.Parse(s)
 		if err != nil {
 			return cmdline.UsageError{Err: err}
 		}
-		opts.LayerTypes = append(opts.LayerTypes, dsl.LayerType(t))
+		opts.LayerTypes = append(opts.LayerTypes, t)
 	}
 	patterns, names := splitPatterns(names)
 	targets, err := load.load(ctx, "graph", patterns)

@@ -12,6 +12,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata"
+	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/storage"
 )
 
@@ -81,7 +82,7 @@ func printImage(name string, desc v1.Descriptor, m v1.Manifest, cfg v1.Image) {
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  layer\tsize\tmedia type")
 	for _, l := range m.Layers {
-		fmt.Fprintf(w, "  %s\t%s\t%s\n", l.Digest, humanSize(l.Size), l.MediaType)
+		fmt.Fprintf(w, "  %s\t%s\t%s\n", l.Digest, display.Bytes(l.Size), l.MediaType)
 	}
 	w.Flush()
 	printMap("annotations", m.Annotations)
@@ -121,16 +122,4 @@ func printMap(title string, m map[string]string) {
 	for _, k := range keys {
 		fmt.Printf("    %s=%s\n", k, m[k])
 	}
-}
-
-func humanSize(n int64) string {
-	switch {
-	case n >= 1<<30:
-		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }

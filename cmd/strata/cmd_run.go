@@ -70,7 +70,7 @@ func builtInStore(ctx context.Context, store, name string) bool {
 	if _, err := os.Stat(store); err != nil {
 		return false
 	}
-	st, err := storage.Open(ctx, store, storage.OpenOptions{NoWait: true, Log: io.Discard, RemoveAll: runtime.RemoveAllFunc(ctx)})
+	st, err := runtime.OpenStore(ctx, store, storage.OpenOptions{NoWait: true, Log: io.Discard})
 	if err != nil {
 		return false // a build holds the store: say what covers both cases
 	}

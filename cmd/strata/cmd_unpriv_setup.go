@@ -8,7 +8,7 @@ import (
 
 	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/internal/cmdline"
-	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/runtime/host"
 )
 
 // unprivFlags are the flags of strata unpriv-setup.
@@ -34,5 +34,5 @@ func cmdUnprivSetup(args []string) error {
 	if f.user == "" {
 		return cmdline.UsageError{Err: errors.New("which user? strata unpriv-setup --user NAME")}
 	}
-	return runtime.UnprivSetup(f.user, f.store, os.Stdout)
+	return host.UnprivSetup(f.user, f.store, os.Stdout)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/runtime"
+	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/runtime/sandbox"
 )
 
@@ -77,7 +78,7 @@ func removeStore(t *testing.T, dir string) {
 	var uids, gids []sandbox.IDMap
 	if os.Geteuid() != 0 {
 		var err error
-		if uids, gids, err = runtime.IDMaps(); err != nil {
+		if uids, gids, err = host.IDMaps(); err != nil {
 			t.Errorf("remove %s: %v", dir, err)
 			return
 		}

@@ -4,6 +4,9 @@
 //
 // The dsl package hashes a folder for its cache key and the sandbox copies
 // it; both walk it with [Walk], so the key covers exactly what is copied.
+// The sandbox reads the folder through an os.Root, dsl through the
+// evaluation's afero.Fs with symlinks resolved as an os.Root resolves
+// them; Walk itself reads only the fs.FS it is given.
 //
 // The matcher is written here rather than taken from
 // github.com/moby/patternmatcher (the .dockerignore matcher of docker and
@@ -14,8 +17,8 @@
 // matching to do). Its per-pattern matching is unexported, so each of
 // those would mean rewriting patterns into its syntax and undoing its
 // parent matching. Segment-wise matching with path.Match is short, and it
-// keeps the dsl package, which every user definition imports, free of
-// extra modules.
+// spares the dsl package, which every user definition imports, one more
+// module.
 package ignore
 
 import (

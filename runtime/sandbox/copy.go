@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/ignore"
+	"github.com/strata-build/strata/internal/unixmode"
 )
 
 // copySource is an import's source, opened in the host's view before the
@@ -83,7 +84,7 @@ func (s *copySource) copyTo(root *inRoot, c *Copy) error {
 		if err != nil {
 			return err
 		}
-		mode := fi.Mode()
+		mode := unixmode.Bits(fi.Mode())
 		if c.Mode != nil {
 			mode = *c.Mode
 		}
@@ -98,10 +99,10 @@ func (s *copySource) copyTo(root *inRoot, c *Copy) error {
 // copied as symlinks. What ignore.Walk leaves out (excluded entries,
 // .git, stores, OCI layouts) is not copied: the walk is the one dsl
 // hashes the folder with, so the cache key covers what is copied.
-func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, uid, gid int) error {
+func (s *copySource) copyDir(root *inRoot, dest string, topMode *uint32, uid, gid int) error {
 	type dirTimes struct {
 		path  string
-		mode  fs.FileMode
+		mode  uint32
 		mtime time.Time
 	}
 	var made []dirTimes
@@ -141,7 +142,7 @@ func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, ui
 			if err := root.lchown(target, uid, gid); err != nil {
 				return err
 			}
-			mode := info.Mode()
+			mode := unixmode.Bits(info.Mode())
 			if p == "." && topMode != nil {
 				mode = *topMode
 			}
@@ -173,7 +174,7 @@ func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, ui
 				return err
 			}
 			defer f.Close()
-			return copyFile(root, f, target, info.Mode(), info.ModTime(), uid, gid)
+			return copyFile(root, f, target, unixmode.Bits(info.Mode()), info.ModTime(), uid, gid)
 		default:
 			return fmt.Errorf("%s: unsupported file type %s", p, info.Mode().Type())
 		}
@@ -182,7 +183,7 @@ func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, ui
 		return err
 	}
 	if topMode != nil && (len(made) == 0 || made[0].path != dest) {
-		if err := root.chmodDir(dest, unixPerm(*topMode)); err != nil {
+		if err := root.chmodDir(dest, *topMode); err != nil {
 			return err
 		}
 	}
@@ -190,7 +191,7 @@ func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, ui
 	// folder's mtime, and a read-only source folder must stay writable
 	// until it is filled.
 	for i := len(made) - 1; i >= 0; i-- {
-		if err := root.chmodDir(made[i].path, unixPerm(made[i].mode)); err != nil {
+		if err := root.chmodDir(made[i].path, made[i].mode); err != nil {
 			return err
 		}
 		if err := root.lchtimes(made[i].path, made[i].mtime, made[i].mtime); err != nil {
@@ -200,25 +201,9 @@ func (s *copySource) copyDir(root *inRoot, dest string, topMode *fs.FileMode, ui
 	return nil
 }
 
-// unixPerm is the permission, set-id and sticky bits of m as chmod(2) takes
-// them.
-func unixPerm(m fs.FileMode) uint32 {
-	u := uint32(m.Perm())
-	if m&fs.ModeSetuid != 0 {
-		u |= unix.S_ISUID
-	}
-	if m&fs.ModeSetgid != 0 {
-		u |= unix.S_ISGID
-	}
-	if m&fs.ModeSticky != 0 {
-		u |= unix.S_ISVTX
-	}
-	return u
-}
-
 // copyFile writes a new file at dest, replacing a non-folder there without
-// following a symlink.
-func copyFile(root *inRoot, src io.Reader, dest string, mode fs.FileMode, mtime time.Time, uid, gid int) error {
+// following a symlink; mode is as chmod(2) takes it.
+func copyFile(root *inRoot, src io.Reader, dest string, mode uint32, mtime time.Time, uid, gid int) error {
 	if st, err := root.lstat(dest); err == nil {
 		if st.Mode&unix.S_IFMT == unix.S_IFDIR {
 			return errIsDir(dest)
@@ -239,7 +224,9 @@ func copyFile(root *inRoot, src io.Reader, dest string, mode fs.FileMode, mtime 
 	}
 	if err == nil {
 		// After chown, which clears set-id bits.
-		err = f.Chmod(mode & (fs.ModePerm | fs.ModeSetuid | fs.ModeSetgid | fs.ModeSticky))
+		if err = unix.Fchmod(int(f.Fd()), mode); err != nil {
+			err = &os.PathError{Op: "chmod", Path: dest, Err: err}
+		}
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

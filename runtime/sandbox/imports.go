@@ -13,21 +13,23 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/ignore"
+	"github.com/strata-build/strata/internal/imagepath"
 )
 
 // prepareImports makes the sources of the copy steps readable to the run
-// steps at ImportDir/BASE, as stacker's /stacker/imports: a step can unpack
-// an imported archive or run an imported installer without first copying
-// it into the image. The mount points are created in the stage's steps
+// steps at imagepath.Imports/BASE, as stacker's /stacker/imports: a step
+// can unpack an imported archive or run an imported installer without
+// first copying it into the image. The mount points are created in the stage's steps
 // folder, which the container sees at /.strata, so they never reach the
 // upper dir. A source that does not exist is left to the copy step, which
 // reports it with the step's position.
 //
 // Copy steps may share a base name (one file copied to two places, or two
 // files of one name, as stacker's import matrix does): each is copied, and
-// ImportDir/NAME shows the last of them, with that step's exclusions. That
-// is what stacker shows, which copies its imports one after the other
-// into /stacker/imports, a later one over an earlier one of the same name.
+// imagepath.Imports/NAME shows the last of them, with that step's
+// exclusions. That is what stacker shows, which copies its imports one
+// after the other into /stacker/imports, a later one over an earlier one
+// of the same name.
 //
 // What the copy of a folder leaves out (Copy.Exclude, .git, stores,
 // layouts) is hidden from that view too, when a step can look: masks
@@ -60,7 +62,7 @@ func prepareImports(cs *childSpec, steps []Step) (err error) {
 		if err != nil || !(fi.IsDir() || fi.Mode().IsRegular()) {
 			continue
 		}
-		dir := filepath.Join(cs.StepsDir, strings.TrimPrefix(ImportDir, "/.strata/"))
+		dir := filepath.Join(cs.StepsDir, strings.TrimPrefix(imagepath.Imports, "/.strata/"))
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}

@@ -5,13 +5,14 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/strata-build/strata/internal/imagepath"
 	"github.com/strata-build/strata/runtime/sandbox"
 )
 
 // TestImportsSharingABaseName copies one file to two destinations and a
 // different file of the same base name to a third: all three copies are
-// in the layer, and ImportDir/NAME shows the last import of that name,
-// as stacker's /stacker/imports shows the last import copied there.
+// in the layer, and imagepath.Imports/NAME shows the last import of that
+// name, as stacker's /stacker/imports shows the last import copied there.
 func TestImportsSharingABaseName(t *testing.T) {
 	requireRoot(t)
 	e := newEnv(t)
@@ -27,7 +28,7 @@ func TestImportsSharingABaseName(t *testing.T) {
 		script(`sh /.strata/imports/tool.sh; ls /.strata/imports`),
 	))
 	if out != "last\ntool.sh\n" {
-		t.Errorf("stdout %q, want the last import's tool.sh, alone under %s", out, sandbox.ImportDir)
+		t.Errorf("stdout %q, want the last import's tool.sh, alone under %s", out, imagepath.Imports)
 	}
 	assertUpper(t, e.upper, []string{"a", "b", "c"})
 	for dest, want := range map[string]string{"a": "echo first\n", "b": "echo first\n", "c": "echo last\n"} {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/imagepath"
 )
 
 // maxLowers is what overlayfs accepts (OVL_MAX_STACK is 500), minus room
@@ -507,12 +509,12 @@ func (r *rootfs) setup(cs *childSpec, hs *hostSources) error {
 		return err
 	}
 	for i, im := range cs.Imports {
-		if err := r.attach(hs.imports[i], ImportDir+"/"+im.Name, im.Dir); err != nil {
+		if err := r.attach(hs.imports[i], imagepath.Imports+"/"+im.Name, im.Dir); err != nil {
 			return err
 		}
 	}
 	if hs.secrets != nil {
-		if err := r.attach(*hs.secrets, SecretDir, true); err != nil {
+		if err := r.attach(*hs.secrets, imagepath.Secrets, true); err != nil {
 			return err
 		}
 	}

@@ -3,7 +3,6 @@ package sandbox_test
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,7 +149,7 @@ func TestRootlessInner(t *testing.T) {
 	os.MkdirAll(filepath.Join(tree, ".git"), 0o755)
 	os.WriteFile(filepath.Join(tree, "main"), nil, 0o644)
 	os.WriteFile(filepath.Join(tree, "a.log"), nil, 0o644)
-	id, mode := 1234, fs.FileMode(0o600)
+	id, mode := 1234, uint32(0o600)
 	spec := e.spec(
 		script(`
 echo uid=$(id -u) host=$(hostname) pids=$(ls /proc | grep -c '^[0-9]')

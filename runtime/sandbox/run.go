@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/imagepath"
 )
 
 // Run runs spec's steps in a sandbox and, when spec.Finish is set, returns
@@ -154,7 +156,7 @@ func prepare(spec *Spec, stage string) (_ *childSpec, err error) {
 func writeSkeleton(skel string, binds []Bind, secrets bool) error {
 	dirs := []string{"proc", "sys", "dev", ".strata", "etc"}
 	if secrets {
-		dirs = append(dirs, strings.TrimPrefix(SecretDir, "/"))
+		dirs = append(dirs, strings.TrimPrefix(imagepath.Secrets, "/"))
 	}
 	files := []string{"etc/resolv.conf"}
 	for _, b := range binds {

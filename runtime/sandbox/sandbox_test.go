@@ -315,7 +315,7 @@ func TestCopy(t *testing.T) {
 	os.Symlink("/absolute/dangling", filepath.Join(src, "dangling"))
 	file := filepath.Join(e.dir, "conf")
 	os.WriteFile(file, []byte("conf"), 0o644)
-	mode, id := fs.FileMode(0o600), 1234
+	mode, id := uint32(0o600), 1234
 	spec := e.spec(
 		sandbox.Step{Copy: &sandbox.Copy{Source: file, Dest: "/etc/app.conf", Mode: &mode, UID: &id, GID: &id}, Where: "c.go:1"},
 		sandbox.Step{Copy: &sandbox.Copy{Source: src, Dest: "/srv/tree"}, Where: "c.go:2"},
@@ -346,9 +346,41 @@ func TestCopy(t *testing.T) {
 	if l, _ := os.Readlink(filepath.Join(e.upper, "srv/tree/dangling")); l != "/absolute/dangling" {
 		t.Errorf("dangling symlink copied as %q", l)
 	}
-	_, _, _, err := run(t, e.spec(sandbox.Step{Copy: &sandbox.Copy{Source: "/nonexistent", Dest: "/x"}, Where: "c.go:9"}))
+	_, _, _, err := run(t, e.spec(sandbox.Step{Copy: &sandbox.Copy{Source: filepath.Join(e.dir, "missing"), Dest: "/x"}, Where: "c.go:9"}))
 	if err == nil || !strings.Contains(err.Error(), "step 1 (c.go:9)") || !strings.Contains(err.Error(), "testimg") {
 		t.Errorf("missing source: err = %v", err)
+	}
+}
+
+// A copy's Mode is taken as chmod(2) takes it: set-id and sticky bits
+// included, set after the chown that would clear them; a source's own
+// set-id and sticky bits are kept.
+func TestCopySpecialModes(t *testing.T) {
+	requireRoot(t)
+	e := newEnv(t)
+	file := filepath.Join(e.dir, "tool")
+	os.WriteFile(file, []byte("x"), 0o644)
+	src := filepath.Join(e.dir, "src")
+	os.MkdirAll(filepath.Join(src, "shared"), 0o755)
+	os.Chmod(filepath.Join(src, "shared"), 0o777|fs.ModeSticky)
+	os.WriteFile(filepath.Join(src, "sgid"), nil, 0o755)
+	os.Chmod(filepath.Join(src, "sgid"), 0o755|fs.ModeSetgid)
+	suid, sticky, id := uint32(0o4755), uint32(0o1777), 1234
+	mustRun(t, e.spec(
+		sandbox.Step{Copy: &sandbox.Copy{Source: file, Dest: "/usr/bin/tool", Mode: &suid, UID: &id, GID: &id}, Where: "c.go:1"},
+		sandbox.Step{Copy: &sandbox.Copy{Source: src, Dest: "/srv", Mode: &sticky}, Where: "c.go:2"},
+	))
+	for rel, want := range map[string]fs.FileMode{
+		"usr/bin/tool": 0o755 | fs.ModeSetuid,
+		"srv":          fs.ModeDir | 0o777 | fs.ModeSticky,
+		"srv/shared":   fs.ModeDir | 0o777 | fs.ModeSticky,
+		"srv/sgid":     0o755 | fs.ModeSetgid,
+	} {
+		if fi, err := os.Lstat(filepath.Join(e.upper, rel)); err != nil {
+			t.Error(err)
+		} else if fi.Mode() != want {
+			t.Errorf("%s: mode %v, want %v", rel, fi.Mode(), want)
+		}
 	}
 }
 
@@ -625,7 +657,7 @@ func TestImportsStayInTheRootfs(t *testing.T) {
 	os.WriteFile(filepath.Join(src, "d", "f"), []byte("x"), 0o644)
 	file := filepath.Join(src, "file")
 	os.WriteFile(file, []byte("x"), 0o644)
-	mode := fs.FileMode(0o777)
+	mode := uint32(0o777)
 	for n := 1; n <= 12; n++ {
 		e := newEnv(t)
 		evil := filepath.Join(t.TempDir(), "evil")

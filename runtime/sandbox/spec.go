@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path"
 	"strings"
@@ -36,9 +35,11 @@ type Copy struct {
 	// folder, the folder's contents are merged into Dest, which is created if
 	// missing.
 	Dest string
-	// Mode, when set, is the permission of the copied file, or of Dest
-	// itself for a folder; otherwise modes are kept from the source.
-	Mode *fs.FileMode
+	// Mode, when set, is the mode of the copied file, or of Dest itself
+	// for a folder, as chmod(2) takes it (permission, set-id and sticky
+	// bits, as dsl.ImportStep.Mode); otherwise modes are kept from the
+	// source.
+	Mode *uint32
 	// UID and GID, when set, own everything the copy creates; otherwise
 	// 0 (root of the container).
 	UID, GID *int
@@ -156,15 +157,6 @@ type Secret struct {
 	// is never written to a disk.
 	Value []byte
 }
-
-// SecretDir is where run steps find the secrets (the same folder as
-// dsl.SecretDir, which this package cannot import).
-const SecretDir = "/run/secrets"
-
-// ImportDir is where run steps find the sources of the spec's copy steps,
-// read-only, by their base name (as dsl.ImportDir). Where copy steps share
-// a base name, the last of them is the one shown under it.
-const ImportDir = "/.strata/imports"
 
 // StepError reports a run step that exited unsuccessfully.
 type StepError struct {
@@ -307,12 +299,12 @@ type childSpec struct {
 	// Secrets is how many secrets follow on fdSecrets (their names and
 	// values never appear in this spec, which is a file).
 	Secrets int
-	// Imports are the copy sources bound read-only under ImportDir.
+	// Imports are the copy sources bound read-only under imagepath.Imports.
 	Imports []importBind
 }
 
 // importBind is a copy step's source made readable to the run steps at
-// ImportDir/Name.
+// imagepath.Imports/Name.
 type importBind struct {
 	Source, Name string
 	Dir          bool

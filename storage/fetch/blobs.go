@@ -11,6 +11,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
 )
 
 // maxManifestSize bounds what is read of a manifest, index or config: they
@@ -65,7 +66,7 @@ func putVerified(ctx context.Context, st *storage.Store, r io.Reader, want diges
 		}
 	}()
 	dg := want.Algorithm().Digester()
-	if _, err := io.Copy(io.MultiWriter(tmp, dg.Hash()), ctxReader{ctx, r}); err != nil {
+	if _, err := io.Copy(io.MultiWriter(tmp, dg.Hash()), layer.ReaderWithContext(ctx, r)); err != nil {
 		return err
 	}
 	if err := tmp.Sync(); err != nil {
@@ -85,19 +86,6 @@ func putVerified(ctx context.Context, st *storage.Store, r io.Reader, want diges
 		return err
 	}
 	return os.Rename(tmp.Name(), dst)
-}
-
-// ctxReader stops a long copy soon after ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // ErrDigestMismatch is returned (wrapped) when fetched content does not

@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
 )
 
 // DownloadOptions tune Download and Probe.
@@ -137,7 +138,7 @@ func Probe(ctx context.Context, url string, o DownloadOptions) (_ digest.Digest,
 		}
 	}()
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(tmp, h), ctxReader{ctx, body}); err != nil {
+	if _, err := io.Copy(io.MultiWriter(tmp, h), layer.ReaderWithContext(ctx, body)); err != nil {
 		return "", fmt.Errorf("download %s: %w", url, err)
 	}
 	if err := tmp.Close(); err != nil {

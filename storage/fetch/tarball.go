@@ -21,6 +21,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 )
@@ -122,7 +123,7 @@ func scanTarball(ctx context.Context, file string) (tarballInfo, error) {
 		return info, err
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(ctxReader{ctx, f}, 1<<20)
+	br := bufio.NewReaderSize(layer.ReaderWithContext(ctx, f), 1<<20)
 	magic, _ := br.Peek(6)
 	var r io.Reader = br
 	switch {
@@ -187,12 +188,12 @@ func scanTarball(ctx context.Context, file string) (tarballInfo, error) {
 // already in t is its own layer; otherwise its tar stream is recompressed
 // once (same diff ID, reproducible digest) and the result remembered next
 // to the tarball's scan.
-func TarballLayer(ctx context.Context, st *storage.Store, d digest.Digest, t layer.Type) (v1.Descriptor, error) {
+func TarballLayer(ctx context.Context, st *storage.Store, d digest.Digest, t layertype.Type) (v1.Descriptor, error) {
 	info, err := tarballMeta(ctx, st, d)
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	if info.MediaType == t.MediaType() {
+	if info.MediaType == layer.MediaType(t) {
 		fi, err := os.Stat(st.BlobPath(d.String()))
 		if err != nil {
 			return v1.Descriptor{}, err

@@ -12,6 +12,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/fetch"
 	"github.com/strata-build/strata/storage/layer"
@@ -121,14 +122,14 @@ func TestTarballLayerFollowsLayerType(t *testing.T) {
 			t.Fatal(err)
 		}
 		d := r.Image.Manifest.Layers[0].Digest
-		same, err := fetch.TarballLayer(context.Background(), r.Store, d, layer.TarZstd)
+		same, err := fetch.TarballLayer(context.Background(), r.Store, d, layertype.TarZstd)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if same.Digest != d {
 			t.Errorf("zstd tarball as tar+zstd: got %s, want the tarball itself %s", same.Digest, d)
 		}
-		gz, err := fetch.TarballLayer(context.Background(), r.Store, d, layer.TarGzip)
+		gz, err := fetch.TarballLayer(context.Background(), r.Store, d, layertype.TarGzip)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +141,7 @@ func TestTarballLayerFollowsLayerType(t *testing.T) {
 			layer.UnpackOptions{Digest: gz.Digest, DiffID: r.Image.Config.RootFS.DiffIDs[0], Rootless: os.Getuid() != 0}); err != nil {
 			t.Fatalf("recompressed layer does not unpack to the tarball's diff ID: %v", err)
 		}
-		again, err := fetch.TarballLayer(context.Background(), r.Store, d, layer.TarGzip)
+		again, err := fetch.TarballLayer(context.Background(), r.Store, d, layertype.TarGzip)
 		if err != nil || again.Digest != gz.Digest || again.Size != gz.Size {
 			t.Fatalf("second call: %+v, %v; want %+v", again, err, gz)
 		}

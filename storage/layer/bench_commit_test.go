@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 // genTreeOnce generates a tree of mib MiB under dir (reused when a previous
@@ -56,7 +58,7 @@ func TestPrintCommitBench(t *testing.T) {
 	tree := genTreeOnce(t, filepath.Join(os.TempDir(), fmt.Sprintf("strata-bench-mem-%dmib", mib)), mib)
 	tmp := t.TempDir()
 	fmt.Printf("\n| committing a %d MiB tree as | time | peak RSS |\n|---|---:|---:|\n", mib)
-	for _, typ := range []Type{TarGzip, TarZstd} {
+	for _, typ := range []layertype.Type{layertype.TarGzip, layertype.TarZstd} {
 		r := ours(t, typ, tree, tmp)()
 		fmt.Printf("| %s | %.1f s | %.0f MiB |\n", typ, r.secs, r.maxrssMB)
 	}
@@ -89,7 +91,7 @@ func smallChange(t *testing.T, gib int64) (float64, string) {
 	best := 1e9
 	for range 3 {
 		start := time.Now()
-		res, err := Write(context.Background(), upper, TarGzip, filepath.Join(tmp, "blob"), WriteOptions{})
+		res, err := Write(context.Background(), upper, layertype.TarGzip, filepath.Join(tmp, "blob"), WriteOptions{})
 		secs := time.Since(start).Seconds()
 		must(t, err)
 		if res.Empty || res.Digest == "" || res.DiffID == "" {

@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 var (
@@ -105,7 +107,7 @@ func genTree(root string, total int64) (int64, error) {
 	return sum, nil
 }
 
-func benchWrite(b *testing.B, t Type) {
+func benchWrite(b *testing.B, t layertype.Type) {
 	dir, n := benchTree(b)
 	out := filepath.Join(b.TempDir(), "blob")
 	b.SetBytes(n)
@@ -118,17 +120,17 @@ func benchWrite(b *testing.B, t Type) {
 }
 
 // BenchmarkWriteTarZstd measures committing the bench tree as tar+zstd.
-func BenchmarkWriteTarZstd(b *testing.B) { benchWrite(b, TarZstd) }
+func BenchmarkWriteTarZstd(b *testing.B) { benchWrite(b, layertype.TarZstd) }
 
 // BenchmarkWriteTarGzip measures committing the bench tree as tar+gzip.
-func BenchmarkWriteTarGzip(b *testing.B) { benchWrite(b, TarGzip) }
+func BenchmarkWriteTarGzip(b *testing.B) { benchWrite(b, layertype.TarGzip) }
 
 // BenchmarkWriteSquashfs measures committing the bench tree as squashfs.
 func BenchmarkWriteSquashfs(b *testing.B) {
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
 		b.Skip("needs mksquashfs")
 	}
-	benchWrite(b, Squashfs)
+	benchWrite(b, layertype.Squashfs)
 }
 
 // TestBenchChild is the child process of TestPrintBenchTable: it runs one
@@ -140,7 +142,7 @@ func TestBenchChild(t *testing.T) {
 	}
 	parts := strings.SplitN(spec, "|", 3)
 	typ, dir, out := parts[0], parts[1], parts[2]
-	res, err := Write(context.Background(), dir, Type(typ), out, WriteOptions{})
+	res, err := Write(context.Background(), dir, layertype.Type(typ), out, WriteOptions{})
 	must(t, err)
 	must(t, json.NewEncoder(os.Stdout).Encode(res))
 }
@@ -184,12 +186,12 @@ func TestPrintBenchTable(t *testing.T) {
 	}
 	sq := filepath.Join(tmp, "ref.sqfs")
 	best("`tar -cf - DIR | zstd -1 -T0`", shell(fmt.Sprintf("tar -cf - -C %q . | zstd -1 -T0 -q -c | wc -c", dir)))
-	best("strata tar+zstd", ours(t, TarZstd, dir, tmp))
+	best("strata tar+zstd", ours(t, layertype.TarZstd, dir, tmp))
 	best("`tar -cf - DIR | pigz -1`", shell(fmt.Sprintf("tar -cf - -C %q . | pigz -1 -c | wc -c", dir)))
-	best("strata tar+gzip", ours(t, TarGzip, dir, tmp))
+	best("strata tar+gzip", ours(t, layertype.TarGzip, dir, tmp))
 	best("`mksquashfs -comp zstd` (level 15)", shell(fmt.Sprintf("mksquashfs %q %q -noappend -comp zstd -no-progress -quiet >/dev/null && stat -c %%s %q", dir, sq, sq)))
 	best("`mksquashfs -comp zstd -Xcompression-level 3`", shell(fmt.Sprintf("mksquashfs %q %q -noappend -comp zstd -Xcompression-level 3 -no-progress -quiet >/dev/null && stat -c %%s %q", dir, sq, sq)))
-	best("strata squashfs (zstd 3)", ours(t, Squashfs, dir, tmp))
+	best("strata squashfs (zstd 3)", ours(t, layertype.Squashfs, dir, tmp))
 
 	mib := float64(tarSize) / (1 << 20)
 	fmt.Printf("\nTree: %s, %.0f MiB as tar, GOMAXPROCS=%s\n\n", dir, mib, strconv.Itoa(numCPU()))
@@ -217,7 +219,7 @@ func shellSize(t *testing.T, cmd string) int64 {
 }
 
 // ours runs Write in a child process (this test binary) to measure it alone.
-func ours(t *testing.T, typ Type, dir, tmp string) func() benchRow {
+func ours(t *testing.T, typ layertype.Type, dir, tmp string) func() benchRow {
 	return func() benchRow {
 		out := filepath.Join(tmp, "blob")
 		cmd := exec.Command(os.Args[0], "-test.run", "^TestBenchChild$")

@@ -25,7 +25,7 @@ func DiffIDOf(ctx context.Context, blobPath, mediaType string) (digest.Digest, e
 		return "", fmt.Errorf("open layer blob: %w", err)
 	}
 	defer f.Close()
-	br := bufio.NewReaderSize(ctxReader{ctx, f}, 1<<20)
+	br := bufio.NewReaderSize(ReaderWithContext(ctx, f), 1<<20)
 	if t == "" {
 		t = sniffType(br)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 func TestUnpackChecksDiffID(t *testing.T) {
@@ -16,7 +18,7 @@ func TestUnpackChecksDiffID(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(upper, "f"), []byte("content\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, typ := range []Type{TarGzip, TarZstd} {
+	for _, typ := range []layertype.Type{layertype.TarGzip, layertype.TarZstd} {
 		blob := filepath.Join(t.TempDir(), "blob")
 		res, err := Write(ctx, upper, typ, blob, WriteOptions{})
 		if err != nil {

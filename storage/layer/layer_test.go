@@ -17,6 +17,8 @@ import (
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 func needRoot(t testing.TB) {
@@ -65,18 +67,18 @@ func makeUpper(t testing.TB) string {
 	return up
 }
 
-func readTar(t *testing.T, blob string, typ Type) []*tar.Header {
+func readTar(t *testing.T, blob string, typ layertype.Type) []*tar.Header {
 	t.Helper()
 	f, err := os.Open(blob)
 	must(t, err)
 	defer f.Close()
 	var r io.Reader = f
 	switch typ {
-	case TarGzip:
+	case layertype.TarGzip:
 		zr, err := pgzip.NewReader(f)
 		must(t, err)
 		r = zr
-	case TarZstd:
+	case layertype.TarZstd:
 		zr, err := zstd.NewReader(f)
 		must(t, err)
 		defer zr.Close()
@@ -98,12 +100,12 @@ func TestWriteTar(t *testing.T) {
 	needRoot(t)
 	up := makeUpper(t)
 	epoch := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for _, typ := range []Type{TarGzip, TarZstd, TarUncompressed} {
+	for _, typ := range []layertype.Type{layertype.TarGzip, layertype.TarZstd, layertype.TarUncompressed} {
 		t.Run(string(typ), func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "blob")
 			res, err := Write(context.Background(), up, typ, out, WriteOptions{SourceDateEpoch: epoch})
 			must(t, err)
-			if res.Empty || res.MediaType != typ.MediaType() || res.Size == 0 {
+			if res.Empty || res.MediaType != MediaType(typ) || res.Size == 0 {
 				t.Fatalf("bad result %+v", res)
 			}
 			d, size, err := digestFile(out)
@@ -220,7 +222,7 @@ func TestUnpackDigestMismatch(t *testing.T) {
 	needRoot(t)
 	up := makeUpper(t)
 	out := filepath.Join(t.TempDir(), "blob")
-	_, err := Write(context.Background(), up, TarZstd, out, WriteOptions{})
+	_, err := Write(context.Background(), up, layertype.TarZstd, out, WriteOptions{})
 	must(t, err)
 	bad := "sha256:" + string(bytes.Repeat([]byte("0"), 64))
 	err = Unpack(context.Background(), out, "", t.TempDir(), UnpackOptions{Digest: digest.Digest(bad)})
@@ -230,7 +232,7 @@ func TestUnpackDigestMismatch(t *testing.T) {
 }
 
 func TestWriteEmpty(t *testing.T) {
-	for _, typ := range []Type{TarGzip, TarZstd, Squashfs} {
+	for _, typ := range []layertype.Type{layertype.TarGzip, layertype.TarZstd, layertype.Squashfs} {
 		out := filepath.Join(t.TempDir(), "blob")
 		res, err := Write(context.Background(), t.TempDir(), typ, out, WriteOptions{})
 		must(t, err)
@@ -249,7 +251,7 @@ func TestWriteRejectsRedirect(t *testing.T) {
 	must(t, os.Mkdir(filepath.Join(up, "moved"), 0o755))
 	must(t, unix.Lsetxattr(filepath.Join(up, "moved"), "trusted.overlay.redirect", []byte("/old"), 0))
 	out := filepath.Join(t.TempDir(), "blob")
-	_, err := Write(context.Background(), up, TarZstd, out, WriteOptions{})
+	_, err := Write(context.Background(), up, layertype.TarZstd, out, WriteOptions{})
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("redirect_dir=off")) {
 		t.Fatalf("want redirect error, got %v", err)
 	}
@@ -266,12 +268,12 @@ func TestWriteCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	out := filepath.Join(t.TempDir(), "blob")
-	if _, err := Write(ctx, up, TarZstd, out, WriteOptions{}); !errors.Is(err, context.Canceled) {
+	if _, err := Write(ctx, up, layertype.TarZstd, out, WriteOptions{}); !errors.Is(err, context.Canceled) {
 		t.Fatalf("want context.Canceled, got %v", err)
 	}
 	ctx, cancel = context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
-	_, err := Write(ctx, up, TarGzip, out, WriteOptions{})
+	_, err := Write(ctx, up, layertype.TarGzip, out, WriteOptions{})
 	if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("want deadline error, got %v", err)
 	}
@@ -307,18 +309,11 @@ func TestZstdIndependentOfConcurrency(t *testing.T) {
 	}
 }
 
-func TestParseType(t *testing.T) {
-	for in, want := range map[string]Type{"tar": TarGzip, "tar+gzip": TarGzip, "tar+zstd": TarZstd, "zstd": TarZstd, "squashfs": Squashfs} {
-		got, err := ParseType(in)
-		if err != nil || got != want {
-			t.Errorf("ParseType(%q) = %q, %v", in, got, err)
+func TestMediaTypeRoundTrip(t *testing.T) {
+	for _, want := range []layertype.Type{layertype.TarGzip, layertype.TarZstd, layertype.Squashfs, layertype.TarUncompressed} {
+		if back, err := TypeOfMediaType(MediaType(want)); err != nil || back != want {
+			t.Errorf("TypeOfMediaType(%q) = %q, %v", MediaType(want), back, err)
 		}
-		if back, err := TypeOfMediaType(want.MediaType()); err != nil || back != want {
-			t.Errorf("TypeOfMediaType(%q) = %q, %v", want.MediaType(), back, err)
-		}
-	}
-	if _, err := ParseType("cpio"); err == nil || !bytes.Contains([]byte(err.Error()), []byte("tar+zstd")) {
-		t.Errorf("bad error for unknown type: %v", err)
 	}
 }
 
@@ -330,13 +325,13 @@ func TestWriteSquashfs(t *testing.T) {
 	up := makeUpper(t)
 	epoch := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	out := filepath.Join(t.TempDir(), "blob")
-	res, err := Write(context.Background(), up, Squashfs, out, WriteOptions{SourceDateEpoch: epoch})
+	res, err := Write(context.Background(), up, layertype.Squashfs, out, WriteOptions{SourceDateEpoch: epoch})
 	must(t, err)
 	if res.Digest != res.DiffID || res.MediaType != MediaTypeSquashfsZstd {
 		t.Fatalf("bad result %+v", res)
 	}
 	out2 := filepath.Join(t.TempDir(), "blob")
-	res2, err := Write(context.Background(), up, Squashfs, out2, WriteOptions{SourceDateEpoch: epoch})
+	res2, err := Write(context.Background(), up, layertype.Squashfs, out2, WriteOptions{SourceDateEpoch: epoch})
 	must(t, err)
 	if res2 != res {
 		t.Fatalf("squashfs not reproducible: %s vs %s", res.Digest, res2.Digest)

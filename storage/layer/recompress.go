@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/opencontainers/go-digest"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 // Recompress writes the tar layer blob at blobPath, of the given media type
@@ -18,9 +20,9 @@ import (
 // one compression can sit under layers of another without the image mixing
 // them. The compressor is the one Write uses at opts.Level, so the same blob
 // gives the same digest on every machine. On error outPath is removed.
-func Recompress(ctx context.Context, blobPath, mediaType string, t Type, outPath string, opts WriteOptions) (res Result, err error) {
+func Recompress(ctx context.Context, blobPath, mediaType string, t layertype.Type, outPath string, opts WriteOptions) (res Result, err error) {
 	switch t {
-	case TarGzip, TarZstd, TarUncompressed:
+	case layertype.TarGzip, layertype.TarZstd, layertype.TarUncompressed:
 	default:
 		return Result{}, fmt.Errorf("recompress %s: %q is not a tar layer type", blobPath, t)
 	}
@@ -28,7 +30,7 @@ func Recompress(ctx context.Context, blobPath, mediaType string, t Type, outPath
 	if err != nil && mediaType != "" {
 		return Result{}, fmt.Errorf("recompress %s: %w", blobPath, err)
 	}
-	if from == Squashfs {
+	if from == layertype.Squashfs {
 		return Result{}, fmt.Errorf("recompress %s: a squashfs layer is not a tar stream", blobPath)
 	}
 	in, err := os.Open(blobPath)
@@ -36,7 +38,7 @@ func Recompress(ctx context.Context, blobPath, mediaType string, t Type, outPath
 		return Result{}, fmt.Errorf("open layer blob: %w", err)
 	}
 	defer in.Close()
-	br := bufio.NewReaderSize(ctxReader{ctx, in}, 1<<20)
+	br := bufio.NewReaderSize(ReaderWithContext(ctx, in), 1<<20)
 	if from == "" {
 		from = sniffType(br)
 	}
@@ -82,6 +84,6 @@ func Recompress(ctx context.Context, blobPath, mediaType string, t Type, outPath
 		Digest:    digest.NewDigest(digest.SHA256, sink.h),
 		DiffID:    digest.NewDigest(digest.SHA256, diffHash),
 		Size:      sink.size,
-		MediaType: t.MediaType(),
+		MediaType: MediaType(t),
 	}, nil
 }

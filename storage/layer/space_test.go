@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 // TestUnpackSquashfsStopsAtFreeSpaceFloor unpacks a squashfs whose files
@@ -36,7 +38,7 @@ func TestUnpackSquashfsStopsAtFreeSpaceFloor(t *testing.T) {
 	defer unix.Unmount(small, unix.MNT_DETACH)
 	dest := filepath.Join(small, "dest")
 	must(t, os.Mkdir(dest, 0o755))
-	err := Unpack(context.Background(), blob, string(Squashfs.MediaType()), dest, UnpackOptions{MinFree: 8 << 20})
+	err := Unpack(context.Background(), blob, string(MediaType(layertype.Squashfs)), dest, UnpackOptions{MinFree: 8 << 20})
 	if !errors.Is(err, ErrFreeSpace) {
 		t.Fatalf("err = %v; want ErrFreeSpace", err)
 	}

@@ -49,7 +49,7 @@ func squashfsDirModeOK(ctx context.Context, upperDir string) bool {
 			return err
 		}
 		for name := range bytes.SplitSeq(buf[:n], []byte{0}) {
-			if bytes.HasPrefix(name, []byte("trusted.overlay.")) || bytes.HasPrefix(name, []byte("user.overlay.")) {
+			if isOverlayXattr(string(name)) {
 				return errNeedsTar
 			}
 		}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 // TestSquashfsDirModeMatchesTarMode checks that an upper dir without
@@ -27,12 +29,12 @@ func TestSquashfsDirModeMatchesTarMode(t *testing.T) {
 	}
 	opts := WriteOptions{SourceDateEpoch: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
 	dirBlob := filepath.Join(t.TempDir(), "dir.sqfs")
-	_, err := Write(context.Background(), up, Squashfs, dirBlob, opts)
+	_, err := Write(context.Background(), up, layertype.Squashfs, dirBlob, opts)
 	must(t, err)
 	squashfsDirMode = false
 	defer func() { squashfsDirMode = true }()
 	tarBlob := filepath.Join(t.TempDir(), "tar.sqfs")
-	_, err = Write(context.Background(), up, Squashfs, tarBlob, opts)
+	_, err = Write(context.Background(), up, layertype.Squashfs, tarBlob, opts)
 	must(t, err)
 	list := func(blob string) string {
 		out, err := exec.Command("unsquashfs", "-lln", "-xattrs", blob).CombinedOutput()

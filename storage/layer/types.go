@@ -2,29 +2,12 @@ package layer
 
 import (
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
-)
 
-// Type is the encoding of a layer blob.
-type Type string
-
-const (
-	// TarGzip is an OCI tar layer compressed with gzip; the default because
-	// every registry and runtime reads it.
-	TarGzip Type = "tar+gzip"
-	// TarZstd is an OCI tar layer compressed with zstd: faster to write and
-	// read than gzip, but needs a recent runtime.
-	TarZstd Type = "tar+zstd"
-	// Squashfs is a stacker-style squashfs image of the upper dir, keeping
-	// overlay-format whiteouts so it can be mounted directly as a lowerdir.
-	Squashfs Type = "squashfs"
-	// TarUncompressed is a plain OCI tar layer. Bases may use it; strata
-	// writes it only when asked explicitly.
-	TarUncompressed Type = "tar+uncompressed"
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 // Media types of stacker's squashfs layers. Which compressor a blob uses is
@@ -44,55 +27,36 @@ const (
 	mediaTypeDockerForeign = "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 )
 
-// ParseType parses a user-facing layer type name. "tar" means tar+gzip (as in
-// stacker) and "zstd" is a shorthand for tar+zstd.
-func ParseType(s string) (Type, error) {
-	switch strings.ToLower(strings.TrimSpace(s)) {
-	case "tar", "tar+gzip", "gzip":
-		return TarGzip, nil
-	case "tar+zstd", "zstd":
-		return TarZstd, nil
-	case "squashfs":
-		return Squashfs, nil
-	case "tar+uncompressed":
-		return TarUncompressed, nil
-	}
-	return "", fmt.Errorf("unknown layer type %q: valid types are \"tar\" (= tar+gzip), \"tar+gzip\", \"tar+zstd\", \"zstd\" (= tar+zstd) and \"squashfs\"", s)
-}
-
-// String returns the canonical name of t, accepted by ParseType.
-func (t Type) String() string { return string(t) }
-
 // MediaType returns the OCI media type of layers of type t. For Squashfs it is
 // the zstd variant; Write reports the media type it actually used (gzip when
 // the installed mksquashfs lacks zstd) in Result.MediaType.
-func (t Type) MediaType() string {
+func MediaType(t layertype.Type) string {
 	switch t {
-	case TarGzip:
+	case layertype.TarGzip:
 		return ispec.MediaTypeImageLayerGzip
-	case TarZstd:
+	case layertype.TarZstd:
 		return ispec.MediaTypeImageLayerZstd
-	case Squashfs:
+	case layertype.Squashfs:
 		return MediaTypeSquashfsZstd
-	case TarUncompressed:
+	case layertype.TarUncompressed:
 		return ispec.MediaTypeImageLayer
 	}
 	return ""
 }
 
 // TypeOfMediaType maps the media type of an existing layer (for example of a
-// base image) to its Type.
-func TypeOfMediaType(mt string) (Type, error) {
+// base image) to its type.
+func TypeOfMediaType(mt string) (layertype.Type, error) {
 	switch mt {
 	case ispec.MediaTypeImageLayerGzip, ispec.MediaTypeImageLayerNonDistributableGzip, //nolint:staticcheck // bases may still use them
 		mediaTypeDockerTarGzip, mediaTypeDockerForeign:
-		return TarGzip, nil
+		return layertype.TarGzip, nil
 	case ispec.MediaTypeImageLayerZstd, ispec.MediaTypeImageLayerNonDistributableZstd: //nolint:staticcheck // bases may still use them
-		return TarZstd, nil
+		return layertype.TarZstd, nil
 	case ispec.MediaTypeImageLayer, ispec.MediaTypeImageLayerNonDistributable: //nolint:staticcheck // bases may still use them
-		return TarUncompressed, nil
+		return layertype.TarUncompressed, nil
 	case MediaTypeSquashfsZstd, MediaTypeSquashfsGzip, MediaTypeSquashfs:
-		return Squashfs, nil
+		return layertype.Squashfs, nil
 	}
 	return "", fmt.Errorf("unsupported layer media type %q", mt)
 }

@@ -20,6 +20,8 @@ import (
 	"github.com/opencontainers/go-digest"
 	umoci "github.com/opencontainers/umoci/oci/layer"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 var (
@@ -46,7 +48,7 @@ func Unpack(ctx context.Context, blobPath, mediaType, dest string, opts UnpackOp
 	if err != nil && mediaType != "" {
 		return fmt.Errorf("unpack %s: %w", blobPath, err)
 	}
-	if t == Squashfs {
+	if t == layertype.Squashfs {
 		return unpackSquashfs(ctx, blobPath, dest, opts)
 	}
 	return unpackTar(ctx, blobPath, t, dest, opts)
@@ -80,20 +82,24 @@ func (v *verifier) check(blobPath string) error {
 	return nil
 }
 
-// ctxReader stops a long extraction soon after ctx is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
+// ReaderWithContext returns a reader of r that fails with ctx's error
+// once ctx is done, so that a long copy, download or extraction stops
+// soon after it is cancelled.
+func ReaderWithContext(ctx context.Context, r io.Reader) io.Reader {
+	return readerFunc(func(p []byte) (int, error) {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		return r.Read(p)
+	})
 }
 
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
+// readerFunc is an io.Reader made of its Read method.
+type readerFunc func(p []byte) (int, error)
 
-func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts UnpackOptions) (err error) {
+func (f readerFunc) Read(p []byte) (int, error) { return f(p) }
+
+func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest string, opts UnpackOptions) (err error) {
 	v, err := newVerifier(opts.Digest)
 	if err != nil {
 		return err
@@ -108,7 +114,7 @@ func unpackTar(ctx context.Context, blobPath string, t Type, dest string, opts U
 		// Sniff: bases from odd registries may mislabel their layers.
 		t = sniffType(br)
 	}
-	var raw io.Reader = ctxReader{ctx, br}
+	var raw io.Reader = ReaderWithContext(ctx, br)
 	if v != nil {
 		raw = io.TeeReader(raw, v.h)
 	}
@@ -205,7 +211,7 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 		if err != nil {
 			return fmt.Errorf("open layer blob: %w", err)
 		}
-		_, err = io.CopyBuffer(v.h, ctxReader{ctx, f}, make([]byte, 1<<20))
+		_, err = io.CopyBuffer(v.h, ReaderWithContext(ctx, f), make([]byte, 1<<20))
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("hash layer blob %s: %w", blobPath, err)
@@ -252,15 +258,7 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 // of the namespace the consuming overlay reads, whichever namespace the
 // squashfs carried (stacker's carry trusted.*, strata's both).
 func fixOpaque(ctx context.Context, root string, userXattr bool) error {
-	want, other := "trusted.overlay.opaque", "user.overlay.opaque"
-	if userXattr {
-		want, other = other, want
-	}
-	isY := func(p, name string) bool {
-		var b [2]byte
-		n, err := unix.Lgetxattr(p, name, b[:])
-		return err == nil && n == 1 && b[0] == 'y'
-	}
+	want, other := overlayNamespace(userXattr), overlayNamespace(!userXattr)
 	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("walk %s: %w", p, err)
@@ -271,17 +269,17 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !isY(p, other) {
+		if !hasOpaque(p, other) {
 			return nil
 		}
-		if !isY(p, want) {
-			if err := unix.Lsetxattr(p, want, []byte("y"), 0); err != nil {
+		if !hasOpaque(p, want) {
+			if err := unix.Lsetxattr(p, want+ovlOpaque, []byte("y"), 0); err != nil {
 				return fmt.Errorf("mark %s opaque: %w", p, err)
 			}
 		}
 		// Leaving the other name would show up as a plain xattr inside
 		// containers; failing to remove it (unprivileged) is harmless.
-		_ = unix.Lremovexattr(p, other)
+		_ = unix.Lremovexattr(p, other+ovlOpaque)
 		return nil
 	})
 }
@@ -289,15 +287,15 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 // decompress returns the tar stream of a layer of type t read from r: the
 // one place that knows which decompressor each tar type needs (unpack,
 // diff ids and recompression all read layers this way).
-func decompress(r io.Reader, t Type, blobPath string) (io.ReadCloser, error) {
+func decompress(r io.Reader, t layertype.Type, blobPath string) (io.ReadCloser, error) {
 	switch t {
-	case TarGzip:
+	case layertype.TarGzip:
 		zr, err := pgzip.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("read gzip layer %s: %w", blobPath, err)
 		}
 		return zr, nil
-	case TarZstd:
+	case layertype.TarZstd:
 		zr, err := zstd.NewReader(r)
 		if err != nil {
 			return nil, fmt.Errorf("read zstd layer %s: %w", blobPath, err)
@@ -308,13 +306,13 @@ func decompress(r io.Reader, t Type, blobPath string) (io.ReadCloser, error) {
 }
 
 // sniffType tells a tar layer's compression from its first bytes.
-func sniffType(br *bufio.Reader) Type {
+func sniffType(br *bufio.Reader) layertype.Type {
 	magic, _ := br.Peek(4)
 	switch {
 	case bytes.HasPrefix(magic, gzipMagic):
-		return TarGzip
+		return layertype.TarGzip
 	case bytes.HasPrefix(magic, zstdMagic):
-		return TarZstd
+		return layertype.TarZstd
 	}
-	return TarUncompressed
+	return layertype.TarUncompressed
 }

@@ -4,9 +4,11 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -85,4 +87,17 @@ func FuzzUnpack(f *testing.F) {
 		_ = Unpack(context.Background(), blob, "application/vnd.oci.image.layer.v1.tar", dest, UnpackOptions{Rootless: os.Geteuid() != 0})
 		checkContained(t, box)
 	})
+}
+
+func TestReaderWithContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := ReaderWithContext(ctx, strings.NewReader("abcdef"))
+	p := make([]byte, 3)
+	if n, err := r.Read(p); n != 3 || err != nil || string(p) != "abc" {
+		t.Fatalf("before cancel: %d %q %v", n, p[:n], err)
+	}
+	cancel()
+	if n, err := r.Read(p); n != 0 || !errors.Is(err, context.Canceled) {
+		t.Fatalf("after cancel: %d, %v; want 0, context.Canceled", n, err)
+	}
 }

@@ -16,12 +16,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// OCI whiteout names (image-spec layer.md).
-const (
-	whiteoutPrefix = ".wh."
-	opaqueMarker   = ".wh..wh..opq"
-)
-
 // outputForm selects how overlay whiteouts are represented in the stream.
 type outputForm int
 
@@ -31,15 +25,6 @@ const (
 	// formOverlay keeps whiteouts as char 0/0 nodes and opaque dirs as
 	// xattrs, for squashfs layers that are mounted as lowerdirs as they are.
 	formOverlay
-)
-
-// Overlay's own xattr names, relative to "trusted.overlay." or
-// "user.overlay.".
-const (
-	ovlOpaque   = "opaque"
-	ovlRedirect = "redirect"
-	ovlMetacopy = "metacopy"
-	ovlWhiteout = "whiteout"
 )
 
 // entry is one tar entry in stream order. Regular files with content carry a
@@ -66,11 +51,7 @@ type walker struct {
 type devIno struct{ dev, ino uint64 }
 
 func newWalker(root string, form outputForm, opts WriteOptions, emit func(*entry) error) *walker {
-	ovl := "trusted.overlay."
-	if opts.UserXattr {
-		ovl = "user.overlay."
-	}
-	return &walker{root: root, form: form, ovl: ovl, epoch: opts.epoch(),
+	return &walker{root: root, form: form, ovl: overlayNamespace(opts.UserXattr), epoch: opts.epoch(),
 		links: map[devIno]string{}, xbuf: make([]byte, 4096), emit: emit}
 }
 
@@ -281,10 +262,7 @@ func (w *walker) xattrs(abs string, isDir bool) (recs map[string]string, opaque,
 				xwhiteout = true
 			}
 		}
-		// Overlay's bookkeeping (opaque, origin, impure, nlink, ...) in
-		// either namespace is never part of an image: it is interpreted
-		// above or meaningless outside this overlay.
-		if strings.HasPrefix(name, "trusted.overlay.") || strings.HasPrefix(name, "user.overlay.") {
+		if isOverlayXattr(name) {
 			continue
 		}
 		if recs == nil {
@@ -299,8 +277,8 @@ func (w *walker) xattrs(abs string, isDir bool) (recs map[string]string, opaque,
 		if recs == nil {
 			recs = map[string]string{}
 		}
-		recs["SCHILY.xattr.trusted.overlay.opaque"] = "y"
-		recs["SCHILY.xattr.user.overlay.opaque"] = "y"
+		recs["SCHILY.xattr."+trustedOverlay+ovlOpaque] = "y"
+		recs["SCHILY.xattr."+userOverlay+ovlOpaque] = "y"
 	}
 	return recs, opaque, xwhiteout, nil
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 // Write encodes upperDir, an overlay upper dir, as a layer of type t into the
@@ -19,7 +21,7 @@ import (
 // whiteouts become OCI whiteouts in tar layers and stay as they are in
 // squashfs layers. An upper dir without changes gives Result.Empty and no
 // file. On error or cancellation outPath is removed.
-func Write(ctx context.Context, upperDir string, t Type, outPath string, opts WriteOptions) (res Result, err error) {
+func Write(ctx context.Context, upperDir string, t layertype.Type, outPath string, opts WriteOptions) (res Result, err error) {
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
@@ -36,9 +38,9 @@ func Write(ctx context.Context, upperDir string, t Type, outPath string, opts Wr
 		}
 	}()
 	switch t {
-	case TarGzip, TarZstd, TarUncompressed:
+	case layertype.TarGzip, layertype.TarZstd, layertype.TarUncompressed:
 		return writeTar(ctx, upperDir, t, outPath, opts)
-	case Squashfs:
+	case layertype.Squashfs:
 		return writeSquashfs(ctx, upperDir, outPath, opts)
 	}
 	return Result{}, fmt.Errorf("write layer of %s: unsupported layer type %q", upperDir, t)
@@ -68,9 +70,9 @@ func encoderConcurrency() int {
 }
 
 // newCompressor returns the compressing writer of type t over out.
-func newCompressor(t Type, out io.Writer, level int) (io.WriteCloser, error) {
+func newCompressor(t layertype.Type, out io.Writer, level int) (io.WriteCloser, error) {
 	switch t {
-	case TarZstd:
+	case layertype.TarZstd:
 		lvl := zstd.SpeedFastest
 		if level > 0 {
 			lvl = zstd.EncoderLevelFromZstd(level)
@@ -83,7 +85,7 @@ func newCompressor(t Type, out io.Writer, level int) (io.WriteCloser, error) {
 			zstd.WithEncoderConcurrency(encoderConcurrency()),
 			zstd.WithConcurrentBlocks(true),
 			zstd.WithWindowSize(zstdWindow))
-	case TarGzip:
+	case layertype.TarGzip:
 		if level == 0 {
 			level = pgzip.BestSpeed
 		}
@@ -97,7 +99,7 @@ func newCompressor(t Type, out io.Writer, level int) (io.WriteCloser, error) {
 			return nil, err
 		}
 		return zw, nil
-	case TarUncompressed:
+	case layertype.TarUncompressed:
 		return nopCloser{out}, nil
 	}
 	return nil, fmt.Errorf("no compressor for layer type %q", t)
@@ -109,7 +111,7 @@ func (nopCloser) Close() error { return nil }
 
 // writeTar runs the tar pipeline: walk+read -> tar -> {sha256, compress ->
 // {sha256, file}}, each stage in its own goroutine(s).
-func writeTar(ctx context.Context, upperDir string, t Type, outPath string, opts WriteOptions) (res Result, err error) {
+func writeTar(ctx context.Context, upperDir string, t layertype.Type, outPath string, opts WriteOptions) (res Result, err error) {
 	f, err := os.OpenFile(outPath, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o644)
 	if err != nil {
 		return Result{}, fmt.Errorf("create layer blob: %w", err)
@@ -183,7 +185,7 @@ func writeTar(ctx context.Context, upperDir string, t Type, outPath string, opts
 		Digest:    digest.NewDigest(digest.SHA256, sink.h),
 		DiffID:    digest.NewDigest(digest.SHA256, diffHash),
 		Size:      sink.size,
-		MediaType: t.MediaType(),
+		MediaType: MediaType(t),
 	}
 	return res, nil
 }

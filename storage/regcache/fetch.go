@@ -8,7 +8,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync/atomic"
 
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -81,7 +80,7 @@ func (c *Cache) Fetch(ctx context.Context, st *storage.Store, key digest.Digest,
 	}
 	defer ws.Discard()
 	for _, b := range r.Layers {
-		if t, err := layer.TypeOfMediaType(b.Descriptor.MediaType); err != nil || string(t) != b.Type {
+		if t, err := layer.TypeOfMediaType(b.Descriptor.MediaType); err != nil || t != b.Type {
 			return nil, &recordError{fmt.Errorf("cache %s: record %s: a %s layer has media type %q", c, tag, b.Type, b.Descriptor.MediaType)}
 		}
 	}
@@ -98,7 +97,7 @@ func (c *Cache) Fetch(ctx context.Context, st *storage.Store, key digest.Digest,
 		}
 		uo := o.Unpack
 		uo.Digest = u.Descriptor.Digest
-		if strings.HasPrefix(u.Type, "tar") {
+		if u.Type.Tar() {
 			uo.DiffID = digest.Digest(u.DiffID)
 		}
 		if err := layer.Unpack(ctx, path, u.Descriptor.MediaType, ws.Upper, uo); err != nil {
@@ -163,7 +162,7 @@ func (c *Cache) download(ctx context.Context, d ispec.Descriptor, path string, r
 	if received != nil {
 		w = io.MultiWriter(w, counter{received})
 	}
-	n, err := io.Copy(w, ctxReader{ctx, io.LimitReader(rc, d.Size+1)})
+	n, err := io.Copy(w, layer.ReaderWithContext(ctx, io.LimitReader(rc, d.Size+1)))
 	if err != nil {
 		if errors.Is(err, context.Canceled) {
 			return err
@@ -189,16 +188,3 @@ func asRecordError(err error) error {
 type counter struct{ n *atomic.Int64 }
 
 func (c counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
-
-// ctxReader stops a download as soon as the build is cancelled.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}

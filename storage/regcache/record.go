@@ -3,12 +3,12 @@ package regcache
 import (
 	"encoding/json"
 	"fmt"
-	"strings"
 
 	"github.com/opencontainers/go-digest"
 	ispecs "github.com/opencontainers/image-spec/specs-go"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 )
@@ -91,10 +91,11 @@ func decode(key digest.Digest, m ispec.Manifest, config []byte) (*record, error)
 	if r.Empty != (len(r.Layers) == 0) {
 		return nil, fmt.Errorf("record says empty=%v but lists %d layers", r.Empty, len(r.Layers))
 	}
-	seen := map[string]bool{}
+	seen := map[layertype.Type]bool{}
 	for _, b := range r.Layers {
-		t, err := layer.ParseType(b.Type)
-		if err != nil || string(t) != b.Type || seen[b.Type] {
+		// The decoder refused a type that is not a canonical name; one
+		// that is missing or listed twice is left.
+		if b.Type == "" || seen[b.Type] {
 			return nil, fmt.Errorf("record lists layer type %q", b.Type)
 		}
 		seen[b.Type] = true
@@ -127,7 +128,7 @@ func inManifest(m ispec.Manifest, d ispec.Descriptor) bool {
 // there is one (any OCI tool made it), squashfs otherwise.
 func unpackable(layers []storage.LayerBlob) storage.LayerBlob {
 	for _, b := range layers {
-		if strings.HasPrefix(b.Type, "tar") {
+		if b.Type.Tar() {
 			return b
 		}
 	}

@@ -1,4 +1,4 @@
-package runtime
+package host
 
 import (
 	"bufio"
@@ -88,6 +88,15 @@ func IDMaps() (uids, gids []sandbox.IDMap, err error) {
 		return nil, nil, err
 	}
 	return uids, gids, nil
+}
+
+// IDMapsIfRootless returns the id maps of a rootless build, or nils when
+// strata runs as root and needs no user namespace.
+func IDMapsIfRootless() (uids, gids []sandbox.IDMap, err error) {
+	if os.Geteuid() == 0 {
+		return nil, nil, nil
+	}
+	return IDMaps()
 }
 
 func idMap(path string, u *user.User, own uint32) ([]sandbox.IDMap, error) {

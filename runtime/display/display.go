@@ -1,4 +1,7 @@
-package runtime
+// Package display is strata's live view of a build or a publish on a
+// terminal (one redrawn line per image, the log scrolling above), and the
+// formats of sizes and transfers that every command prints, live or not.
+package display
 
 import (
 	"bytes"
@@ -52,8 +55,8 @@ type displayRow struct {
 // Display states that end an image's line.
 var finalStates = map[string]bool{"built": true, "cached": true, "failed": true, "skipped": true, "pushed": true, "up to date": true}
 
-// NewDisplay starts a display on the terminal f; Close stops it.
-func NewDisplay(f *os.File) *Display {
+// New starts a display on the terminal f; Close stops it.
+func New(f *os.File) *Display {
 	d := &Display{out: f, byName: map[string]*displayRow{}, stop: make(chan struct{}), stopped: make(chan struct{})}
 	go d.tick()
 	return d
@@ -267,10 +270,10 @@ func (r *displayRow) render(nameWidth int, now time.Time) string {
 		s += "  " + Transferred(r.fetched, r.size)
 	}
 	if n := r.pulled.Load(); n > 0 {
-		s += "  pulled " + HumanBytes(n)
+		s += "  pulled " + Bytes(n)
 	}
 	if n := r.pushed.Load(); n > 0 {
-		s += "  pushed " + HumanBytes(n)
+		s += "  pushed " + Bytes(n)
 	}
 	if r.line != "" {
 		s += "  " + r.line
@@ -287,9 +290,10 @@ func cut(s string, n int) string {
 	return string(runes[:n-1]) + "…"
 }
 
-// HumanBytes formats a byte count for people: 512 B, 1.5 KB, 12.3 MB.
-func HumanBytes(n int64) string {
-	const unit = 1000
+// Bytes formats a byte count for people, in binary units as strata
+// prints every size: 512 B, 1.5 KiB, 12.3 MiB.
+func Bytes(n int64) string {
+	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)
 	}
@@ -298,20 +302,29 @@ func HumanBytes(n int64) string {
 		div *= unit
 		exp++
 	}
-	return fmt.Sprintf("%.1f %cB", float64(n)/float64(div), "kMGTPE"[exp])
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
-// Transferred formats the progress of a transfer: "12.3 MB of 60.0 MB
-// (20%)", or "12.3 MB" when the total is unknown (negative).
+// Transferred formats the progress of a transfer: "12.3 MiB of 60.0 MiB
+// (20%)", or "12.3 MiB" when the total is unknown (negative).
 func Transferred(done, total int64) string {
 	if total <= 0 {
-		return HumanBytes(done)
+		return Bytes(done)
 	}
-	return fmt.Sprintf("%s of %s (%d%%)", HumanBytes(done), HumanBytes(total), done*100/total)
+	return fmt.Sprintf("%s of %s (%d%%)", Bytes(done), Bytes(total), done*100/total)
 }
 
-// lineTracker passes the last complete line written to it to the display,
-// so an image's line shows what its step is doing.
+// LineWriter returns a writer whose last complete line becomes the line of
+// image name (see Line), so that the image's line shows what its step is
+// doing. On a nil display it discards what it is given.
+func (d *Display) LineWriter(name string) io.Writer {
+	if d == nil {
+		return io.Discard
+	}
+	return &lineTracker{d: d, name: name}
+}
+
+// lineTracker passes the last complete line written to it to the display.
 type lineTracker struct {
 	d    *Display
 	name string

@@ -137,8 +137,8 @@ func checkRecord(t *testing.T, st *Store, key digest.Digest, rec *Record, data [
 		}
 	}
 	for _, b := range rec.Layers {
-		if b.Type == "" {
-			t.Fatalf("record %q accepted with a layer blob without type", data)
+		if !b.Type.Known() {
+			t.Fatalf("record %q accepted with layer type %q", data, b.Type)
 		}
 		if err := b.Descriptor.Digest.Validate(); err != nil {
 			t.Fatalf("record %q accepted with layer blob digest %q: %v", data, b.Descriptor.Digest, err)

@@ -10,6 +10,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 // Record is what the store remembers of one built node, found by the
@@ -31,13 +33,15 @@ type Record struct {
 
 // LayerBlob is one encoding of a committed layer.
 type LayerBlob struct {
-	Type       string           `json:"type"`
+	// Type is decoded by its canonical name only, so a record that names
+	// it otherwise is not one strata wrote.
+	Type       layertype.Type   `json:"type"`
 	Descriptor ispec.Descriptor `json:"descriptor"`
 	DiffID     string           `json:"diffID"`
 }
 
 // Blob returns the layer blob of the given type.
-func (r *Record) Blob(typ string) (LayerBlob, bool) {
+func (r *Record) Blob(typ layertype.Type) (LayerBlob, bool) {
 	for _, b := range r.Layers {
 		if b.Type == typ {
 			return b, true
@@ -105,13 +109,13 @@ func (r *Record) check() string {
 	case !r.Empty && (r.LayerDir == "" || r.LayerDir == "." || r.LayerDir == ".." || strings.ContainsRune(r.LayerDir, '/')):
 		return fmt.Sprintf("layer folder %q is not a name under layers/", r.LayerDir)
 	}
-	seen := map[string]bool{}
+	seen := map[layertype.Type]bool{}
 	for _, b := range r.Layers {
 		switch {
 		case b.Type == "":
 			return "a layer blob has no type"
 		case seen[b.Type]:
-			return "two " + b.Type + " layer blobs"
+			return fmt.Sprintf("two %s layer blobs", b.Type)
 		case b.Descriptor.Digest.Validate() != nil:
 			return fmt.Sprintf("%s layer blob digest %q is not a digest", b.Type, b.Descriptor.Digest)
 		case b.Descriptor.Size < 0:

@@ -1,0 +1,44 @@
+package dsl_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/spf13/afero"
+
+	"github.com/strata-build/strata/dsl"
+)
+
+// A unit test can evaluate definitions against files it makes up: with an
+// in-memory Options.FS, the files imported need not exist on disk.
+// Relative paths resolve as always, against the folder of the Go file
+// that wrote them, which is where go test runs.
+func ExampleEvaluate_inMemory() {
+	site := dsl.New("site").From(dsl.Scratch()).
+		Import(dsl.Dir("site", dsl.Exclude("*.log")), "/srv/site")
+
+	wd, _ := os.Getwd()
+	fsys := afero.NewMemMapFs()
+	write := func(name, content string) {
+		afero.WriteFile(fsys, filepath.Join(wd, "site", name), []byte(content), 0o644)
+	}
+	key := func() string {
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{site}, dsl.Options{FS: fsys})
+		if err != nil {
+			return err.Error()
+		}
+		return g.Node("site").Key.String()
+	}
+
+	write("index.html", "<h1>hi</h1>")
+	before := key()
+	write("debug.log", "noise")
+	fmt.Println("same key with a new log file:", key() == before)
+	write("index.html", "<h1>hello</h1>")
+	fmt.Println("same key with index.html edited:", key() == before)
+	// Output:
+	// same key with a new log file: true
+	// same key with index.html edited: false
+}

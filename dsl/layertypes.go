@@ -1,0 +1,42 @@
+package dsl
+
+import (
+	"slices"
+
+	"github.com/strata-build/strata/internal/layertype"
+)
+
+// LayerType is an encoding of an image's layer. It is the type the
+// encoders take, so a type chosen here reaches them unparsed.
+type LayerType = layertype.Type
+
+// The layer types strata writes.
+const (
+	// TarGzip is the OCI tar+gzip layer every tool reads; the default.
+	TarGzip = layertype.TarGzip
+	// TarZstd is a tar+zstd layer: faster to write and smaller.
+	TarZstd = layertype.TarZstd
+	// Squashfs is a squashfs layer as stacker writes it, tagged NAME-squashfs.
+	Squashfs = layertype.Squashfs
+)
+
+// LayerTypes sets the encodings of this image's layer, overriding the
+// build's --layer-type. The first is tagged with the plain name, squashfs
+// as NAME-squashfs, tar+zstd (when not first) as NAME-zstd. All come from
+// one run of the steps.
+func (i *Image) LayerTypes(types ...LayerType) *Image {
+	c := i.clone()
+	for _, t := range types {
+		switch t {
+		case TarGzip, TarZstd, Squashfs:
+		default:
+			c.fail("LayerTypes: unknown layer type %q (use dsl.TarGzip, dsl.TarZstd or dsl.Squashfs)", t)
+			return c
+		}
+	}
+	c.types = slices.Clone(types)
+	return c
+}
+
+// OwnLayerTypes returns the layer types set with LayerTypes, or nil.
+func (i *Image) OwnLayerTypes() []LayerType { return slices.Clone(i.types) }
