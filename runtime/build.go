@@ -137,9 +137,10 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		sem:     make(chan struct{}, opts.Jobs),
 		hooks:   newHooks(opts, nodes),
 		stack:   stk,
-		decider: decider{store: records(opts.Store), noCache: opts.NoCache, needs: layerNeeds(nodes)},
+		decider: decider{records: stk.store, noCache: opts.NoCache, needs: layerNeeds(nodes)},
 	}
-	stk.registry, stk.downloads, stk.epoch, stk.note = opts.Registry, b.downloadOptions, opts.SourceDateEpoch, b.con.printf
+	stk.bases.registry, stk.bases.downloads = opts.Registry, b.downloadOptions
+	stk.epoch, stk.note = opts.SourceDateEpoch, b.con.printf
 	// A missing secret stops the build before any work (secrets.go).
 	if b.secrets, err = ReadSecrets(nodes); err != nil {
 		return nil, err
@@ -162,7 +163,7 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		}()
 	}
 	wg.Wait()
-	b.bases.wait()
+	b.bases.cache.wait()
 	b.hooks.wait()
 	if parent.Err() == nil && errors.Is(context.Cause(ctx), errFailFast) {
 		// Images stopped because another failed did not fail themselves:
@@ -271,12 +272,11 @@ func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error
 }
 
 func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error) {
-	st := b.opts.Store
 	lowers, err := b.lowers(ctx, n)
 	if err != nil {
 		return nil, err
 	}
-	ws, err := st.NewWorkspace(n.Name)
+	ws, err := b.store.NewWorkspace(n.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -329,7 +329,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		var se *sandbox.StepError
 		if errors.As(err, &se) {
 			tail := w.Tail()
-			return nil, &StepFailure{Image: n.Name, Err: se, Tail: tail, Disk: diskFull(st.Root, tail)}
+			return nil, &StepFailure{Image: n.Name, Err: se, Tail: tail, Disk: diskFull(b.opts.Store.Root, tail)}
 		}
 		return nil, fmt.Errorf("image %q: %w", n.Name, err)
 	}
@@ -338,7 +338,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		return nil, fmt.Errorf("image %q: commit: %w", n.Name, err)
 	}
 	rec := storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: out.Empty}
-	return st.Commit(ws, rec, out.Blobs)
+	return b.store.Commit(ws, rec, out.Blobs)
 }
 
 // StepFailure is a failed Run step with the last lines it printed.

@@ -42,7 +42,7 @@ func Chroot(ctx context.Context, o ChrootOptions) error {
 	if err != nil {
 		return err
 	}
-	ws, err := o.Store.NewWorkspace(n.Name)
+	ws, err := s.store.NewWorkspace(n.Name)
 	if err != nil {
 		return err
 	}

@@ -15,9 +15,8 @@ import (
 // acts on its answer, and Plan (strata graph, build --dry-run, publish's
 // readiness check) prints the same answer.
 type decider struct {
-	// store is where records are looked up; nil decides as for an empty
-	// store.
-	store   Records
+	// records are the store's; nil decides as for an empty store.
+	records Records
 	noCache bool
 	// needs are the layer types each image's record must hold at the end
 	// of the build (see layerNeeds).
@@ -41,10 +40,10 @@ func (d decider) decide(n *dsl.Node) (decision, error) {
 		return decision{action: RunSteps, reason: volatileReason(n)}, nil
 	case d.noCache:
 		return decision{action: RunSteps, reason: "--no-cache"}, nil
-	case d.store == nil:
+	case d.records == nil:
 		return decision{action: RunSteps, reason: "not built before"}, nil
 	}
-	rec, dropped, err := d.store.Lookup(n.Key)
+	rec, dropped, err := d.records.Lookup(n.Key)
 	if err != nil {
 		return decision{}, fmt.Errorf("image %q: cache: %w", n.Name, err)
 	}
@@ -52,7 +51,7 @@ func (d decider) decide(n *dsl.Node) (decision, error) {
 	case rec == nil && dropped != "":
 		return decision{action: RunSteps, reason: "cache entry dropped: " + dropped}, nil
 	case rec == nil:
-		return decision{action: RunSteps, reason: explain(d.store.Last(n.Name), n)}, nil
+		return decision{action: RunSteps, reason: explain(d.records.Last(n.Name), n)}, nil
 	}
 	if rec.Empty {
 		return decision{action: Reuse, rec: rec}, nil

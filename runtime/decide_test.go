@@ -46,7 +46,7 @@ func TestDecide(t *testing.T) {
 	sq := storage.LayerBlob{Type: layertype.Squashfs}
 	decide := func(st Records, noCache bool, n *dsl.Node) decision {
 		t.Helper()
-		d, err := decider{store: st, noCache: noCache, needs: layerNeeds(nodes)}.decide(n)
+		d, err := decider{records: st, noCache: noCache, needs: layerNeeds(nodes)}.decide(n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -86,7 +86,7 @@ func TestDecide(t *testing.T) {
 		t.Errorf("changed since the last build: %+v", d)
 	}
 	broken := &fakeRecords{err: errors.New("permission denied")}
-	if _, err := (decider{store: broken}).decide(b); err == nil || !strings.Contains(err.Error(), `image "base"`) {
+	if _, err := (decider{records: broken}).decide(b); err == nil || !strings.Contains(err.Error(), `image "base"`) {
 		t.Errorf("unreadable store: %v", err)
 	}
 }

@@ -43,7 +43,7 @@ func (b *builder) fromRegistry(ctx context.Context, n *dsl.Node) {
 	if len(b.opts.CacheFrom) == 0 || n.Volatile || b.opts.NoCache {
 		return
 	}
-	if rec, _, err := b.opts.Store.Lookup(n.Key); err != nil || rec != nil {
+	if rec, _, err := b.store.Lookup(n.Key); err != nil || rec != nil {
 		return
 	}
 	for _, c := range b.opts.CacheFrom {

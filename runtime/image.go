@@ -11,7 +11,6 @@ import (
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
-	"github.com/strata-build/strata/storage/fetch"
 )
 
 // TagName is the tag of an image's encoding t: the first layer type of a
@@ -54,7 +53,7 @@ func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, ann
 	created := time.Unix(s.epoch, 0).UTC()
 	img := storage.ImageSpec{Created: created, Annotations: map[string]string{}}
 	var baseCfg v1.ImageConfig
-	base, err := s.base(ctx, n.Root())
+	base, err := s.bases.load(ctx, n.Root())
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
@@ -65,7 +64,7 @@ func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, ann
 			return v1.Descriptor{}, fmt.Errorf("base: %w", err)
 		}
 		baseCfg = base.Config.Config
-		layers, err := s.baseLayers(ctx, n.Root(), base, t)
+		layers, err := s.bases.layers(ctx, n.Root(), base, t)
 		if err != nil {
 			return v1.Descriptor{}, err
 		}
@@ -111,26 +110,4 @@ func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, ann
 	}
 	img.Annotations["org.opencontainers.image.title"] = n.Name
 	return s.store.PutImage(ctx, img)
-}
-
-// baseLayers are the layers of n's external base in an image of layer
-// type t. A rootfs tarball is strata's to encode, so it follows the
-// build's tar type (a .tar.zst base under gzip layers would make an image
-// that older runtimes cannot read). The layers of registry and layout
-// bases stay as published: recompressing them would change digests that
-// signatures, provenance and cross-repository mounts refer to. Squashfs
-// images keep their bases' tar layers, as before.
-func (s *stack) baseLayers(ctx context.Context, root *dsl.Node, base *storage.BaseImage, t layertype.Type) ([]v1.Descriptor, error) {
-	if _, ok := root.Base.(*dsl.TarballBase); !ok || t == layertype.Squashfs {
-		return base.Manifest.Layers, nil
-	}
-	out := make([]v1.Descriptor, len(base.Manifest.Layers))
-	for i, l := range base.Manifest.Layers {
-		d, err := fetch.TarballLayer(ctx, s.store, l.Digest, t)
-		if err != nil {
-			return nil, fmt.Errorf("base tarball as %s: %w", t, err)
-		}
-		out[i] = d
-	}
-	return out, nil
 }

@@ -55,7 +55,7 @@ type PlanOptions struct {
 // what a registry cache (--cache-from) holds, so it plans images only
 // found there as built.
 func Plan(nodes []*dsl.Node, opts PlanOptions) ([]PlanItem, error) {
-	d := decider{store: opts.Store, noCache: opts.NoCache, needs: layerNeeds(nodes)}
+	d := decider{records: opts.Store, noCache: opts.NoCache, needs: layerNeeds(nodes)}
 	out := make([]PlanItem, 0, len(nodes))
 	for _, n := range nodes {
 		dec, err := d.decide(n)

@@ -61,7 +61,7 @@ func runIn(ctx context.Context, st *storage.Store, name string, layers []v1.Desc
 	if err != nil {
 		return err
 	}
-	ws, err := st.NewSession(name)
+	ws, err := s.store.NewSession(name)
 	if err != nil {
 		return err
 	}

@@ -19,57 +19,6 @@ import (
 	"github.com/strata-build/strata/storage/fetch"
 )
 
-// remoteBase loads the external base of a chain root that is not a
-// layout: nil for scratch, the pulled image of a *dsl.PullBase, the
-// one-layer image of a *dsl.TarballBase. Its blobs land in the store by
-// digest, so the next build finds them there without a request.
-func (s *stack) remoteBase(ctx context.Context, root *dsl.Node) (*storage.BaseImage, error) {
-	switch root.Base.(type) {
-	case *dsl.PullBase, *dsl.TarballBase:
-	default:
-		return nil, nil
-	}
-	key := fmt.Sprintf("%T:%s", root.Base, root.BaseDigest)
-	img, err := s.bases.load(ctx, key, func() (*storage.BaseImage, error) {
-		switch base := root.Base.(type) {
-		case *dsl.PullBase:
-			return fetch.Pull(ctx, s.store, base.Ref, root.BaseDigest, pullOptions(s.registry, base))
-		default:
-			return s.tarballBase(ctx, root.Name, base.(*dsl.TarballBase), root.BaseDigest)
-		}
-	})
-	if err != nil {
-		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
-	}
-	return img, nil
-}
-
-// tarballBase loads the tarball base of image name (the chain root),
-// downloading it first when it is a URL.
-func (s *stack) tarballBase(ctx context.Context, name string, base *dsl.TarballBase, d digest.Digest) (*storage.BaseImage, error) {
-	if err := d.Validate(); err != nil {
-		return nil, err
-	}
-	source := base.Path
-	if base.URL != "" {
-		source = base.URL
-		if _, err := fetch.Download(ctx, s.store, base.URL, d.Encoded(), s.downloadsFor(name, base.URL)); err != nil {
-			return nil, err
-		}
-	} else if err := fetch.IngestFile(ctx, s.store, base.Path, d); err != nil {
-		return nil, fmt.Errorf("tarball %s: %w", base.Path, err)
-	}
-	return fetch.TarballImage(ctx, s.store, source, d)
-}
-
-// downloadsFor are the options of the download of url for image name.
-func (s *stack) downloadsFor(name, url string) fetch.DownloadOptions {
-	if s.downloads == nil {
-		return fetch.DownloadOptions{}
-	}
-	return s.downloads(name, url)
-}
-
 // importSources makes a host path of every import that is not a local
 // file or folder, by step index: a URL's download (in the store, under
 // its base name), or the path copied out of the built rootfs of the image

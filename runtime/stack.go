@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"golang.org/x/sync/singleflight"
 
@@ -14,27 +13,21 @@ import (
 	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
-	"github.com/strata-build/strata/storage/fetch"
 	"github.com/strata-build/strata/storage/layer"
-	"github.com/strata-build/strata/storage/registry"
 )
 
 // stack is the store as the root file systems of its images are made
 // from it: the rootfs of an image is an overlay of its ancestors'
 // committed layer folders over the unpacked layers of its external base.
-// It holds what every user of those folders needs alike (the store, the
-// id maps of a rootless build, how bases are pulled) and loads each
-// external base once, however many images stand on it. Build, chroot,
-// grab and run each make one.
+// It holds what every user of those folders needs alike (the store, as
+// the Store contract, the id maps of a rootless build, the loader of
+// external bases). Build, chroot, grab and run each make one.
 type stack struct {
-	store *storage.Store
+	store Store
+	// bases brings external bases into the store.
+	bases *baseLoader
 	// uids and gids map the ids of a rootless build; nil as root.
 	uids, gids []sandbox.IDMap
-	// registry holds the credentials and transport of base pulls.
-	registry registry.Options
-	// downloads gives the options of a tarball base's download for an
-	// image (progress); nil downloads quietly.
-	downloads func(image, url string) fetch.DownloadOptions
 	// epoch is SOURCE_DATE_EPOCH, every timestamp of what it encodes and
 	// assembles.
 	epoch int64
@@ -42,7 +35,6 @@ type stack struct {
 	// for an image on another's behalf (an ancestor encoded).
 	note func(format string, args ...any)
 
-	bases   baseCache
 	encodes singleflight.Group // by layer folder, see ensureTypes
 }
 
@@ -53,7 +45,7 @@ func newStack(st *storage.Store) (*stack, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &stack{store: st, uids: uids, gids: gids}, nil
+	return &stack{store: st, bases: &baseLoader{store: st}, uids: uids, gids: gids}, nil
 }
 
 // lowers returns the overlay lower dirs of n's rootfs, top first: the
@@ -72,7 +64,7 @@ func (s *stack) lowers(ctx context.Context, n *dsl.Node) ([]string, error) {
 			dirs = append(dirs, s.store.LayerDir(rec.LayerDir))
 		}
 	}
-	base, err := s.base(ctx, n.Root())
+	base, err := s.bases.load(ctx, n.Root())
 	if err != nil {
 		return nil, err
 	}
@@ -113,32 +105,10 @@ func (s *stack) built(ctx context.Context, n *dsl.Node) ([]string, error) {
 	return dirs, nil
 }
 
-// base loads the external base of a chain root; nil for scratch.
-func (s *stack) base(ctx context.Context, root *dsl.Node) (*storage.BaseImage, error) {
-	lb, ok := root.Base.(*dsl.LayoutBase)
-	if !ok {
-		return s.remoteBase(ctx, root) // scratch, registry and tarball bases (sources.go)
-	}
-	img, err := s.bases.load(ctx, "layout:"+root.BaseDigest.String(), func() (*storage.BaseImage, error) {
-		img, err := s.store.ImportLayout(ctx, lb.Path, lb.Tag)
-		if err != nil {
-			return nil, err
-		}
-		if img.Descriptor.Digest != root.BaseDigest {
-			return nil, fmt.Errorf("%s:%s changed during the build (was %s, now %s)", lb.Path, lb.Tag, root.BaseDigest, img.Descriptor.Digest)
-		}
-		return img, nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("image %q: base: %w", root.Name, err)
-	}
-	return img, nil
-}
-
 // baseConfig is the config of the external base at the root of n's chain
 // (zero for scratch).
 func (s *stack) baseConfig(ctx context.Context, n *dsl.Node) (v1.ImageConfig, error) {
-	base, err := s.base(ctx, n.Root())
+	base, err := s.bases.load(ctx, n.Root())
 	if err != nil || base == nil {
 		return v1.ImageConfig{}, err
 	}
@@ -195,67 +165,3 @@ func (s *stack) discard(ctx context.Context, ws *storage.Workspace) {
 	_ = sandbox.RemoveAll(context.WithoutCancel(ctx), ws.Dir, s.uids, s.gids)
 	ws.Discard()
 }
-
-// baseCache loads each base once per key: images on the same base wait
-// for the first one's pull, while images on other bases pull theirs at
-// the same time. A failure is remembered too, so every image on a base
-// that failed gets the same error, which therefore names no image.
-type baseCache struct {
-	group singleflight.Group
-	// loading counts the callers whose load is under way: a load whose
-	// callers all left (cancelled) still runs to its end, and Build waits
-	// for it before it returns and the store closes.
-	loading sync.WaitGroup
-	mu      sync.Mutex
-	done    map[string]baseResult
-}
-
-type baseResult struct {
-	img *storage.BaseImage
-	err error
-}
-
-func (c *baseCache) load(ctx context.Context, key string, load func() (*storage.BaseImage, error)) (*storage.BaseImage, error) {
-	if r, ok := c.lookup(key); ok {
-		return r.img, r.err
-	}
-	c.loading.Add(1)
-	ch := c.group.DoChan(key, func() (any, error) {
-		if r, ok := c.lookup(key); ok {
-			return r, nil // finished between the lookup and DoChan
-		}
-		img, err := load()
-		r := baseResult{img, err}
-		c.mu.Lock()
-		if c.done == nil {
-			c.done = map[string]baseResult{}
-		}
-		c.done[key] = r
-		c.mu.Unlock()
-		return r, nil
-	})
-	select {
-	case v := <-ch:
-		c.loading.Done()
-		r := v.Val.(baseResult)
-		return r.img, r.err
-	case <-ctx.Done():
-		go func() {
-			<-ch
-			c.loading.Done()
-		}()
-		// ctx.Err, like every step cancelled by --fail-fast or an
-		// interrupt, so that the image counts as skipped.
-		return nil, ctx.Err()
-	}
-}
-
-func (c *baseCache) lookup(key string) (baseResult, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	r, ok := c.done[key]
-	return r, ok
-}
-
-// wait returns when no load is under way.
-func (c *baseCache) wait() { c.loading.Wait() }

@@ -4,10 +4,12 @@ import (
 	"context"
 
 	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
 )
 
 // Records is what deciding an image needs of the store: its cache
@@ -28,16 +30,58 @@ type Records interface {
 	Last(image string) *storage.Record
 }
 
-var _ Records = (*storage.Store)(nil)
-
-// records is st as Records: nil (no interface value holding a nil
-// pointer) when st is nil, so that the decider sees no store.
-func records(st *storage.Store) Records {
-	if st == nil {
-		return nil
-	}
-	return st
+// Store is what the runtime relies on from the store beyond Records,
+// method by method: the layer folders images stand on, the workspaces
+// their steps write, and committing what those steps made. *storage.Store
+// keeps it. The runtime hands the concrete store only to storage's own
+// packages (fetch, regcache, the layout), which are parts of the store,
+// not its users.
+//
+// Every method is safe for concurrent use by the images of one build:
+// the store's lock keeps other processes out.
+type Store interface {
+	Records
+	// LayerDir returns the folder of the committed or unpacked layer id
+	// (Record.LayerDir). It is a lower dir of every image built on it and
+	// must never be written to.
+	LayerDir(id string) string
+	// UnpackBase unpacks the layers of a base into layer folders, once
+	// per layer for the store's lifetime, each checked against the diff
+	// ID the base's config claims, and returns them bottom first. A failed
+	// unpack leaves nothing behind.
+	UnpackBase(ctx context.Context, img *storage.BaseImage, opts layer.UnpackOptions) ([]string, error)
+	// UnpackAll is UnpackBase for layers no config vouches for (those of
+	// a tagged image run by strata run).
+	UnpackAll(ctx context.Context, descs []v1.Descriptor, opts layer.UnpackOptions) ([]string, error)
+	// CommittedLayers maps each layer blob the records hold to the
+	// committed folder it encodes, whose owners are those the build's
+	// steps gave (which a rootless unpack of the blob cannot give).
+	CommittedLayers() (map[digest.Digest]string, error)
+	// VerifyDiffIDs checks the diff IDs the config of a base claims
+	// against its layers, reading a blob only when no unpack measured it.
+	VerifyDiffIDs(ctx context.Context, img *storage.BaseImage) error
+	// NewWorkspace returns fresh folders (upper, work, rootfs, out) for
+	// one overlay of the image name; they are removed by the next open of
+	// the store if the caller does not discard them.
+	NewWorkspace(name string) (*storage.Workspace, error)
+	// NewSession is NewWorkspace for a container that may outlive the
+	// store's lock (strata run): its folders are held by a lock of their
+	// own until discarded.
+	NewSession(name string) (*storage.Workspace, error)
+	// Commit moves a workspace's upper dir and blobs into the store and
+	// then writes rec: an interrupted commit leaves unreferenced files,
+	// never a record naming something half-written.
+	Commit(ws *storage.Workspace, rec storage.Record, blobs []storage.CommitBlob) (*storage.Record, error)
+	// AddBlob adds another encoding of a committed layer to the record
+	// of key and returns the record as rewritten; a reader sees it with
+	// or without the new blob, never naming a blob that is not there.
+	AddBlob(key digest.Digest, blob storage.CommitBlob) (*storage.Record, error)
+	// PutImage writes an image's config and manifest as deterministic
+	// JSON and returns the manifest's descriptor.
+	PutImage(ctx context.Context, spec storage.ImageSpec) (v1.Descriptor, error)
 }
+
+var _ Store = (*storage.Store)(nil)
 
 // OpenStore is how strata opens a store: storage.Open with the removal a
 // rootless store needs (see removeAllFunc), which storage, running no
