@@ -36,13 +36,11 @@ func (s *stack) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Recor
 		if len(missingTypes(rec, types)) == 0 {
 			return rec, encoded, nil
 		}
-		me := new(byte)
-		v, err, _ := s.encodes.Do(dir, func() (any, error) {
+		r, ran, err := s.encodes.Do(dir, func() (encodeResult, error) {
 			rec, missing, err := s.encodeMissing(ctx, n, dir, types)
-			return encodeResult{by: me, rec: rec, encoded: missing}, err
+			return encodeResult{rec: rec, encoded: missing}, err
 		})
-		r := v.(encodeResult)
-		if r.by == me {
+		if ran {
 			return r.rec, r.encoded, err
 		}
 		// This image waited for another one's encoding of the folder
@@ -54,10 +52,8 @@ func (s *stack) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Recor
 	}
 }
 
-// encodeResult is the outcome of one encoding of a layer folder; by tells
-// the image that asked for it from those that waited for it.
+// encodeResult is the outcome of one encoding of a layer folder.
 type encodeResult struct {
-	by      *byte
 	rec     *storage.Record
 	encoded []layertype.Type
 }

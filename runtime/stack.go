@@ -4,12 +4,11 @@ import (
 	"context"
 	"fmt"
 
-	"golang.org/x/sync/singleflight"
-
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/environ"
+	"github.com/strata-build/strata/internal/flight"
 	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
@@ -35,7 +34,7 @@ type stack struct {
 	// for an image on another's behalf (an ancestor encoded).
 	note func(format string, args ...any)
 
-	encodes singleflight.Group // by layer folder, see ensureTypes
+	encodes flight.Group[encodeResult] // by layer folder, see ensureTypes
 }
 
 // newStack returns the stack of st as this process sees it: rootless

@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -195,13 +194,28 @@ func (s *Store) Unpacked(ctx context.Context, desc v1.Descriptor, opts layer.Unp
 		return dst, s.checkDiffID(ctx, desc, opts.DiffID)
 	}
 	// Images built in parallel on one base ask for its layers at once:
-	// the first unpacks, the others wait for it and share the folder.
-	mu, _ := s.unpacking.LoadOrStore(desc.Digest, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	if _, err := os.Stat(dst); err == nil {
-		return dst, s.checkDiffID(ctx, desc, opts.DiffID)
+	// the first unpacks, the others wait for it and share the folder,
+	// each checking the diff ID its own config claims.
+	for {
+		dir, ran, err := s.unpacks.Do(desc.Digest.String(), func() (string, error) {
+			if _, err := os.Stat(dst); err == nil {
+				return dst, s.checkDiffID(ctx, desc, opts.DiffID)
+			}
+			return s.unpack(ctx, desc, dst, opts)
+		})
+		if ran {
+			return dir, err
+		}
+		if _, err := os.Stat(dst); err == nil {
+			return dst, s.checkDiffID(ctx, desc, opts.DiffID)
+		}
+		// The unpack this one waited for failed: try its own.
 	}
+}
+
+// unpack unpacks the layer blob desc into dst, through a folder under
+// tmp/ renamed into place.
+func (s *Store) unpack(ctx context.Context, desc v1.Descriptor, dst string, opts layer.UnpackOptions) (string, error) {
 	tmp, err := os.MkdirTemp(filepath.Join(s.Root, "tmp"), "unpack-")
 	if err != nil {
 		return "", err

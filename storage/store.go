@@ -9,13 +9,13 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
 	"github.com/opencontainers/umoci/oci/cas"
 	"github.com/opencontainers/umoci/oci/cas/dir"
 	"github.com/opencontainers/umoci/oci/casext"
+	"github.com/strata-build/strata/internal/flight"
 	"github.com/strata-build/strata/internal/ignore"
 	"golang.org/x/sys/unix"
 )
@@ -26,9 +26,9 @@ type Store struct {
 	Root string
 	lock *os.File
 	cas  casext.Engine
-	// unpacking holds one mutex per layer digest being unpacked.
-	unpacking sync.Map
-	rm        func(string) error // see OpenOptions.RemoveAll
+	// unpacks runs one unpack per layer digest at a time (see Unpacked).
+	unpacks flight.Group[string]
+	rm      func(string) error // see OpenOptions.RemoveAll
 }
 
 // OpenOptions tune Open.

@@ -14,12 +14,12 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
@@ -202,10 +202,19 @@ func TarballLayer(ctx context.Context, st *storage.Store, d digest.Digest, t lay
 	}
 	side := filepath.Join(st.Root, "tarballs", d.Encoded()+"."+strings.ReplaceAll(string(t), "+", "-")+".json")
 	// Images built in parallel on one tarball are tagged at once: the
-	// first recompresses, the others wait and read what it remembered.
-	mu, _ := recompressing.LoadOrStore(side, &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
+	// first recompresses, the others wait and share what it made.
+	v, err, _ := recompressions.Do(side, func() (any, error) {
+		return recompress(ctx, st, d, info, t, side)
+	})
+	if err != nil {
+		return v1.Descriptor{}, err
+	}
+	return v.(v1.Descriptor), nil
+}
+
+// recompress writes the tarball d (scanned as info) as a layer of type t,
+// unless an earlier build did and remembered it in the file side.
+func recompress(ctx context.Context, st *storage.Store, d digest.Digest, info tarballInfo, t layertype.Type, side string) (v1.Descriptor, error) {
 	var desc v1.Descriptor
 	if b, err := os.ReadFile(side); err == nil && json.Unmarshal(b, &desc) == nil && desc.Digest.Validate() == nil && haveBlob(st, desc.Digest) {
 		return desc, nil
@@ -238,5 +247,6 @@ func TarballLayer(ctx context.Context, st *storage.Store, d digest.Digest, t lay
 	return desc, os.Rename(side+".tmp", side)
 }
 
-// recompressing holds a mutex per tarball and layer type being recompressed.
-var recompressing sync.Map
+// recompressions runs one recompression per tarball and layer type at a
+// time; its outcome depends on nothing else, so callers share it.
+var recompressions singleflight.Group
