@@ -9,10 +9,12 @@ import (
 	"github.com/spf13/afero"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/dsl/aferofs"
 )
 
 // A unit test can evaluate definitions against files it makes up: with an
-// in-memory Options.FS, the files imported need not exist on disk.
+// in-memory Options.FS (an afero.Fs through dsl/aferofs), the files
+// imported need not exist on disk.
 // Relative paths resolve as always, against the folder of the Go file
 // that wrote them, which is where go test runs.
 func ExampleEvaluate_inMemory() {
@@ -25,7 +27,7 @@ func ExampleEvaluate_inMemory() {
 		afero.WriteFile(fsys, filepath.Join(wd, "site", name), []byte(content), 0o644)
 	}
 	key := func() string {
-		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{site}, dsl.Options{FS: fsys})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{site}, dsl.Options{FS: aferofs.New(fsys)})
 		if err != nil {
 			return err.Error()
 		}

@@ -3,6 +3,7 @@ package dsl_test
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +14,7 @@ import (
 	"github.com/spf13/afero"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/dsl/aferofs"
 	"github.com/strata-build/strata/internal/ignore"
 )
 
@@ -46,7 +48,7 @@ func TestEvaluateInMemory(t *testing.T) {
 		Import(dsl.Dir("app", dsl.Exclude("*.log")), "/srv/app")
 	key := func() string {
 		t.Helper()
-		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{FS: fsys})
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{FS: aferofs.New(fsys)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +86,7 @@ func TestEvaluateInMemory(t *testing.T) {
 
 	// A file that is not there.
 	img, line := dsl.New("config").From(dsl.Scratch()).Import(dsl.File("config.toml"), "/etc/app.toml"), thisLine()
-	_, err = dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{FS: fsys})
+	_, err = dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{FS: aferofs.New(fsys)})
 	if err == nil {
 		t.Fatal("a missing file was accepted")
 	}
@@ -141,7 +143,7 @@ func TestMemoryAndDiskGiveOneDigest(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	digest := func(fsys afero.Fs, dir string) string {
+	digest := func(fsys fs.FS, dir string) string {
 		t.Helper()
 		img := dsl.New("x").From(dsl.Scratch()).
 			Import(dsl.Dir(dir, dsl.Exclude("*.log")), "/a").
@@ -152,7 +154,7 @@ func TestMemoryAndDiskGiveOneDigest(t *testing.T) {
 		}
 		return g.Node("x").Imports[0].String() + " " + g.Node("x").Imports[1].String()
 	}
-	if d, m := digest(nil, disk), digest(fsys, mem); d != m {
+	if d, m := digest(nil, disk), digest(aferofs.New(fsys), mem); d != m {
 		t.Errorf("digests on disk %s, in memory %s", d, m)
 	}
 }
@@ -170,12 +172,12 @@ func TestEvaluationReadsOnlyOptionsFS(t *testing.T) {
 		dsl.New("bind").From(dsl.Scratch()).Bind(filepath.Join(dir, "d"), "/d", dsl.ReadOnly(), dsl.ContentKey()).Run("true"),
 	}
 	// On disk, only the layout fails: it holds no image tagged v1.
-	_, err := dsl.Evaluate(context.Background(), imgs, dsl.Options{FS: afero.NewOsFs()})
+	_, err := dsl.Evaluate(context.Background(), imgs, dsl.Options{FS: os.DirFS("/")})
 	var derr *dsl.Error
 	if !errors.As(err, &derr) || len(derr.Problems) != 1 || !strings.Contains(err.Error(), "no image tagged") {
 		t.Fatalf("on disk: %v", err)
 	}
-	_, err = dsl.Evaluate(context.Background(), imgs, dsl.Options{FS: afero.NewMemMapFs()})
+	_, err = dsl.Evaluate(context.Background(), imgs, dsl.Options{FS: aferofs.New(afero.NewMemMapFs())})
 	if !errors.As(err, &derr) {
 		t.Fatalf("in an empty file system: %v", err)
 	}
@@ -199,7 +201,7 @@ func TestSymlinkWithoutReadlink(t *testing.T) {
 		t.Fatal(err)
 	}
 	img := dsl.New("x").From(dsl.Scratch()).Import(dsl.Dir(filepath.Join(dir, "d")), "/d")
-	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{FS: lstatOnly{afero.NewOsFs()}})
+	_, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{FS: aferofs.New(lstatOnly{afero.NewOsFs()})})
 	t.Log(err)
 	if !errors.Is(err, afero.ErrNoReadlink) {
 		t.Errorf("error %v, want afero.ErrNoReadlink", err)
@@ -226,14 +228,18 @@ func TestDigestsThroughAnotherFs(t *testing.T) {
 		Import(dsl.File(filepath.Join(root, "link-in")), "/d").
 		Import(dsl.Dir(filepath.Join(root, "dirlink")), "/e")
 	keys := map[string]string{}
-	for name, fsys := range map[string]afero.Fs{"default": nil, "read-only": afero.NewReadOnlyFs(afero.NewOsFs())} {
+	for name, fsys := range map[string]fs.FS{
+		"default":   nil,
+		"os.DirFS":  os.DirFS("/"),
+		"read-only": aferofs.New(afero.NewReadOnlyFs(afero.NewOsFs())),
+	} {
 		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{FS: fsys})
 		if err != nil {
 			t.Fatal(err)
 		}
 		keys[name] = g.Node("x").Key.String()
 	}
-	if keys["default"] != keys["read-only"] {
-		t.Errorf("keys through the disk %s and through a read-only wrapper %s", keys["default"], keys["read-only"])
+	if keys["default"] != keys["read-only"] || keys["default"] != keys["os.DirFS"] {
+		t.Errorf("keys through the disk %s, os.DirFS %s and an afero read-only wrapper %s", keys["default"], keys["os.DirFS"], keys["read-only"])
 	}
 }

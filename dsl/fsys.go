@@ -2,37 +2,94 @@ package dsl
 
 import (
 	"errors"
+	"io"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
-
-	"github.com/spf13/afero"
 )
 
-// This file holds what evaluation needs from a file system beyond
-// afero.Fs: Lstat and Readlink where the file system has them, the
-// equivalent of filepath.EvalSymlinks, and a folder read as an os.Root
-// reads it. On afero.NewOsFs() each does what its os counterpart does.
+// This file holds the file system evaluation reads local sources from,
+// by the absolute paths the definitions resolved: the operating system's
+// (osFS), or the io/fs.FS a test gives in Options.FS (ioFS); then the
+// equivalent of filepath.EvalSymlinks over it, and a folder read as an
+// os.Root reads it.
+//
+// The seam is io/fs rather than afero's interface on purpose: every
+// driver links dsl, and afero's root package (its HTTP file system among
+// others) doubled the packages a driver links, slowing each edit-to-build
+// by about half and adding modules to every user's go.mod. An afero.Fs
+// plugs in through the dsl/aferofs adapter, which only tests import.
 
-// lstat describes name without following a final symlink when fsys can
-// (afero.Lstater); otherwise it follows it, as Stat does.
-func lstat(fsys afero.Fs, name string) (fs.FileInfo, error) {
-	if l, ok := fsys.(afero.Lstater); ok {
-		fi, _, err := l.LstatIfPossible(name)
-		return fi, err
-	}
-	return fsys.Stat(name)
+// sourceFS is what evaluation reads.
+type sourceFS interface {
+	Open(name string) (fs.File, error)
+	Stat(name string) (fs.FileInfo, error)
+	// Lstat describes name without following a final symlink.
+	Lstat(name string) (fs.FileInfo, error)
+	ReadLink(name string) (string, error)
 }
 
-// readlink returns the target of the symlink name, if fsys can read
-// symlinks (afero.LinkReader).
-func readlink(fsys afero.Fs, name string) (string, error) {
-	if r, ok := fsys.(afero.LinkReader); ok {
-		return r.ReadlinkIfPossible(name)
+// osFS is the operating system's files, with the os package's errors.
+type osFS struct{}
+
+func (osFS) Open(name string) (fs.File, error)      { return os.Open(name) }
+func (osFS) Stat(name string) (fs.FileInfo, error)  { return os.Stat(name) }
+func (osFS) Lstat(name string) (fs.FileInfo, error) { return os.Lstat(name) }
+func (osFS) ReadLink(name string) (string, error)   { return os.Readlink(name) }
+
+// ioFS reads an io/fs.FS that holds absolute paths without their leading
+// slash, as os.DirFS("/") does. Its errors name the absolute path, as
+// osFS's do. Without fs.ReadLinkFS it has no symlinks (Lstat is Stat).
+type ioFS struct{ fsys fs.FS }
+
+func (f ioFS) Open(name string) (fs.File, error) {
+	file, err := f.fsys.Open(unrooted(name))
+	return file, absError(name, err)
+}
+
+func (f ioFS) Stat(name string) (fs.FileInfo, error) {
+	fi, err := fs.Stat(f.fsys, unrooted(name))
+	return fi, absError(name, err)
+}
+
+func (f ioFS) Lstat(name string) (fs.FileInfo, error) {
+	fi, err := fs.Lstat(f.fsys, unrooted(name))
+	return fi, absError(name, err)
+}
+
+func (f ioFS) ReadLink(name string) (string, error) {
+	target, err := fs.ReadLink(f.fsys, unrooted(name))
+	return target, absError(name, err)
+}
+
+// unrooted is the io/fs name of the absolute path name.
+func unrooted(name string) string {
+	if rel := strings.TrimPrefix(filepath.Clean(name), "/"); rel != "" {
+		return rel
 	}
-	return "", &fs.PathError{Op: "readlink", Path: name, Err: afero.ErrNoReadlink}
+	return "."
+}
+
+// absError names name in err, a *fs.PathError of its io/fs name.
+func absError(name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return &fs.PathError{Op: pe.Op, Path: name, Err: pe.Err}
+	}
+	return err
+}
+
+// readFile reads the whole file name.
+func readFile(fsys sourceFS, name string) ([]byte, error) {
+	f, err := fsys.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 // evalSymlinks gives the answer filepath.EvalSymlinks gives on Unix,
@@ -41,7 +98,7 @@ func readlink(fsys afero.Fs, name string) (string, error) {
 // ones would come. It keeps two lists: the elements still to read, and
 // those already resolved, which are real folders (the last may be a
 // file), so ".." may simply drop the last of them.
-func evalSymlinks(fsys afero.Fs, path string) (string, error) {
+func evalSymlinks(fsys sourceFS, path string) (string, error) {
 	abs := strings.HasPrefix(path, "/")
 	todo := strings.Split(path, "/")
 	var done []string
@@ -62,7 +119,7 @@ func evalSymlinks(fsys afero.Fs, path string) (string, error) {
 			continue
 		}
 		at := joinElems(abs, append(done, elem))
-		fi, err := lstat(fsys, at)
+		fi, err := fsys.Lstat(at)
 		if err != nil {
 			return "", err
 		}
@@ -76,7 +133,7 @@ func evalSymlinks(fsys afero.Fs, path string) (string, error) {
 		if links++; links > 255 {
 			return "", errors.New("EvalSymlinks: too many links")
 		}
-		target, err := readlink(fsys, at)
+		target, err := fsys.ReadLink(at)
 		if err != nil {
 			return "", err
 		}
@@ -113,12 +170,12 @@ func joinElems(abs bool, elems []string) string {
 // so that each name costs one Lstat of its last element rather than one
 // of each element.
 type rootFS struct {
-	fsys afero.Fs
+	fsys sourceFS
 	root string
 	dirs map[string]bool // slash-separated paths found to be folders
 }
 
-func newRootFS(fsys afero.Fs, root string) rootFS {
+func newRootFS(fsys sourceFS, root string) rootFS {
 	return rootFS{fsys: fsys, root: root, dirs: map[string]bool{}}
 }
 
@@ -167,7 +224,7 @@ func (r rootFS) resolve(op, name string, follow bool) (string, fs.FileInfo, erro
 		}
 		p := r.path(parts[:i+1])
 		var err error
-		if fi, err = lstat(r.fsys, p); err != nil {
+		if fi, err = r.fsys.Lstat(p); err != nil {
 			return "", nil, r.pathError(op, name, err)
 		}
 		if fi.Mode()&fs.ModeSymlink == 0 {
@@ -183,7 +240,7 @@ func (r rootFS) resolve(op, name string, follow bool) (string, fs.FileInfo, erro
 		if links++; links > rootMaxSymlinks {
 			return "", nil, &fs.PathError{Op: op, Path: name, Err: syscall.ELOOP}
 		}
-		target, err := readlink(r.fsys, p)
+		target, err := r.fsys.ReadLink(p)
 		if err != nil {
 			return "", nil, r.pathError(op, name, err)
 		}
@@ -239,7 +296,7 @@ func (r rootFS) Lstat(name string) (fs.FileInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	fi, err := lstat(r.fsys, p)
+	fi, err := r.fsys.Lstat(p)
 	if err != nil {
 		return nil, r.pathError("lstat", name, err)
 	}
@@ -251,7 +308,7 @@ func (r rootFS) ReadLink(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	target, err := readlink(r.fsys, p)
+	target, err := r.fsys.ReadLink(p)
 	if err != nil {
 		return "", r.pathError("readlink", name, err)
 	}
@@ -259,8 +316,7 @@ func (r rootFS) ReadLink(name string) (string, error) {
 }
 
 // ReadDir lists a folder in name order, each entry described as Lstat
-// describes it (afero.File.Readdir, like os.File.Readdir, does not follow
-// symlinks).
+// describes it (fs.ReadDirFile.ReadDir does not follow symlinks).
 func (r rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
 	p, _, err := r.resolve("readdir", name, true)
 	if err != nil {
@@ -271,13 +327,13 @@ func (r rootFS) ReadDir(name string) ([]fs.DirEntry, error) {
 		return nil, r.pathError("readdir", name, err)
 	}
 	defer f.Close()
-	infos, err := f.Readdir(-1)
+	d, ok := f.(fs.ReadDirFile)
+	if !ok {
+		return nil, &fs.PathError{Op: "readdir", Path: name, Err: errors.ErrUnsupported}
+	}
+	entries, err := d.ReadDir(-1)
 	if err != nil {
 		return nil, r.pathError("readdir", name, err)
-	}
-	entries := make([]fs.DirEntry, len(infos))
-	for i, fi := range infos {
-		entries[i] = fs.FileInfoToDirEntry(fi)
 	}
 	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
 	return entries, nil

@@ -7,8 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
-
-	"github.com/spf13/afero"
 )
 
 // symlinkTree makes, under a new folder, a folder "root" full of symlinks
@@ -80,7 +78,7 @@ func TestRootFSResolvesAsOSRoot(t *testing.T) {
 		fs.ReadDirFS
 		fs.ReadLinkFS
 	})
-	got := newRootFS(afero.NewOsFs(), root)
+	got := newRootFS(osFS{}, root)
 	describe := func(fi fs.FileInfo, err error) string {
 		switch {
 		case err != nil:
@@ -145,7 +143,7 @@ func TestEvalSymlinksAsFilepath(t *testing.T) {
 	}
 	for _, p := range paths {
 		want, werr := filepath.EvalSymlinks(p)
-		got, gerr := evalSymlinks(afero.NewOsFs(), p)
+		got, gerr := evalSymlinks(osFS{}, p)
 		if got != want || fmt.Sprint(gerr) != fmt.Sprint(werr) {
 			t.Errorf("evalSymlinks(%q) = %q, %v; filepath.EvalSymlinks: %q, %v", p, got, gerr, want, werr)
 		}

@@ -15,7 +15,6 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/spf13/afero"
 )
 
 // Graph is the evaluated, validated form of a set of definitions.
@@ -86,25 +85,20 @@ type Options struct {
 	AllowUnpinnedURLs bool
 	// FS is the file system evaluation reads the local sources it hashes
 	// from: File and Dir imports, local Layout and Tarball bases, binds.
-	// nil means the operating system's (afero.NewOsFs()). Paths are looked
-	// up as the definitions resolved them: absolute, a relative one joined
-	// to the folder of the Go file that wrote it (see Pos), so an in-memory
-	// file system must hold the files under that folder. They are hashed
-	// as from the operating system: the same files with the same modes
-	// give the same keys.
+	// nil means the operating system's. Its names are the absolute paths
+	// the definitions resolved (a relative path is joined to the folder of
+	// the Go file that wrote it; see Pos) without the leading slash, the
+	// names os.DirFS("/") takes; so an in-memory file system must hold the
+	// files under that folder. They are hashed as from the operating
+	// system: the same files with the same modes give the same keys.
+	// Symlinks are read through fs.ReadLinkFS; a file system without it
+	// has none.
 	//
 	// Only evaluation reads FS, so that a unit test can evaluate
-	// definitions against files it makes up (afero.NewMemMapFs()); a build
-	// reads its imports and binds from the operating system.
-	//
-	// Symlinks are resolved and hashed through afero.Lstater and
-	// afero.LinkReader, which afero.NewOsFs() implements. afero.MemMapFs
-	// (afero v1.15.0) has no symlinks: its LstatIfPossible is its Stat, and
-	// it implements neither afero.Linker nor afero.LinkReader, so in it
-	// local sources are regular files and folders only. A file system
-	// that reports a symlink without implementing afero.LinkReader fails
-	// evaluation with afero.ErrNoReadlink.
-	FS afero.Fs
+	// definitions against files it makes up (an afero.Fs through
+	// dsl/aferofs, say); a build reads its imports and binds from the
+	// operating system.
+	FS fs.FS
 }
 
 // Resolver finds what evaluation cannot know without the network: the
@@ -142,10 +136,10 @@ func Evaluate(ctx context.Context, images []*Image, opts Options) (*Graph, error
 	if len(opts.LayerTypes) == 0 {
 		opts.LayerTypes = []LayerType{TarGzip}
 	}
-	if opts.FS == nil {
-		opts.FS = afero.NewOsFs()
+	ev := &evaluator{opts: opts, seen: map[string]*Node{}, byPtr: map[*Image]*Node{}, missing: map[string][]string{}, src: osFS{}}
+	if opts.FS != nil {
+		ev.src = ioFS{opts.FS}
 	}
-	ev := &evaluator{opts: opts, seen: map[string]*Node{}, byPtr: map[*Image]*Node{}, missing: map[string][]string{}}
 	if opts.Params == nil {
 		p, err := Params()
 		if err != nil {
@@ -187,6 +181,8 @@ type evaluator struct {
 	problems []error
 	// missing maps a parameter nobody set to the definitions needing it.
 	missing map[string][]string
+	// src is what local sources are read from (Options.FS).
+	src sourceFS
 }
 
 func (ev *evaluator) reportMissingParams() {
@@ -223,7 +219,7 @@ func (ev *evaluator) visit(ctx context.Context, orig *Image) *Node {
 	parentKey := ev.base(ctx, n)
 	ev.imports(ctx, n)
 	for idx, b := range img.binds {
-		if _, err := ev.opts.FS.Stat(b.Source); err != nil {
+		if _, err := ev.src.Stat(b.Source); err != nil {
 			ev.problem(fmt.Errorf("%s: image %q: bind source %s does not exist", b.Pos, img.name, b.Source))
 			continue
 		}
@@ -231,7 +227,7 @@ func (ev *evaluator) visit(ctx context.Context, orig *Image) *Node {
 			n.Volatile = true
 			continue
 		}
-		d, err := bindDigest(ev.opts.FS, b)
+		d, err := bindDigest(ev.src, b)
 		if err != nil {
 			ev.problem(fmt.Errorf("%s: image %q: bind %s: content key: %w", b.Pos, img.name, b.Source, err))
 			continue
@@ -294,7 +290,7 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 		return "scratch"
 	case *LayoutBase:
 		n.Base = b
-		d, err := layoutDigest(ev.opts.FS, b.Path, b.Tag)
+		d, err := layoutDigest(ev.src, b.Path, b.Tag)
 		if err != nil {
 			return fail(err)
 		}
@@ -325,7 +321,7 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", b.Path, b.Remote.SHA256)
 		case b.Path != "":
 			var fd string
-			fd, err = fileDigest(ev.opts.FS, b.Path)
+			fd, err = fileDigest(ev.src, b.Path)
 			d = digest.Digest(fd)
 			// A pin on a local file is a promise about its content, as on a
 			// URL: a file replaced by another must fail here rather than
@@ -376,7 +372,7 @@ func (ev *evaluator) imports(ctx context.Context, n *Node) {
 		}
 		switch s := im.Source.(type) {
 		case *LocalSource:
-			d, err := sourceDigest(ev.opts.FS, s)
+			d, err := sourceDigest(ev.src, s)
 			if err != nil {
 				fail(err)
 				continue
@@ -560,7 +556,7 @@ func (n *Node) Chain() []*Node {
 // Root returns the external base at the root of the node's chain.
 func (n *Node) Root() *Node { return n.Chain()[0] }
 
-func statKind(fsys afero.Fs, path string, want Kind) error {
+func statKind(fsys sourceFS, path string, want Kind) error {
 	fi, err := fsys.Stat(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -590,7 +586,7 @@ func platformKey(b *PullBase) string {
 // whole bind, or of its KeyPaths (each named in the hash, so moving
 // content from one to another changes it), hashed as imports are, from
 // fsys.
-func bindDigest(fsys afero.Fs, b Bind) (digest.Digest, error) {
+func bindDigest(fsys sourceFS, b Bind) (digest.Digest, error) {
 	root, err := evalSymlinks(fsys, b.Source)
 	if err != nil {
 		return "", err

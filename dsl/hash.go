@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
-	"github.com/spf13/afero"
 
 	"github.com/strata-build/strata/internal/ignore"
 	"github.com/strata-build/strata/internal/ociindex"
@@ -22,7 +21,7 @@ import (
 // sourceDigest is the content digest of an import: file contents, modes,
 // symlink targets and folder structure, but not timestamps or host owners,
 // so touching a file without changing it keeps the cache. It reads fsys.
-func sourceDigest(fsys afero.Fs, src Source) (string, error) {
+func sourceDigest(fsys sourceFS, src Source) (string, error) {
 	switch s := src.(type) {
 	case *LocalSource:
 		if err := statKind(fsys, s.Path, s.Want); err != nil {
@@ -51,7 +50,7 @@ func sourceDigest(fsys afero.Fs, src Source) (string, error) {
 }
 
 // fileDigest is the sha256 of the bytes of the file at path in fsys.
-func fileDigest(fsys afero.Fs, path string) (string, error) {
+func fileDigest(fsys sourceFS, path string) (string, error) {
 	f, err := fsys.Open(path)
 	if err != nil {
 		return "", err
@@ -68,7 +67,7 @@ func fileDigest(fsys afero.Fs, path string) (string, error) {
 // as the sandbox's copy walks it (ignore.Walk), so the digest covers
 // exactly what an import copies: entries m excludes, .git, stores and
 // layouts inside are left out.
-func hashTree(fsys afero.Fs, h hash.Hash, root string, m *ignore.Matcher) error {
+func hashTree(fsys sourceFS, h hash.Hash, root string, m *ignore.Matcher) error {
 	fi, err := fsys.Stat(root)
 	if err != nil {
 		return err
@@ -132,8 +131,8 @@ func hashEntry(h hash.Hash, name string, info fs.FileInfo, open func() (io.ReadC
 // ociindex.Resolve): the cache key then names the image actually built on,
 // and the build's check that the base did not change compares a manifest
 // digest with a manifest digest. It reads fsys.
-func layoutDigest(fsys afero.Fs, dir, tag string) (string, error) {
-	b, err := afero.ReadFile(fsys, filepath.Join(dir, "index.json"))
+func layoutDigest(fsys sourceFS, dir, tag string) (string, error) {
+	b, err := readFile(fsys, filepath.Join(dir, "index.json"))
 	if err != nil {
 		return "", fmt.Errorf("OCI layout %s: %w", dir, err)
 	}
