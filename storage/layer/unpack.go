@@ -123,7 +123,15 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 	if err != nil {
 		return err
 	}
-	defer zr.Close()
+	// raw is the decoder's until closeDecoder returns: see decompress.
+	decoderOpen := true
+	closeDecoder := func() {
+		if decoderOpen {
+			decoderOpen = false
+			_ = zr.Close()
+		}
+	}
+	defer closeDecoder()
 	var r io.Reader = zr
 	var diffHash hash.Hash
 	if opts.DiffID != "" {
@@ -165,7 +173,11 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 	}
 	if v != nil {
 		// The tar end marker may precede padding or the compressor's
-		// trailer: hash the whole blob.
+		// trailer: hash the whole blob. The decoder may still be reading
+		// raw ahead of what it handed out, so it is stopped first: the
+		// bytes it took were hashed as it read them, the rest are read
+		// here, each once and in order.
+		closeDecoder()
 		if _, err := io.Copy(io.Discard, raw); err != nil {
 			return fmt.Errorf("read layer blob %s: %w", blobPath, err)
 		}
@@ -287,6 +299,12 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 // decompress returns the tar stream of a layer of type t read from r: the
 // one place that knows which decompressor each tar type needs (unpack,
 // diff ids and recompression all read layers this way).
+//
+// The zstd and gzip decoders read r ahead of what they return, in
+// goroutines of their own, and may go on doing so after the tar stream's
+// end marker has been handed out: r belongs to the decoder until Close
+// returns (Close stops those goroutines and waits for them). A caller that
+// reads r itself, or what r reads from, must do it only after Close.
 func decompress(r io.Reader, t layertype.Type, blobPath string) (io.ReadCloser, error) {
 	switch t {
 	case layertype.TarGzip:
