@@ -31,10 +31,45 @@ type Record struct {
 	KeyInputs json.RawMessage `json:"keyInputs,omitempty"`
 }
 
+// UnmarshalJSON reads a record as this strata can use it. A layer blob of
+// a type it does not know (written by a newer strata sharing the store)
+// is left out: this strata cannot use it, and refusing the whole record
+// would drop a cache entry the other strata still uses. A blob without a
+// type is kept, for check to refuse.
+func (r *Record) UnmarshalJSON(data []byte) error {
+	type record Record // its fields without this method
+	var raw struct {
+		record
+		Layers []json.RawMessage `json:"layers,omitempty"`
+	}
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return err
+	}
+	*r = Record(raw.record)
+	r.Layers = nil
+	for _, l := range raw.Layers {
+		var named struct {
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(l, &named); err != nil {
+			return err
+		}
+		if named.Type != "" && !layertype.Type(named.Type).Known() {
+			continue
+		}
+		var b LayerBlob
+		if err := json.Unmarshal(l, &b); err != nil {
+			return err
+		}
+		r.Layers = append(r.Layers, b)
+	}
+	return nil
+}
+
 // LayerBlob is one encoding of a committed layer.
 type LayerBlob struct {
-	// Type is decoded by its canonical name only, so a record that names
-	// it otherwise is not one strata wrote.
+	// Type is decoded by its canonical name only (see Record.UnmarshalJSON
+	// for types this strata does not know).
 	Type       layertype.Type   `json:"type"`
 	Descriptor ispec.Descriptor `json:"descriptor"`
 	DiffID     string           `json:"diffID"`
