@@ -15,6 +15,7 @@ import (
 	"os"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage/registry"
 )
 
@@ -92,10 +93,15 @@ func (o *Options) fill() error {
 	if len(o.LayerTypes) == 0 {
 		o.LayerTypes = []dsl.LayerType{dsl.TarGzip}
 	}
-	for _, t := range o.LayerTypes {
-		if !t.Known() {
-			return fmt.Errorf("Options.LayerTypes: %q is not a layer type (use dsl.TarGzip, dsl.TarZstd or dsl.Squashfs)", t)
+	// A Go caller's types are user input, as a flag's are: the names
+	// --layer-type takes ("tar", "zstd") are accepted here too.
+	types := make([]dsl.LayerType, len(o.LayerTypes))
+	for i, t := range o.LayerTypes {
+		var err error
+		if types[i], err = layertype.Parse(string(t)); err != nil {
+			return fmt.Errorf("Options.LayerTypes: %w", err)
 		}
 	}
+	o.LayerTypes = types
 	return nil
 }

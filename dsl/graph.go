@@ -15,6 +15,8 @@ import (
 
 	"github.com/opencontainers/go-digest"
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/internal/layertype"
 )
 
 // Graph is the evaluated, validated form of a set of definitions.
@@ -148,12 +150,14 @@ func Evaluate(ctx context.Context, images []*Image, opts Options) (*Graph, error
 		ev.opts.Params = p
 	}
 	ev.problems = append(ev.problems, pendingParamErrors()...)
-	// Checked here, not where the types are encoded: the graph is what the
-	// builder trusts, so a type that came in as a bare conversion
-	// (LayerType("tar")) must not get into it.
-	for _, t := range opts.LayerTypes {
-		if !t.Known() {
-			ev.problem(fmt.Errorf("Options.LayerTypes: %q is not a layer type (use dsl.TarGzip, dsl.TarZstd or dsl.Squashfs)", t))
+	// Parsed here, not where the types are encoded: the graph is what the
+	// builder trusts. A conversion of a name --layer-type takes
+	// (LayerType("tar")) is accepted as the flag accepts it.
+	ev.opts.LayerTypes = make([]LayerType, len(opts.LayerTypes))
+	for i, t := range opts.LayerTypes {
+		var err error
+		if ev.opts.LayerTypes[i], err = layertype.Parse(string(t)); err != nil {
+			ev.problem(fmt.Errorf("Options.LayerTypes: %w", err))
 		}
 	}
 	roots := slices.Clone(images)
