@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/storage"
 )
 
 // Action is what a build would do with one image.
@@ -43,7 +44,7 @@ func (it PlanItem) String() string {
 // PlanOptions are the build settings that change a plan.
 type PlanOptions struct {
 	// Store is the store to look in; nil plans as for an empty store.
-	Store Records
+	Store *storage.Store
 	// NoCache plans every image as rebuilt.
 	NoCache bool
 }
@@ -55,7 +56,10 @@ type PlanOptions struct {
 // what a registry cache (--cache-from) holds, so it plans images only
 // found there as built.
 func Plan(nodes []*dsl.Node, opts PlanOptions) ([]PlanItem, error) {
-	d := decider{records: opts.Store, noCache: opts.NoCache, needs: layerNeeds(nodes)}
+	d := decider{noCache: opts.NoCache, needs: layerNeeds(nodes)}
+	if opts.Store != nil { // a nil *storage.Store in Records would not be nil
+		d.records = opts.Store
+	}
 	out := make([]PlanItem, 0, len(nodes))
 	for _, n := range nodes {
 		dec, err := d.decide(n)
