@@ -10,6 +10,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/flight"
 	"github.com/strata-build/strata/storage/fetch"
 	"github.com/strata-build/strata/storage/registry"
 )
@@ -69,9 +70,19 @@ func (r *Resolver) probe(url string) func(context.Context) (digest.Digest, error
 
 // once returns the remembered answer for key, or runs resolve for it. A
 // caller that asks while another's resolve of key is under way waits for
-// that one and shares its outcome (made with the first caller's ctx); it
-// stops waiting when its own ctx ends.
+// that one and shares its outcome (made with the first caller's ctx, so
+// when that ctx ended the resolve, a caller whose own has not asks again);
+// it stops waiting when its own ctx ends.
 func (r *Resolver) once(ctx context.Context, key string, resolve func(context.Context) (digest.Digest, error)) (digest.Digest, error) {
+	for {
+		d, err := r.resolveOnce(ctx, key, resolve)
+		if !flight.CancelledElsewhere(ctx, err) {
+			return d, err
+		}
+	}
+}
+
+func (r *Resolver) resolveOnce(ctx context.Context, key string, resolve func(context.Context) (digest.Digest, error)) (digest.Digest, error) {
 	if d, ok := r.remembered(key); ok {
 		return d, nil
 	}

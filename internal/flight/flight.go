@@ -1,14 +1,19 @@
 // Package flight runs one piece of work per key at a time, for work whose
 // outcome depends on the caller as well as the key: the images of a build
-// that need one layer folder encoded, one base layer unpacked, or one
-// tarball recompressed, each with its own wishes (layer types, the diff
-// ID its config claims). singleflight shares one call's outcome with
+// that need one layer folder encoded or one base layer unpacked, each
+// with its own wishes (layer types, the diff ID its config claims). singleflight shares one call's outcome with
 // every caller that arrives while it runs; Group adds whether the caller's
 // own work ran, so that one that waited for another's looks again at what
-// that left, and runs its own if it still must.
+// that left, and runs its own if it still must. Work whose outcome depends
+// on the key alone uses singleflight itself, and CancelledElsewhere.
 package flight
 
-import "golang.org/x/sync/singleflight"
+import (
+	"context"
+	"errors"
+
+	"golang.org/x/sync/singleflight"
+)
 
 // Group is one set of keys. The zero value is ready to use.
 type Group[T any] struct{ g singleflight.Group }
@@ -24,8 +29,19 @@ func (g *Group[T]) Do(key string, work func() (T, error)) (v T, ran bool, err er
 		v, err := work()
 		return result[T]{by: me, v: v}, err
 	})
-	r := out.(result[T])
+	r, ok := out.(result[T])
+	if !ok { // work ended by runtime.Goexit: nobody's outcome
+		var zero T
+		return zero, false, err
+	}
 	return r.v, r.by == me, err
+}
+
+// CancelledElsewhere reports whether err, an outcome shared with other
+// callers, is the cancellation of the caller that ran the work while the
+// caller with ctx still wants it done: that caller should call again.
+func CancelledElsewhere(ctx context.Context, err error) bool {
+	return ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
 }
 
 type result[T any] struct {

@@ -21,6 +21,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/singleflight"
 
+	"github.com/strata-build/strata/internal/flight"
 	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
@@ -203,13 +204,18 @@ func TarballLayer(ctx context.Context, st *storage.Store, d digest.Digest, t lay
 	side := filepath.Join(st.Root, "tarballs", d.Encoded()+"."+strings.ReplaceAll(string(t), "+", "-")+".json")
 	// Images built in parallel on one tarball are tagged at once: the
 	// first recompresses, the others wait and share what it made.
-	v, err, _ := recompressions.Do(side, func() (any, error) {
-		return recompress(ctx, st, d, info, t, side)
-	})
-	if err != nil {
-		return v1.Descriptor{}, err
+	for {
+		v, err, _ := recompressions.Do(side, func() (any, error) {
+			return recompress(ctx, st, d, info, t, side)
+		})
+		switch {
+		case flight.CancelledElsewhere(ctx, err):
+			continue // the image that recompressed was stopped; this one was not
+		case err != nil:
+			return v1.Descriptor{}, err
+		}
+		return v.(v1.Descriptor), nil
 	}
-	return v.(v1.Descriptor), nil
 }
 
 // recompress writes the tarball d (scanned as info) as a layer of type t,
