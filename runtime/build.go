@@ -50,7 +50,7 @@ type Options struct {
 	ShellOnFailure bool
 	ShellIO        *ShellIO
 	// Registry holds credentials and transport settings for pulling
-	// registry bases (sources.go).
+	// registry bases (bases.go).
 	Registry registry.Options
 }
 
@@ -282,7 +282,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	}
 	defer b.discard(ctx, ws)
 
-	spec, err := b.stepSpec(ctx, n, lowers, ws, b.opts.SourceDateEpoch)
+	spec, err := b.stepSpec(ctx, n, lowers, ws)
 	if err != nil {
 		return nil, err
 	}

@@ -15,8 +15,7 @@ type ChrootOptions struct {
 	// the layer dirs of the image's chain under the shell (strata run,
 	// which uses a tagged image's blobs, lets go of it).
 	Store *storage.Store
-	// Node is the image, evaluated with the layer types it was built with
-	// (they are part of its cache key).
+	// Node is the image, evaluated as for the build that made it.
 	Node *dsl.Node
 	// Command runs instead of /bin/sh.
 	Command []string
@@ -38,6 +37,8 @@ func Chroot(ctx context.Context, o ChrootOptions) error {
 	if err != nil {
 		return err
 	}
+	defer s.bases.cache.wait() // a base load left by Ctrl-C, before the store closes
+	s.epoch = o.SourceDateEpoch
 	lowers, err := s.built(ctx, n)
 	if err != nil {
 		return err
@@ -47,7 +48,7 @@ func Chroot(ctx context.Context, o ChrootOptions) error {
 		return err
 	}
 	defer s.discard(ctx, ws)
-	spec, err := s.stepSpec(ctx, n, lowers, ws, o.SourceDateEpoch)
+	spec, err := s.stepSpec(ctx, n, lowers, ws)
 	if err != nil {
 		return err
 	}

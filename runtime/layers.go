@@ -18,6 +18,7 @@ func LayerDirs(ctx context.Context, st *storage.Store, n *dsl.Node) ([]string, e
 	if err != nil {
 		return nil, err
 	}
+	defer s.bases.cache.wait() // a base load left by Ctrl-C, before the store closes
 	dirs, err := s.built(ctx, n)
 	if err != nil {
 		return nil, err

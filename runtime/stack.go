@@ -27,7 +27,7 @@ type stack struct {
 	bases *baseLoader
 	// uids and gids map the ids of a rootless build; nil as root.
 	uids, gids []sandbox.IDMap
-	// epoch is SOURCE_DATE_EPOCH, every timestamp of what it encodes and
+	// epoch is SOURCE_DATE_EPOCH: every timestamp of what it encodes and
 	// assembles.
 	epoch int64
 	// note, when set, receives the lines the build log shows of work done
@@ -131,14 +131,14 @@ func (s *stack) spec(name string, lowers []string, ws *storage.Workspace) sandbo
 
 // stepSpec is the sandbox image n's steps see, over lowers with ws as
 // its writable layer: its base's environment and working directory under
-// its own, with SOURCE_DATE_EPOCH set to epoch.
-func (s *stack) stepSpec(ctx context.Context, n *dsl.Node, lowers []string, ws *storage.Workspace, epoch int64) (sandbox.Spec, error) {
+// its own, with SOURCE_DATE_EPOCH set to the stack's epoch.
+func (s *stack) stepSpec(ctx context.Context, n *dsl.Node, lowers []string, ws *storage.Workspace) (sandbox.Spec, error) {
 	cfg, err := s.baseConfig(ctx, n)
 	if err != nil {
 		return sandbox.Spec{}, err
 	}
 	spec := s.spec(n.Name, lowers, ws)
-	spec.Env = n.StepEnv(environ.Merge(baseEnv(epoch), cfg.Env...))
+	spec.Env = n.StepEnv(environ.Merge(baseEnv(s.epoch), cfg.Env...))
 	spec.WorkDir = n.StepWorkDir(cfg.WorkingDir)
 	return spec, nil
 }
