@@ -33,12 +33,14 @@ type Records interface {
 // Store is what the runtime relies on from the store beyond Records,
 // method by method: the layer folders images stand on, the workspaces
 // their steps write, and committing what those steps made. *storage.Store
-// keeps it. The runtime hands the concrete store only to storage's own
-// packages (fetch, regcache, the layout), which are parts of the store,
-// not its users.
+// keeps it. Beyond it, the runtime hands the concrete store to storage's
+// own packages (fetch, regcache, the layout), which are parts of the
+// store, imports layouts through it (bases, strata run), and keeps its
+// own folders under Store.Root (logs, cache mounts, downloads' links).
 //
-// Every method is safe for concurrent use by the images of one build:
-// the store's lock keeps other processes out.
+// The methods may be called by the images of one build at once (the
+// store's lock keeps other processes out), except AddBlob for one key:
+// the stack encodes one layer folder at a time.
 type Store interface {
 	Records
 	// LayerDir returns the folder of the committed or unpacked layer id
@@ -75,6 +77,7 @@ type Store interface {
 	// AddBlob adds another encoding of a committed layer to the record
 	// of key and returns the record as rewritten; a reader sees it with
 	// or without the new blob, never naming a blob that is not there.
+	// Two calls for one key at once may lose one of the blobs.
 	AddBlob(key digest.Digest, blob storage.CommitBlob) (*storage.Record, error)
 	// PutImage writes an image's config and manifest as deterministic
 	// JSON and returns the manifest's descriptor.
