@@ -16,6 +16,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/strata/internal/overlayfs"
 	"github.com/strata-build/strata/storage/layer"
 )
 
@@ -89,7 +90,7 @@ func (m *merged) root() (*node, error) {
 	n := &node{dir: true}
 	for i := len(m.dirs) - 1; i >= 0; i-- {
 		n.stack = append(n.stack, i)
-		if layer.IsOpaque(m.dirs[i]) {
+		if overlayfs.IsOpaque(m.dirs[i]) {
 			break
 		}
 	}
@@ -115,7 +116,7 @@ func (m *merged) child(parent *node, name string) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
-		if layer.IsWhiteout(info) {
+		if overlayfs.IsWhiteout(info) {
 			break
 		}
 		if !info.IsDir() {
@@ -128,7 +129,7 @@ func (m *merged) child(parent *node, name string) (*node, error) {
 			n = &node{rel: rel, dir: true, info: info}
 		}
 		n.stack = append(n.stack, i)
-		if layer.IsOpaque(m.abs(i, rel)) {
+		if overlayfs.IsOpaque(m.abs(i, rel)) {
 			break
 		}
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // CheckOverlay verifies, for `strata check` and the start of a build, that
@@ -87,7 +89,7 @@ func runCheck(cs *childSpec) error {
 	if err := unix.Lstat(filepath.Join(cs.Upper, "gone"), &st); err != nil {
 		return fmt.Errorf("no whiteout in the upper dir: %w", err)
 	}
-	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+	if !overlayfs.IsWhiteoutStat(&st) {
 		return fmt.Errorf("whiteout is not a 0/0 character device (mode %o, rdev %d)", st.Mode, st.Rdev)
 	}
 	return nil

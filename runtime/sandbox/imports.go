@@ -10,10 +10,9 @@ import (
 	"strings"
 	"syscall"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/strata-build/strata/internal/ignore"
 	"github.com/strata-build/strata/internal/imagepath"
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // prepareImports makes the sources of the copy steps readable to the run
@@ -144,7 +143,7 @@ func importMask(src string, exclude []string) string {
 			return err
 		}
 		leftOut = true
-		return unix.Mknod(filepath.Join(mask, filepath.FromSlash(name)), unix.S_IFCHR, 0)
+		return overlayfs.MakeWhiteout(filepath.Join(mask, filepath.FromSlash(name)))
 	})
 	if err != nil || !leftOut {
 		removeMask(mask)

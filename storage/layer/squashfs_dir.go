@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // squashfsDirMode enables the folder mode; tests turn it off to compare
@@ -49,7 +51,7 @@ func squashfsDirModeOK(ctx context.Context, upperDir string) bool {
 			return err
 		}
 		for name := range bytes.SplitSeq(buf[:n], []byte{0}) {
-			if isOverlayXattr(string(name)) {
+			if overlayfs.IsXattr(string(name)) {
 				return errNeedsTar
 			}
 		}

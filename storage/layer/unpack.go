@@ -22,6 +22,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/layertype"
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 var (
@@ -270,7 +271,7 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 // of the namespace the consuming overlay reads, whichever namespace the
 // squashfs carried (stacker's carry trusted.*, strata's both).
 func fixOpaque(ctx context.Context, root string, userXattr bool) error {
-	want, other := overlayNamespace(userXattr), overlayNamespace(!userXattr)
+	want, other := overlayfs.Namespace(userXattr), overlayfs.Namespace(!userXattr)
 	return filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
 		if err != nil {
 			return fmt.Errorf("walk %s: %w", p, err)
@@ -281,17 +282,17 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !hasOpaque(p, other) {
+		if !overlayfs.HasOpaque(p, other) {
 			return nil
 		}
-		if !hasOpaque(p, want) {
-			if err := unix.Lsetxattr(p, want+ovlOpaque, []byte("y"), 0); err != nil {
+		if !overlayfs.HasOpaque(p, want) {
+			if err := unix.Lsetxattr(p, want+overlayfs.Opaque, []byte("y"), 0); err != nil {
 				return fmt.Errorf("mark %s opaque: %w", p, err)
 			}
 		}
 		// Leaving the other name would show up as a plain xattr inside
 		// containers; failing to remove it (unprivileged) is harmless.
-		_ = unix.Lremovexattr(p, other+ovlOpaque)
+		_ = unix.Lremovexattr(p, other+overlayfs.Opaque)
 		return nil
 	})
 }

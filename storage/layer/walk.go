@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/overlayfs"
 )
 
 // outputForm selects how overlay whiteouts are represented in the stream.
@@ -51,7 +53,7 @@ type walker struct {
 type devIno struct{ dev, ino uint64 }
 
 func newWalker(root string, form outputForm, opts WriteOptions, emit func(*entry) error) *walker {
-	return &walker{root: root, form: form, ovl: overlayNamespace(opts.UserXattr), epoch: opts.epoch(),
+	return &walker{root: root, form: form, ovl: overlayfs.Namespace(opts.UserXattr), epoch: opts.epoch(),
 		links: map[devIno]string{}, xbuf: make([]byte, 4096), emit: emit}
 }
 
@@ -122,7 +124,7 @@ func (w *walker) visit(ctx context.Context, abs, name string, c *child, inOpaque
 	}
 	// Whiteouts come first: since Linux 5.8 overlay hardlinks all whiteouts
 	// to one shared inode, so they must not become hardlink entries.
-	if mode == unix.S_IFCHR && st.Rdev == 0 {
+	if overlayfs.IsWhiteoutStat(st) {
 		return w.whiteout(name, st, inOpaque)
 	}
 	xattrs, opaque, xwhiteout, err := w.xattrs(abs, mode == unix.S_IFDIR)
@@ -254,15 +256,15 @@ func (w *walker) xattrs(abs string, isDir bool) (recs map[string]string, opaque,
 		}
 		if strings.HasPrefix(name, w.ovl) {
 			switch strings.TrimPrefix(name, w.ovl) {
-			case ovlOpaque:
+			case overlayfs.Opaque:
 				opaque = isDir && val == "y"
-			case ovlRedirect, ovlMetacopy:
+			case overlayfs.Redirect, overlayfs.Metacopy:
 				return nil, false, false, fmt.Errorf("%s: has overlay xattr %s: redirected dirs and metacopy files cannot be committed (mount the overlay with redirect_dir=off,metacopy=off)", abs, name)
-			case ovlWhiteout:
+			case overlayfs.XWhiteout:
 				xwhiteout = true
 			}
 		}
-		if isOverlayXattr(name) {
+		if overlayfs.IsXattr(name) {
 			continue
 		}
 		if recs == nil {
@@ -277,8 +279,8 @@ func (w *walker) xattrs(abs string, isDir bool) (recs map[string]string, opaque,
 		if recs == nil {
 			recs = map[string]string{}
 		}
-		recs["SCHILY.xattr."+trustedOverlay+ovlOpaque] = "y"
-		recs["SCHILY.xattr."+userOverlay+ovlOpaque] = "y"
+		recs["SCHILY.xattr."+overlayfs.TrustedNamespace+overlayfs.Opaque] = "y"
+		recs["SCHILY.xattr."+overlayfs.UserNamespace+overlayfs.Opaque] = "y"
 	}
 	return recs, opaque, xwhiteout, nil
 }
