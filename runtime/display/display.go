@@ -293,16 +293,18 @@ func cut(s string, n int) string {
 // Bytes formats a byte count for people, in binary units as strata
 // prints every size: 512 B, 1.5 KiB, 12.3 MiB.
 func Bytes(n int64) string {
-	const unit = 1024
-	if n < unit {
+	if n < 1024 {
 		return fmt.Sprintf("%d B", n)
 	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
+	v := float64(n) / 1024
+	for _, unit := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
+		// From 1023.95 on, %.1f would print 1024.0: the next unit's 1.0.
+		if v < 1023.95 {
+			return fmt.Sprintf("%.1f %s", v, unit)
+		}
+		v /= 1024
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+	return fmt.Sprintf("%.1f EiB", v)
 }
 
 // Transferred formats the progress of a transfer: "12.3 MiB of 60.0 MiB
