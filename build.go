@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/bytesize"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/runtime/host"
@@ -215,7 +216,7 @@ func resultTable(w io.Writer, results []runtime.Result, storeRoot string) {
 		if r.Record != nil && r.Record.Empty {
 			size = "empty"
 		} else if r.Record != nil && len(r.Record.Layers) > 0 {
-			size = display.Bytes(r.Record.Layers[0].Descriptor.Size)
+			size = bytesize.Format(r.Record.Layers[0].Descriptor.Size)
 		}
 		if r.Status == runtime.Failed {
 			failed = r.Name

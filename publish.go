@@ -16,9 +16,9 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/bytesize"
 	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
-	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/publish"
 	"github.com/strata-build/strata/storage/registry"
@@ -291,8 +291,8 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 			break
 		}
 		live.State(it.ref, "pushed")
-		fmt.Fprintf(out, "%s: published %s %s (%s uploaded)\n", it.node.Name, it.ref, desc.Digest, display.Bytes(sent.Load()))
-		rows = append(rows, [4]string{it.node.Name, it.ref, desc.Digest.String(), display.Bytes(sent.Load())})
+		fmt.Fprintf(out, "%s: published %s %s (%s uploaded)\n", it.node.Name, it.ref, desc.Digest, bytesize.Format(sent.Load()))
+		rows = append(rows, [4]string{it.node.Name, it.ref, desc.Digest.String(), bytesize.Format(sent.Load())})
 	}
 	live.Close()
 	if len(rows) > 0 {

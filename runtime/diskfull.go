@@ -6,7 +6,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-build/strata/runtime/display"
+	"github.com/strata-build/strata/internal/bytesize"
 )
 
 // nearlyFull is the free space under which a filesystem counts as full
@@ -29,13 +29,13 @@ func diskFull(store string, tail []string) string {
 	free := int64(st.Bavail) * int64(st.Bsize)
 	switch {
 	case free < nearlyFull:
-		return fmt.Sprintf("no space left on device: the store's filesystem (%s) is full (%s free)", store, display.Bytes(free))
+		return fmt.Sprintf("no space left on device: the store's filesystem (%s) is full (%s free)", store, bytesize.Format(free))
 	case st.Files > 0 && st.Ffree == 0:
 		return fmt.Sprintf("no space left on device: the store's filesystem (%s) has no free inodes", store)
 	}
 	for _, l := range tail {
 		if strings.Contains(l, "No space left on device") {
-			return fmt.Sprintf("no space left on device, but not on the store's filesystem (%s, %s free): see the step's last lines", store, display.Bytes(free))
+			return fmt.Sprintf("no space left on device, but not on the store's filesystem (%s, %s free): see the step's last lines", store, bytesize.Format(free))
 		}
 	}
 	return ""

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/strata-build/strata/dsl"
-	"github.com/strata-build/strata/runtime/display"
+	"github.com/strata-build/strata/internal/bytesize"
 	"github.com/strata-build/strata/storage/regcache"
 )
 
@@ -63,7 +63,7 @@ func (b *builder) fromRegistry(ctx context.Context, n *dsl.Node) {
 			for _, l := range rec.Layers {
 				size += l.Descriptor.Size
 			}
-			b.con.printf("%s: pulled from registry cache %s (%s)\n", n.Name, c, display.Bytes(size))
+			b.con.printf("%s: pulled from registry cache %s (%s)\n", n.Name, c, bytesize.Format(size))
 			return
 		case errors.Is(err, regcache.ErrMiss):
 		case ctx.Err() != nil:
@@ -125,7 +125,7 @@ func (b *builder) finished(ctx context.Context, n *dsl.Node, res *Result) {
 		pushed, err := c.Push(ctx, b.opts.Store, rec, sent)
 		switch {
 		case err == nil && pushed:
-			b.con.printf("%s: pushed to registry cache %s (%s uploaded)\n", n.Name, c, display.Bytes(sent.Load()))
+			b.con.printf("%s: pushed to registry cache %s (%s uploaded)\n", n.Name, c, bytesize.Format(sent.Load()))
 		case err == nil, ctx.Err() != nil:
 		case regcache.Unreachable(err):
 			if b.hooks.markUnusable(c) {

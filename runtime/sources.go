@@ -14,6 +14,7 @@ import (
 	"github.com/opencontainers/go-digest"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/bytesize"
 	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/fetch"
@@ -131,7 +132,7 @@ func (b *builder) downloadOptions(name, url string) fetch.DownloadOptions {
 		now := time.Now()
 		switch {
 		case p.Finished && printed:
-			b.con.printf("%s: downloaded %s (%s in %s)\n", name, file, display.Bytes(p.Done), now.Sub(start).Round(100*time.Millisecond))
+			b.con.printf("%s: downloaded %s (%s in %s)\n", name, file, bytesize.Format(p.Done), now.Sub(start).Round(100*time.Millisecond))
 		case !p.Finished && now.Sub(last) >= plainProgressEvery:
 			last, printed = now, true
 			b.con.printf("%s: downloading %s: %s\n", name, file, display.Transferred(p.Done, p.Total))

@@ -12,7 +12,7 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata"
-	"github.com/strata-build/strata/runtime/display"
+	"github.com/strata-build/strata/internal/bytesize"
 	"github.com/strata-build/strata/storage"
 )
 
@@ -82,7 +82,7 @@ func printImage(name string, desc v1.Descriptor, m v1.Manifest, cfg v1.Image) {
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "  layer\tsize\tmedia type")
 	for _, l := range m.Layers {
-		fmt.Fprintf(w, "  %s\t%s\t%s\n", l.Digest, display.Bytes(l.Size), l.MediaType)
+		fmt.Fprintf(w, "  %s\t%s\t%s\n", l.Digest, bytesize.Format(l.Size), l.MediaType)
 	}
 	w.Flush()
 	printMap("annotations", m.Annotations)

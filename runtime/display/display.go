@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/bytesize"
 )
 
 // IsTerminal reports whether f is a terminal, where a live display can
@@ -270,10 +272,10 @@ func (r *displayRow) render(nameWidth int, now time.Time) string {
 		s += "  " + Transferred(r.fetched, r.size)
 	}
 	if n := r.pulled.Load(); n > 0 {
-		s += "  pulled " + Bytes(n)
+		s += "  pulled " + bytesize.Format(n)
 	}
 	if n := r.pushed.Load(); n > 0 {
-		s += "  pushed " + Bytes(n)
+		s += "  pushed " + bytesize.Format(n)
 	}
 	if r.line != "" {
 		s += "  " + r.line
@@ -290,30 +292,13 @@ func cut(s string, n int) string {
 	return string(runes[:n-1]) + "…"
 }
 
-// Bytes formats a byte count for people, in binary units as strata
-// prints every size: 512 B, 1.5 KiB, 12.3 MiB.
-func Bytes(n int64) string {
-	if n < 1024 {
-		return fmt.Sprintf("%d B", n)
-	}
-	v := float64(n) / 1024
-	for _, unit := range []string{"KiB", "MiB", "GiB", "TiB", "PiB"} {
-		// From 1023.95 on, %.1f would print 1024.0: the next unit's 1.0.
-		if v < 1023.95 {
-			return fmt.Sprintf("%.1f %s", v, unit)
-		}
-		v /= 1024
-	}
-	return fmt.Sprintf("%.1f EiB", v)
-}
-
 // Transferred formats the progress of a transfer: "12.3 MiB of 60.0 MiB
 // (20%)", or "12.3 MiB" when the total is unknown (negative).
 func Transferred(done, total int64) string {
 	if total <= 0 {
-		return Bytes(done)
+		return bytesize.Format(done)
 	}
-	return fmt.Sprintf("%s of %s (%d%%)", Bytes(done), Bytes(total), done*100/total)
+	return fmt.Sprintf("%s of %s (%d%%)", bytesize.Format(done), bytesize.Format(total), done*100/total)
 }
 
 // LineWriter returns a writer whose last complete line becomes the line of

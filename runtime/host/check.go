@@ -13,7 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/strata-build/strata/runtime/display"
+	"github.com/strata-build/strata/internal/bytesize"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage/layer"
 )
@@ -299,7 +299,7 @@ func checkDisk(store string) Check {
 		return c
 	}
 	free := st.Bavail * uint64(st.Bsize)
-	c.Detail = fmt.Sprintf("%s free under %s", display.Bytes(int64(free)), probe)
+	c.Detail = fmt.Sprintf("%s free under %s", bytesize.Format(int64(free)), probe)
 	if free < layer.FreeSpaceFloor { // the floor an unpack keeps free too
 		c.Fix = "free some space or use --store elsewhere"
 		return c

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/bytesize"
 )
 
 // FreeSpaceFloor is the free space, in bytes, a build needs on the store's
@@ -66,10 +68,10 @@ func (g *spaceGuard) check() error {
 	if free := st.Bavail * uint64(st.Bsize); free < g.floor {
 		written := ""
 		if g.r != nil {
-			written = fmt.Sprintf(" after %d MiB of its content", g.n>>20)
+			written = " after " + bytesize.Format(g.n) + " of its content"
 		}
-		return fmt.Errorf("stopped%s: %d MiB left free under %s, less than the %d MiB a build keeps free: %w",
-			written, free>>20, g.dir, g.floor>>20, ErrFreeSpace)
+		return fmt.Errorf("stopped%s: %s left free under %s, less than the %s a build keeps free: %w",
+			written, bytesize.Format(int64(free)), g.dir, bytesize.Format(int64(g.floor)), ErrFreeSpace)
 	}
 	return nil
 }
@@ -149,8 +151,8 @@ func squashfsFits(ctx context.Context, unsquashfs, blob, dest string, floor uint
 		return fmt.Errorf("free space under %s: %w", dest, err)
 	}
 	if free := st.Bavail * uint64(st.Bsize); total+floor > free {
-		return fmt.Errorf("its files hold %d MiB, which would leave less than the %d MiB a build keeps free under %s (%d MiB free): %w",
-			total>>20, floor>>20, dest, free>>20, ErrFreeSpace)
+		return fmt.Errorf("its files hold %s, which would leave less than the %s a build keeps free under %s (%s free): %w",
+			bytesize.Format(int64(total)), bytesize.Format(int64(floor)), dest, bytesize.Format(int64(free)), ErrFreeSpace)
 	}
 	return nil
 }
