@@ -7,7 +7,6 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/internal/layertype"
@@ -62,41 +61,5 @@ func TestUnpackedOncePerDigest(t *testing.T) {
 	entries, _ := os.ReadDir(filepath.Join(s.Root, "layers"))
 	if len(entries) != 1 {
 		t.Errorf("layers/ holds %d folders, want 1", len(entries))
-	}
-}
-
-// TestAddBlob adds a second encoding to a committed record.
-func TestAddBlob(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir(), OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ws, _ := s.NewWorkspace("img")
-	os.WriteFile(filepath.Join(ws.Upper, "f"), []byte("x"), 0o644)
-	key := digest.FromString("key")
-	if _, err := s.Commit(ws, Record{Key: key, Image: "img"}, nil); err != nil {
-		t.Fatal(err)
-	}
-	blob := filepath.Join(t.TempDir(), "sq")
-	os.WriteFile(blob, []byte("squash"), 0o644)
-	d := v1.Descriptor{Digest: "sha256:2a7b0d1ed9b7f6b0b1b5c8c1f0ad5a1e0d2ad0a5d1b8e44b0b6b16f9c0e1d2a3", Size: 6}
-	rec, err := s.AddBlob(key, CommitBlob{Path: blob, LayerBlob: LayerBlob{Type: "squashfs", Descriptor: d, DiffID: d.Digest.String()}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := rec.Blob("squashfs"); !ok {
-		t.Fatal("record lacks the added blob")
-	}
-	got, _, err := s.Lookup(key)
-	if err != nil || got == nil {
-		t.Fatalf("Lookup = %v, %v", got, err)
-	}
-	if _, ok := got.Blob("squashfs"); !ok {
-		t.Error("the stored record lacks the added blob")
-	}
-	if last := s.Last("img"); last == nil || len(last.Layers) != 1 {
-		t.Errorf("last record = %+v", last)
 	}
 }
