@@ -108,13 +108,13 @@ func RunChecks(ctx context.Context, o CheckOptions) []Check {
 // preflight.go), save those of the store folder and the free space.
 func Preflight(ctx context.Context, o CheckOptions) error {
 	key := preflightKey(o)
+	passed := passedBefore(key)
 	var checks []Check
 	switch {
-	case passedBefore(key) && o.Store != "":
-		checks = []Check{checkStore(o.Store), checkDisk(o.Store)}
-	case passedBefore(key):
-	default:
+	case !passed:
 		checks = runChecks(ctx, o)
+	case o.Store != "":
+		checks = []Check{checkStore(o.Store), checkDisk(o.Store)}
 	}
 	var failed []string
 	for _, c := range checks {
@@ -125,7 +125,9 @@ func Preflight(ctx context.Context, o CheckOptions) error {
 	if len(failed) > 0 {
 		return fmt.Errorf("this machine cannot build yet (strata check shows all checks):\n%s", strings.Join(failed, "\n"))
 	}
-	rememberPassed(key)
+	if !passed {
+		rememberPassed(key)
+	}
 	return nil
 }
 

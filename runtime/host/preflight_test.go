@@ -43,6 +43,42 @@ func TestPreflightRemembersWhatPassed(t *testing.T) {
 		t.Errorf("passed keys kept in %q, %v", path, err)
 	}
 
+	// A build that passed before neither runs the checks nor rewrites
+	// what it remembers.
+	path, _ := passedFile()
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Preflight(ctx, o); err != nil || runs != 2 {
+		t.Fatalf("again: %d runs, %v", runs, err)
+	}
+	if after, err := os.Stat(path); err != nil || !os.SameFile(before, after) || !after.ModTime().Equal(before.ModTime()) {
+		t.Error("a build whose checks passed before rewrote the passed keys")
+	}
+
+	// Squashfs layers add mksquashfs to what the checks depend on: a new
+	// key, then none while it stays as it is, then one when it changes.
+	tools := t.TempDir()
+	mksquashfs := filepath.Join(tools, "mksquashfs")
+	if err := os.WriteFile(mksquashfs, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", tools+":"+os.Getenv("PATH"))
+	sq := o
+	sq.Squashfs = true
+	for i, want := range []int{3, 3} {
+		if err := Preflight(ctx, sq); err != nil || runs != want {
+			t.Fatalf("squashfs build %d: %d runs, %v; want %d", i+1, runs, err, want)
+		}
+	}
+	if err := os.Chmod(mksquashfs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := Preflight(ctx, sq); err != nil || runs != 4 {
+		t.Fatalf("after mksquashfs changed: %d runs, %v; want the checks run again", runs, err)
+	}
+
 	// What fails is checked again next time.
 	fail = true
 	third := o
@@ -51,7 +87,7 @@ func TestPreflightRemembersWhatPassed(t *testing.T) {
 		t.Fatal("a failed check let the build go on")
 	}
 	fail = false
-	if err := Preflight(ctx, third); err != nil || runs != 4 {
+	if err := Preflight(ctx, third); err != nil || runs != 6 {
 		t.Fatalf("after a failure: %d runs, %v; want the checks run again", runs, err)
 	}
 }
