@@ -133,8 +133,7 @@ func prepare(spec *Spec, stage string) (_ *childSpec, err error) {
 		cs.Steps = append(cs.Steps, c)
 	}
 	if err := prepareImports(cs, spec.Steps); err != nil {
-		removeMasks(cs) // those made before the failure
-		return nil, fmt.Errorf("imports: %w", err)
+		return nil, fmt.Errorf("imports: %w", err) // it removed its masks
 	}
 	// The import masks live outside the stage (see importMask): a failure
 	// from here on must remove them, as Run does after a success.
