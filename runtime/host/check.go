@@ -262,18 +262,7 @@ func checkStore(store string) Check {
 		c.Detail = err.Error()
 		return c
 	}
-	// Check the nearest folder that exists: the store may not exist yet.
-	probe := abs
-	for {
-		if _, err := os.Lstat(probe); err == nil {
-			break
-		}
-		parent := filepath.Dir(probe)
-		if parent == probe {
-			break
-		}
-		probe = parent
-	}
+	probe := nearestExisting(abs)
 	real, err := filepath.EvalSymlinks(probe)
 	if err == nil && real != probe {
 		c.Detail, c.Fix = fmt.Sprintf("%s is behind a symlink (%s)", probe, real), "use --store "+filepath.Join(real, strings.TrimPrefix(abs, probe))
@@ -301,15 +290,22 @@ func checkStore(store string) Check {
 	return c
 }
 
+// nearestExisting is abs, or its nearest parent that exists: the store
+// may not exist yet.
+func nearestExisting(abs string) string {
+	for {
+		parent := filepath.Dir(abs)
+		if _, err := os.Lstat(abs); err == nil || parent == abs {
+			return abs
+		}
+		abs = parent
+	}
+}
+
 func checkDisk(store string) Check {
 	c := Check{Name: "free disk", Required: true}
-	probe, _ := filepath.Abs(store)
-	for {
-		if _, err := os.Stat(probe); err == nil || probe == "/" {
-			break
-		}
-		probe = filepath.Dir(probe)
-	}
+	abs, _ := filepath.Abs(store)
+	probe := nearestExisting(abs)
 	var st unix.Statfs_t
 	if err := unix.Statfs(probe, &st); err != nil {
 		c.Detail = err.Error()
