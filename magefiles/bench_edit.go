@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -115,23 +116,13 @@ func benchEdit(strata string, n int) error {
 		runs []editRun
 	}{{"script edited in the `.go` file (driver recompiled)", edits}, {"same change through `--set` (no compile)", sets}} {
 		walls := make([]time.Duration, len(row.runs))
-		peaks := make([]time.Duration, len(row.runs)) // sorted like durations
+		peaks := make([]int64, len(row.runs))
 		for i, r := range row.runs {
-			walls[i], peaks[i] = r.wall, time.Duration(r.peak)
+			walls[i], peaks[i] = r.wall, r.peak
 		}
-		walls, _ = repeat(len(walls), nextOf(walls))
-		peaks, _ = repeat(len(peaks), nextOf(peaks))
+		slices.Sort(walls)
+		slices.Sort(peaks)
 		fmt.Printf("| %s | %s | %.0f MiB |\n", row.name, spread(walls), float64(peaks[len(peaks)/2])/(1<<20))
 	}
 	return nil
-}
-
-// nextOf hands out the values of list one by one, for repeat (which sorts
-// what it collects).
-func nextOf(list []time.Duration) func() (time.Duration, error) {
-	i := 0
-	return func() (time.Duration, error) {
-		i++
-		return list[i-1], nil
-	}
 }
