@@ -16,17 +16,17 @@ import (
 // every id a Debian or Alpine package creates.
 const SubIDCount = 65536
 
-// SubIDRange is one line of /etc/subuid or /etc/subgid.
-type SubIDRange struct {
+// subIDRange is one line of /etc/subuid or /etc/subgid.
+type subIDRange struct {
 	Owner       string // user name or numeric id
 	Start, Size uint32
 }
 
 // End is the first id after the range.
-func (r SubIDRange) End() uint64 { return uint64(r.Start) + uint64(r.Size) }
+func (r subIDRange) End() uint64 { return uint64(r.Start) + uint64(r.Size) }
 
-// ReadSubIDs parses a subordinate id file; a missing file has no ranges.
-func ReadSubIDs(path string) ([]SubIDRange, error) {
+// readSubIDs parses a subordinate id file; a missing file has no ranges.
+func readSubIDs(path string) ([]subIDRange, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -35,7 +35,7 @@ func ReadSubIDs(path string) ([]SubIDRange, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var out []SubIDRange
+	var out []subIDRange
 	sc := bufio.NewScanner(f)
 	for line := 1; sc.Scan(); line++ {
 		text := strings.TrimSpace(sc.Text())
@@ -51,19 +51,19 @@ func ReadSubIDs(path string) ([]SubIDRange, error) {
 		if err1 != nil || err2 != nil {
 			return nil, fmt.Errorf("%s:%d: bad numbers in %q", path, line, text)
 		}
-		out = append(out, SubIDRange{Owner: parts[0], Start: uint32(start), Size: uint32(size)})
+		out = append(out, subIDRange{Owner: parts[0], Start: uint32(start), Size: uint32(size)})
 	}
 	return out, sc.Err()
 }
 
 // rangeFor returns the first range of u with at least SubIDCount ids.
-func rangeFor(ranges []SubIDRange, u *user.User) (SubIDRange, bool) {
+func rangeFor(ranges []subIDRange, u *user.User) (subIDRange, bool) {
 	for _, r := range ranges {
 		if (r.Owner == u.Username || r.Owner == u.Uid) && r.Size >= SubIDCount {
 			return r, true
 		}
 	}
-	return SubIDRange{}, false
+	return subIDRange{}, false
 }
 
 // ErrNoSubIDs means the user has no usable subordinate id range.
@@ -100,7 +100,7 @@ func IDMapsIfRootless() (uids, gids []sandbox.IDMap, err error) {
 }
 
 func idMap(path string, u *user.User, own uint32) ([]sandbox.IDMap, error) {
-	ranges, err := ReadSubIDs(path)
+	ranges, err := readSubIDs(path)
 	if err != nil {
 		return nil, err
 	}

@@ -68,7 +68,7 @@ func UnprivSetup(username, store string, log io.Writer) error {
 }
 
 func addRange(path string, u *user.User, own uint64, log io.Writer) error {
-	ranges, err := ReadSubIDs(path)
+	ranges, err := readSubIDs(path)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func addRange(path string, u *user.User, own uint64, log io.Writer) error {
 // freeStart finds the lowest start at or above 100000, aligned to
 // SubIDCount as shadow's useradd does, whose range overlaps no existing
 // range and does not contain own.
-func freeStart(ranges []SubIDRange, own uint64) uint64 {
+func freeStart(ranges []subIDRange, own uint64) uint64 {
 	sort.Slice(ranges, func(a, b int) bool { return ranges[a].Start < ranges[b].Start })
 	for start := uint64(100000); ; start += SubIDCount {
 		end := start + SubIDCount
