@@ -50,18 +50,39 @@ func newStack(st *storage.Store) (*stack, error) {
 // lowers returns the overlay lower dirs of n's rootfs, top first: the
 // committed layers of its ancestors, then the layers of the external base.
 func (s *stack) lowers(ctx context.Context, n *dsl.Node) ([]string, error) {
+	return s.dirs(ctx, n, n.Parent, func(p *dsl.Node) error {
+		return fmt.Errorf("image %q: its base %q is not in the store", n.Name, p.Name)
+	})
+}
+
+// built returns the layer folders of the rootfs of the built image n, top
+// first: its own committed layer, then its lowers. An image (or ancestor)
+// whose definition changed since it was built is reported as not built.
+func (s *stack) built(ctx context.Context, n *dsl.Node) ([]string, error) {
+	return s.dirs(ctx, n, n, func(c *dsl.Node) error {
+		return fmt.Errorf("image %q is not built as currently defined: run strata build %s", c.Name, n.Name)
+	})
+}
+
+// dirs returns, top first, the committed layers of top and the images
+// below it, then the layers of n's external base. notBuilt is the error
+// of the lowest image the store has no record of.
+func (s *stack) dirs(ctx context.Context, n, top *dsl.Node, notBuilt func(*dsl.Node) error) ([]string, error) {
 	var dirs []string
-	for p := n.Parent; p != nil; p = p.Parent {
-		rec, _, err := s.store.Lookup(p.Key)
-		if err != nil {
+	var missing *dsl.Node
+	for c := top; c != nil; c = c.Parent {
+		rec, _, err := s.store.Lookup(c.Key)
+		switch {
+		case err != nil:
 			return nil, err
-		}
-		if rec == nil {
-			return nil, fmt.Errorf("image %q: its base %q is not in the store", n.Name, p.Name)
-		}
-		if !rec.Empty {
+		case rec == nil:
+			missing = c
+		case !rec.Empty:
 			dirs = append(dirs, s.store.LayerDir(rec.LayerDir))
 		}
+	}
+	if missing != nil {
+		return nil, notBuilt(missing)
 	}
 	base, err := s.bases.load(ctx, n.Root())
 	if err != nil {
@@ -75,31 +96,6 @@ func (s *stack) lowers(ctx context.Context, n *dsl.Node) ([]string, error) {
 		for i := len(unpacked) - 1; i >= 0; i-- {
 			dirs = append(dirs, unpacked[i])
 		}
-	}
-	return dirs, nil
-}
-
-// built returns the layer folders of the rootfs of the built image n, top
-// first: its own committed layer, then its lowers. An image (or ancestor)
-// whose definition changed since it was built is reported as not built.
-func (s *stack) built(ctx context.Context, n *dsl.Node) ([]string, error) {
-	var own *storage.Record
-	for _, c := range n.Chain() {
-		rec, _, err := s.store.Lookup(c.Key)
-		if err != nil {
-			return nil, err
-		}
-		if rec == nil {
-			return nil, fmt.Errorf("image %q is not built as currently defined: run strata build %s", c.Name, n.Name)
-		}
-		own = rec
-	}
-	dirs, err := s.lowers(ctx, n)
-	if err != nil {
-		return nil, err
-	}
-	if !own.Empty {
-		dirs = append([]string{s.store.LayerDir(own.LayerDir)}, dirs...)
 	}
 	return dirs, nil
 }
