@@ -46,25 +46,23 @@ func cmdChroot(ctx context.Context, args []string, load loader) error {
 	if len(cmd) > 0 && cmd[0] == "--" {
 		cmd = cmd[1:]
 	}
+	if _, err := os.Stat(f.store); err != nil {
+		return fmt.Errorf("no store at %s: build %s first", f.store, name)
+	}
 	targets, err := load.load(ctx, "chroot", patterns)
 	if err != nil {
 		return err
 	}
 	// Layer types are not part of cache keys, so the image is found
 	// whatever types it was built in.
-	opts := strata.Options{Store: f.store, Params: params}
-	g, err := evaluate(ctx, opts, targets)
+	n, err := definedNode(ctx, targets, name, params)
 	if err != nil {
 		return err
 	}
-	n := g.Node(name)
 	if n == nil {
 		return fmt.Errorf("no image named %q in the definitions (strata list shows them)", name)
 	}
-	if _, err := os.Stat(opts.Store); err != nil {
-		return fmt.Errorf("no store at %s: build %s first", opts.Store, name)
-	}
-	st, err := runtime.OpenStore(ctx, opts.Store, storage.OpenOptions{Log: os.Stderr})
+	st, err := runtime.OpenStore(ctx, f.store, storage.OpenOptions{Log: os.Stderr})
 	if err != nil {
 		return err
 	}

@@ -58,19 +58,27 @@ func cmdGrab(ctx context.Context, args []string, load loader) error {
 	if err != nil {
 		return err
 	}
+	// The definitions are compiled and evaluated before the store is
+	// opened: its lock would keep builds waiting through the compile.
+	targets, err := load.loadOptional(ctx, patterns)
+	if err != nil {
+		return err
+	}
+	n, err := definedNode(ctx, targets, name, params)
+	if err != nil {
+		return err
+	}
+	if n != nil {
+		if _, err := os.Stat(f.store); err != nil {
+			return fmt.Errorf("no store at %s: build %s first", f.store, name)
+		}
+	}
 	st, err := runtime.OpenStore(ctx, f.store, storage.OpenOptions{Log: os.Stderr})
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-
-	targets, err := load.loadOptional(ctx, patterns)
-	if err != nil {
-		return err
-	}
-	if n, err := definedNode(ctx, targets, name, params); err != nil {
-		return err
-	} else if n != nil {
+	if n != nil {
 		dirs, err := runtime.LayerDirs(ctx, st, n)
 		if err != nil {
 			return err
