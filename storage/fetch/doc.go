@@ -10,8 +10,8 @@
 // What comes from outside is untrusted. Every blob is checked against its
 // digest before it is stored. Layers are unpacked by storage/layer, which
 // keeps every entry inside the unpacked folder and refuses, naming it, an
-// entry that climbs out of the rootfs ("../", absolute names, hard links
-// to such paths) or a malformed whiteout, whatever the source
+// entry that climbs out of the rootfs ("../", "/../", hard links to such
+// paths; an absolute name stays inside) or a malformed whiteout, whatever the source
 // (layer.CheckEntry); tarball bases are also scanned here by the same
 // check, so they are refused before anything is unpacked.
 package fetch

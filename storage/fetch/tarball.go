@@ -61,7 +61,8 @@ var ErrUnsafeArchive = layer.ErrUnsafeArchive
 // the tarball in messages and the image's history. The first use scans the
 // tarball: its compression (none, gzip or zstd) is detected from its
 // content, its uncompressed digest computed, and an entry whose name or
-// hard-link target climbs out of the rootfs ("../x", "/x") fails the base
+// hard-link target climbs out of the rootfs ("../x", "/../x"; "/x" is "x"
+// in the rootfs) fails the base
 // with ErrUnsafeArchive, naming the entry. Symbolic links may point
 // anywhere: they are resolved inside the rootfs when unpacked and when
 // steps run.
