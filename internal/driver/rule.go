@@ -369,14 +369,14 @@ func (r *rule) callVerdict(call *ast.CallExpr, fi *fileInfo, index int) verdict 
 	switch fun := fun.(type) {
 	case *ast.Ident:
 		if fd := r.decls.funcs[fun.Name]; fd != nil {
-			return r.funcVerdict(fd.typ, fd.file, fd.typeParams, index)
+			return r.funcVerdict(fd.typ, fd.file, index)
 		}
 		if r.decls.types[fun.Name] != nil {
 			return r.conversion(fun, fi, index)
 		}
 		if v := r.decls.byName[fun.Name]; v != nil {
 			if ft, ok := v.typ.(*ast.FuncType); ok {
-				return r.funcVerdict(ft, v.file, nil, index)
+				return r.funcVerdict(ft, v.file, index)
 			}
 			return unsure
 		}
@@ -409,7 +409,7 @@ func (r *rule) callVerdict(call *ast.CallExpr, fi *fileInfo, index int) verdict 
 			return verdictOf(index < 0 && r.res.dslTable().returnsImage(true, fun.Sel.Name))
 		})
 	case *ast.FuncLit:
-		return r.funcVerdict(fun.Type, fi, nil, index)
+		return r.funcVerdict(fun.Type, fi, index)
 	case *ast.StarExpr, *ast.ArrayType, *ast.MapType, *ast.ChanType, *ast.FuncType, *ast.InterfaceType:
 		return r.conversion(fun, fi, index)
 	}
@@ -434,14 +434,14 @@ func (r *rule) foreignCall(importPath, name string, index int) verdict {
 		return unsure
 	}
 	if fd := p.decls.funcs[name]; fd != nil {
-		return p.funcVerdict(fd.typ, fd.file, fd.typeParams, index)
+		return p.funcVerdict(fd.typ, fd.file, index)
 	}
 	if p.decls.types[name] != nil {
 		return p.conversion(&ast.Ident{Name: name}, &fileInfo{}, index)
 	}
 	if v := p.decls.byName[name]; v != nil {
 		if ft, ok := v.typ.(*ast.FuncType); ok {
-			return p.funcVerdict(ft, v.file, nil, index)
+			return p.funcVerdict(ft, v.file, index)
 		}
 	}
 	return unsure
@@ -466,7 +466,7 @@ func (r *rule) foreignVar(importPath, name string) verdict {
 }
 
 // funcVerdict decides the result of a call of a function of type ft.
-func (r *rule) funcVerdict(ft *ast.FuncType, fi *fileInfo, typeParams *ast.FieldList, index int) verdict {
+func (r *rule) funcVerdict(ft *ast.FuncType, fi *fileInfo, index int) verdict {
 	var results []ast.Expr
 	if ft.Results != nil {
 		for _, f := range ft.Results.List {
@@ -477,9 +477,9 @@ func (r *rule) funcVerdict(ft *ast.FuncType, fi *fileInfo, typeParams *ast.Field
 	}
 	switch {
 	case index < 0 && len(results) == 1:
-		return r.typeVerdict(results[0], fi, typeParams, 0)
+		return r.typeVerdict(results[0], fi, ft.TypeParams, 0)
 	case index >= 0 && index < len(results) && len(results) > 1:
-		return r.typeVerdict(results[index], fi, typeParams, 0)
+		return r.typeVerdict(results[index], fi, ft.TypeParams, 0)
 	}
 	return notImage // the compiler rejects the count
 }

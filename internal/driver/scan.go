@@ -149,9 +149,8 @@ type varDecl struct {
 
 // funcDecl is a package-level function (not a method).
 type funcDecl struct {
-	typ        *ast.FuncType
-	typeParams *ast.FieldList
-	file       *fileInfo
+	typ  *ast.FuncType
+	file *fileInfo
 }
 
 // typeDecl is a package-level type: a definition or an alias of typ.
@@ -257,7 +256,7 @@ func (d *pkgDecls) addFile(f *ast.File, dslImport string) {
 		switch decl := decl.(type) {
 		case *ast.FuncDecl:
 			if decl.Recv == nil {
-				d.funcs[decl.Name.Name] = &funcDecl{typ: decl.Type, typeParams: decl.Type.TypeParams, file: fi}
+				d.funcs[decl.Name.Name] = &funcDecl{typ: decl.Type, file: fi}
 			}
 		case *ast.GenDecl:
 			for _, spec := range decl.Specs {
