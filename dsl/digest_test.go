@@ -107,8 +107,10 @@ func TestDigestsAreStable(t *testing.T) {
 		"file":                "sha256:ff0a934fa32a91772cadba8777e393b17a617a9ef4b9fc934e1873a3a9676c74",
 		"symlinked file":      "sha256:ff0a934fa32a91772cadba8777e393b17a617a9ef4b9fc934e1873a3a9676c74",
 		"symlinked dir":       "sha256:38716267b7a5c2fa121bacfcfda0a98551c486e8f8fc6aaea15921c7bd06baf3",
-		"whole bind":          "sha256:f96c7edfbae7cdb889b330895428e271d9784582097fe20f036cdc8ef1c3bc92",
-		"bind key paths":      "sha256:44c380677b87cd573761fed797e17145f19d47fc4dcf44a82ef79fe0a05ad4e6",
+		// A bind is mounted whole: unlike the import, its digest covers
+		// .git, the store and the layout inside.
+		"whole bind":     "sha256:1b11426df1b6833c85f129b74ee80c9042a93a93eaf67fdd488936e130ed1726",
+		"bind key paths": "sha256:44c380677b87cd573761fed797e17145f19d47fc4dcf44a82ef79fe0a05ad4e6",
 	}
 	for k, w := range want {
 		if got[k] != w {
@@ -132,5 +134,35 @@ func TestStoreTagThroughAnAbsoluteSymlink(t *testing.T) {
 	write(t, filepath.Join(root, "sub/data"), "two")
 	if dirKey(t, dsl.Dir(root)) == before {
 		t.Error("a folder whose store tag is an absolute symlink was left out")
+	}
+}
+
+// TestWholeBindKeyCoversGit checks that a step reading .git through a
+// content-keyed bind (git describe, say) is rebuilt when a commit changes
+// it, while an import of the same folder, which leaves .git out, is not.
+func TestWholeBindKeyCoversGit(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "main.go"), "package main")
+	write(t, filepath.Join(dir, ".git/HEAD"), "ref: refs/heads/main\n")
+	img := dsl.New("x").From(dsl.Scratch()).
+		Import(dsl.Dir(dir), "/src").
+		Bind(dir, "/w", dsl.ReadOnly(), dsl.ContentKey()).Run("git describe")
+	digests := func() (digest.Digest, digest.Digest) {
+		t.Helper()
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := g.Node("x")
+		return n.Imports[0], n.BindDigests[0]
+	}
+	imp, bind := digests()
+	write(t, filepath.Join(dir, ".git/HEAD"), "ref: refs/heads/next\n")
+	imp2, bind2 := digests()
+	if bind2 == bind {
+		t.Error("a content-keyed bind's digest left .git out")
+	}
+	if imp2 != imp {
+		t.Error("an import's digest covered .git, which the import does not copy")
 	}
 }

@@ -597,7 +597,7 @@ func bindDigest(fsys sourceFS, b Bind) (digest.Digest, error) {
 	}
 	h := sha256.New()
 	if len(b.KeyPaths) == 0 {
-		if err := hashTree(fsys, h, root, nil); err != nil {
+		if err := hashTree(fsys, h, root, wholeTree); err != nil {
 			return "", err
 		}
 		return digest.NewDigest(digest.SHA256, h), nil
@@ -609,7 +609,7 @@ func bindDigest(fsys sourceFS, b Bind) (digest.Digest, error) {
 			return "", fmt.Errorf("key path %s: %w", p, err)
 		}
 		fmt.Fprintf(h, "path %q\n", p)
-		if err := hashTree(fsys, h, target, nil); err != nil {
+		if err := hashTree(fsys, h, target, wholeTree); err != nil {
 			return "", err
 		}
 	}

@@ -40,7 +40,8 @@ func sourceDigest(fsys sourceFS, src Source) (string, error) {
 			}
 		}
 		h := sha256.New()
-		if err := hashTree(fsys, h, root, m); err != nil {
+		copied := func(dir fs.FS, fn fs.WalkDirFunc) error { return ignore.Walk(dir, m, fn) }
+		if err := hashTree(fsys, h, root, copied); err != nil {
 			return "", err
 		}
 		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
@@ -64,10 +65,10 @@ func fileDigest(fsys sourceFS, path string) (string, error) {
 }
 
 // hashTree hashes the file or folder at root in fsys. A folder is walked
-// as the sandbox's copy walks it (ignore.Walk), so the digest covers
-// exactly what an import copies: entries m excludes, .git, stores and
-// layouts inside are left out.
-func hashTree(fsys sourceFS, h hash.Hash, root string, m *ignore.Matcher) error {
+// by walk: for an import, as the sandbox's copy walks it (ignore.Walk),
+// so that the digest covers exactly what the import copies; for a bind,
+// which the steps see whole, by wholeTree.
+func hashTree(fsys sourceFS, h hash.Hash, root string, walk func(fs.FS, fs.WalkDirFunc) error) error {
 	fi, err := fsys.Stat(root)
 	if err != nil {
 		return err
@@ -81,7 +82,7 @@ func hashTree(fsys sourceFS, h hash.Hash, root string, m *ignore.Matcher) error 
 	// Read as an os.Root reads it, the sandbox's way: a symlink inside the
 	// folder is hashed as a link and never followed out of it.
 	dir := newRootFS(fsys, root)
-	return ignore.Walk(dir, m, func(name string, d fs.DirEntry, err error) error {
+	return walk(dir, func(name string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
@@ -98,6 +99,9 @@ func hashTree(fsys sourceFS, h hash.Hash, root string, m *ignore.Matcher) error 
 		return nil
 	})
 }
+
+// wholeTree walks all of a folder, .git, stores and layouts included.
+func wholeTree(dir fs.FS, fn fs.WalkDirFunc) error { return fs.WalkDir(dir, ".", fn) }
 
 // hashEntry writes one entry: its path, mode and type, then a symlink's
 // target or a file's size and bytes.

@@ -32,7 +32,8 @@ func ReadOnly() BindOption { return func(b *Bind) { b.ReadOnly = true } }
 // when the definition is evaluated, so the image is cached like one that
 // imported that content, instead of being rebuilt at every build; a change
 // of the content rebuilds it. The bind must also be ReadOnly: a step that
-// could write to it would change what the key says it read.
+// could write to it would change what the key says it read. Unlike an
+// import, the whole folder counts, .git included: the steps see it all.
 //
 // Hashing a large bind (a compiler toolchain: hundreds of MB) at every
 // build is slow. Given paths (relative to the bind's source, files or
