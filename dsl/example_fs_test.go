@@ -24,7 +24,10 @@ func ExampleEvaluate_inMemory() {
 	wd, _ := os.Getwd()
 	fsys := afero.NewMemMapFs()
 	write := func(name, content string) {
-		afero.WriteFile(fsys, filepath.Join(wd, "site", name), []byte(content), 0o644)
+		// Folders made as on disk: their modes are hashed too.
+		p := filepath.Join(wd, "site", name)
+		fsys.MkdirAll(filepath.Dir(p), 0o755)
+		afero.WriteFile(fsys, p, []byte(content), 0o644)
 	}
 	key := func() string {
 		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{site}, dsl.Options{FS: aferofs.New(fsys)})
