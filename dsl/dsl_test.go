@@ -478,3 +478,19 @@ func TestLocalTarballPinIsChecked(t *testing.T) {
 		t.Errorf("a pin that is not hex: %v", err)
 	}
 }
+
+// Every path in the image a definition names is checked alike: absolute,
+// and without NUL, which would only fail mid-build.
+func TestInImagePathsRefuseNUL(t *testing.T) {
+	for name, img := range map[string]*dsl.Image{
+		"Import":     dsl.New("x").From(dsl.Scratch()).Import(dsl.File("dsl_test.go"), "/a\x00b"),
+		"Bind":       dsl.New("x").From(dsl.Scratch()).Bind(".", "/a\x00b", dsl.ReadOnly()),
+		"CacheMount": dsl.New("x").From(dsl.Scratch()).CacheMount("c", "/a\x00b"),
+		"WorkDir":    dsl.New("x").From(dsl.Scratch()).WorkDir("/a\x00b"),
+	} {
+		_, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
+		if err == nil || !strings.Contains(err.Error(), "contains NUL") || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s with NUL: err = %v", name, err)
+		}
+	}
+}

@@ -228,8 +228,8 @@ func (i *Image) Cmd(args ...string) *Image {
 // image's later steps. It must be absolute.
 func (i *Image) WorkDir(dir string) *Image {
 	c := i.clone()
-	if !path.IsAbs(dir) {
-		c.fail("WorkDir: %q must be an absolute path", dir)
+	if why := destProblem(dir, true); why != "" {
+		c.fail("WorkDir: %q %s", dir, why)
 		return c
 	}
 	c.workDir = path.Clean(dir)

@@ -92,8 +92,8 @@ func (i *Image) CacheMount(name, dest string) *Image {
 		c.fail("CacheMount: invalid cache name %q", name)
 		return c
 	}
-	if !path.IsAbs(dest) || path.Clean(dest) == "/" {
-		c.fail("CacheMount %s: destination %q must be an absolute path other than /", name, dest)
+	if why := destProblem(dest, false); why != "" {
+		c.fail("CacheMount %s: destination %q %s", name, dest, why)
 		return c
 	}
 	c.caches = append(c.caches, CacheMount{Name: name, Dest: path.Clean(dest)})

@@ -236,12 +236,8 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 		if st.Import != nil {
 			im := *st.Import
 			im.Dest = e.expand(im.Dest)
-			if !path.IsAbs(im.Dest) {
-				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Import of %s: destination %q must be an absolute path in the image", st.Pos, img.name, im.Source.describe(), im.Dest))
-			} else if strings.ContainsRune(im.Dest, 0) {
-				// No system call takes a path with NUL: refused here,
-				// it would only fail mid-build without the Go line.
-				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Import of %s: destination %q contains NUL", st.Pos, img.name, im.Source.describe(), im.Dest))
+			if why := destProblem(im.Dest, true); why != "" {
+				c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Import of %s: destination %q %s", st.Pos, img.name, im.Source.describe(), im.Dest, why))
 			}
 			im.Dest = cleanDest(im.Dest)
 			im.Source = e.source(im.Source)
@@ -267,10 +263,8 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 			b.Source = resolve(b.Pos, e.expand(b.rawSource))
 		}
 		b.Dest = e.expand(b.Dest)
-		if !path.IsAbs(b.Dest) || path.Clean(b.Dest) == "/" {
-			c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Bind %s: destination %q must be an absolute path other than /", b.Pos, img.name, b.Source, b.Dest))
-		} else if strings.ContainsRune(b.Dest, 0) {
-			c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Bind %s: destination %q contains NUL", b.Pos, img.name, b.Source, b.Dest))
+		if why := destProblem(b.Dest, false); why != "" {
+			c.errs = append(slices.Clip(c.errs), fmt.Errorf("%s: image %q: Bind %s: destination %q %s", b.Pos, img.name, b.Source, b.Dest, why))
 		}
 		b.Dest = path.Clean(b.Dest)
 		c.binds[n] = b
@@ -281,4 +275,20 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 	}
 	sort.Strings(missing)
 	return &c, e.used, missing
+}
+
+// destProblem says why dest cannot be a path in the image, or "": it
+// must be absolute, other than / unless rootOK, and hold no NUL, which no
+// system call takes (refused here, it would only fail mid-build without
+// the Go line that wrote it).
+func destProblem(dest string, rootOK bool) string {
+	switch {
+	case !path.IsAbs(dest) && rootOK:
+		return "must be an absolute path in the image"
+	case !path.IsAbs(dest) || !rootOK && path.Clean(dest) == "/":
+		return "must be an absolute path other than /"
+	case strings.ContainsRune(dest, 0):
+		return "contains NUL"
+	}
+	return ""
 }
