@@ -12,7 +12,6 @@ import (
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/storage/layer"
 )
 
@@ -65,14 +64,6 @@ func (s *Store) unpack(ctx context.Context, desc v1.Descriptor, dst string, opts
 	}
 	claim := opts.DiffID
 	opts.Digest = desc.Digest
-	if t, _ := layer.TypeOfMediaType(desc.MediaType); t == layertype.Squashfs {
-		// A squashfs layer is not compressed: its diff ID is its digest,
-		// which the unpack checks.
-		if claim != "" && claim != desc.Digest {
-			return "", diffIDError(desc, claim, desc.Digest)
-		}
-		opts.DiffID = ""
-	}
 	if err := layer.Unpack(ctx, s.BlobPath(desc.Digest.String()), desc.MediaType, root, opts); err != nil {
 		if errors.Is(err, layer.ErrDiffID) {
 			return "", fmt.Errorf("unpack layer %s: its image config's rootfs.diff_ids claims %s: %w", desc.Digest, claim, err)

@@ -391,3 +391,26 @@ func TestWriteSquashfs(t *testing.T) {
 		t.Errorf("user opaque xattr: %q %v", buf[:n], err)
 	}
 }
+
+// A squashfs layer's diff ID is its digest: Unpack checks a claimed one
+// as it checks a tar layer's, so no caller need special-case squashfs.
+func TestUnpackSquashfsChecksDiffID(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("mksquashfs"); err != nil {
+		t.Skip("needs squashfs-tools")
+	}
+	blob := filepath.Join(t.TempDir(), "blob")
+	res, err := Write(context.Background(), makeUpper(t), layertype.Squashfs, blob, WriteOptions{})
+	must(t, err)
+	wrong := digest.Digest("sha256:" + string(bytes.Repeat([]byte("0"), 64)))
+	for _, opts := range []UnpackOptions{{Digest: res.Digest, DiffID: wrong}, {DiffID: wrong}} {
+		if err := Unpack(context.Background(), blob, MediaTypeSquashfsZstd, t.TempDir(), opts); !errors.Is(err, ErrDiffID) {
+			t.Errorf("%+v: err = %v, want ErrDiffID", opts, err)
+		}
+	}
+	for _, opts := range []UnpackOptions{{Digest: res.Digest, DiffID: res.Digest}, {DiffID: res.Digest}} {
+		if err := Unpack(context.Background(), blob, res.MediaType, t.TempDir(), opts); err != nil {
+			t.Errorf("%+v: %v", opts, err)
+		}
+	}
+}

@@ -199,7 +199,15 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 	if err != nil {
 		return errors.New("squashfs layers need unsquashfs: apt-get install squashfs-tools")
 	}
-	if v, err := newVerifier(opts.Digest); err != nil {
+	// A squashfs layer is not compressed: its diff ID is its digest.
+	want := opts.Digest
+	if opts.DiffID != "" {
+		if want != "" && opts.DiffID != want {
+			return fmt.Errorf("squashfs layer %s: its diff ID is its digest, not the expected %s: %w", want, opts.DiffID, ErrDiffID)
+		}
+		want = opts.DiffID
+	}
+	if v, err := newVerifier(want); err != nil {
 		return err
 	} else if v != nil {
 		// unsquashfs seeks in the blob, so check it in a pass of its own.
@@ -213,6 +221,9 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 			return fmt.Errorf("hash layer blob %s: %w", blobPath, err)
 		}
 		if err := v.check(blobPath); err != nil {
+			if opts.Digest == "" { // checked as the diff ID alone
+				return fmt.Errorf("%w: %w", err, ErrDiffID)
+			}
 			return err
 		}
 	}

@@ -96,10 +96,7 @@ func (c *Cache) Fetch(ctx context.Context, st *storage.Store, key digest.Digest,
 			return nil, asRecordError(err)
 		}
 		uo := o.Unpack
-		uo.Digest = u.Descriptor.Digest
-		if u.Type.Tar() {
-			uo.DiffID = digest.Digest(u.DiffID)
-		}
+		uo.Digest, uo.DiffID = u.Descriptor.Digest, digest.Digest(u.DiffID)
 		if err := layer.Unpack(ctx, path, u.Descriptor.MediaType, ws.Upper, uo); err != nil {
 			return nil, &recordError{fmt.Errorf("cache %s: unpack %s layer of %s: %w", c, u.Type, o.Image, err)}
 		}
