@@ -31,7 +31,7 @@ func (s *Store) CommittedLayers() (map[digest.Digest]string, error) {
 		if err != nil {
 			return nil, err
 		}
-		if rec == nil || garbage != "" || rec.check() != "" || rec.Empty || s.missing(rec) != "" {
+		if rec == nil || garbage != "" || keyFile(rec.Key)+".json" != e.Name() || rec.Empty || s.missing(rec) != "" {
 			continue
 		}
 		for _, b := range rec.Layers {

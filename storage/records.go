@@ -108,9 +108,6 @@ func (s *Store) Lookup(key digest.Digest) (rec *Record, dropped string, err erro
 	if err != nil || (rec == nil && garbage == "") {
 		return nil, "", err
 	}
-	if garbage == "" {
-		garbage = rec.check()
-	}
 	if garbage == "" && rec.Key != key {
 		garbage = "it is the record of " + rec.Key.String()
 	}
@@ -189,15 +186,16 @@ func (s *Store) missing(rec *Record) string {
 // A file there that strata did not write counts as none.
 func (s *Store) Last(image string) *Record {
 	rec, garbage, _ := readRecord(s.lastPath(image))
-	if rec == nil || garbage != "" || rec.check() != "" || rec.Image != image {
+	if rec == nil || garbage != "" || rec.Image != image {
 		return nil
 	}
 	return rec
 }
 
 // readRecord returns the record at path, or nil when there is none. A
-// file that is not a JSON record is not an error but garbage, which says
-// why; the caller drops it and the image is rebuilt.
+// file that is not a record strata wrote (not JSON of one, or failing
+// Record.check) is not an error but garbage, which says why; the caller
+// drops it and the image is rebuilt.
 func readRecord(path string) (rec *Record, garbage string, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
@@ -209,6 +207,9 @@ func readRecord(path string) (rec *Record, garbage string, err error) {
 	rec = &Record{}
 	if err := json.Unmarshal(b, rec); err != nil {
 		return nil, "not JSON of a record: " + err.Error(), nil
+	}
+	if why := rec.check(); why != "" {
+		return nil, why, nil
 	}
 	return rec, "", nil
 }

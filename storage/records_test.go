@@ -161,3 +161,35 @@ func TestAddBlob(t *testing.T) {
 		t.Errorf("last record = %+v", last)
 	}
 }
+
+// TestCommittedLayersTrustsOnlyRecordsStrataWrote maps a committed blob
+// to its layer folder, and ignores the same record under another key's
+// file name, as Lookup would.
+func TestCommittedLayersTrustsOnlyRecordsStrataWrote(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, t.TempDir(), OpenOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ws, _ := s.NewWorkspace("img")
+	os.WriteFile(filepath.Join(ws.Upper, "f"), []byte("x"), 0o644)
+	key := digest.FromString("key")
+	blob := filepath.Join(ws.Out, "blob")
+	os.WriteFile(blob, []byte("layer"), 0o644)
+	d := digest.FromString("layer")
+	rec, err := s.Commit(ws, Record{Key: key, Image: "img"}, []CommitBlob{{Path: blob, LayerBlob: LayerBlob{Type: "tar+gzip", Descriptor: v1.Descriptor{Digest: d, Size: 5}, DiffID: d.String()}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.CommittedLayers(); err != nil || got[d] != s.LayerDir(rec.LayerDir) {
+		t.Fatalf("CommittedLayers = %v, %v; want %s in %s", got, err, d, rec.LayerDir)
+	}
+	other := digest.FromString("other")
+	if err := os.Rename(s.recordPath(key), s.recordPath(other)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.CommittedLayers(); err != nil || len(got) != 0 {
+		t.Errorf("a record under another key's name: CommittedLayers = %v, %v", got, err)
+	}
+}
