@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"os"
 
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
@@ -98,11 +99,16 @@ func OpenStore(ctx context.Context, root string, o storage.OpenOptions) (*storag
 // root, and a removal inside the build's user namespace otherwise, which
 // alone may delete files a rootless step chowned to other ids.
 func removeAllFunc(ctx context.Context) func(string) error {
-	uids, gids, err := host.IDMapsIfRootless()
-	if err != nil || uids == nil {
+	if os.Geteuid() == 0 {
 		return nil
 	}
+	// The id maps are read when a removal needs them, which is seldom:
+	// opening the store should not read /etc/subuid as well as the build.
 	return func(path string) error {
+		uids, gids, err := host.IDMaps()
+		if err != nil {
+			return err
+		}
 		return sandbox.RemoveAll(context.WithoutCancel(ctx), path, uids, gids)
 	}
 }
