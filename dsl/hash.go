@@ -153,7 +153,7 @@ func layoutDigest(fsys sourceFS, dir, tag string) (string, error) {
 		if err := m.Digest.Validate(); err != nil {
 			return "", fmt.Errorf("OCI layout %s: index.json: image tagged %q has digest %q: %w", dir, tag, m.Digest, err)
 		}
-		d, err := ociindex.Resolve(m, platform, func(d v1.Descriptor) (io.ReadCloser, error) {
+		d, _, err := ociindex.Resolve(m, platform, func(d v1.Descriptor) (io.ReadCloser, error) {
 			return fsys.Open(ociindex.LayoutBlobPath(dir, d.Digest))
 		})
 		if err != nil {

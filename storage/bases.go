@@ -60,8 +60,7 @@ func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage,
 		return nil, fmt.Errorf("OCI layout %s: %w", path, err)
 	}
 	platform, _ := ociindex.ParsePlatform("")
-	e, found := ociindex.Tagged(idx.Manifests, tag, platform)
-	tagged := &e
+	tagged, found := ociindex.Tagged(idx.Manifests, tag, platform)
 	var tags []string
 	for _, e := range idx.Manifests {
 		if name := e.Annotations[v1.AnnotationRefName]; name != "" && name != tag {
@@ -73,12 +72,12 @@ func (s *Store) ImportLayout(ctx context.Context, path, tag string) (*BaseImage,
 		return nil, &TagNotFoundError{Layout: path, Tag: tag, Tags: tags}
 	}
 	open := func(d v1.Descriptor) (io.ReadCloser, error) { return src.GetBlob(ctx, d.Digest) }
-	desc, err := ociindex.Resolve(*tagged, platform, open)
+	desc, raw, err := ociindex.Resolve(tagged, platform, open)
 	if err != nil {
 		return nil, fmt.Errorf("OCI layout %s: tag %q: %w", path, tag, err)
 	}
 	var m v1.Manifest
-	if err := readJSONChecked(desc, open, &m); err != nil {
+	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("OCI layout %s: manifest of %q: %w", path, tag, err)
 	}
 	var cfg v1.Image

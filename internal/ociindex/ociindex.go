@@ -110,10 +110,11 @@ type Open func(d v1.Descriptor) (io.ReadCloser, error)
 
 // Resolve follows d while it names an index, choosing the entry of
 // platform want at each level, and returns the descriptor of the manifest
-// it ends at. An index entry without a platform that is itself an index
-// (how nested indexes are usually listed) is searched too. d itself is
-// returned when it names a manifest.
-func Resolve(d v1.Descriptor, want v1.Platform, open Open) (v1.Descriptor, error) {
+// it ends at, with the manifest's bytes (read and checked once, here). An
+// index entry without a platform that is itself an index (how nested
+// indexes are usually listed) is searched too. d itself is returned when
+// it names a manifest.
+func Resolve(d v1.Descriptor, want v1.Platform, open Open) (v1.Descriptor, []byte, error) {
 	return resolve(d, want, open, 0, map[digest.Digest]bool{})
 }
 
@@ -131,34 +132,34 @@ var errSeen = errors.New("index already searched")
 // resolve is Resolve at nesting depth; seen holds the indexes already
 // searched, so that a hostile index listing one child many times at every
 // level costs one read per distinct index, not one per path to it.
-func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int, seen map[digest.Digest]bool) (v1.Descriptor, error) {
+func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int, seen map[digest.Digest]bool) (v1.Descriptor, []byte, error) {
 	if depth > maxDepth {
-		return v1.Descriptor{}, fmt.Errorf("index %s: indexes nest more than %d deep", d.Digest, maxDepth)
+		return v1.Descriptor{}, nil, fmt.Errorf("index %s: indexes nest more than %d deep", d.Digest, maxDepth)
 	}
 	if seen[d.Digest] {
-		return v1.Descriptor{}, errSeen
+		return v1.Descriptor{}, nil, errSeen
 	}
 	seen[d.Digest] = true
 	b, err := ReadChecked(d, open)
 	if err != nil {
-		return v1.Descriptor{}, err
+		return v1.Descriptor{}, nil, err
 	}
 	var doc document
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return v1.Descriptor{}, fmt.Errorf("blob %s: %w", d.Digest, err)
+		return v1.Descriptor{}, nil, fmt.Errorf("blob %s: %w", d.Digest, err)
 	}
 	if !isIndex(d.MediaType, doc) {
 		if doc.Config == nil {
-			return v1.Descriptor{}, fmt.Errorf("blob %s is neither a manifest nor an index (media type %q)", d.Digest, d.MediaType)
+			return v1.Descriptor{}, nil, fmt.Errorf("blob %s is neither a manifest nor an index (media type %q)", d.Digest, d.MediaType)
 		}
-		return d, nil
+		return d, b, nil
 	}
 	if child, err := Choose(doc.Manifests, want); err == nil {
-		c, err := resolve(child, want, open, depth+1, seen)
+		c, m, err := resolve(child, want, open, depth+1, seen)
 		if err != nil {
-			return v1.Descriptor{}, fmt.Errorf("index %s: %w", d.Digest, err)
+			return v1.Descriptor{}, nil, fmt.Errorf("index %s: %w", d.Digest, err)
 		}
-		return c, nil
+		return c, m, nil
 	}
 	var have []string
 	var bare []v1.Descriptor // entries that say nothing of their platform
@@ -169,9 +170,9 @@ func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int, seen map[d
 		case e.MediaType != v1.MediaTypeImageIndex && e.MediaType != dockerManifestList:
 			bare = append(bare, e)
 		case e.MediaType == v1.MediaTypeImageIndex || e.MediaType == dockerManifestList:
-			c, err := resolve(e, want, open, depth+1, seen)
+			c, m, err := resolve(e, want, open, depth+1, seen)
 			if err == nil {
-				return c, nil
+				return c, m, nil
 			}
 			if err != errSeen {
 				have = append(have, "("+err.Error()+")")
@@ -181,13 +182,13 @@ func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int, seen map[d
 	if len(have) == 0 && len(bare) == 1 {
 		// An index of one image that does not name its platform (some
 		// tools write them): that image is the one meant.
-		c, err := resolve(bare[0], want, open, depth+1, seen)
+		c, m, err := resolve(bare[0], want, open, depth+1, seen)
 		if err != nil {
-			return v1.Descriptor{}, fmt.Errorf("index %s: %w", d.Digest, err)
+			return v1.Descriptor{}, nil, fmt.Errorf("index %s: %w", d.Digest, err)
 		}
-		return c, nil
+		return c, m, nil
 	}
-	return v1.Descriptor{}, fmt.Errorf("index %s: no image for %s (it has: %s)", d.Digest, String(want), strings.Join(have, ", "))
+	return v1.Descriptor{}, nil, fmt.Errorf("index %s: no image for %s (it has: %s)", d.Digest, String(want), strings.Join(have, ", "))
 }
 
 func isIndex(mediaType string, doc document) bool {

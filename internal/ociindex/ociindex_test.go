@@ -70,7 +70,7 @@ func TestResolve(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := Resolve(tc.from, p, b.open)
+			got, raw, err := Resolve(tc.from, p, b.open)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("err = %v, want %q", err, tc.err)
@@ -79,6 +79,9 @@ func TestResolve(t *testing.T) {
 			}
 			if err != nil || got.Digest != tc.want {
 				t.Fatalf("got %s, %v; want %s", got.Digest, err, tc.want)
+			}
+			if digest.FromBytes(raw) != got.Digest {
+				t.Errorf("the manifest bytes returned are not those of %s", got.Digest)
 			}
 		})
 	}
@@ -93,7 +96,7 @@ func TestResolveDepthLimit(t *testing.T) {
 		d = b.put(t, v1.MediaTypeImageIndex, v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{d}})
 	}
 	p, _ := ParsePlatform("linux/amd64")
-	if _, err := Resolve(d, p, b.open); err == nil || !strings.Contains(err.Error(), "deep") {
+	if _, _, err := Resolve(d, p, b.open); err == nil || !strings.Contains(err.Error(), "deep") {
 		t.Fatalf("err = %v, want the nesting limit", err)
 	}
 }
@@ -113,7 +116,7 @@ func TestResolveWideChain(t *testing.T) {
 		d = b.put(t, v1.MediaTypeImageIndex, v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: list})
 	}
 	p, _ := ParsePlatform("linux/amd64")
-	if _, err := Resolve(d, p, open); err == nil {
+	if _, _, err := Resolve(d, p, open); err == nil {
 		t.Fatal("resolved an index with no image")
 	}
 	if reads > maxDepth+1 {
@@ -131,10 +134,10 @@ func TestResolveIndexWithoutPlatforms(t *testing.T) {
 	one := b.put(t, v1.MediaTypeImageIndex, v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{m1}})
 	two := b.put(t, v1.MediaTypeImageIndex, v1.Index{MediaType: v1.MediaTypeImageIndex, Manifests: []v1.Descriptor{m1, m2}})
 	want := v1.Platform{OS: "linux", Architecture: "amd64"}
-	if d, err := Resolve(one, want, b.open); err != nil || d.Digest != m1.Digest {
+	if d, _, err := Resolve(one, want, b.open); err != nil || d.Digest != m1.Digest {
 		t.Errorf("index of one platformless image: %v, %v; want %s", d.Digest, err, m1.Digest)
 	}
-	if _, err := Resolve(two, want, b.open); err == nil {
+	if _, _, err := Resolve(two, want, b.open); err == nil {
 		t.Error("index of two platformless images resolved to one of them")
 	}
 }
