@@ -219,8 +219,9 @@ func (l lstatOnly) LstatIfPossible(name string) (os.FileInfo, bool, error) {
 }
 
 // TestDigestsThroughAnotherFs checks that symlinks are resolved through
-// the file system's own Lstat and Readlink: the pinned digests of
-// digestTree, read through a wrapper around the disk, do not change.
+// the file system's own Lstat and Readlink: digestTree's key, read
+// through os.DirFS and through an afero wrapper around the disk, is the
+// one read from the disk directly.
 func TestDigestsThroughAnotherFs(t *testing.T) {
 	root := digestTree(t)
 	img := dsl.New("x").From(dsl.Scratch()).

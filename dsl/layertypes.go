@@ -26,15 +26,17 @@ const (
 // one run of the steps.
 func (i *Image) LayerTypes(types ...LayerType) *Image {
 	c := i.clone()
-	for _, t := range types {
-		switch t {
-		case TarGzip, TarZstd, Squashfs:
-		default:
-			c.fail("LayerTypes: unknown layer type %q (use dsl.TarGzip, dsl.TarZstd or dsl.Squashfs)", t)
+	// Parsed as Options.LayerTypes are: a name --layer-type takes is the
+	// type it names.
+	parsed := make([]LayerType, len(types))
+	for n, t := range types {
+		var err error
+		if parsed[n], err = layertype.Parse(string(t)); err != nil {
+			c.fail("LayerTypes: %v (use dsl.TarGzip, dsl.TarZstd or dsl.Squashfs)", err)
 			return c
 		}
 	}
-	c.types = slices.Clone(types)
+	c.types = parsed
 	return c
 }
 

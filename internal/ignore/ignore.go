@@ -5,8 +5,8 @@
 // The dsl package hashes a folder for its cache key and the sandbox copies
 // it; both walk it with [Walk], so the key covers exactly what is copied.
 // The sandbox reads the folder through an os.Root, dsl through the
-// evaluation's afero.Fs with symlinks resolved as an os.Root resolves
-// them; Walk itself reads only the fs.FS it is given.
+// evaluation's file system (Options.FS) with symlinks resolved as an
+// os.Root resolves them; Walk itself reads only the fs.FS it is given.
 //
 // The matcher is written here rather than taken from
 // github.com/moby/patternmatcher (the .dockerignore matcher of docker and
