@@ -116,7 +116,7 @@ func readJSONChecked(d v1.Descriptor, open ociindex.Open, v any) error {
 // output layout) and copying with verification otherwise.
 func (s *Store) copyBlobFrom(ctx context.Context, layoutPath string, src casext.Engine, desc v1.Descriptor) error {
 	d := desc.Digest
-	srcPath := filepath.Join(layoutPath, "blobs", d.Algorithm().String(), d.Encoded())
+	srcPath := ociindex.LayoutBlobPath(layoutPath, d)
 	// The size a descriptor claims is checked here, before anything is
 	// linked or copied: the blob's digest is checked when it is read (its
 	// unpack, or the copy below), but a descriptor that lies about the

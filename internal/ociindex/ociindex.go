@@ -53,16 +53,16 @@ func ParsePlatform(s string) (v1.Platform, error) {
 	return p, nil
 }
 
-// Matches reports whether an index entry's platform is want. A want
+// matches reports whether an index entry's platform is want. A want
 // without a variant accepts any variant, as docker and containerd do for
 // "linux/arm64" against "linux/arm64/v8".
-func Matches(have *v1.Platform, want v1.Platform) bool {
+func matches(have *v1.Platform, want v1.Platform) bool {
 	return have != nil && have.OS == want.OS && have.Architecture == want.Architecture &&
 		(want.Variant == "" || have.Variant == want.Variant)
 }
 
-// String is "os/arch[/variant]" of p.
-func String(p v1.Platform) string {
+// platformString is "os/arch[/variant]" of p.
+func platformString(p v1.Platform) string {
 	return strings.TrimSuffix(p.OS+"/"+p.Architecture+"/"+p.Variant, "/")
 }
 
@@ -73,12 +73,12 @@ func Choose(list []v1.Descriptor, want v1.Platform) (v1.Descriptor, error) {
 		if d.Platform == nil {
 			continue
 		}
-		have = append(have, String(*d.Platform))
-		if Matches(d.Platform, want) {
+		have = append(have, platformString(*d.Platform))
+		if matches(d.Platform, want) {
 			return d, nil
 		}
 	}
-	return v1.Descriptor{}, fmt.Errorf("no image for %s (it has: %s)", String(want), strings.Join(have, ", "))
+	return v1.Descriptor{}, fmt.Errorf("no image for %s (it has: %s)", platformString(want), strings.Join(have, ", "))
 }
 
 // Tagged returns the entry of a layout's index.json tagged tag. Some
@@ -166,7 +166,7 @@ func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int, seen map[d
 	for _, e := range doc.Manifests {
 		switch {
 		case e.Platform != nil:
-			have = append(have, String(*e.Platform))
+			have = append(have, platformString(*e.Platform))
 		case e.MediaType != v1.MediaTypeImageIndex && e.MediaType != dockerManifestList:
 			bare = append(bare, e)
 		case e.MediaType == v1.MediaTypeImageIndex || e.MediaType == dockerManifestList:
@@ -188,7 +188,7 @@ func resolve(d v1.Descriptor, want v1.Platform, open Open, depth int, seen map[d
 		}
 		return c, m, nil
 	}
-	return v1.Descriptor{}, nil, fmt.Errorf("index %s: no image for %s (it has: %s)", d.Digest, String(want), strings.Join(have, ", "))
+	return v1.Descriptor{}, nil, fmt.Errorf("index %s: no image for %s (it has: %s)", d.Digest, platformString(want), strings.Join(have, ", "))
 }
 
 func isIndex(mediaType string, doc document) bool {
