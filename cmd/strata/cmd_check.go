@@ -8,7 +8,6 @@ import (
 	"os"
 
 	"github.com/strata-build/strata"
-	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime/host"
 )
 
@@ -29,12 +28,8 @@ func cmdCheck(ctx context.Context, args []string) error {
 	fs := newFlagSet("check")
 	var f checkFlags
 	f.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return cmdline.UsageError{Err: fmt.Errorf("unexpected argument %q", pos[0])}
 	}
 	checks := host.RunChecks(ctx, host.CheckOptions{Store: f.store, Squashfs: f.squashfs})
 	if !printChecks(os.Stdout, checks) {

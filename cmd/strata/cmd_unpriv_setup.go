@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"fmt"
 	"os"
 
 	"github.com/strata-build/strata"
@@ -24,12 +23,8 @@ func cmdUnprivSetup(args []string) error {
 	fs := newFlagSet("unpriv-setup")
 	var f unprivFlags
 	f.register(fs)
-	pos, err := parse(fs, args)
-	if err != nil {
+	if err := parseNoArgs(fs, args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return cmdline.UsageError{Err: fmt.Errorf("unexpected argument %q", pos[0])}
 	}
 	if f.user == "" {
 		return cmdline.UsageError{Err: errors.New("which user? strata unpriv-setup --user NAME")}

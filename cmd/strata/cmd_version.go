@@ -8,7 +8,6 @@ import (
 	"runtime"
 
 	"github.com/strata-build/strata"
-	"github.com/strata-build/strata/internal/cmdline"
 )
 
 // printVersion writes what `strata version` prints: strata's module
@@ -18,12 +17,8 @@ func printVersion(w io.Writer) {
 }
 
 func cmdVersion(_ context.Context, args []string, _ loader) error {
-	pos, err := parse(newFlagSet("version"), args)
-	if err != nil {
+	if err := parseNoArgs(newFlagSet("version"), args); err != nil {
 		return err
-	}
-	if len(pos) > 0 {
-		return cmdline.UsageError{Err: fmt.Errorf("version takes no arguments")}
 	}
 	printVersion(os.Stdout)
 	return nil

@@ -210,6 +210,15 @@ func parse(fs *flag.FlagSet, args []string) ([]string, error) {
 	return pos, err
 }
 
+// parseNoArgs is parse for a command that takes flags only.
+func parseNoArgs(fs *flag.FlagSet, args []string) error {
+	pos, err := parse(fs, args)
+	if err == nil && len(pos) > 0 {
+		err = cmdline.UsageError{Err: fmt.Errorf("unexpected argument %q", pos[0])}
+	}
+	return err
+}
+
 // commandNames lists the commands, sorted, for completion.
 func commandNames() []string {
 	var names []string
