@@ -31,7 +31,7 @@ func (i *Image) Steps() []Step {
 // the image config the node is tagged with.
 func (n *Node) Config(base ispec.ImageConfig) ispec.ImageConfig {
 	cfg := base
-	cfg.Env = slices.Clone(base.Env)
+	var env []string // KEY=value, set over base.Env in order
 	cfg.Entrypoint = slices.Clone(base.Entrypoint)
 	cfg.Cmd = slices.Clone(base.Cmd)
 	labels := map[string]string{}
@@ -40,9 +40,7 @@ func (n *Node) Config(base ispec.ImageConfig) ispec.ImageConfig {
 	}
 	for _, c := range n.Chain() {
 		img := c.Image
-		for _, e := range img.env {
-			cfg.Env = environ.Merge(cfg.Env, e.k+"="+e.v)
-		}
+		env = appendKVs(env, img.env)
 		for _, l := range img.labels {
 			labels[l.k] = l.v
 		}
@@ -64,6 +62,7 @@ func (n *Node) Config(base ispec.ImageConfig) ispec.ImageConfig {
 			cfg.User = img.user
 		}
 	}
+	cfg.Env = environ.Merge(base.Env, env...)
 	if len(labels) > 0 {
 		cfg.Labels = labels
 	} else {
@@ -76,14 +75,17 @@ func (n *Node) Config(base ispec.ImageConfig) ispec.ImageConfig {
 // runtime's defaults: the inherited and own image environment followed by
 // the build-only environment.
 func (n *Node) StepEnv(base []string) []string {
-	env := slices.Clone(base)
+	var env []string
 	for _, c := range n.Chain() {
-		for _, e := range c.Image.env {
-			env = environ.Merge(env, e.k+"="+e.v)
-		}
+		env = appendKVs(env, c.Image.env)
 	}
-	for _, e := range n.Image.buildEnv {
-		env = environ.Merge(env, e.k+"="+e.v)
+	return environ.Merge(base, appendKVs(env, n.Image.buildEnv)...)
+}
+
+// appendKVs appends kvs to env as KEY=value strings.
+func appendKVs(env []string, kvs []kv) []string {
+	for _, e := range kvs {
+		env = append(env, e.k+"="+e.v)
 	}
 	return env
 }
