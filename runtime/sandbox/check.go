@@ -18,12 +18,9 @@ import (
 // and deletes a lower file, and verifies that the upper dir holds the file
 // and a 0/0 character-device whiteout. Non-empty maps make the check
 // rootless, as a build with those maps would be. Inside a chroot, where
-// the child could only fail with an error that blames the kernel, it
-// returns the *ChrootError of DetectChroot instead.
+// the child could only fail with an error that blames the kernel, its
+// error wraps the *ChrootError of DetectChroot instead (see startChild).
 func CheckOverlay(ctx context.Context, uidMap, gidMap []IDMap) error {
-	if err := DetectChroot(); err != nil {
-		return err
-	}
 	rootless := len(uidMap) > 0 || len(gidMap) > 0
 	stage, err := newStage("")
 	if err != nil {

@@ -17,9 +17,6 @@ func RemoveAll(ctx context.Context, path string, uidMap, gidMap []IDMap) error {
 	if len(uidMap) == 0 && len(gidMap) == 0 {
 		return removeTree(path)
 	}
-	if err := DetectChroot(); err != nil {
-		return fmt.Errorf("remove %s: %w", path, err)
-	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err

@@ -34,11 +34,6 @@ func Run(ctx context.Context, spec Spec) (finishResult json.RawMessage, err erro
 			return nil, fmt.Errorf("sandbox %s: finisher %q is not registered (RegisterFinisher must be called from an init function)", spec.Name, spec.Finish.Name)
 		}
 	}
-	// In a chroot every step would fail to start with a bare "operation
-	// not permitted": say why before anything is made.
-	if err := DetectChroot(); err != nil {
-		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
-	}
 	stage, err := newStage(spec.TempDir)
 	if err != nil {
 		return nil, fmt.Errorf("sandbox %s: %w", spec.Name, err)
@@ -222,6 +217,11 @@ const (
 // startChild re-executes this binary in new namespaces, writes its id maps,
 // waits for it and returns what it reported.
 func startChild(ctx context.Context, cs *childSpec, stage string, cio childIO, uidMap, gidMap []IDMap) (*childResult, error) {
+	// In a chroot the child would fail to start with a bare "operation
+	// not permitted": say why instead, for every kind of child.
+	if err := DetectChroot(); err != nil {
+		return nil, err
+	}
 	specPath := filepath.Join(stage, "spec.json")
 	data, err := json.Marshal(cs)
 	if err != nil {
