@@ -73,7 +73,7 @@ func (s *Store) unpack(ctx context.Context, desc v1.Descriptor, dst string, opts
 	if claim != "" {
 		// Verified in the unpack: later claims about this layer are
 		// compared with it without reading the blob again.
-		if err := s.recordDiffID(desc.Digest, claim); err != nil {
+		if err := s.RecordDiffID(desc.Digest, claim); err != nil {
 			return "", err
 		}
 	}
@@ -168,7 +168,7 @@ func (s *Store) checkDiffID(ctx context.Context, desc v1.Descriptor, claim diges
 		}
 		got = measured
 		if got == claim {
-			if err := s.recordDiffID(desc.Digest, got); err != nil {
+			if err := s.RecordDiffID(desc.Digest, got); err != nil {
 				return err
 			}
 		}
@@ -201,9 +201,11 @@ func (s *Store) recordedDiffID(d digest.Digest) digest.Digest {
 	return got
 }
 
-// recordDiffID writes the record whole under tmp/ then renames it, so
-// that an interrupted write leaves nothing a later build would trust.
-func (s *Store) recordDiffID(d, diffID digest.Digest) error {
+// RecordDiffID remembers diffID as measured for the layer blob d, so that
+// VerifyDiffIDs need not read the blob: the unpack, or the scan of a
+// tarball base, measured it. The record is written whole under tmp/ then
+// renamed, so an interrupted write leaves nothing a later build trusts.
+func (s *Store) RecordDiffID(d, diffID digest.Digest) error {
 	p := s.diffIDPath(d)
 	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 		return err

@@ -96,6 +96,11 @@ func tarballMeta(ctx context.Context, st *storage.Store, d digest.Digest) (tarba
 	if err != nil {
 		return info, err
 	}
+	// The scan measured the diff ID the base's config will claim: the
+	// store need not decompress the tarball again to check it.
+	if err := st.RecordDiffID(d, info.DiffID); err != nil {
+		return info, err
+	}
 	b, _ := json.Marshal(info)
 	if err := os.MkdirAll(filepath.Dir(side), 0o755); err != nil {
 		return info, err

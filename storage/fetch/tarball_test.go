@@ -152,3 +152,20 @@ func TestTarballLayerFollowsLayerType(t *testing.T) {
 		}
 	}
 }
+
+// TestTarballScanRecordsDiffID checks that the diff ID the scan measured
+// is what the store checks the base's claim against: verifying it reads
+// the blob no more (here the blob is gone, and the check still passes).
+func TestTarballScanRecordsDiffID(t *testing.T) {
+	raw := makeTar(t, []entry{{name: "./", typ: '5'}, {name: "./f", body: "x"}})
+	r, err := ingest(t, t.TempDir(), gzipped(t, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(r.Store.BlobPath(r.Image.Manifest.Layers[0].Digest.String())); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Store.VerifyDiffIDs(context.Background(), r.Image); err != nil {
+		t.Errorf("the scanned tarball's diff ID was not recorded: %v", err)
+	}
+}
