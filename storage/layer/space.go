@@ -97,7 +97,6 @@ func watchSpace(ctx context.Context, dir string, floor uint64) (_ context.Contex
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	g := &spaceGuard{dir: dir, floor: floor}
-	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -106,8 +105,6 @@ func watchSpace(ctx context.Context, dir string, floor uint64) (_ context.Contex
 		defer t.Stop()
 		for {
 			select {
-			case <-done:
-				return
 			case <-ctx.Done():
 				return
 			case <-t.C:
@@ -120,9 +117,8 @@ func watchSpace(ctx context.Context, dir string, floor uint64) (_ context.Contex
 		}
 	}()
 	stop = func() {
-		close(done)
-		wg.Wait()
 		cancel()
+		wg.Wait()
 	}
 	return ctx, stop, func() error { return g.err }
 }
