@@ -1,11 +1,9 @@
 package layer
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/opencontainers/go-digest"
 )
@@ -20,16 +18,7 @@ func DiffIDOf(ctx context.Context, blobPath, mediaType string) (digest.Digest, e
 	if err != nil && mediaType != "" {
 		return "", fmt.Errorf("layer %s: %w", blobPath, err)
 	}
-	f, err := os.Open(blobPath)
-	if err != nil {
-		return "", fmt.Errorf("open layer blob: %w", err)
-	}
-	defer f.Close()
-	br := bufio.NewReaderSize(ReaderWithContext(ctx, f), 1<<20)
-	if t == "" {
-		t = sniffType(br)
-	}
-	r, err := decompress(br, t, blobPath)
+	r, err := openTar(ctx, blobPath, t)
 	if err != nil {
 		return "", err
 	}

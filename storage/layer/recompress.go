@@ -1,7 +1,6 @@
 package layer
 
 import (
-	"bufio"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -33,16 +32,7 @@ func Recompress(ctx context.Context, blobPath, mediaType string, t layertype.Typ
 	if from == layertype.Squashfs {
 		return Result{}, fmt.Errorf("recompress %s: a squashfs layer is not a tar stream", blobPath)
 	}
-	in, err := os.Open(blobPath)
-	if err != nil {
-		return Result{}, fmt.Errorf("open layer blob: %w", err)
-	}
-	defer in.Close()
-	br := bufio.NewReaderSize(ReaderWithContext(ctx, in), 1<<20)
-	if from == "" {
-		from = sniffType(br)
-	}
-	r, err := decompress(br, from, blobPath)
+	r, err := openTar(ctx, blobPath, from)
 	if err != nil {
 		return Result{}, err
 	}

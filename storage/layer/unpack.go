@@ -318,6 +318,40 @@ func decompress(r io.Reader, t layertype.Type, blobPath string) (io.ReadCloser, 
 	return io.NopCloser(r), nil
 }
 
+// openTar opens the layer blob at blobPath, of tar type t (empty:
+// sniffed from its first bytes), as its uncompressed tar stream; closing
+// it closes the blob. Unpack, which also hashes the raw bytes, opens its
+// own.
+func openTar(ctx context.Context, blobPath string, t layertype.Type) (io.ReadCloser, error) {
+	f, err := os.Open(blobPath)
+	if err != nil {
+		return nil, fmt.Errorf("open layer blob: %w", err)
+	}
+	br := bufio.NewReaderSize(ReaderWithContext(ctx, f), 1<<20)
+	if t == "" {
+		t = sniffType(br)
+	}
+	r, err := decompress(br, t, blobPath)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return blobStream{r, f}, nil
+}
+
+// blobStream is a decompressed layer that closes its blob too: the
+// decompressor first, as it may still read the blob (see unpackTar).
+type blobStream struct {
+	io.ReadCloser
+	blob *os.File
+}
+
+func (s blobStream) Close() error {
+	err := s.ReadCloser.Close()
+	s.blob.Close()
+	return err
+}
+
 // sniffType tells a tar layer's compression from its first bytes.
 func sniffType(br *bufio.Reader) layertype.Type {
 	magic, _ := br.Peek(4)
