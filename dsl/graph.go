@@ -320,9 +320,13 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 		n.Base = b
 		var d digest.Digest
 		var err error
+		name := b.Path
+		if name == "" {
+			name = b.URL
+		}
 		switch {
-		case b.Path != "" && b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
-			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", b.Path, b.Remote.SHA256)
+		case b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
+			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", name, b.Remote.SHA256)
 		case b.Path != "":
 			var fd string
 			fd, err = fileDigest(ev.src, b.Path)
@@ -335,8 +339,6 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 			if err == nil && b.Remote.SHA256 != "" && d != digest.NewDigestFromEncoded(digest.SHA256, b.Remote.SHA256) {
 				err = fmt.Errorf("tarball %s: expected sha256:%s, got %s: the file does not match its pin", b.Path, b.Remote.SHA256, d)
 			}
-		case b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
-			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", b.URL, b.Remote.SHA256)
 		case b.Remote.SHA256 != "":
 			d = digest.NewDigestFromEncoded(digest.SHA256, b.Remote.SHA256)
 		case !ev.opts.AllowUnpinnedURLs:
