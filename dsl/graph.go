@@ -298,8 +298,8 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 		if err != nil {
 			return fail(err)
 		}
-		n.BaseDigest = digest.Digest(d)
-		return "layout:" + d
+		n.BaseDigest = d
+		return "layout:" + d.String()
 	case *PullBase:
 		n.Base = b
 		if _, d, ok := strings.Cut(b.Ref, "@"); ok {
@@ -328,9 +328,7 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 		case b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
 			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", name, b.Remote.SHA256)
 		case b.Path != "":
-			var fd string
-			fd, err = fileDigest(ev.src, b.Path)
-			d = digest.Digest(fd)
+			d, err = fileDigest(ev.src, b.Path)
 			// A pin on a local file is a promise about its content, as on a
 			// URL: a file replaced by another must fail here rather than
 			// rebuild on content nobody reviewed. The runtime then copies
@@ -383,7 +381,7 @@ func (ev *evaluator) imports(ctx context.Context, n *Node) {
 				fail(err)
 				continue
 			}
-			n.Imports[idx] = digest.Digest(d)
+			n.Imports[idx] = d
 		case *URLSource:
 			switch {
 			case s.SHA256 != "":

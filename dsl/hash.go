@@ -2,7 +2,6 @@ package dsl
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"hash"
@@ -11,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/internal/ignore"
@@ -21,7 +21,7 @@ import (
 // sourceDigest is the content digest of an import: file contents, modes,
 // symlink targets and folder structure, but not timestamps or host owners,
 // so touching a file without changing it keeps the cache. It reads fsys.
-func sourceDigest(fsys sourceFS, src Source) (string, error) {
+func sourceDigest(fsys sourceFS, src Source) (digest.Digest, error) {
 	switch s := src.(type) {
 	case *LocalSource:
 		if err := statKind(fsys, s.Path, s.Want); err != nil {
@@ -44,24 +44,24 @@ func sourceDigest(fsys sourceFS, src Source) (string, error) {
 		if err := hashTree(fsys, h, root, copied); err != nil {
 			return "", err
 		}
-		return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+		return digest.NewDigest(digest.SHA256, h), nil
 	default:
 		return "", fmt.Errorf("unsupported source %T", src)
 	}
 }
 
 // fileDigest is the sha256 of the bytes of the file at path in fsys.
-func fileDigest(fsys sourceFS, path string) (string, error) {
+func fileDigest(fsys sourceFS, path string) (digest.Digest, error) {
 	f, err := fsys.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	d, err := digest.SHA256.FromReader(f)
+	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
 	}
-	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
+	return d, nil
 }
 
 // hashTree hashes the file or folder at root in fsys. A folder is walked
@@ -135,7 +135,7 @@ func hashEntry(h hash.Hash, name string, info fs.FileInfo, open func() (io.ReadC
 // ociindex.Resolve): the cache key then names the image actually built on,
 // and the build's check that the base did not change compares a manifest
 // digest with a manifest digest. It reads fsys.
-func layoutDigest(fsys sourceFS, dir, tag string) (string, error) {
+func layoutDigest(fsys sourceFS, dir, tag string) (digest.Digest, error) {
 	b, err := readFile(fsys, filepath.Join(dir, "index.json"))
 	if err != nil {
 		return "", fmt.Errorf("OCI layout %s: %w", dir, err)
@@ -159,7 +159,7 @@ func layoutDigest(fsys sourceFS, dir, tag string) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("OCI layout %s: tag %q: %w", dir, tag, err)
 		}
-		return d.Digest.String(), nil
+		return d.Digest, nil
 	}
 	var tags []string
 	for _, m := range idx.Manifests {
