@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
 
 	"github.com/strata-build/strata"
-	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 )
@@ -39,12 +37,9 @@ func cmdChroot(ctx context.Context, args []string, load loader) error {
 		return err
 	}
 	patterns, pos := leadingPatterns(pos)
-	if len(pos) == 0 || pos[0] == "--" {
-		return cmdline.UsageError{Err: errors.New("which image? strata chroot NAME [-- CMD...]")}
-	}
-	name, cmd := pos[0], pos[1:]
-	if len(cmd) > 0 && cmd[0] == "--" {
-		cmd = cmd[1:]
+	name, cmd, err := nameAndCommand("chroot", pos)
+	if err != nil {
+		return err
 	}
 	if _, err := os.Stat(f.store); err != nil {
 		return fmt.Errorf("no store at %s: build %s first", f.store, name)

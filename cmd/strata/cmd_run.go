@@ -9,7 +9,6 @@ import (
 	"os"
 
 	"github.com/strata-build/strata"
-	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 )
@@ -31,12 +30,9 @@ func cmdRun(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if len(pos) == 0 || pos[0] == "--" {
-		return cmdline.UsageError{Err: errors.New("which image? strata run NAME [-- CMD...]")}
-	}
-	name, cmd := pos[0], pos[1:]
-	if len(cmd) > 0 && cmd[0] == "--" {
-		cmd = cmd[1:]
+	name, cmd, err := nameAndCommand("run", pos)
+	if err != nil {
+		return err
 	}
 	if _, err := os.Stat(f.layout); err != nil {
 		return fmt.Errorf("no OCI layout at %s: build %s first", f.layout, name)

@@ -219,6 +219,18 @@ func parseNoArgs(fs *flag.FlagSet, args []string) error {
 	return err
 }
 
+// nameAndCommand splits the NAME [-- CMD...] of strata run and chroot.
+func nameAndCommand(command string, pos []string) (name string, cmd []string, err error) {
+	if len(pos) == 0 || pos[0] == "--" {
+		return "", nil, cmdline.UsageError{Err: fmt.Errorf("which image? strata %s NAME [-- CMD...]", command)}
+	}
+	name, cmd = pos[0], pos[1:]
+	if len(cmd) > 0 && cmd[0] == "--" {
+		cmd = cmd[1:]
+	}
+	return name, cmd, nil
+}
+
 // commandNames lists the commands, sorted, for completion.
 func commandNames() []string {
 	var names []string
