@@ -113,7 +113,10 @@ mount -o remount,dev /dev 2>/dev/null && echo devremount=done || echo devremount
 	if n, _ := strconv.Atoi(f["pids"]); n < 1 || n > 6 {
 		t.Errorf("fresh /proc shows %s pids", f["pids"])
 	}
-	if n, _ := strconv.Atoi(f["mypid"]); n < 2 || n > 10 {
+	// Small, as in a fresh pid namespace, though not a fixed number: the
+	// child's Go threads take pids there too, more of them on a busy
+	// machine (CI saw 11).
+	if n, _ := strconv.Atoi(f["mypid"]); n < 2 || n > 100 {
 		t.Errorf("step pid %s is not small", f["mypid"])
 	}
 	if f["notchar"] != "" {
