@@ -9,9 +9,11 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/strata-build/strata/dsl"
+	"github.com/strata-build/strata/internal/layertype"
 	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
@@ -132,9 +134,12 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 	b := &builder{
 		opts:    opts,
 		con:     &console{out: opts.Out},
-		done:    map[*dsl.Node]chan struct{}{},
-		results: map[*dsl.Node]*Result{},
-		sem:     make(chan struct{}, opts.Jobs),
+		ready:     map[*dsl.Node]chan struct{}{},
+		layerOK:   map[*dsl.Node]*atomic.Bool{},
+		done:      map[*dsl.Node]chan struct{}{},
+		results:   map[*dsl.Node]*Result{},
+		sem:       make(chan struct{}, opts.Jobs),
+		encodeSem: make(chan struct{}, opts.Jobs),
 		hooks:   newHooks(opts, nodes),
 		stack:   stk,
 		decider: decider{records: stk.store, noCache: opts.NoCache, needs: layerNeeds(nodes)},
@@ -146,7 +151,8 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		return nil, err
 	}
 	for _, n := range nodes {
-		b.done[n] = make(chan struct{})
+		b.ready[n], b.done[n] = make(chan struct{}), make(chan struct{})
+		b.layerOK[n] = new(atomic.Bool)
 		b.results[n] = &Result{Name: n.Name}
 	}
 	parent := ctx
@@ -191,12 +197,19 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 }
 
 type builder struct {
-	opts    Options
-	con     *console
+	opts Options
+	con  *console
+	// ready is closed when an image's layer folder is made or cannot be,
+	// layerOK then says which; done when its build is over.
+	ready   map[*dsl.Node]chan struct{}
+	layerOK map[*dsl.Node]*atomic.Bool
 	done    map[*dsl.Node]chan struct{}
 	results map[*dsl.Node]*Result
-	sem     chan struct{}
-	cancel  context.CancelFunc
+	// sem bounds the images making their layer folder (running steps),
+	// encodeSem those encoding it: each up to Jobs, so encodes share the
+	// processors with the steps of the images built on them.
+	sem, encodeSem chan struct{}
+	cancel         context.CancelFunc
 
 	// stack makes the images' root file systems, and decider says which
 	// images need one.
@@ -208,67 +221,131 @@ type builder struct {
 	secrets map[string][]sandbox.Secret // by image name; see secrets.go
 }
 
+// build builds n in two stages. The first makes its layer folder: found
+// in the store, or the steps run and their upper dir committed; the images
+// on n start their own steps as soon as it is done. The second encodes
+// the folder as the layer types the build needs, beside those images'
+// steps, then waits for n's dependencies to end and tags n. Encoding is
+// off the critical path: a chain of images costs its steps plus the last
+// encode, not every image's steps and encode in turn.
 func (b *builder) build(ctx context.Context, n *dsl.Node) {
 	res := b.results[n]
 	defer b.finished(ctx, n, res)
+	markReady := sync.OnceFunc(func() { close(b.ready[n]) })
+	defer markReady() // on every failure: the images waiting see no layer
+	if d := b.failedDep(n, b.ready, b.hasLayer); d != nil {
+		res.Status, res.Reason = Skipped, fmt.Sprintf("needs %s, which %s", d.Name, b.results[d].Status)
+		return
+	}
+	start := time.Now()
+	d, rec, err := b.layerFolder(ctx, n, res)
+	if err != nil {
+		res.Status, res.Err, res.Duration = Failed, err, time.Since(start)
+		b.failed()
+		return
+	}
+	b.layerOK[n].Store(true)
+	markReady()
+
+	rec, encoded, err := b.encode(ctx, n, rec)
+	res.Duration = time.Since(start)
+	if err != nil {
+		res.Status, res.Err = Failed, err
+		b.failed()
+		return
+	}
+	// n's manifests list its ancestors' layers in every type: their
+	// encodes must be over, and a failure among them is n's too.
+	if dep := b.failedDep(n, b.done, b.succeeded); dep != nil {
+		res.Status, res.Reason = Skipped, fmt.Sprintf("needs %s, which %s", dep.Name, b.results[dep].Status)
+		return
+	}
+	if err := b.tag(ctx, n); err != nil {
+		res.Status, res.Err = Failed, err
+		b.failed()
+		return
+	}
+	res.Record = rec
+	if d.action == RunSteps {
+		res.Status = Built
+		b.con.printf("%s: %s\n", n.Name, builtMessage(res.Reason))
+	} else {
+		res.Status = Cached
+		b.con.printf("%s: %s\n", n.Name, cachedMessage(encoded))
+	}
+}
+
+// failedDep waits, through chans, for each dependency of n the build
+// holds and returns the first for which ok is false.
+func (b *builder) failedDep(n *dsl.Node, chans map[*dsl.Node]chan struct{}, ok func(*dsl.Node) bool) *dsl.Node {
 	for _, d := range n.Deps {
-		ch, ok := b.done[d]
-		if !ok {
+		ch, held := chans[d]
+		if !held {
 			continue // built by an earlier call, or not selected
 		}
 		<-ch
-		if dr := b.results[d]; dr.Status == Failed || dr.Status == Skipped {
-			res.Status = Skipped
-			res.Reason = fmt.Sprintf("needs %s, which %s", d.Name, dr.Status)
-			return
+		if !ok(d) {
+			return d
 		}
 	}
+	return nil
+}
+
+func (b *builder) hasLayer(n *dsl.Node) bool { return b.layerOK[n].Load() }
+
+func (b *builder) succeeded(n *dsl.Node) bool {
+	s := b.results[n].Status
+	return s != Failed && s != Skipped
+}
+
+// failed stops the other images under --fail-fast.
+func (b *builder) failed() {
+	if b.opts.FailFast {
+		b.cancel()
+	}
+}
+
+// layerFolder makes n's layer folder, Jobs images at a time, and returns
+// the decision and n's record, which may lack blobs of the types the
+// build needs.
+func (b *builder) layerFolder(ctx context.Context, n *dsl.Node, res *Result) (decision, *storage.Record, error) {
 	select {
 	case b.sem <- struct{}{}:
 		defer func() { <-b.sem }()
 	case <-ctx.Done():
-		res.Status, res.Err = Failed, fmt.Errorf("image %q: %w", n.Name, ctx.Err())
-		return
+		return decision{}, nil, fmt.Errorf("image %q: %w", n.Name, ctx.Err())
 	}
-	start := time.Now()
-	err := b.buildNode(ctx, n, res)
-	res.Duration = time.Since(start)
-	if err != nil {
-		res.Status, res.Err = Failed, err
-		if b.opts.FailFast {
-			b.cancel()
-		}
-		return
-	}
-}
-
-func (b *builder) buildNode(ctx context.Context, n *dsl.Node, res *Result) error {
 	b.fromRegistry(ctx, n)
 	d, err := b.decide(n)
 	if err != nil {
-		return err
+		return d, nil, err
 	}
 	if d.action != RunSteps {
-		rec, encoded, err := b.ensureTypes(ctx, n, d.rec, d.missing)
-		if err != nil {
-			return err
-		}
-		res.Status, res.Record = Cached, rec
-		b.con.printf("%s: %s\n", n.Name, cachedMessage(encoded))
-		return b.tag(ctx, n)
+		return d, d.rec, nil
 	}
 	res.Reason = d.reason
 	if b.opts.CachedOnly {
-		return fmt.Errorf("image %q needs a build (%s), and nothing is built here", n.Name, res.Reason)
+		return d, nil, fmt.Errorf("image %q needs a build (%s), and nothing is built here", n.Name, res.Reason)
 	}
 	b.con.printf("%s: building (%s)\n", n.Name, res.Reason)
 	rec, err := b.run(ctx, n)
-	if err != nil {
-		return err
+	return d, rec, err
+}
+
+// encode adds to rec the blobs of the layer types the build needs of n,
+// Jobs encodes at a time beside the steps of other images.
+func (b *builder) encode(ctx context.Context, n *dsl.Node, rec *storage.Record) (*storage.Record, []layertype.Type, error) {
+	if len(missingTypes(rec, b.needs[n])) == 0 || rec.Empty {
+		return rec, nil, nil
 	}
-	res.Status, res.Record = Built, rec
-	b.con.printf("%s: %s\n", n.Name, builtMessage(res.Reason))
-	return b.tag(ctx, n)
+	select {
+	case b.encodeSem <- struct{}{}:
+		defer func() { <-b.encodeSem }()
+	case <-ctx.Done():
+		return nil, nil, fmt.Errorf("image %q: %w", n.Name, ctx.Err())
+	}
+	b.opts.Progress.State(n.Name, "encoding")
+	return b.ensureTypes(ctx, n, rec, b.needs[n])
 }
 
 func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error) {
@@ -310,11 +387,9 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	defer releaseCaches()
 	spec.Binds = append(spec.Binds, caches...)
 	spec.Secrets = b.secrets[n.Name]
-	arg := commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: b.uids != nil}
-	for _, t := range b.needs[n] {
-		arg.Types = append(arg.Types, t)
-	}
-	spec.Finish, err = finishSpec(arg)
+	// The finisher only says whether the steps changed anything: the
+	// folder is encoded once committed (see build).
+	spec.Finish, err = finishSpec(commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: b.uids != nil})
 	if err != nil {
 		return nil, err
 	}
@@ -338,7 +413,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		return nil, fmt.Errorf("image %q: commit: %w", n.Name, err)
 	}
 	rec := storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: out.Empty}
-	return b.store.Commit(ws, rec, out.Blobs)
+	return b.store.Commit(ws, rec, nil)
 }
 
 // StepFailure is a failed Run step with the last lines it printed.

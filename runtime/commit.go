@@ -64,8 +64,9 @@ func parseCommit(raw json.RawMessage) (commitResult, error) {
 	return r, err
 }
 
-// commitUpper runs inside the sandbox: it encodes the upper dir once per
-// layer type into the workspace's out folder.
+// commitUpper runs inside the sandbox: it says whether the upper dir holds
+// any change, and encodes it once per layer type into the workspace's out
+// folder.
 func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.RawMessage, error) {
 	var arg commitArg
 	if err := json.Unmarshal(raw, &arg); err != nil {
@@ -75,6 +76,13 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 		upper = arg.Dir
 	}
 	var res commitResult
+	var err error
+	if res.Empty, err = layer.Unchanged(upper); err != nil {
+		return nil, err
+	}
+	if res.Empty {
+		return json.Marshal(res)
+	}
 	for _, t := range arg.Types {
 		path := filepath.Join(arg.Out, string(t)+".blob")
 		r, err := layer.Write(ctx, upper, t, path, layer.WriteOptions{
@@ -84,11 +92,6 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 		})
 		if err != nil {
 			return nil, fmt.Errorf("encode layer as %s: %w", t, err)
-		}
-		if r.Empty {
-			res.Empty = true
-			res.Blobs = nil
-			break
 		}
 		res.Blobs = append(res.Blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
 			Type:       t,

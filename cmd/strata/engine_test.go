@@ -560,3 +560,46 @@ func TestInterruptCancelsCleanly(t *testing.T) {
 		t.Errorf("store tmp/ keeps %d entries after Ctrl-C", len(entries))
 	}
 }
+
+// An image's steps run while the image below it is still being encoded:
+// the encoder (a mksquashfs that waits for the upper image's step to
+// leave its mark before it encodes anything) would wait forever if the
+// encode were on the build's critical path.
+func TestStepsRunWhileBaseEncodes(t *testing.T) {
+	needRoot(t)
+	tmp, flags := engineEnv(t)
+	real, err := exec.LookPath("mksquashfs")
+	if err != nil {
+		t.Skip("needs mksquashfs (go run mage.go deps)")
+	}
+	signal, bin := filepath.Join(tmp, "signal"), filepath.Join(tmp, "bin")
+	for _, d := range []string{signal, bin} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wrapper := "#!/bin/sh\n" +
+		"i=0\n" +
+		"while [ ! -e " + signal + "/child-ran ]; do\n" +
+		"  i=$((i+1)); if [ $i -gt 600 ]; then echo 'no step ran while this layer was encoded' >&2; exit 1; fi\n" +
+		"  sleep 0.1\n" +
+		"done\n" +
+		"exec " + real + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(bin, "mksquashfs"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("STRATA_TEST_SIGNAL", signal)
+	out := mustStrata(t, "testdata/engine/offpath", args([]string{"build", "--layer-type", "squashfs"}, flags...)...)
+	for _, name := range []string{"busybox", "parent", "child"} {
+		if !regexp.MustCompile(`(?m)^` + name + ` +built `).MatchString(out) {
+			t.Errorf("the summary does not say %s was built:\n%s", name, out)
+		}
+	}
+	layout := filepath.Join(tmp, "oci")
+	m, _ := image(t, layout, "child")
+	if len(m.Layers) != 3 || m.Layers[2].MediaType != "application/vnd.stacker.image.layer.squashfs+zstd" {
+		t.Errorf("child's manifest does not list three squashfs layers: %+v", m.Layers)
+	}
+	noMountsUnder(t, tmp)
+}
