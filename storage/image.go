@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"runtime"
 	"time"
 
@@ -66,11 +67,21 @@ func (s *Store) putJSON(ctx context.Context, mediaType string, v any) (v1.Descri
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
+	desc := v1.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
+	// A cached build assembles the same configs and manifests again:
+	// the CAS would write and fsync each one anew. A blob already there
+	// whole (read back, since a power loss can truncate it) is kept.
+	if old, err := os.ReadFile(s.BlobPath(desc.Digest.String())); err == nil && bytes.Equal(old, b) {
+		return desc, nil
+	}
 	d, size, err := s.cas.PutBlob(ctx, bytes.NewReader(b))
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
-	return v1.Descriptor{MediaType: mediaType, Digest: d, Size: size}, nil
+	if d != desc.Digest || size != desc.Size {
+		return v1.Descriptor{}, fmt.Errorf("the blob store wrote %s (%d bytes) for %s (%d bytes)", d, size, desc.Digest, desc.Size)
+	}
+	return desc, nil
 }
 
 // ReadManifest reads a manifest and its config from the blob store.

@@ -32,6 +32,9 @@ type Layout struct {
 	// built in parallel are tagged at the same time, and without it one
 	// tag would overwrite the other's.
 	indexMu sync.Mutex
+	// moved says a tag now names another manifest than when the layout
+	// was opened: only then can blobs have lost their last reference.
+	moved bool
 }
 
 // OpenLayout opens the OCI layout at path, creating it when missing.
@@ -107,6 +110,7 @@ func (l *Layout) Tag(ctx context.Context, s *Store, tag string, desc v1.Descript
 	if reflect.DeepEqual(entries, idx.Manifests) {
 		return nil
 	}
+	l.moved = l.moved || replaced
 	idx.Manifests = entries
 	return l.cas.PutIndex(ctx, idx)
 }
@@ -160,13 +164,20 @@ func (l *Layout) ReadJSON(ctx context.Context, d digest.Digest, v any) error {
 	return readJSONBlob(ctx, l.cas, d, v)
 }
 
-// GC removes blobs no tag references any more.
+// GC removes blobs no tag references any more, when Tag moved a tag since
+// the layout was opened. Otherwise nothing lost a reference, and the walk
+// over every manifest of the layout is skipped: that makes a cached build
+// cheaper (blobs a killed build copied before it could tag wait for the
+// next build that moves a tag).
 func (l *Layout) GC(ctx context.Context) error {
 	unlock, err := l.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
+	if !l.moved {
+		return nil
+	}
 	return l.cas.GC(ctx)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -104,9 +105,13 @@ func (s *Store) Lookup(key digest.Digest) (rec *Record, dropped string, err erro
 	if err := key.Validate(); err != nil {
 		return nil, "", fmt.Errorf("cache key %q: %w", key, err)
 	}
-	rec, garbage, err := readRecord(s.recordPath(key))
-	if err != nil || (rec == nil && garbage == "") {
-		return nil, "", err
+	rec, garbage := s.remembered(key), ""
+	read := rec == nil
+	if read {
+		rec, garbage, err = readRecord(s.recordPath(key))
+		if err != nil || (rec == nil && garbage == "") {
+			return nil, "", err
+		}
 	}
 	if garbage == "" && rec.Key != key {
 		garbage = "it is the record of " + rec.Key.String()
@@ -114,8 +119,12 @@ func (s *Store) Lookup(key digest.Digest) (rec *Record, dropped string, err erro
 	if garbage != "" {
 		dropped = "its record is not one strata wrote (" + garbage + ")"
 	} else if dropped = s.missing(rec); dropped == "" {
+		if read {
+			s.remember(rec)
+		}
 		return rec, "", nil
 	}
+	s.forget(key)
 	if err := os.Remove(s.recordPath(key)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, "", err
 	}
@@ -239,6 +248,7 @@ func (s *Store) Commit(ws *Workspace, rec Record, blobs []CommitBlob) (*Record, 
 		}
 		rec.Layers = append(rec.Layers, b.LayerBlob)
 	}
+	s.forget(rec.Key) // its layer folder and blobs are about to change
 	if !rec.Empty {
 		rec.LayerDir = "k-" + keyFile(rec.Key)
 		dst := s.LayerDir(rec.LayerDir)
@@ -252,10 +262,44 @@ func (s *Store) Commit(ws *Workspace, rec Record, blobs []CommitBlob) (*Record, 
 	if err := writeJSON(s.recordPath(rec.Key), rec); err != nil {
 		return nil, err
 	}
+	s.remember(&rec)
 	if err := writeJSON(s.lastPath(rec.Image), rec); err != nil {
 		return nil, err
 	}
 	return &rec, nil
+}
+
+// remembered returns a copy of the record of key this handle last read or
+// wrote, or nil.
+func (s *Store) remembered(key digest.Digest) *Record {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	r := s.records[key]
+	if r == nil {
+		return nil
+	}
+	c := *r
+	c.Layers = slices.Clone(r.Layers)
+	return &c
+}
+
+func (s *Store) forget(key digest.Digest) {
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	delete(s.records, key)
+}
+
+// remember keeps a copy of rec, valid until this handle writes it again:
+// callers may change the record they are given.
+func (s *Store) remember(rec *Record) {
+	c := *rec
+	c.Layers = slices.Clone(rec.Layers)
+	s.recMu.Lock()
+	defer s.recMu.Unlock()
+	if s.records == nil {
+		s.records = map[digest.Digest]*Record{}
+	}
+	s.records[c.Key] = &c
 }
 
 // writeJSON writes v to path atomically: a reader sees the old file or the
@@ -324,6 +368,7 @@ func (s *Store) AddBlob(key digest.Digest, blob CommitBlob) (*Record, error) {
 	if err := writeJSON(s.recordPath(key), rec); err != nil {
 		return nil, err
 	}
+	s.remember(rec)
 	if last := s.Last(rec.Image); last != nil && last.Key == key {
 		if err := writeJSON(s.lastPath(rec.Image), rec); err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -29,6 +30,13 @@ type Store struct {
 	// unpacks runs one unpack per layer digest at a time (see Unpacked).
 	unpacks flight.Group[string]
 	rm      func(string) error // see OpenOptions.RemoveAll
+
+	// records remembers the records this handle read or wrote. The store's
+	// lock keeps every other process out while the handle is open, so a
+	// record changes only through it; a build looks each one up several
+	// times (to decide, then for every manifest on it).
+	recMu   sync.Mutex
+	records map[digest.Digest]*Record
 }
 
 // OpenOptions tune Open.
