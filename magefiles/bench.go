@@ -14,7 +14,9 @@ import (
 // layer encoders beside tar|zstd, tar|pigz and mksquashfs on the same
 // tree; a one-file commit on 1 and 10 GiB bases beside umoci repack; peak
 // memory of committing a 2 GiB layer; the build engine (fully cached
-// builds of ten images, parallel builds); the sandbox's step overhead.
+// builds of ten images, parallel builds); the sandbox's step overhead;
+// the W1/W2 workloads against their ceilings and BuildKit's figures
+// (BenchWorkloads, which STRATA_BENCH_REPS and STRATA_BENCH_LOAD tune).
 // STRATA_BENCH_BASE_GIB (default "1,10"), STRATA_BENCH_MEM_MIB (2048) and
 // STRATA_BENCH_MIB (300) change the sizes; generated trees are kept in
 // $TMPDIR/strata-bench-* for reruns (the 10 GiB base takes about 26 GB
@@ -31,7 +33,10 @@ func Bench() error {
 	if err := benchEngine(); err != nil { // magefiles/bench_engine.go
 		return err
 	}
-	return benchStepOverhead() // magefiles/rootless.go
+	if err := benchStepOverhead(); err != nil { // magefiles/rootless.go
+		return err
+	}
+	return benchWorkloads() // magefiles/bench_workloads.go
 }
 
 // BenchEngine prints only the build engine's tables.

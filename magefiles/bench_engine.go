@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -87,15 +88,47 @@ func benchEngine() error {
 
 // timed runs name in dir with env added and returns how long it took.
 func timed(dir string, env []string, name string, args ...string) (time.Duration, error) {
+	r, err := measured(dir, env, name, args...)
+	return r.wall, err
+}
+
+// benchRun is one measured command: its wall time, its output, and two
+// peaks of memory. maxRSS is what wait4 reports, the largest resident set
+// of any one process of the tree; sumRSS is the largest sum of the
+// resident sets of the command and all its descendants seen by sampling,
+// which counts helpers that run beside it (mksquashfs beside strata).
+type benchRun struct {
+	wall           time.Duration
+	maxRSS, sumRSS int64 // bytes
+	out            string
+}
+
+// measured runs name in dir with env added, sampling its process tree's
+// memory until it exits.
+func measured(dir string, env []string, name string, args ...string) (benchRun, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return 0, fmt.Errorf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, out)
+	if err := cmd.Start(); err != nil {
+		return benchRun{}, err
 	}
-	return time.Since(start), nil
+	stop := make(chan struct{})
+	peak := make(chan int64)
+	go func() { peak <- samplePeakRSS(cmd.Process.Pid, stop) }()
+	err := cmd.Wait()
+	wall := time.Since(start)
+	close(stop)
+	r := benchRun{wall: wall, sumRSS: <-peak, out: out.String()}
+	if err != nil {
+		return r, fmt.Errorf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, r.out)
+	}
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		r.maxRSS = ru.Maxrss * 1024 // Linux counts KiB
+	}
+	return r, nil
 }
 
 func repeat(n int, f func() (time.Duration, error)) ([]time.Duration, error) {
