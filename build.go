@@ -14,6 +14,7 @@ import (
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/bytesize"
+	"github.com/strata-build/strata/internal/digestcache"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/runtime/host"
@@ -48,8 +49,15 @@ func Evaluate(ctx context.Context, opts Options, images ...*dsl.Image) (*dsl.Gra
 	if err != nil {
 		return nil, err
 	}
-	return dsl.Evaluate(ctx, images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: opts.LayerTypes,
-		Params: params, Resolver: resolver, AllowUnpinnedURLs: opts.AllowUnpinnedURLs})
+	digests := digestcache.Default()
+	g, err := dsl.Evaluate(ctx, images, dsl.Options{SourceDateEpoch: epoch, LayerTypes: opts.LayerTypes,
+		Params: params, Resolver: resolver, AllowUnpinnedURLs: opts.AllowUnpinnedURLs, Digests: digests})
+	if err != nil {
+		return nil, err
+	}
+	// A cache that cannot be written costs the next build a read, no more.
+	_ = digests.Save()
+	return g, nil
 }
 
 // BuildGraph builds the named images of g (all when none) and what they

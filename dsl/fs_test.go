@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/opencontainers/go-digest"
 	"github.com/spf13/afero"
 
 	"github.com/strata-build/strata/dsl"
@@ -242,5 +243,43 @@ func TestDigestsThroughAnotherFs(t *testing.T) {
 	}
 	if keys["default"] != keys["read-only"] || keys["default"] != keys["os.DirFS"] {
 		t.Errorf("keys through the disk %s, os.DirFS %s and an afero read-only wrapper %s", keys["default"], keys["os.DirFS"], keys["read-only"])
+	}
+}
+
+// fakeDigests answers every question with the same made-up digest and
+// records what evaluation told it.
+type fakeDigests struct {
+	answer     digest.Digest
+	remembered map[string]digest.Digest
+}
+
+func (f *fakeDigests) Digest(path string, info fs.FileInfo) (digest.Digest, bool) {
+	return f.answer, f.answer != ""
+}
+
+func (f *fakeDigests) Remember(path string, info fs.FileInfo, d digest.Digest) {
+	f.remembered[path] = d
+}
+
+// A tarball base's digest comes from Options.Digests when it knows the
+// file, and what evaluation reads itself is told to it.
+func TestTarballDigestsAreRemembered(t *testing.T) {
+	dir := tree(t, map[string]string{"base.tar": "the tarball"})
+	path := filepath.Join(dir, "base.tar")
+	imgs := []*dsl.Image{dsl.New("on-tarball").From(dsl.Tarball(path)).Run("true")}
+	base := func(known dsl.FileDigests) digest.Digest {
+		g, err := dsl.Evaluate(context.Background(), imgs, dsl.Options{Digests: known})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g.Nodes[0].BaseDigest
+	}
+	miss := &fakeDigests{remembered: map[string]digest.Digest{}}
+	if got, want := base(miss), digest.FromString("the tarball"); got != want || miss.remembered[path] != want {
+		t.Errorf("on a miss: base digest %s, remembered %v; want %s", got, miss.remembered, want)
+	}
+	hit := &fakeDigests{answer: digest.FromString("remembered"), remembered: map[string]digest.Digest{}}
+	if got := base(hit); got != hit.answer || len(hit.remembered) != 0 {
+		t.Errorf("on a hit: base digest %s, remembered %v; want %s and nothing", got, hit.remembered, hit.answer)
 	}
 }

@@ -101,6 +101,22 @@ type Options struct {
 	// dsl/aferofs, say); a build reads its imports and binds from the
 	// operating system.
 	FS fs.FS
+	// Digests, when set, remembers the sha256 of a Tarball base's file by
+	// what a stat of it says, so that evaluation reads a tarball that did
+	// not change only once (a Debian base is tens of MB: hashing it again
+	// would be most of a cached build).
+	Digests FileDigests
+}
+
+// FileDigests remembers the sha256 of whole files. Digest returns the one
+// remembered for path when info (from a stat of the open file: its
+// device, inode, size, modification and change times) still describes
+// the file it was taken of; Remember records d, just read from the file
+// info describes. A FileDigests may decline to remember (a file changed
+// too recently for its times to tell a later change apart).
+type FileDigests interface {
+	Digest(path string, info fs.FileInfo) (digest.Digest, bool)
+	Remember(path string, info fs.FileInfo, d digest.Digest)
 }
 
 // Resolver finds what evaluation cannot know without the network: the
@@ -328,7 +344,7 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 		case b.Remote.SHA256 != "" && !isSHA256Hex(b.Remote.SHA256):
 			err = fmt.Errorf("tarball %s: %q is not a sha256 digest in hex (64 characters)", name, b.Remote.SHA256)
 		case b.Path != "":
-			d, err = fileDigest(ev.src, b.Path)
+			d, err = fileDigest(ev.src, b.Path, ev.opts.Digests)
 			// A pin on a local file is a promise about its content, as on a
 			// URL: a file replaced by another must fail here rather than
 			// rebuild on content nobody reviewed. The runtime then copies

@@ -50,16 +50,31 @@ func sourceDigest(fsys sourceFS, src Source) (digest.Digest, error) {
 	}
 }
 
-// fileDigest is the sha256 of the bytes of the file at path in fsys.
-func fileDigest(fsys sourceFS, path string) (digest.Digest, error) {
+// fileDigest is the sha256 of the bytes of the file at path in fsys, as
+// known reads it (when not nil) or read now.
+func fileDigest(fsys sourceFS, path string, known FileDigests) (digest.Digest, error) {
 	f, err := fsys.Open(path)
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
+	var info fs.FileInfo
+	if known != nil {
+		// The times are those before the read: a change during it moves
+		// the change time, and the next build reads the file again.
+		if info, err = f.Stat(); err != nil {
+			return "", err
+		}
+		if d, ok := known.Digest(path, info); ok {
+			return d, nil
+		}
+	}
 	d, err := digest.SHA256.FromReader(f)
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", path, err)
+	}
+	if known != nil {
+		known.Remember(path, info, d)
 	}
 	return d, nil
 }
