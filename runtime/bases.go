@@ -29,6 +29,36 @@ type baseLoader struct {
 	downloads func(image, url string) fetch.DownloadOptions
 
 	cache baseCache
+	// early tracks the recompressions started by recompressEarly.
+	early sync.WaitGroup
+}
+
+// recompressEarly starts the recompressions of tarball bases that the
+// tags of nodes will need (see layers: a .tar.zst base under tar+gzip
+// images), so that they run beside the steps rather than after the last
+// one. A failure is left for the tag to meet again and report.
+func (b *baseLoader) recompressEarly(ctx context.Context, nodes []*dsl.Node) {
+	seen := map[string]bool{}
+	for _, n := range nodes {
+		root := n.Root()
+		if _, ok := root.Base.(*dsl.TarballBase); !ok || n.Image.IsBuildOnly() {
+			continue
+		}
+		for _, t := range n.LayerTypes {
+			key := root.BaseDigest.String() + " " + string(t)
+			if t == layertype.Squashfs || seen[key] {
+				continue
+			}
+			seen[key] = true
+			b.early.Add(1)
+			go func() {
+				defer b.early.Done()
+				if base, err := b.load(ctx, root); err == nil && base != nil {
+					_, _ = b.layers(ctx, root, base, t)
+				}
+			}()
+		}
+	}
 }
 
 // load returns the external base of a chain root; nil for scratch.

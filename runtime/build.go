@@ -159,6 +159,10 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	b.cancel = func() { cancel(errFailFast) }
+	// What is left of them once every image ended serves no tag.
+	earlyCtx, stopEarly := context.WithCancel(ctx)
+	defer stopEarly()
+	b.bases.recompressEarly(earlyCtx, nodes)
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Add(1)
@@ -169,6 +173,8 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		}()
 	}
 	wg.Wait()
+	stopEarly()
+	b.bases.early.Wait()
 	b.bases.cache.wait()
 	b.hooks.wait()
 	if parent.Err() == nil && errors.Is(context.Cause(ctx), errFailFast) {

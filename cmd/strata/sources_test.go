@@ -228,6 +228,36 @@ func TestSourcesHostileTarball(t *testing.T) {
 	}
 }
 
+// TestSourcesBaseRecompressedBesideSteps: the gzip copy of a .tar.zst base
+// that a tar+gzip image's manifest lists is made while the image's step
+// runs (which waits for it, watching the store), not after it.
+func TestSourcesBaseRecompressedBesideSteps(t *testing.T) {
+	needRoot(t)
+	if _, err := exec.LookPath("zstd"); err != nil {
+		t.Skip("needs zstd")
+	}
+	tmp := t.TempDir()
+	plain := filepath.Join(tmp, "rootfs.tar")
+	raw := busyboxTar(t, func(tw *tar.Writer) {
+		tw.WriteHeader(&tar.Header{Name: "bin/sleep", Typeflag: tar.TypeSymlink, Linkname: "busybox", Mode: 0o777})
+	})
+	if err := os.WriteFile(plain, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("zstd", "-q", plain, "-o", plain+".zst").CombinedOutput(); err != nil {
+		t.Fatalf("zstd: %v\n%s", err, out)
+	}
+	b := newSourcesBuild(t, "zstdearly")
+	if err := os.MkdirAll(b.store, 0o755); err != nil { // the bind's source
+		t.Fatal(err)
+	}
+	mustStrata(t, b.dir, b.args("build", "--set", "ROOTFS="+plain+".zst", "--set", "STORE="+b.store)...)
+	m, _ := image(t, b.layout, "gzip")
+	if len(m.Layers) != 2 || m.Layers[0].MediaType != v1.MediaTypeImageLayerGzip {
+		t.Errorf("gzip's layers are %+v, want the base recompressed to gzip under its own", m.Layers)
+	}
+}
+
 // TestSourcesZstdTarballBase builds on a .tar.zst rootfs: an image in the
 // default layer type has gzip layers only (its base recompressed, with the
 // tarball's diff ID), which umoci 0.4 reads; an image asking for zstd
