@@ -18,6 +18,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// readAhead bounds the memory of file contents read ahead of the tar
+// writer. A few MiB keep the readers hundreds of small files ahead, which
+// is all the overlap there is to gain once the tree is in the page cache;
+// big files are streamed past it anyway.
+const readAhead = 4 << 20
+
 // tarStream walks root and writes its tar stream to out. File contents are
 // read ahead by a pool of readers within a fixed memory budget while the
 // walker keeps going, so the walk, the reads and the tar writing overlap.
@@ -30,10 +36,12 @@ func tarStream(ctx context.Context, root string, form outputForm, opts WriteOpti
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	bud := newBudget(prefetchBudget)
+	bud := newBudget(readAhead)
 	pool := &bufPool{}
-	ordered := make(chan *entry, 8192)
-	work := make(chan *prefetch, 8192)
+	// The walk may run this many entries ahead of the tar writer: headers
+	// cost memory too, and readers rarely get further ahead than that.
+	ordered := make(chan *entry, 2048)
+	work := make(chan *prefetch, 2048)
 
 	var walkErr error
 	var wg sync.WaitGroup
@@ -47,7 +55,10 @@ func tarStream(ctx context.Context, root string, form outputForm, opts WriteOpti
 				pf.fd = -1
 			} else if pf != nil {
 				pf.done = make(chan struct{})
-				pf.cost = min(pf.size, readChunk)
+				// The cost is the pooled buffer's size, not the file's:
+				// the budget is then the memory the heads really take.
+				_, c := class(int(min(pf.size, readChunk)))
+				pf.cost = int64(c)
 				if err := bud.acquire(pf.cost); err != nil {
 					return err
 				}

@@ -84,7 +84,8 @@ func newCompressor(t layertype.Type, out io.Writer, level int) (io.WriteCloser, 
 			zstd.WithEncoderLevel(lvl),
 			zstd.WithEncoderConcurrency(encoderConcurrency()),
 			zstd.WithConcurrentBlocks(true),
-			zstd.WithWindowSize(zstdWindow))
+			zstd.WithWindowSize(zstdWindow),
+			zstd.WithLowerEncoderMem(true))
 	case layertype.TarGzip:
 		if level == 0 {
 			level = pgzip.BestSpeed
@@ -95,7 +96,9 @@ func newCompressor(t layertype.Type, out io.Writer, level int) (io.WriteCloser, 
 		}
 		// The block size is fixed (not derived from the CPU count) because
 		// it shapes the output; only the number of blocks in flight varies.
-		if err := zw.SetConcurrency(1<<20, 2*encoderConcurrency()); err != nil {
+		// One block filling while each core compresses one is enough: every
+		// more block holds 2 MiB of input and output without adding speed.
+		if err := zw.SetConcurrency(1<<20, encoderConcurrency()); err != nil {
 			return nil, err
 		}
 		return zw, nil
