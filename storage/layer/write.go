@@ -78,8 +78,9 @@ func newCompressor(t layertype.Type, out io.Writer, level int) (io.WriteCloser, 
 			lvl = zstd.EncoderLevelFromZstd(level)
 		}
 		// Job-parallel mode compresses sections of the stream in parallel
-		// into a single frame, like zstd -T. A 512 KiB window (as zstd -1) keeps the job
-		// size (4 windows) and so memory small.
+		// into a single frame, like zstd -T. The window fixes the job size
+		// (4 windows, at least 512 KiB), and the encoder holds several
+		// jobs' input and output: see zstdWindow.
 		return zstd.NewWriter(out,
 			zstd.WithEncoderLevel(lvl),
 			zstd.WithEncoderConcurrency(encoderConcurrency()),
@@ -195,4 +196,7 @@ func writeTar(ctx context.Context, upperDir string, t layertype.Type, outPath st
 
 // zstdWindow is the zstd window size; it also fixes the encoder's job size,
 // so it is part of the output format (changing it changes layer digests).
-const zstdWindow = 512 << 10
+// 128 KiB (512 KiB jobs) rather than zstd -1's 512 KiB: on the bench trees
+// the blob grows by 0.4% while the commit's peak RSS drops by 30 MiB and
+// its CPU time by a tenth (TestPrintEncodeBench).
+const zstdWindow = 128 << 10
