@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
@@ -109,6 +110,10 @@ func TestEncodeBenchChild(t *testing.T) {
 	parts := strings.SplitN(spec, "|", 4)
 	typ, mode, dir, out := parts[0], parts[1], parts[2], parts[3]
 	squashfsDirMode = mode != "tar"
+	// As the sandbox's commit finisher runs it (runtime/commit.go).
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(EncoderGCPercent)
+	}
 	prof := os.Getenv("STRATA_BENCH_PROFILE")
 	if prof != "" {
 		f, err := os.Create(filepath.Join(prof, typ+"-"+mode+".cpu"))

@@ -62,6 +62,15 @@ func isEmptyDir(dir string) (bool, error) {
 	return len(names) == 0, nil
 }
 
+// EncoderGCPercent is the GOGC for a process that does nothing but encode
+// layers, such as the sandbox's commit finisher. An encode's buffers are
+// fixed and reused, so between collections the heap grows only by per-file
+// garbage (headers, names), and at the default of 100 the collector lets it
+// grow by as much again as those buffers. 50 kept a tar commit's peak RSS
+// 10-14 MiB lower at no measurable CPU cost (TestPrintEncodeBench). A
+// library has no business changing it in a process that does other work.
+const EncoderGCPercent = 50
+
 // encoderConcurrency is the number of compression goroutines. It is at
 // least 2 because the zstd encoder only uses its deterministic job-parallel
 // mode above 1; the output does not depend on the value.
