@@ -123,7 +123,11 @@ func TestEncodeBenchChild(t *testing.T) {
 		stop := peakHeapProfile(t, filepath.Join(prof, typ+"-"+mode+".peakheap"))
 		defer stop()
 	}
+	run0, wait0 := schedstat()
+	start := time.Now()
 	res, err := Write(context.Background(), dir, layertype.Type(typ), out, WriteOptions{})
+	wall := time.Since(start)
+	run1, wait1 := schedstat()
 	if prof != "" {
 		pprof.StopCPUProfile()
 		for _, p := range []string{"heap", "allocs"} {
@@ -135,6 +139,26 @@ func TestEncodeBenchChild(t *testing.T) {
 	}
 	must(t, err)
 	must(t, json.NewEncoder(os.Stdout).Encode(res))
+	fmt.Printf("%d %d %d\n", run1-run0, wait1-wait0, wall)
+}
+
+// schedstat sums, over this process's threads, the nanoseconds they ran
+// and waited on a run queue. On a machine other jobs keep busy, running
+// plus waiting over wall time is how many cores the encode would have
+// used on its own, where CPU over wall time only says what it got.
+func schedstat() (run, wait int64) {
+	paths, _ := filepath.Glob("/proc/self/task/*/schedstat")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		var r, w int64
+		if _, err := fmt.Sscan(string(b), &r, &w); err == nil {
+			run, wait = run+r, wait+w
+		}
+	}
+	return run, wait
 }
 
 // peakHeapProfile writes the heap profile whenever the heap in use reaches
@@ -169,6 +193,7 @@ func peakHeapProfile(t *testing.T, path string) (stop func()) {
 // encodeRun is one measured run.
 type encodeRun struct {
 	wall, cpu float64 // seconds; cpu is user+sys of the process tree
+	wanted    float64 // cores our own process ran or waited for (schedstat)
 	maxrss    float64 // MiB: the biggest single process (wait4)
 	sumrss    float64 // MiB: peak of the sum over the process tree (sampled)
 	size      int64
@@ -179,6 +204,7 @@ type encodeRun struct {
 type encoder struct {
 	name    string
 	ceiling string // the row whose wall time this one is compared to
+	id      string // "TYPE|MODE" of our rows
 	run     func(t *testing.T, dir, tmp string) encodeRun
 }
 
@@ -195,16 +221,29 @@ func TestPrintEncodeBench(t *testing.T) {
 	must(t, err)
 	pick := strings.Split(envOr("STRATA_BENCH_WORKLOADS", "w1,w2"), ",")
 	encoders := []encoder{
-		{"`tar -cf - DIR \\| zstd -1 -T0`", "", shellEncoder("tar -cf - -C %[1]q . | zstd -1 -T0 -q -c | wc -c")},
-		{"strata tar+zstd", "`tar -cf - DIR \\| zstd -1 -T0`", ourEncoder(layertype.TarZstd, "")},
-		{"`tar -cf - DIR \\| pigz -1`", "", shellEncoder("tar -cf - -C %[1]q . | pigz -1 -c | wc -c")},
-		{"strata tar+gzip", "`tar -cf - DIR \\| pigz -1`", ourEncoder(layertype.TarGzip, "")},
-		{"`mksquashfs DIR -comp zstd -Xcompression-level 3`", "", shellEncoder("mksquashfs %[1]q %[2]q/ref.sqfs -noappend -comp zstd -Xcompression-level 3 -no-progress -quiet >/dev/null && stat -c %%s %[2]q/ref.sqfs")},
-		{"strata squashfs (folder mode)", "`mksquashfs DIR -comp zstd -Xcompression-level 3`", ourEncoder(layertype.Squashfs, "dir")},
-		{"strata squashfs (-tar mode)", "`mksquashfs DIR -comp zstd -Xcompression-level 3`", ourEncoder(layertype.Squashfs, "tar")},
+		{"`tar -cf - DIR \\| zstd -1 -T0`", "", "", shellEncoder("tar -cf - -C %[1]q . | zstd -1 -T0 -q -c | wc -c")},
+		{"strata tar+zstd", "`tar -cf - DIR \\| zstd -1 -T0`", "tar+zstd|", ourEncoder(layertype.TarZstd, "")},
+		{"`tar -cf - DIR \\| pigz -1`", "", "", shellEncoder("tar -cf - -C %[1]q . | pigz -1 -c | wc -c")},
+		{"strata tar+gzip", "`tar -cf - DIR \\| pigz -1`", "tar+gzip|", ourEncoder(layertype.TarGzip, "")},
+		{"`mksquashfs DIR -comp zstd -Xcompression-level 3`", "", "", shellEncoder("mksquashfs %[1]q %[2]q/ref.sqfs -noappend -comp zstd -Xcompression-level 3 -no-progress -quiet >/dev/null && stat -c %%s %[2]q/ref.sqfs")},
+		{"strata squashfs (folder mode)", "`mksquashfs DIR -comp zstd -Xcompression-level 3`", "squashfs|dir", ourEncoder(layertype.Squashfs, "dir")},
+		{"strata squashfs (-tar mode)", "`mksquashfs DIR -comp zstd -Xcompression-level 3`", "squashfs|tar", ourEncoder(layertype.Squashfs, "tar")},
 	}
 	if _, err := exec.LookPath("mksquashfs"); err != nil {
 		encoders = encoders[:4]
+	}
+	// STRATA_BENCH_BASELINE names a test binary of an earlier commit: its
+	// encodes run interleaved with ours, as rows marked "before".
+	if old := os.Getenv("STRATA_BENCH_BASELINE"); old != "" {
+		var both []encoder
+		for _, e := range encoders {
+			both = append(both, e)
+			if e.ceiling != "" {
+				typ, mode, _ := strings.Cut(e.id, "|")
+				both = append(both, encoder{"before: " + e.name, e.ceiling, "", childEncoder(old, layertype.Type(typ), mode)})
+			}
+		}
+		encoders = both
 	}
 	fmt.Printf("\nGOMAXPROCS=%d, %d runs each, interleaved; load average before: %s\n", runtime.GOMAXPROCS(0), reps, loadavg())
 	for _, w := range encodeWorkloads {
@@ -221,22 +260,25 @@ func TestPrintEncodeBench(t *testing.T) {
 			}
 		}
 		fmt.Printf("\n%s (%s): %s, %.0f MiB as tar; load average after: %s\n\n", w.name, w.desc, dir, float64(tarSize)/(1<<20), loadavg())
-		fmt.Println("| encoder | wall s | × ceiling | cpu s | cpu/wall | peak RSS MiB (sum of processes) | largest process MiB | size/tar |")
-		fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+		fmt.Println("| encoder | wall s | × ceiling | cpu s | cpu/wall | cores wanted by strata's process | peak RSS MiB (sum of processes) | largest process MiB | size/tar |")
+		fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 		med := map[string]float64{}
 		for i, e := range encoders {
 			med[e.name] = median(runs[i], func(r encodeRun) float64 { return r.wall })
 		}
 		for i, e := range encoders {
 			rs := runs[i]
-			ratio := "—"
+			ratio, wanted := "—", "—"
 			if e.ceiling != "" {
 				ratio = fmt.Sprintf("%.2f", med[e.name]/med[e.ceiling])
 			}
-			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %.3f |\n", e.name,
+			if rs[0].wanted > 0 { // not of a baseline binary without the figure
+				wanted = spread(rs, "%.2f", func(r encodeRun) float64 { return r.wanted })
+			}
+			fmt.Printf("| %s | %s | %s | %s | %s | %s | %s | %s | %.3f |\n", e.name,
 				spread(rs, "%.2f", func(r encodeRun) float64 { return r.wall }), ratio,
 				spread(rs, "%.2f", func(r encodeRun) float64 { return r.cpu }),
-				spread(rs, "%.2f", func(r encodeRun) float64 { return r.cpu / r.wall }),
+				spread(rs, "%.2f", func(r encodeRun) float64 { return r.cpu / r.wall }), wanted,
 				spread(rs, "%.0f", func(r encodeRun) float64 { return r.sumrss }),
 				spread(rs, "%.0f", func(r encodeRun) float64 { return r.maxrss }),
 				float64(rs[0].size)/float64(tarSize))
@@ -279,19 +321,28 @@ func spread(rs []encodeRun, format string, f func(encodeRun) float64) string {
 }
 
 func ourEncoder(typ layertype.Type, mode string) func(t *testing.T, dir, tmp string) encodeRun {
+	return childEncoder(os.Args[0], typ, mode)
+}
+
+// childEncoder runs TestEncodeBenchChild of the test binary bin.
+func childEncoder(bin string, typ layertype.Type, mode string) func(t *testing.T, dir, tmp string) encodeRun {
 	return func(t *testing.T, dir, tmp string) encodeRun {
 		out := filepath.Join(tmp, "blob")
-		cmd := exec.Command(os.Args[0], "-test.run", "^TestEncodeBenchChild$")
+		cmd := exec.Command(bin, "-test.run", "^TestEncodeBenchChild$")
 		cmd.Env = append(os.Environ(), "STRATA_ENCODE_CHILD="+string(typ)+"|"+mode+"|"+dir+"|"+out)
 		var stdout bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, os.Stderr
 		r := measure(t, cmd)
 		var res Result
-		line, _, _ := strings.Cut(stdout.String(), "\n")
+		line, rest, _ := strings.Cut(stdout.String(), "\n")
 		if err := json.Unmarshal([]byte(line), &res); err != nil {
 			t.Fatalf("child of %s: %v\n%s", typ, err, stdout.String())
 		}
 		r.size = res.Size
+		var run, wait, wall int64
+		if _, err := fmt.Sscan(rest, &run, &wait, &wall); err == nil && wall > 0 {
+			r.wanted = float64(run+wait) / float64(wall)
+		}
 		must(t, os.Remove(out))
 		return r
 	}
