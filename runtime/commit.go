@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -74,6 +76,10 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 	}
 	if arg.Dir != "" {
 		upper = arg.Dir
+	}
+	// This process only encodes from here on; a GOGC the user set wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(layer.EncoderGCPercent)
 	}
 	var res commitResult
 	var err error

@@ -11,10 +11,11 @@ import (
 
 // chunkSize is the unit in which the uncompressed tar stream is handed to
 // the hasher and the compressor.
-const chunkSize = 1 << 20
+const chunkSize = 256 << 10
 
 // chunks bounds the uncompressed stream buffered between the tar writer and
-// its two consumers.
+// its two consumers (2 MiB): the compressors keep their own input blocks,
+// so more here only holds memory without letting anything run sooner.
 const chunks = 8
 
 // chunk is a piece of the uncompressed stream shared by the hasher and the
@@ -142,9 +143,18 @@ func hashChunks(in <-chan *chunk, h hash.Hash) {
 	}
 }
 
-// asyncSink is the compressor's output: it copies what it gets into buffers
-// and hands them to a goroutine that hashes them and writes them to the
-// blob file, so the compressor never waits for either.
+// sinkBufSize and sinkBufs bound the compressed stream held between the
+// compressor and the goroutine that hashes and stores it: enough for the
+// compressor never to wait while the file write catches up, without
+// keeping a copy of every block the compressor hands over at once.
+const (
+	sinkBufSize = 256 << 10
+	sinkBufs    = 4
+)
+
+// asyncSink is the compressor's output: it copies what it gets into a
+// fixed set of buffers and hands them to a goroutine that hashes them and
+// writes them to the blob file, so the compressor rarely waits for either.
 type asyncSink struct {
 	ch   chan []byte
 	free chan []byte
@@ -156,8 +166,11 @@ type asyncSink struct {
 }
 
 func newAsyncSink(w io.Writer) *asyncSink {
-	s := &asyncSink{ch: make(chan []byte, 8), free: make(chan []byte, 10),
+	s := &asyncSink{ch: make(chan []byte, sinkBufs), free: make(chan []byte, sinkBufs),
 		done: make(chan struct{}), h: sha256.New(), w: w}
+	for range sinkBufs {
+		s.free <- nil // allocated on first use: a small layer needs one
+	}
 	go s.run()
 	return s
 }
@@ -171,33 +184,34 @@ func (s *asyncSink) run() {
 			n, s.err = s.w.Write(b)
 			s.size += int64(n)
 		}
-		select {
-		case s.free <- b[:0]:
-		default:
-		}
+		s.free <- b[:0]
 	}
 }
 
 // writer returns the sink as the compressor's io.Writer; a write waiting
-// for the goroutine stops when ctx ends.
+// for a free buffer stops when ctx ends.
 func (s *asyncSink) writer(ctx context.Context) io.Writer {
 	return writerFunc(func(p []byte) (int, error) { return s.write(ctx, p) })
 }
 
 func (s *asyncSink) write(ctx context.Context, p []byte) (int, error) {
-	var b []byte
-	select {
-	case b = <-s.free:
-	default:
-		b = make([]byte, 0, max(len(p), 256<<10))
+	n := len(p)
+	for len(p) > 0 {
+		var b []byte
+		select {
+		case b = <-s.free:
+		case <-ctx.Done():
+			return n - len(p), ctx.Err()
+		}
+		if b == nil {
+			b = make([]byte, 0, sinkBufSize)
+		}
+		k := min(len(p), sinkBufSize)
+		b = append(b, p[:k]...)
+		p = p[k:]
+		s.ch <- b // never blocks: at most sinkBufs buffers exist
 	}
-	b = append(b, p...)
-	select {
-	case s.ch <- b:
-		return len(p), nil
-	case <-ctx.Done():
-		return 0, ctx.Err()
-	}
+	return n, nil
 }
 
 // Close waits for everything written to be hashed and stored.

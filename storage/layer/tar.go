@@ -18,6 +18,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// readAhead bounds the memory of file contents read ahead of the tar
+// writer. A few MiB keep the readers hundreds of small files ahead, which
+// is all the overlap there is to gain once the tree is in the page cache.
+const readAhead = 4 << 20
+
+// readAheadMax is the largest file read ahead. Opening and reading a small
+// file costs more than compressing it, so those are what the readers take
+// off the tar writer; a bigger file is read by the writer itself through
+// one buffer. Heads of big files read ahead (up to readChunk, in a pool
+// per power-of-two size) made the pools hold 15 MiB for a 4 MiB budget
+// on /usr/lib.
+const readAheadMax = 64 << 10
+
 // tarStream walks root and writes its tar stream to out. File contents are
 // read ahead by a pool of readers within a fixed memory budget while the
 // walker keeps going, so the walk, the reads and the tar writing overlap.
@@ -30,10 +43,12 @@ func tarStream(ctx context.Context, root string, form outputForm, opts WriteOpti
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	bud := newBudget(prefetchBudget)
+	bud := newBudget(readAhead)
 	pool := &bufPool{}
-	ordered := make(chan *entry, 8192)
-	work := make(chan *prefetch, 8192)
+	// The walk may run this many entries ahead of the tar writer: headers
+	// cost memory too, and readers rarely get further ahead than that.
+	ordered := make(chan *entry, 2048)
+	work := make(chan *prefetch, 2048)
 
 	var walkErr error
 	var wg sync.WaitGroup
@@ -41,13 +56,16 @@ func tarStream(ctx context.Context, root string, form outputForm, opts WriteOpti
 		defer close(ordered)
 		defer close(work)
 		w := newWalker(root, form, opts, func(e *entry) error {
-			if pf := e.pf; pf != nil && pipe != nil {
+			if pf := e.pf; pf != nil && (pipe != nil || pf.size > readAheadMax) {
 				pf.done = make(chan struct{})
 				close(pf.done) // read by the tar writer itself
 				pf.fd = -1
 			} else if pf != nil {
 				pf.done = make(chan struct{})
-				pf.cost = min(pf.size, readChunk)
+				// The cost is the pooled buffer's size, not the file's:
+				// the budget is then the memory the heads really take.
+				_, c := class(int(pf.size))
+				pf.cost = int64(c)
 				if err := bud.acquire(pf.cost); err != nil {
 					return err
 				}
@@ -112,7 +130,7 @@ func tarStream(ctx context.Context, root string, form outputForm, opts WriteOpti
 		if e.pf == nil {
 			continue
 		}
-		if stream == nil && e.pf.size > readChunk {
+		if stream == nil && e.pf.size > readAheadMax {
 			stream = make([]byte, readChunk)
 		}
 		err := writeContent(tw, e.pf, pool, stream)
@@ -136,13 +154,20 @@ func tarStream(ctx context.Context, root string, form outputForm, opts WriteOpti
 	return n, nil
 }
 
-// writeContent writes a prefetched file to tw: the head from memory, the
-// rest (of files over readChunk) streamed through buf.
+// writeContent writes a file to tw: a small one from the memory a reader
+// read it into, a bigger one (its fd still -1) streamed through buf.
 func writeContent(tw *tar.Writer, pf *prefetch, pool *bufPool, buf []byte) error {
 	<-pf.done
 	defer pf.discard(pool)
 	if pf.err != nil {
 		return pf.err
+	}
+	if pf.buf == nil && pf.fd < 0 {
+		fd, err := openNoatime(pf.path)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", pf.path, err)
+		}
+		pf.fd = fd // closed by discard
 	}
 	// Calling Write directly (not io.Copy) keeps reads in our buffers:
 	// io.Copy from an *os.File into a tar.Writer would take the WriterTo
