@@ -11,6 +11,9 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"runtime/debug"
+
+	"github.com/strata-build/strata/storage/layer"
 )
 
 func main() {
@@ -30,6 +33,12 @@ func main() {
 			fmt.Fprintf(os.Stderr, "strata %s: %v\n", args[0], err)
 			os.Exit(2)
 		}
+	}
+	// As root, layers are encoded in this process, which holds little
+	// else: the encoders' GOGC keeps a commit's peak memory down. A GOGC
+	// the user set wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(layer.EncoderGCPercent)
 	}
 	os.Exit(execute(context.Background(), args, loadPackages))
 }

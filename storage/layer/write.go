@@ -3,7 +3,6 @@ package layer
 import (
 	"context"
 	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +24,7 @@ func Write(ctx context.Context, upperDir string, t layertype.Type, outPath strin
 	if err := ctx.Err(); err != nil {
 		return Result{}, err
 	}
-	empty, err := isEmptyDir(upperDir)
+	empty, err := Unchanged(upperDir)
 	if err != nil {
 		return Result{}, err
 	}
@@ -46,24 +45,8 @@ func Write(ctx context.Context, upperDir string, t layertype.Type, outPath strin
 	return Result{}, fmt.Errorf("write layer of %s: unsupported layer type %q", upperDir, t)
 }
 
-func isEmptyDir(dir string) (bool, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false, fmt.Errorf("open upper dir: %w", err)
-	}
-	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if errors.Is(err, io.EOF) {
-		return true, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("read upper dir %s: %w", dir, err)
-	}
-	return len(names) == 0, nil
-}
-
 // EncoderGCPercent is the GOGC for a process that does nothing but encode
-// layers, such as the sandbox's commit finisher. An encode's buffers are
+// layers, such as the sandbox's commit finisher or the strata command. An encode's buffers are
 // fixed and reused, so between collections the heap grows only by per-file
 // garbage (headers, names), and at the default of 100 the collector lets it
 // grow by as much again as those buffers. 50 kept a tar commit's peak RSS
