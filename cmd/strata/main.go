@@ -11,6 +11,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+
+	"github.com/strata-build/strata/internal/timings"
 )
 
 func main() {
@@ -31,5 +33,7 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	os.Exit(execute(context.Background(), args, loadPackages))
+	code := execute(context.Background(), args, loadPackages)
+	timings.Print(os.Stderr)
+	os.Exit(code)
 }
