@@ -184,9 +184,21 @@ func loadDir(ctx context.Context, dir string) ([]strata.Target, error) {
 	for _, w := range d.Warnings {
 		fmt.Fprintf(os.Stderr, "strata: warning: %s\n", w)
 	}
-	done = timings.Phase("driver: run or reuse")
-	raw, _, err := d.Definitions(ctx, os.Environ(), os.Stderr, os.Getenv(noDefinitionsCacheEnv) == "")
-	done()
+	reuse := os.Getenv(noDefinitionsCacheEnv) == ""
+	ran := time.Now()
+	raw, cached, err := d.Definitions(ctx, os.Environ(), os.Stderr, reuse)
+	if timings.Enabled() {
+		phase := "definitions: reused"
+		switch {
+		case !cached && !reuse:
+			phase = "driver: run (" + noDefinitionsCacheEnv + " set)"
+		case !cached && d.NotReusable != "":
+			phase = "driver: run (never reused: " + d.NotReusable + ")"
+		case !cached:
+			phase = "driver: run"
+		}
+		timings.Record(phase, time.Since(ran))
+	}
 	if err != nil {
 		return nil, err
 	}

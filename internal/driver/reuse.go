@@ -74,16 +74,9 @@ var readingMethods = []string{"ParseFiles", "ParseGlob"}
 // but the environment.
 func notReusable(ws *workspace, pkgDir, dslImport string) (string, error) {
 	fset := token.NewFileSet()
-	ctxt := buildContext()
-	// Files the build constraints leave out are not compiled, and so read
-	// nothing (a magefile beside the definitions). Tags set through
-	// GOFLAGS would change which: then every file counts.
-	allFiles := strings.Contains(os.Getenv("GOFLAGS"), "tags")
-	if f := goEnvFile(); f != "" {
-		if data, err := os.ReadFile(f); err == nil && strings.Contains(string(data), "tags") {
-			allFiles = true
-		}
-	}
+	// Files no build selects are not compiled, and so read nothing (a
+	// magefile beside the definitions).
+	anyTags := tagsMayBeSet()
 	seen := map[string]bool{pkgDir: true}
 	queue := []string{pkgDir}
 	for len(queue) > 0 {
@@ -102,12 +95,14 @@ func notReusable(ws *workspace, pkgDir, dslImport string) (string, error) {
 				continue
 			}
 			file := filepath.Join(dir, name)
-			if !allFiles {
-				if ok, err := ctxt.MatchFile(dir, name); err == nil && !ok {
-					continue
-				}
+			src, err := os.ReadFile(file)
+			if err != nil {
+				return "", err
 			}
-			f, err := parser.ParseFile(fset, file, nil, parser.SkipObjectResolution)
+			if !mayBuild(src, anyTags) {
+				continue
+			}
+			f, err := parser.ParseFile(fset, file, src, parser.SkipObjectResolution)
 			if err != nil {
 				return "", err
 			}

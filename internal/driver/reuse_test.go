@@ -258,3 +258,59 @@ var Hello = dsl.New(os.Getenv("NAME")).Run(lib.Greeting())
 		t.Errorf("NotReusable = %q", d.NotReusable)
 	}
 }
+
+func TestMayBuild(t *testing.T) {
+	tests := []struct {
+		header  string
+		anyTags bool
+		want    bool
+	}{
+		{"package x\n", false, true},
+		{"//go:build mage\n\npackage x\n", false, false},
+		{"//go:build mage\n\npackage x\n", true, true},
+		{"// Copyright.\n\n//go:build ignore\n\npackage x\n", false, false},
+		{"//go:build linux && !mage\n\npackage x\n", false, true},
+		{"//go:build windows\n\npackage x\n", false, true}, // the go command decides
+		{"//go:build !go1.99\n\npackage x\n", false, true}, // so does its release
+		{"//go:build cgo && !cgo\n\npackage x\n", false, false},
+		{"/* block */\n//go:build mage\n\npackage x\n", false, true}, // not read plainly: built
+		{"package x\n\n//go:build mage\n", false, true},              // not a header
+	}
+	for _, tt := range tests {
+		if got := mayBuild([]byte(tt.header), tt.anyTags); got != tt.want {
+			t.Errorf("mayBuild(%q, %v) = %v, want %v", tt.header, tt.anyTags, got, tt.want)
+		}
+	}
+}
+
+// A magefile beside the definitions imports what the driver never links:
+// an edit there leaves the driver valid, an edit of the magefile does not.
+func TestInputKeyIgnoresPackagesOnlyUnbuildableFilesImport(t *testing.T) {
+	t.Setenv("GOWORK", "")
+	t.Setenv("GOFLAGS", "")
+	root := writeTree(t, t.TempDir(), map[string]string{
+		"main/go.mod":            "module " + testModule + "\n\ngo 1.26\n",
+		"main/images/a.go":       "package images\n",
+		"main/images/mage.go":    "//go:build mage\n\npackage images\n\nimport _ \"" + testModule + "/tool\"\n",
+		"main/tool/tool.go":      "package tool\n",
+		"main/strata/dsl/dsl.go": "package dsl\n",
+	})
+	dir := filepath.Join(root, "main", "images")
+	before := keyOf(t, dir)
+	writeTree(t, root, map[string]string{"main/tool/tool.go": "package tool // edited\n"})
+	if keyOf(t, dir) != before {
+		t.Error("editing a package only a //go:build mage file imports changed the key")
+	}
+	t.Setenv("GOFLAGS", "-tags=mage")
+	withTags := keyOf(t, dir)
+	writeTree(t, root, map[string]string{"main/tool/tool.go": "package tool // edited again\n"})
+	if keyOf(t, dir) == withTags {
+		t.Error("with -tags in GOFLAGS, editing a package a tagged file imports left the key alone")
+	}
+	t.Setenv("GOFLAGS", "")
+	before = keyOf(t, dir)
+	writeTree(t, root, map[string]string{"main/images/mage.go": "package images\n\nimport _ \"" + testModule + "/tool\"\n"})
+	if keyOf(t, dir) == before {
+		t.Error("removing the build line did not change the key")
+	}
+}

@@ -39,12 +39,17 @@ func Phase(name string) func() {
 		return func() {}
 	}
 	t := time.Now()
-	return func() {
-		took := time.Since(t)
-		mu.Lock()
-		phases = append(phases, phase{name, took})
-		mu.Unlock()
+	return func() { Record(name, time.Since(t)) }
+}
+
+// Record records a phase whose name is known only once it is over.
+func Record(name string, took time.Duration) {
+	if !enabled {
+		return
 	}
+	mu.Lock()
+	phases = append(phases, phase{name, took})
+	mu.Unlock()
 }
 
 // Print writes the recorded phases and the time since the program's
@@ -56,9 +61,9 @@ func Print(w io.Writer) {
 	mu.Lock()
 	defer mu.Unlock()
 	for _, p := range phases {
-		fmt.Fprintf(w, "strata: timing: %-28s %7.1f ms\n", p.name, ms(p.took))
+		fmt.Fprintf(w, "strata: timing: %7.1f ms  %s\n", ms(p.took), p.name)
 	}
-	fmt.Fprintf(w, "strata: timing: %-28s %7.1f ms\n", "total (since init)", ms(time.Since(start)))
+	fmt.Fprintf(w, "strata: timing: %7.1f ms  %s\n", ms(time.Since(start)), "total, from the program's start")
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
