@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"time"
@@ -34,7 +35,9 @@ var racyWindow = 2 * time.Second
 // computed key: called once the key has served, so that a failing
 // compile leaves no record behind.
 func currentKey(folder string, ws *workspace, dir string, tool goTool, strataImport string, force bool) (key string, save func(), err error) {
-	prefix := keyPrefix(ws, dir, tool, strataImport)
+	// The record is valid for the strata that made it only: another may
+	// compute keys from other files.
+	prefix := append(keyPrefix(ws, dir, tool, strataImport), selfIdentity()...)
 	if !force {
 		if key, ok := stampedKey(folder, prefix); ok {
 			return key, func() {}, nil
@@ -47,6 +50,20 @@ func currentKey(folder string, ws *workspace, dir string, tool goTool, strataImp
 		return "", nil, err
 	}
 	return key, func() { saveStamps(folder, prefix, key, rec, started) }, nil
+}
+
+// selfIdentity identifies the running program's executable, as goTool
+// does the go command.
+func selfIdentity() []byte {
+	exe, err := os.Executable()
+	if err != nil {
+		return []byte("unknown\x00")
+	}
+	fi, err := os.Stat(exe)
+	if err != nil {
+		return []byte("unknown\x00")
+	}
+	return fmt.Appendf(nil, "%s\x00%d\x00%d\x00", exe, fi.Size(), fi.ModTime().UnixNano())
 }
 
 // fileStamp identifies one state of a file or folder.

@@ -37,7 +37,7 @@ func TestStampedKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, stamped := stampedKey(folder, keyPrefix(ws, dir, goTool{}, testStrata))
+		_, stamped := stampedKey(folder, append(keyPrefix(ws, dir, goTool{}, testStrata), selfIdentity()...))
 		k, save, err := currentKey(folder, ws, dir, goTool{}, testStrata, false)
 		if err != nil {
 			t.Fatal(err)
