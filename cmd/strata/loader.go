@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -185,8 +186,11 @@ func loadDir(ctx context.Context, dir string) ([]strata.Target, error) {
 		fmt.Fprintf(os.Stderr, "strata: warning: %s\n", w)
 	}
 	reuse := os.Getenv(noDefinitionsCacheEnv) == ""
+	// The driver's environment is the key of the definitions it writes:
+	// asking for timings must not be what changes it.
+	env := slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, timings.Env+"=") })
 	ran := time.Now()
-	raw, cached, err := d.Definitions(ctx, os.Environ(), os.Stderr, reuse)
+	raw, cached, err := d.Definitions(ctx, env, os.Stderr, reuse)
 	if timings.Enabled() {
 		phase := "definitions: reused"
 		switch {
