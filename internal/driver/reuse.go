@@ -59,14 +59,17 @@ var computeOnly = map[string]stdRule{
 	"runtime/debug": {only: []string{"ReadBuildInfo", "BuildInfo", "Module", "BuildSetting"}},
 	"text/template": {deny: []string{"ParseFiles", "ParseGlob"}},
 	"html/template": {deny: []string{"ParseFiles", "ParseGlob"}},
+	// Unix and Parse give times in the local zone, which /etc/localtime
+	// sets.
 	"time": {deny: []string{"Now", "Since", "Until", "Local", "LoadLocation", "Sleep", "After", "AfterFunc",
-		"Tick", "NewTimer", "NewTicker"}},
+		"Tick", "NewTimer", "NewTicker", "Unix", "UnixMilli", "UnixMicro", "Parse"}},
 }
 
 // readingMethods are method names that read files whatever package their
-// receiver comes from (a template's ParseFiles); a selector with one of
-// these names anywhere makes the definitions read the outside.
-var readingMethods = []string{"ParseFiles", "ParseGlob"}
+// receiver comes from (a template's ParseFiles, a time's Local); a
+// selector with one of these names anywhere makes the definitions read
+// the outside.
+var readingMethods = []string{"ParseFiles", "ParseGlob", "Local"}
 
 // notReusable returns why the document of the definitions in pkgDir may
 // depend on more than its cache key, or "" when it may not. dslImport is
