@@ -157,6 +157,13 @@ func TestNotReusable(t *testing.T) {
 		files: map[string]string{"images/a.go": "package images\n\nimport \"text/template\"\n\nvar t = template.Must(template.New(\"x\").ParseFiles(\"a.tmpl\"))\n"},
 		why:   "calls ParseFiles",
 	}, {
+		name:  "local time",
+		files: map[string]string{"images/a.go": "package images\n\nimport \"time\"\n\nvar y = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Local().Year()\n"},
+		why:   "calls Local",
+	}, {
+		name:  "durations and dates in UTC",
+		files: map[string]string{"images/a.go": "package images\n\nimport \"time\"\n\nvar d, y = 3 * time.Second, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Year()\n"},
+	}, {
 		name:  "a file the build leaves out",
 		files: map[string]string{"images/mage.go": "//go:build mage\n\npackage images\n\nimport _ \"os/exec\"\n"},
 	}}
