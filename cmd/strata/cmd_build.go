@@ -21,7 +21,9 @@ func cmdBuild(ctx context.Context, args []string, load loader) error {
 		return err
 	}
 	patterns, names := splitPatterns(names)
+	done := timings.Phase("load definitions")
 	targets, err := load.load(ctx, "build", patterns)
+	done()
 	if err != nil {
 		return err
 	}
@@ -29,7 +31,7 @@ func cmdBuild(ctx context.Context, args []string, load loader) error {
 	if err != nil {
 		return err
 	}
-	done := timings.Phase("build (engine)")
+	done = timings.Phase("build (engine)")
 	_, err = strata.BuildGraph(ctx, opts, g, names...)
 	done()
 	return err

@@ -16,6 +16,7 @@ import (
 )
 
 func main() {
+	timings.FromStart("package init, until main")
 	args := os.Args[1:]
 	if len(args) >= 2 && (args[0] == "-C" || args[0] == "--C") {
 		if err := os.Chdir(args[1]); err != nil {

@@ -42,6 +42,10 @@ func Phase(name string) func() {
 	return func() { Record(name, time.Since(t)) }
 }
 
+// FromStart records as a phase the time since the program's packages
+// started initialising (this package is among the first), until now.
+func FromStart(name string) { Record(name, time.Since(start)) }
+
 // Record records a phase whose name is known only once it is over.
 func Record(name string, took time.Duration) {
 	if !enabled {
