@@ -124,10 +124,7 @@ func Prepare(ctx context.Context, opts Options) (*Driver, error) {
 	if err := s.check(dir); err != nil {
 		return nil, err
 	}
-	why, err := notReusable(ws, dir, path.Join(opts.StrataImport, "dsl"))
-	if err != nil {
-		return nil, err
-	}
+	why := notReusable(ws, dir, path.Join(opts.StrataImport, "dsl"))
 	info := entryInfo{Package: pkgPath, Warnings: s.warnings, Reusable: why == "", NotReusable: why}
 	for _, d := range s.defs {
 		info.Targets = append(info.Targets, d.Target)

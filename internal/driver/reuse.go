@@ -74,8 +74,9 @@ var readingMethods = []string{"ParseFiles", "ParseGlob", "Local"}
 // notReusable returns why the document of the definitions in pkgDir may
 // depend on more than its cache key, or "" when it may not. dslImport is
 // strata's dsl, trusted: it reads nothing while definitions initialise
-// but the environment.
-func notReusable(ws *workspace, pkgDir, dslImport string) (string, error) {
+// but the environment. A file it cannot read or parse is a reason too:
+// the compile, which comes next, reports it.
+func notReusable(ws *workspace, pkgDir, dslImport string) string {
 	fset := token.NewFileSet()
 	// Files no build selects are not compiled, and so read nothing (a
 	// magefile beside the definitions).
@@ -87,10 +88,10 @@ func notReusable(ws *workspace, pkgDir, dslImport string) (string, error) {
 		queue = queue[1:]
 		entries, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
-			continue // the compile has already said
+			continue // the compile will say
 		}
 		if err != nil {
-			return "", err
+			return err.Error()
 		}
 		for _, e := range entries {
 			name := e.Name()
@@ -100,18 +101,18 @@ func notReusable(ws *workspace, pkgDir, dslImport string) (string, error) {
 			file := filepath.Join(dir, name)
 			src, err := os.ReadFile(file)
 			if err != nil {
-				return "", err
+				return err.Error()
 			}
 			if !mayBuild(src, anyTags) {
 				continue
 			}
 			f, err := parser.ParseFile(fset, file, src, parser.SkipObjectResolution)
 			if err != nil {
-				return "", err
+				return err.Error()
 			}
 			why, local := checkFile(fset, f, ws, dslImport)
 			if why != "" {
-				return why, nil
+				return why
 			}
 			for _, d := range local {
 				if !seen[d] {
@@ -121,7 +122,7 @@ func notReusable(ws *workspace, pkgDir, dslImport string) (string, error) {
 			}
 		}
 	}
-	return "", nil
+	return ""
 }
 
 // checkFile applies the rule to one file: the reason it breaks it, if it
