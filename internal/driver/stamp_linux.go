@@ -19,6 +19,11 @@ func stampOf(p string) (fileStamp, bool) {
 	if err != nil {
 		return fileStamp{}, false
 	}
+	if st.Ctim.Sec == 0 && st.Ctim.Nsec == 0 {
+		// A file system that keeps no change time (some FUSE ones
+		// report zero) cannot tell an edit by stamps.
+		return fileStamp{}, false
+	}
 	return fileStamp{
 		Path:  p,
 		Dev:   uint64(st.Dev),
