@@ -2,12 +2,17 @@ package strata
 
 import (
 	"context"
+	"errors"
+	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/timings"
 )
 
 // annotationRevision is the OCI annotation of the source revision an
@@ -18,9 +23,13 @@ const annotationRevision = "org.opencontainers.image.revision"
 // dir (the definitions folder), or "" when dir is not in one or git is not
 // installed: the annotation is a courtesy, never a reason to fail a build.
 func gitRevision(dir string) string {
+	defer timings.Phase("build: git revision")()
 	top, ok := gitTopLevel(dir)
 	if !ok {
 		return ""
+	}
+	if rev, ok := readGitHead(top); ok {
+		return rev
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -63,4 +72,105 @@ func gitTopLevel(dir string) (string, bool) {
 			return "", false
 		}
 	}
+}
+
+// readGitHead reads the commit checked out in the work tree top the way
+// git does, from HEAD and the ref files, which costs a few reads where
+// running git costs a process (a good part of a cached build). ok is false
+// for anything it does not handle, and git is asked then: an unborn
+// branch, the reftable format, or the GIT_* variables that move the
+// repository or its refs.
+func readGitHead(top string) (rev string, ok bool) {
+	for _, v := range []string{"GIT_DIR", "GIT_COMMON_DIR", "GIT_NAMESPACE", "GIT_CEILING_DIRECTORIES", "GIT_WORK_TREE"} {
+		if _, set := os.LookupEnv(v); set {
+			return "", false
+		}
+	}
+	gitDir := filepath.Join(top, ".git")
+	if fi, err := os.Stat(gitDir); err != nil {
+		return "", false
+	} else if !fi.IsDir() {
+		// A linked work tree or a submodule: .git names the real folder.
+		data, err := os.ReadFile(gitDir)
+		if err != nil {
+			return "", false
+		}
+		d, found := strings.CutPrefix(strings.TrimSpace(string(data)), "gitdir: ")
+		if !found {
+			return "", false
+		}
+		if !filepath.IsAbs(d) {
+			d = filepath.Join(top, d)
+		}
+		gitDir = d
+	}
+	// Branches live in the common folder; a linked work tree's own
+	// folder holds its HEAD.
+	common := gitDir
+	if data, err := os.ReadFile(filepath.Join(gitDir, "commondir")); err == nil {
+		c := strings.TrimSpace(string(data))
+		if !filepath.IsAbs(c) {
+			c = filepath.Join(gitDir, c)
+		}
+		common = c
+	}
+	if _, err := os.Stat(filepath.Join(common, "reftable")); err == nil {
+		return "", false
+	}
+	ref := "HEAD"
+	// A symbolic ref may name another; git gives up after five.
+	for range 5 {
+		dir := common
+		if ref == "HEAD" || strings.HasPrefix(ref, "refs/worktree/") || strings.HasPrefix(ref, "refs/bisect/") ||
+			strings.HasPrefix(ref, "refs/rewritten/") {
+			dir = gitDir
+		}
+		data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(ref)))
+		if err != nil {
+			if !errors.Is(err, fs.ErrNotExist) || ref == "HEAD" {
+				return "", false
+			}
+			return packedRef(common, ref)
+		}
+		content := strings.TrimSpace(string(data))
+		if target, symbolic := strings.CutPrefix(content, "ref: "); symbolic {
+			ref = target
+			continue
+		}
+		if !isObjectName(content) {
+			return "", false
+		}
+		return content, true
+	}
+	return "", false
+}
+
+// packedRef looks ref up in the packed-refs file, where git moves refs
+// that have no file of their own.
+func packedRef(common, ref string) (string, bool) {
+	data, err := os.ReadFile(filepath.Join(common, "packed-refs"))
+	if err != nil {
+		return "", false
+	}
+	for line := range strings.Lines(string(data)) {
+		name, found := strings.CutSuffix(strings.TrimRight(line, "\r\n"), " "+ref)
+		if found && isObjectName(name) {
+			return name, true
+		}
+	}
+	return "", false
+}
+
+// isObjectName reports whether s is a full SHA-1 or SHA-256 object name
+// as git writes it.
+func isObjectName(s string) bool {
+	if len(s) != 40 && len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

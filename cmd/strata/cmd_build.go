@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/strata-build/strata"
+	"github.com/strata-build/strata/internal/timings"
 )
 
 // cmdBuild builds the named images of the definitions (all when none).
@@ -20,7 +21,9 @@ func cmdBuild(ctx context.Context, args []string, load loader) error {
 		return err
 	}
 	patterns, names := splitPatterns(names)
+	done := timings.Phase("load definitions")
 	targets, err := load.load(ctx, "build", patterns)
+	done()
 	if err != nil {
 		return err
 	}
@@ -28,6 +31,8 @@ func cmdBuild(ctx context.Context, args []string, load loader) error {
 	if err != nil {
 		return err
 	}
+	done = timings.Phase("build (engine)")
 	_, err = strata.BuildGraph(ctx, opts, g, names...)
+	done()
 	return err
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/internal/driver"
+	"github.com/strata-build/strata/internal/timings"
 )
 
 // loader compiles and runs the definitions packages that patterns name
@@ -155,6 +157,11 @@ func expand(pattern string) (dirs []string, all bool, err error) {
 	return dirs, true, nil
 }
 
+// noDefinitionsCacheEnv, set to anything, makes every command run the
+// definitions' driver rather than reuse the document an earlier run wrote
+// (driver.Driver.Definitions says when that is reused).
+const noDefinitionsCacheEnv = "STRATA_NO_DEFINITIONS_CACHE"
+
 // loadDir prepares and runs the driver of the definitions package in dir.
 func loadDir(ctx context.Context, dir string) ([]strata.Target, error) {
 	// Ctrl-C during a compile stops the go command and removes its
@@ -162,7 +169,9 @@ func loadDir(ctx context.Context, dir string) ([]strata.Target, error) {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	start := time.Now()
+	done := timings.Phase("driver: prepare")
 	d, err := driver.Prepare(ctx, driver.Options{Dir: dir, Stderr: os.Stderr})
+	done()
 	if err != nil {
 		return nil, err
 	}
@@ -176,11 +185,30 @@ func loadDir(ctx context.Context, dir string) ([]strata.Target, error) {
 	for _, w := range d.Warnings {
 		fmt.Fprintf(os.Stderr, "strata: warning: %s\n", w)
 	}
-	raw, err := d.Run(ctx, os.Environ(), os.Stderr)
+	reuse := os.Getenv(noDefinitionsCacheEnv) == ""
+	// The driver's environment is the key of the definitions it writes:
+	// asking for timings must not be what changes it.
+	env := slices.DeleteFunc(os.Environ(), func(e string) bool { return strings.HasPrefix(e, timings.Env+"=") })
+	ran := time.Now()
+	raw, cached, err := d.Definitions(ctx, env, os.Stderr, reuse)
+	if timings.Enabled() {
+		phase := "definitions: reused"
+		switch {
+		case !cached && !reuse:
+			phase = "driver: run (" + noDefinitionsCacheEnv + " set)"
+		case !cached && d.NotReusable != "":
+			phase = "driver: run (never reused: " + d.NotReusable + ")"
+		case !cached:
+			phase = "driver: run"
+		}
+		timings.Record(phase, time.Since(ran))
+	}
 	if err != nil {
 		return nil, err
 	}
+	done = timings.Phase("definitions: read")
 	defs, err := dsl.ReadDefinitions(bytes.NewReader(raw))
+	done()
 	if err != nil {
 		return nil, err
 	}
@@ -199,5 +227,6 @@ func evaluate(ctx context.Context, opts strata.Options, targets []strata.Target)
 	for n, t := range targets {
 		images[n] = t.Image
 	}
+	defer timings.Phase("evaluate")()
 	return strata.Evaluate(ctx, opts, images...)
 }

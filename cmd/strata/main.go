@@ -13,10 +13,12 @@ import (
 	"os"
 	"runtime/debug"
 
+	"github.com/strata-build/strata/internal/timings"
 	"github.com/strata-build/strata/storage/layer"
 )
 
 func main() {
+	timings.FromStart("package init, until main")
 	args := os.Args[1:]
 	if len(args) >= 2 && (args[0] == "-C" || args[0] == "--C") {
 		if err := os.Chdir(args[1]); err != nil {
@@ -40,5 +42,7 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(layer.EncoderGCPercent)
 	}
-	os.Exit(execute(context.Background(), args, loadPackages))
+	code := execute(context.Background(), args, loadPackages)
+	timings.Print(os.Stderr)
+	os.Exit(code)
 }

@@ -81,6 +81,11 @@ type entryInfo struct {
 	Package  string
 	Targets  []Target
 	Warnings []string `json:",omitempty"` // the scan's, with absolute file names
+	// Reusable is set when the definitions read nothing but the
+	// environment while they initialise (reuse.go), so that their
+	// document may be cached; NotReusable says why not otherwise.
+	Reusable    bool   `json:",omitempty"`
+	NotReusable string `json:",omitempty"`
 }
 
 // buildSpec is one compile of a driver.
@@ -227,6 +232,9 @@ func prune(parent, current string) {
 			continue
 		}
 		p := filepath.Join(parent, e.Name())
+		if !e.IsDir() && !strings.HasPrefix(e.Name(), tmpPrefix) {
+			continue // inputsFile, not an entry
+		}
 		if strings.HasPrefix(e.Name(), tmpPrefix) {
 			if time.Since(fi.ModTime()) > time.Hour {
 				os.RemoveAll(p)

@@ -71,6 +71,34 @@
 // function of these inputs, so a hit neither scans nor generates: the
 // targets are stored next to the binary.
 //
+// Reading every input on every command would cost more than the rest of a
+// cached build, so a run that computed the key records, beside the
+// entries (inputs.json), the key with the stamp of every file and folder
+// it read: device, inode, mode, size, modification and change times. The
+// next run stats those paths and takes the recorded key when every stamp
+// is unchanged and nothing the key covers outside files changed. The change
+// time, which no user call can set back, makes this sound against an edit
+// that keeps size and modification time; stamps of files changed within
+// two seconds of the computation are not recorded (a file system keeps
+// times at a tick's precision, so such a file could change again unseen),
+// and the next run reads the contents again.
+//
+// # Definitions documents
+//
+// A run of the driver writes the definitions document; [Driver.Definitions]
+// keeps it in the driver's entry, keyed by the whole environment (build
+// parameters travel in STRATA_PARAMS), the working folder and the user and
+// group ids, and hands it back without running the driver while those are
+// unchanged. That is only sound when the definitions read nothing else
+// while they initialise, which Go gives no way to watch, so it is checked
+// on the code at compile time (reuse.go): the definitions package and the
+// local packages it imports may import only strata's dsl, local packages
+// and a list of standard packages that compute, and use of os only the
+// environment, of path/filepath no Glob or Walk, of time no clock, and
+// nothing that prints. Definitions that do anything else (read a VERSION
+// file, list a folder, import another module) run their driver at every
+// command; [Driver.NotReusable] says why.
+//
 // Nothing is ever written into the user's tree: the generated main is placed
 // at a virtual path inside the package folder with the go command's -overlay
 // flag, and the binary is built into the cache folder and renamed into place

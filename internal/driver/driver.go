@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/strata-build/strata/internal/timings"
 )
 
 // DefaultStrataImport is the import path of strata's module; the generated
@@ -47,6 +49,13 @@ type Driver struct {
 	// targets because the scan could not tell their type, one
 	// "file.go:12: message" each; a cache hit repeats them.
 	Warnings []string
+	// NotReusable says why the definitions document is never taken from
+	// the cache ("file.go:12: uses os.ReadFile"), "" when it may be; see
+	// [Driver.Definitions].
+	NotReusable string
+
+	entry    string // the cache entry holding the binary
+	reusable bool
 }
 
 // CompileError is returned when the definitions do not compile. Its message
@@ -89,17 +98,21 @@ func Prepare(ctx context.Context, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := inputKey(ws, dir, tool, opts.StrataImport)
+	folder := filepath.Join(opts.CacheDir, folderKey(dir))
+	done := timings.Phase("driver: key")
+	key, saveKey, err := currentKey(folder, ws, dir, tool, opts.StrataImport, opts.Force)
+	done()
 	if err != nil {
 		return nil, err
 	}
-	entry := filepath.Join(opts.CacheDir, folderKey(dir), key)
+	entry := filepath.Join(folder, key)
 	if !opts.Force {
 		if d, ok := load(entry); ok {
 			// The modification time orders entries for pruning: a binary in
 			// use should outlive ones that are not.
 			now := time.Now()
 			_ = os.Chtimes(entry, now, now)
+			saveKey()
 			return d, nil
 		}
 	}
@@ -111,7 +124,8 @@ func Prepare(ctx context.Context, opts Options) (*Driver, error) {
 	if err := s.check(dir); err != nil {
 		return nil, err
 	}
-	info := entryInfo{Package: pkgPath, Warnings: s.warnings}
+	why := notReusable(ws, dir, path.Join(opts.StrataImport, "dsl"))
+	info := entryInfo{Package: pkgPath, Warnings: s.warnings, Reusable: why == "", NotReusable: why}
 	for _, d := range s.defs {
 		info.Targets = append(info.Targets, d.Target)
 	}
@@ -129,9 +143,10 @@ func Prepare(ctx context.Context, opts Options) (*Driver, error) {
 	if err != nil {
 		return nil, err
 	}
-	prune(filepath.Dir(entry), entry)
+	prune(folder, entry)
+	saveKey()
 	return &Driver{Binary: filepath.Join(entry, binaryName()), Targets: info.Targets, Compiled: true, Package: pkgPath,
-		Warnings: relativeWarnings(info.Warnings, cwd)}, nil
+		Warnings: relativeWarnings(info.Warnings, cwd), NotReusable: why, entry: entry, reusable: why == ""}, nil
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -195,5 +210,6 @@ func load(entry string) (*Driver, bool) {
 		return nil, false
 	}
 	cwd, _ := os.Getwd()
-	return &Driver{Binary: bin, Targets: info.Targets, Package: info.Package, Warnings: relativeWarnings(info.Warnings, cwd)}, true
+	return &Driver{Binary: bin, Targets: info.Targets, Package: info.Package, Warnings: relativeWarnings(info.Warnings, cwd),
+		NotReusable: info.NotReusable, entry: entry, reusable: info.Reusable}, true
 }

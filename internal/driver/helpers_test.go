@@ -23,16 +23,34 @@ var fakeStrata = map[string]string{
 	"go.mod": "module example.com/t\n\ngo 1.26\n",
 	"strata/dsl/driver.go": `package dsl
 
-import "fmt"
+import (
+	"fmt"
+	"io"
+	"os"
+)
 
 type Target struct {
 	Var, Doc string
 	Image    *Image
 }
 
+// DriverMain hands the targets over as the real one does when strata runs
+// it, and prints them otherwise. It counts its runs in $DRIVER_RUNS.
 func DriverMain(pkg string, ts []Target) {
+	if runs := os.Getenv("DRIVER_RUNS"); runs != "" {
+		f, err := os.OpenFile(runs, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+		if err != nil {
+			panic(err)
+		}
+		fmt.Fprintln(f, "run")
+		f.Close()
+	}
+	var w io.Writer = os.Stdout
+	if os.Getenv("STRATA_DEFINITIONS_FD") == "3" {
+		w = os.NewFile(3, "definitions")
+	}
 	for _, t := range ts {
-		fmt.Printf("%s=%s %q\n", t.Var, t.Image.Name, t.Doc)
+		fmt.Fprintf(w, "%s=%s %q\n", t.Var, t.Image.Name, t.Doc)
 	}
 }
 `,
@@ -125,7 +143,7 @@ func keyOf(t testing.TB, dir string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := inputKey(ws, dir, goTool{}, testStrata)
+	k, err := inputKey(ws, dir, goTool{}, testStrata, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
