@@ -173,9 +173,26 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 // extractTar applies the tar stream r to dest entry by entry, as umoci's
 // UnpackLayer does, but puts every entry through CheckEntry first: umoci
 // would clamp a "../x" into dest and apply a malformed whiteout to the
-// folder holding it, where a rootfs tarball's scan refuses both.
+// folder holding it, where a rootfs tarball's scan refuses both. As root,
+// the entries of an ordinary layer take the extractor's fast path (see
+// extractor); rootless unpacks, which umoci maps, go through umoci alone.
 func extractTar(dest string, r io.Reader, opts *umoci.UnpackOptions) error {
-	te := umoci.NewTarExtractor(opts)
+	if opts.MapOptions().Rootless {
+		te := umoci.NewTarExtractor(opts)
+		return readEntries(r, func(h *tar.Header, r io.Reader) error { return te.UnpackEntry(dest, h, r) })
+	}
+	x, err := newExtractor(dest, opts)
+	if err != nil {
+		return err
+	}
+	defer x.close()
+	if err := readEntries(r, x.entry); err != nil {
+		return err
+	}
+	return x.finish()
+}
+
+func readEntries(r io.Reader, apply func(h *tar.Header, r io.Reader) error) error {
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -188,8 +205,9 @@ func extractTar(dest string, r io.Reader, opts *umoci.UnpackOptions) error {
 		if err := CheckEntry(h); err != nil {
 			return err
 		}
-		if err := te.UnpackEntry(dest, h, tr); err != nil {
-			return fmt.Errorf("unpack entry %q: %w", h.Name, err)
+		name := h.Name
+		if err := apply(h, tr); err != nil {
+			return fmt.Errorf("unpack entry %q: %w", name, err)
 		}
 	}
 }
