@@ -88,6 +88,13 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 	if err != nil {
 		return err
 	}
+	var diffHash hash.Hash
+	if opts.DiffID != "" {
+		if err := opts.DiffID.Validate(); err != nil {
+			return fmt.Errorf("diff ID %q: %w", opts.DiffID, err)
+		}
+		diffHash = opts.DiffID.Algorithm().Hash()
+	}
 	f, err := os.Open(blobPath)
 	if err != nil {
 		return fmt.Errorf("open layer blob: %w", err)
@@ -107,24 +114,21 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 	if err != nil {
 		return err
 	}
-	// raw is the decoder's until closeDecoder returns: see decompress.
+	// Decompressing and hashing the tar stream run ahead of the writes,
+	// on the other cores.
+	ahead := newReadAhead(zr, diffHash)
+	// raw is the decoder's, and the decoder ahead's, until closeDecoder
+	// returns: see decompress.
 	decoderOpen := true
 	closeDecoder := func() {
 		if decoderOpen {
 			decoderOpen = false
+			ahead.Close()
 			_ = zr.Close()
 		}
 	}
 	defer closeDecoder()
-	var r io.Reader = zr
-	var diffHash hash.Hash
-	if opts.DiffID != "" {
-		if err := opts.DiffID.Validate(); err != nil {
-			return fmt.Errorf("diff ID %q: %w", opts.DiffID, err)
-		}
-		diffHash = opts.DiffID.Algorithm().Hash()
-		r = io.TeeReader(r, diffHash)
-	}
+	var r io.Reader = ahead
 
 	var guard *spaceGuard
 	if floor := opts.floor(); floor > 0 {
