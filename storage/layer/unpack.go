@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
@@ -110,8 +111,16 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 		raw = io.TeeReader(raw, v.h)
 	}
 
-	zr, err := decompress(raw, t, blobPath)
-	if err != nil {
+	var zr io.ReadCloser
+	if t == layertype.TarGzip {
+		// The read-ahead goroutine below decodes: pgzip's own would only
+		// add a copy and a handoff.
+		gz, err := gzip.NewReader(raw)
+		if err != nil {
+			return fmt.Errorf("read gzip layer %s: %w", blobPath, err)
+		}
+		zr = gz
+	} else if zr, err = decompress(raw, t, blobPath); err != nil {
 		return err
 	}
 	// Decompressing and hashing the tar stream run ahead of the writes,
