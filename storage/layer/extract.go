@@ -62,9 +62,11 @@ type dirRef struct {
 	setgid bool // new entries take the folder's group, not ours
 }
 
-// maxOpenDirs bounds the cached folder descriptors; entries come in tree
-// order, so dropping them all once in a while costs a reopen per folder.
-const maxOpenDirs = 1024
+// maxOpenDirs bounds the cached folder descriptors (give or take the
+// folders of one entry: they are dropped between entries, so that none an
+// entry holds is closed under it); entries come in tree order, so dropping
+// them all once in a while costs a reopen per folder.
+const maxOpenDirs = 256
 
 func newExtractor(root string, opts *umoci.UnpackOptions) (*extractor, error) {
 	fd, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
@@ -140,9 +142,6 @@ func (x *extractor) dir(name string) (dirRef, error) {
 		unix.Close(fd)
 		return dirRef{}, err
 	}
-	if len(x.dirs) >= maxOpenDirs {
-		x.dropDirs()
-	}
 	d := dirRef{fd: fd, setgid: st.Mode&unix.S_ISGID != 0}
 	x.dirs[name] = d
 	return d, nil
@@ -153,9 +152,15 @@ var errSlow = errors.New("not on the fast path")
 
 // entry applies one checked tar entry, whose content r holds.
 func (x *extractor) entry(h *tar.Header, r io.Reader) error {
+	if len(x.dirs) >= maxOpenDirs {
+		x.dropDirs()
+	}
 	name := umoci.CleanPath(h.Name)
 	if h.Typeflag != tar.TypeDir {
+		// No longer a folder: a whiteout makes its target a device.
+		dir, base := path.Split(name)
 		delete(x.times, name)
+		delete(x.times, path.Join(dir, strings.TrimPrefix(base, whiteoutPrefix)))
 	}
 	err := errSlow
 	if !x.allSlow && x.fastable(name, h) {
@@ -251,11 +256,7 @@ func (x *extractor) fast(name string, h *tar.Header, r io.Reader) error {
 		if err != nil || target == "." {
 			return errSlow
 		}
-		// x.dir may have dropped the parent's descriptor to make room.
-		if parent, err = x.dir(dirName); err != nil {
-			return errSlow
-		}
-		if err := retry(func() error { return unix.Linkat(td.fd, tbase, parent.fd, base, 0) }); err != nil {
+		if err := retry(func() error { return unix.Linkat(td.fd, tbase, pfd, base, 0) }); err != nil {
 			return createErr(err, name)
 		}
 		return nil // a hard link has its target's metadata
@@ -343,6 +344,9 @@ func (x *extractor) needChown(h *tar.Header, parent dirRef) bool {
 // them.
 func (x *extractor) finish() error {
 	for name, ts := range x.times {
+		if len(x.dirs) >= maxOpenDirs {
+			x.dropDirs()
+		}
 		if name == "" {
 			if err := retry(func() error { return unix.UtimesNanoAt(x.rootFd, "", ts[:], unix.AT_EMPTY_PATH) }); err != nil {
 				return fmt.Errorf("set times of %s: %w", x.root, err)

@@ -92,6 +92,12 @@ func trickyTar(t testing.TB) []byte {
 	file("empty", "")
 	file("big", strings.Repeat("0123456789abcdef", 200_000))
 	dir("etc/", 0o750) // again, other mode
+	// More folders than the extractor keeps open, linked across.
+	for i := range 2 * maxOpenDirs {
+		dir(fmt.Sprintf("many/d%03d/", i), 0o755)
+		file(fmt.Sprintf("many/d%03d/f", i), "x")
+		add(&tar.Header{Typeflag: tar.TypeLink, Name: fmt.Sprintf("many/d%03d/l", i), Linkname: fmt.Sprintf("many/d%03d/f", i/2)}, "")
+	}
 	must(t, tw.Close())
 	return b.Bytes()
 }
