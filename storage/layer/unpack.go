@@ -34,8 +34,10 @@ var (
 // Unpack extracts the layer blob at blobPath, of the given media type, into
 // dest, an existing empty directory, in overlay-lower format: OCI whiteouts
 // become char 0/0 nodes and opaque-dir xattrs, so dest can be used as an
-// overlay lowerdir. Tar layers go through umoci's extractor, which keeps
-// every entry (including through symlinks) inside dest. An unknown or empty
+// overlay lowerdir. Tar layers are applied as umoci's extractor applies
+// them, keeping every entry (including through symlinks) inside dest: by
+// umoci itself for whiteouts, names through links and rootless unpacks,
+// by a faster extractor of the same semantics for the rest (extractor). An unknown or empty
 // tar media type is resolved by the blob's magic bytes.
 func Unpack(ctx context.Context, blobPath, mediaType, dest string, opts UnpackOptions) error {
 	if err := ctx.Err(); err != nil {
@@ -323,8 +325,9 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 }
 
 // decompress returns the tar stream of a layer of type t read from r: the
-// one place that knows which decompressor each tar type needs (unpack,
-// diff ids and recompression all read layers this way).
+// one place that knows which decompressor each tar type needs (diff ids,
+// recompression and the unpack of zstd layers read layers this way; the
+// unpack decodes gzip itself, in its read-ahead goroutine).
 //
 // The zstd and gzip decoders read r ahead of what they return, in
 // goroutines of their own, and may go on doing so after the tar stream's
