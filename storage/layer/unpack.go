@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"strconv"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
 	"github.com/opencontainers/go-digest"
@@ -33,8 +34,10 @@ var (
 // Unpack extracts the layer blob at blobPath, of the given media type, into
 // dest, an existing empty directory, in overlay-lower format: OCI whiteouts
 // become char 0/0 nodes and opaque-dir xattrs, so dest can be used as an
-// overlay lowerdir. Tar layers go through umoci's extractor, which keeps
-// every entry (including through symlinks) inside dest. An unknown or empty
+// overlay lowerdir. Tar layers are applied as umoci's extractor applies
+// them, keeping every entry (including through symlinks) inside dest: by
+// umoci itself for whiteouts, names through links and rootless unpacks,
+// by a faster extractor of the same semantics for the rest (extractor). An unknown or empty
 // tar media type is resolved by the blob's magic bytes.
 func Unpack(ctx context.Context, blobPath, mediaType, dest string, opts UnpackOptions) error {
 	if err := ctx.Err(); err != nil {
@@ -88,6 +91,13 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 	if err != nil {
 		return err
 	}
+	var diffHash hash.Hash
+	if opts.DiffID != "" {
+		if err := opts.DiffID.Validate(); err != nil {
+			return fmt.Errorf("diff ID %q: %w", opts.DiffID, err)
+		}
+		diffHash = opts.DiffID.Algorithm().Hash()
+	}
 	f, err := os.Open(blobPath)
 	if err != nil {
 		return fmt.Errorf("open layer blob: %w", err)
@@ -103,28 +113,33 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 		raw = io.TeeReader(raw, v.h)
 	}
 
-	zr, err := decompress(raw, t, blobPath)
-	if err != nil {
+	var zr io.ReadCloser
+	if t == layertype.TarGzip {
+		// The read-ahead goroutine below decodes: pgzip's own would only
+		// add a copy and a handoff.
+		gz, err := gzip.NewReader(raw)
+		if err != nil {
+			return fmt.Errorf("read gzip layer %s: %w", blobPath, err)
+		}
+		zr = gz
+	} else if zr, err = decompress(raw, t, blobPath); err != nil {
 		return err
 	}
-	// raw is the decoder's until closeDecoder returns: see decompress.
+	// Decompressing and hashing the tar stream run ahead of the writes,
+	// on the other cores.
+	ahead := newReadAhead(zr, diffHash)
+	// raw is the decoder's, and the decoder ahead's, until closeDecoder
+	// returns: see decompress.
 	decoderOpen := true
 	closeDecoder := func() {
 		if decoderOpen {
 			decoderOpen = false
+			ahead.Close()
 			_ = zr.Close()
 		}
 	}
 	defer closeDecoder()
-	var r io.Reader = zr
-	var diffHash hash.Hash
-	if opts.DiffID != "" {
-		if err := opts.DiffID.Validate(); err != nil {
-			return fmt.Errorf("diff ID %q: %w", opts.DiffID, err)
-		}
-		diffHash = opts.DiffID.Algorithm().Hash()
-		r = io.TeeReader(r, diffHash)
-	}
+	var r io.Reader = ahead
 
 	var guard *spaceGuard
 	if floor := opts.floor(); floor > 0 {
@@ -173,9 +188,26 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 // extractTar applies the tar stream r to dest entry by entry, as umoci's
 // UnpackLayer does, but puts every entry through CheckEntry first: umoci
 // would clamp a "../x" into dest and apply a malformed whiteout to the
-// folder holding it, where a rootfs tarball's scan refuses both.
+// folder holding it, where a rootfs tarball's scan refuses both. As root,
+// the entries of an ordinary layer take the extractor's fast path (see
+// extractor); rootless unpacks, which umoci maps, go through umoci alone.
 func extractTar(dest string, r io.Reader, opts *umoci.UnpackOptions) error {
-	te := umoci.NewTarExtractor(opts)
+	if opts.MapOptions().Rootless {
+		te := umoci.NewTarExtractor(opts)
+		return readEntries(r, func(h *tar.Header, r io.Reader) error { return te.UnpackEntry(dest, h, r) })
+	}
+	x, err := newExtractor(dest, opts)
+	if err != nil {
+		return err
+	}
+	defer x.close()
+	if err := readEntries(r, x.entry); err != nil {
+		return err
+	}
+	return x.finish()
+}
+
+func readEntries(r io.Reader, apply func(h *tar.Header, r io.Reader) error) error {
 	tr := tar.NewReader(r)
 	for {
 		h, err := tr.Next()
@@ -188,8 +220,9 @@ func extractTar(dest string, r io.Reader, opts *umoci.UnpackOptions) error {
 		if err := CheckEntry(h); err != nil {
 			return err
 		}
-		if err := te.UnpackEntry(dest, h, tr); err != nil {
-			return fmt.Errorf("unpack entry %q: %w", h.Name, err)
+		name := h.Name
+		if err := apply(h, tr); err != nil {
+			return fmt.Errorf("unpack entry %q: %w", name, err)
 		}
 	}
 }
@@ -292,8 +325,9 @@ func fixOpaque(ctx context.Context, root string, userXattr bool) error {
 }
 
 // decompress returns the tar stream of a layer of type t read from r: the
-// one place that knows which decompressor each tar type needs (unpack,
-// diff ids and recompression all read layers this way).
+// one place that knows which decompressor each tar type needs (diff ids,
+// recompression and the unpack of zstd layers read layers this way; the
+// unpack decodes gzip itself, in its read-ahead goroutine).
 //
 // The zstd and gzip decoders read r ahead of what they return, in
 // goroutines of their own, and may go on doing so after the tar stream's
