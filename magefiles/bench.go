@@ -12,7 +12,8 @@ import (
 
 // Bench prints strata's benchmark tables (as root, on an idle machine):
 // layer encoders beside tar|zstd, tar|pigz and mksquashfs on the same
-// tree; a one-file commit on 1 and 10 GiB bases beside umoci repack; peak
+// tree, and on W1- and W2-like trees with CPU and peak memory per
+// encoder; unpacking a base beside tar -xf; a one-file commit on 1 and 10 GiB bases beside umoci repack; peak
 // memory of committing a 2 GiB layer; the build engine (fully cached
 // builds of ten images, parallel builds); the sandbox's step overhead;
 // the W1/W2 workloads against their ceilings and BuildKit's figures
@@ -24,7 +25,7 @@ import (
 func Bench() error {
 	mg.SerialDeps(Deps, Build)
 	cmd := exec.Command("go", "test", "-count=1", "-timeout=3h", "-v",
-		"-run", "^(TestPrintBenchTable|TestPrintCommitBench)$", "./storage/layer/")
+		"-run", "^(TestPrintBenchTable|TestPrintCommitBench|TestPrintEncodeBench|TestPrintUnpackTable)$", "./storage/layer/")
 	cmd.Env = append(os.Environ(), "STRATA_BENCH=1")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {

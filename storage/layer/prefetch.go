@@ -14,8 +14,6 @@ const (
 	// readChunk is the most of one file read ahead of the tar writer; the
 	// rest of a bigger file is streamed by the writer in chunks this size.
 	readChunk = 1 << 20
-	// prefetchBudget bounds the memory of read-ahead file contents.
-	prefetchBudget = 16 << 20
 	// readers is the number of goroutines reading files ahead. More than
 	// the CPU count pays off when the tree is not in the page cache.
 	readers = 8

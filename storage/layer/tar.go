@@ -18,10 +18,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// readAhead bounds the memory of file contents read ahead of the tar
+// readAheadBudget bounds the memory of file contents read ahead of the tar
 // writer. A few MiB keep the readers hundreds of small files ahead, which
 // is all the overlap there is to gain once the tree is in the page cache.
-const readAhead = 4 << 20
+const readAheadBudget = 4 << 20
 
 // readAheadMax is the largest file read ahead. Opening and reading a small
 // file costs more than compressing it, so those are what the readers take
@@ -43,7 +43,7 @@ func tarStream(ctx context.Context, root string, form outputForm, opts WriteOpti
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	bud := newBudget(readAhead)
+	bud := newBudget(readAheadBudget)
 	pool := &bufPool{}
 	// The walk may run this many entries ahead of the tar writer: headers
 	// cost memory too, and readers rarely get further ahead than that.
