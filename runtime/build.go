@@ -132,17 +132,17 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		return nil, err
 	}
 	b := &builder{
-		opts:    opts,
-		con:     &console{out: opts.Out},
+		opts:      opts,
+		con:       &console{out: opts.Out},
 		ready:     map[*dsl.Node]chan struct{}{},
 		layerOK:   map[*dsl.Node]*atomic.Bool{},
 		done:      map[*dsl.Node]chan struct{}{},
 		results:   map[*dsl.Node]*Result{},
 		sem:       make(chan struct{}, opts.Jobs),
 		encodeSem: make(chan struct{}, opts.Jobs),
-		hooks:   newHooks(opts, nodes),
-		stack:   stk,
-		decider: decider{records: stk.store, noCache: opts.NoCache, needs: layerNeeds(nodes)},
+		hooks:     newHooks(opts, nodes),
+		stack:     stk,
+		decider:   decider{records: stk.store, noCache: opts.NoCache, needs: layerNeeds(nodes)},
 	}
 	stk.bases.registry, stk.bases.downloads = opts.Registry, b.downloadOptions
 	stk.epoch, stk.note = opts.SourceDateEpoch, b.con.printf
@@ -159,7 +159,8 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	b.cancel = func() { cancel(errFailFast) }
-	// What is left of them once every image ended serves no tag.
+	// Recompressions still running once every image ended serve no tag:
+	// they stop then.
 	earlyCtx, stopEarly := context.WithCancel(ctx)
 	defer stopEarly()
 	b.bases.recompressEarly(earlyCtx, nodes)
