@@ -28,6 +28,8 @@ var knownTags = map[string]bool{
 	"loong64": true, "mips": true, "mipsle": true, "mips64": true, "mips64le": true, "mips64p32": true,
 	"mips64p32le": true, "ppc": true, "ppc64": true, "ppc64le": true, "riscv": true, "riscv64": true,
 	"s390": true, "s390x": true, "sparc": true, "sparc64": true, "wasm": true,
+	// -race, -msan and -asan set these.
+	"race": true, "msan": true, "asan": true,
 }
 
 func isKnownTag(tag string) bool {
@@ -37,12 +39,16 @@ func isKnownTag(tag string) bool {
 // tagsMayBeSet reports whether -tags may be in GOFLAGS, from the
 // environment or `go env -w`: then no tag can be taken as false. Both are
 // part of the key.
-func tagsMayBeSet() bool {
-	if strings.Contains(os.Getenv("GOFLAGS"), "tags") {
+func tagsMayBeSet() bool { return goFlagsMention("tags") }
+
+// goFlagsMention reports whether word is in GOFLAGS, from the environment
+// or `go env -w`.
+func goFlagsMention(word string) bool {
+	if strings.Contains(os.Getenv("GOFLAGS"), word) {
 		return true
 	}
 	if f := goEnvFile(); f != "" {
-		if data, err := os.ReadFile(f); err == nil && bytes.Contains(data, []byte("tags")) {
+		if data, err := os.ReadFile(f); err == nil && bytes.Contains(data, []byte(word)) {
 			return true
 		}
 	}

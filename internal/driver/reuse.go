@@ -38,7 +38,7 @@ type stdRule struct {
 
 var computeOnly = map[string]stdRule{
 	"bufio": {}, "bytes": {}, "cmp": {}, "container/heap": {}, "container/list": {}, "container/ring": {},
-	"context": {}, "crypto/md5": {}, "crypto/sha1": {}, "crypto/sha256": {}, "crypto/sha512": {}, "crypto/sha3": {},
+	"context": {deny: []string{"WithTimeout", "WithDeadline", "WithTimeoutCause", "WithDeadlineCause"}}, "crypto/md5": {}, "crypto/sha1": {}, "crypto/sha256": {}, "crypto/sha512": {}, "crypto/sha3": {},
 	"embed": {}, "encoding": {}, "encoding/base32": {}, "encoding/base64": {}, "encoding/binary": {},
 	"encoding/csv": {}, "encoding/hex": {}, "encoding/json": {}, "encoding/pem": {}, "encoding/xml": {},
 	"errors": {}, "hash": {}, "hash/adler32": {}, "hash/crc32": {}, "hash/crc64": {}, "hash/fnv": {},
@@ -69,7 +69,15 @@ var computeOnly = map[string]stdRule{
 // receiver comes from (a template's ParseFiles, a time's Local); a
 // selector with one of these names anywhere makes the definitions read
 // the outside.
-var readingMethods = []string{"ParseFiles", "ParseGlob", "Local"}
+var readingMethods = []string{"ParseFiles", "ParseGlob", "Local",
+	// A method called by its name (reflect) may be any of the above; a
+	// context's deadline is read off the clock.
+	"MethodByName", "Method", "Deadline"}
+
+// otherSources are the suffixes of files the go command compiles or links
+// beside Go files (assembly, cgo, objects): the check cannot read what
+// they do, so a package holding one is taken to read the outside.
+var otherSources = []string{".s", ".S", ".sx", ".syso", ".c", ".cc", ".cpp", ".cxx", ".m", ".f", ".F", ".for", ".f90"}
 
 // notReusable returns why the document of the definitions in pkgDir may
 // depend on more than its cache key, or "" when it may not. dslImport is
@@ -77,6 +85,12 @@ var readingMethods = []string{"ParseFiles", "ParseGlob", "Local"}
 // but the environment. A file it cannot read or parse is a reason too:
 // the compile, which comes next, reports it.
 func notReusable(ws *workspace, pkgDir, dslImport string) string {
+	// Files the compile reads that no hash or stamp covers.
+	for _, flag := range []string{"-overlay", "-modfile"} {
+		if goFlagsMention(flag) {
+			return "GOFLAGS sets " + flag
+		}
+	}
 	fset := token.NewFileSet()
 	// Files no build selects are not compiled, and so read nothing (a
 	// magefile beside the definitions).
@@ -95,6 +109,9 @@ func notReusable(ws *workspace, pkgDir, dslImport string) string {
 		}
 		for _, e := range entries {
 			name := e.Name()
+			if !e.IsDir() && slices.Contains(otherSources, filepath.Ext(name)) {
+				return fmt.Sprintf("%s holds %s, which is not Go", dir, name)
+			}
 			if e.IsDir() || !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
 				continue
 			}
@@ -184,6 +201,10 @@ func checkFile(fset *token.FileSet, f *ast.File, ws *workspace, dslImport string
 		case *ast.CallExpr:
 			if id, ok := n.Fun.(*ast.Ident); ok && (id.Name == "print" || id.Name == "println") {
 				why = fmt.Sprintf("%s: prints", fset.Position(n.Pos()))
+			}
+		case *ast.FuncDecl:
+			if n.Body == nil { // written in assembly or linked by name
+				why = fmt.Sprintf("%s: declares %s without a body", fset.Position(n.Pos()), n.Name.Name)
 			}
 		}
 		return true

@@ -164,6 +164,26 @@ func TestNotReusable(t *testing.T) {
 		name:  "durations and dates in UTC",
 		files: map[string]string{"images/a.go": "package images\n\nimport \"time\"\n\nvar d, y = 3 * time.Second, time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC).Year()\n"},
 	}, {
+		name:  "assembly beside the Go files",
+		files: map[string]string{"lib/read_amd64.s": "TEXT ·read(SB),0,$0\n\tRET\n"},
+		why:   "holds read_amd64.s, which is not Go",
+	}, {
+		name:  "a function without a body",
+		files: map[string]string{"images/a.go": "package images\n\nfunc read() string\n"},
+		why:   "declares read without a body",
+	}, {
+		name:  "a method called by its name",
+		files: map[string]string{"images/a.go": "package images\n\nimport \"reflect\"\n\nvar v = reflect.ValueOf(1).MethodByName(\"String\")\n"},
+		why:   "calls MethodByName",
+	}, {
+		name:  "a deadline off the clock",
+		files: map[string]string{"images/a.go": "package images\n\nimport (\n\t\"context\"\n\t\"time\"\n)\n\nvar ctx, _ = context.WithTimeout(context.Background(), time.Second)\n"},
+		why:   "uses context.WithTimeout",
+	}, {
+		name:  "a file only the race detector builds",
+		files: map[string]string{"images/race.go": "//go:build race\n\npackage images\n\nimport _ \"os/exec\"\n"},
+		why:   "imports os/exec",
+	}, {
 		name:  "a file the build leaves out",
 		files: map[string]string{"images/mage.go": "//go:build mage\n\npackage images\n\nimport _ \"os/exec\"\n"},
 	}}
