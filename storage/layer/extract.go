@@ -89,6 +89,11 @@ func newExtractor(root string, opts *umoci.UnpackOptions) (*extractor, error) {
 		egid:     os.Getegid(),
 		buf:      make([]byte, 1<<20),
 	}
+	// A default ACL dest inherited from the folder it was made in would
+	// be inherited by every file made on the fast path, too.
+	if _, err := unix.Lgetxattr(root, "system.posix_acl_default", nil); err == nil {
+		x.allSlow = true
+	}
 	return x, nil
 }
 
@@ -147,6 +152,16 @@ func (x *extractor) dir(name string) (dirRef, error) {
 	return d, nil
 }
 
+// inRootfs is the cleaned name of an entry or hard-link target relative to
+// the rootfs: an absolute name is the same name inside it ("/etc" is
+// "etc"), and must share the folder caches' and times' keys.
+func inRootfs(name string) string {
+	if n := strings.TrimPrefix(umoci.CleanPath(name), "/"); n != "" {
+		return n
+	}
+	return "."
+}
+
 // errSlow sends an entry to umoci's extractor.
 var errSlow = errors.New("not on the fast path")
 
@@ -155,7 +170,7 @@ func (x *extractor) entry(h *tar.Header, r io.Reader) error {
 	if len(x.dirs) >= maxOpenDirs {
 		x.dropDirs()
 	}
-	name := umoci.CleanPath(h.Name)
+	name := inRootfs(h.Name)
 	if h.Typeflag != tar.TypeDir {
 		// No longer a folder: a whiteout makes its target a device.
 		dir, base := path.Split(name)
@@ -247,7 +262,7 @@ func (x *extractor) fast(name string, h *tar.Header, r io.Reader) error {
 			return createErr(err, name)
 		}
 	case tar.TypeLink:
-		target := umoci.CleanPath(h.Linkname)
+		target := inRootfs(h.Linkname)
 		tdir, tbase := "", target
 		if i := strings.LastIndexByte(target, '/'); i >= 0 {
 			tdir, tbase = target[:i], target[i+1:]
