@@ -116,13 +116,16 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 	live.Close()
 	resultTable(opts.Out, results, st.Root)
 	summary(opts.Out, results, time.Since(start))
-	if err != nil {
-		return results, err
+	// Tags moved by the images that were built lost their old blobs, even
+	// when another image failed: collect them now, since a later build
+	// collects only if it moves a tag itself (an interrupted build leaves
+	// them until then).
+	if ctx.Err() == nil {
+		if gcErr := out.GC(ctx); gcErr != nil && err == nil {
+			err = fmt.Errorf("collect unreferenced blobs of %s: %w", opts.Layout, gcErr)
+		}
 	}
-	if err := out.GC(ctx); err != nil {
-		return results, fmt.Errorf("collect unreferenced blobs of %s: %w", opts.Layout, err)
-	}
-	return results, nil
+	return results, err
 }
 
 func annotations() map[string]string {

@@ -349,7 +349,8 @@ func (ev *evaluator) base(ctx context.Context, n *Node) string {
 			// URL: a file replaced by another must fail here rather than
 			// rebuild on content nobody reviewed. The runtime then copies
 			// the file into the store checked against d, so what it unpacks
-			// is what was checked here.
+			// is what was checked here (or what Options.Digests vouched for
+			// by the file's stat, when it knew the file).
 			if err == nil && b.Remote.SHA256 != "" && d != digest.NewDigestFromEncoded(digest.SHA256, b.Remote.SHA256) {
 				err = fmt.Errorf("tarball %s: expected sha256:%s, got %s: the file does not match its pin", b.Path, b.Remote.SHA256, d)
 			}

@@ -37,7 +37,10 @@ type baseLoader struct {
 // tags of nodes will need (see layers: a .tar.zst base under tar+gzip
 // images), so that they run beside the steps rather than after the last
 // one. A failure is left for the tag to meet again and report.
-func (b *baseLoader) recompressEarly(ctx context.Context, nodes []*dsl.Node) {
+func (b *baseLoader) recompressEarly(ctx context.Context, nodes []*dsl.Node, tagged bool) {
+	if !tagged {
+		return // without a layout nothing is tagged
+	}
 	seen := map[string]bool{}
 	for _, n := range nodes {
 		root := n.Root()

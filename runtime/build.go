@@ -163,7 +163,7 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 	// they stop then.
 	earlyCtx, stopEarly := context.WithCancel(ctx)
 	defer stopEarly()
-	b.bases.recompressEarly(earlyCtx, nodes)
+	b.bases.recompressEarly(earlyCtx, nodes, opts.Layout != nil)
 	var wg sync.WaitGroup
 	for _, n := range nodes {
 		wg.Add(1)
@@ -240,8 +240,8 @@ func (b *builder) build(ctx context.Context, n *dsl.Node) {
 	defer b.finished(ctx, n, res)
 	markReady := sync.OnceFunc(func() { close(b.ready[n]) })
 	defer markReady() // on every failure: the images waiting see no layer
-	if d := b.failedDep(n, b.ready, b.hasLayer); d != nil {
-		res.Status, res.Reason = Skipped, fmt.Sprintf("needs %s, which %s", d.Name, b.results[d].Status)
+	if why := b.failedDep(n, b.ready, b.hasLayer); why != "" {
+		res.Status, res.Reason = Skipped, why
 		return
 	}
 	start := time.Now()
@@ -261,10 +261,12 @@ func (b *builder) build(ctx context.Context, n *dsl.Node) {
 		b.failed()
 		return
 	}
-	// n's manifests list its ancestors' layers in every type: their
-	// encodes must be over, and a failure among them is n's too.
-	if dep := b.failedDep(n, b.done, b.succeeded); dep != nil {
-		res.Status, res.Reason = Skipped, fmt.Sprintf("needs %s, which %s", dep.Name, b.results[dep].Status)
+	// n's manifests list its ancestors' layers in every type, so their
+	// encodes must be over; and a failure of any dependency (an image n
+	// imports from, too) after its layer folder was made is n's as well,
+	// as before the folder.
+	if why := b.failedDep(n, b.done, b.succeeded); why != "" {
+		res.Status, res.Reason = Skipped, why
 		return
 	}
 	if err := b.tag(ctx, n); err != nil {
@@ -283,8 +285,8 @@ func (b *builder) build(ctx context.Context, n *dsl.Node) {
 }
 
 // failedDep waits, through chans, for each dependency of n the build
-// holds and returns the first for which ok is false.
-func (b *builder) failedDep(n *dsl.Node, chans map[*dsl.Node]chan struct{}, ok func(*dsl.Node) bool) *dsl.Node {
+// holds, and says why n is skipped when ok is false for one.
+func (b *builder) failedDep(n *dsl.Node, chans map[*dsl.Node]chan struct{}, ok func(*dsl.Node) bool) string {
 	for _, d := range n.Deps {
 		ch, held := chans[d]
 		if !held {
@@ -292,10 +294,10 @@ func (b *builder) failedDep(n *dsl.Node, chans map[*dsl.Node]chan struct{}, ok f
 		}
 		<-ch
 		if !ok(d) {
-			return d
+			return fmt.Sprintf("needs %s, which %s", d.Name, b.results[d].Status)
 		}
 	}
-	return nil
+	return ""
 }
 
 func (b *builder) hasLayer(n *dsl.Node) bool { return b.layerOK[n].Load() }
@@ -396,7 +398,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	spec.Secrets = b.secrets[n.Name]
 	// The finisher only says whether the steps changed anything: the
 	// folder is encoded once committed (see build).
-	spec.Finish, err = finishSpec(commitArg{Out: ws.Out, Epoch: b.opts.SourceDateEpoch, UserXattr: b.uids != nil})
+	spec.Finish, err = finishSpec(commitArg{})
 	if err != nil {
 		return nil, err
 	}

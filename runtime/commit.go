@@ -4,10 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"time"
 
@@ -66,9 +64,11 @@ func parseCommit(raw json.RawMessage) (commitResult, error) {
 	return r, err
 }
 
-// commitUpper runs inside the sandbox: it says whether the upper dir holds
-// any change, and encodes it once per layer type into the workspace's out
-// folder.
+// commitUpper runs inside the sandbox. After a build's steps (no Types)
+// it only says whether the upper dir holds any change; for a rootless
+// encode of a committed layer folder (Dir and Types set) it encodes that
+// folder, which only the build's user namespace reads as the steps wrote
+// it, once per layer type into the workspace's out folder.
 func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.RawMessage, error) {
 	var arg commitArg
 	if err := json.Unmarshal(raw, &arg); err != nil {
@@ -77,33 +77,50 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 	if arg.Dir != "" {
 		upper = arg.Dir
 	}
-	// This process only encodes from here on; a GOGC the user set wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(layer.EncoderGCPercent)
-	}
 	var res commitResult
 	var err error
 	if res.Empty, err = layer.Unchanged(upper); err != nil {
 		return nil, err
 	}
-	if res.Empty {
+	if res.Empty || len(arg.Types) == 0 {
 		return json.Marshal(res)
 	}
-	for _, t := range arg.Types {
-		path := filepath.Join(arg.Out, string(t)+".blob")
-		r, err := layer.Write(ctx, upper, t, path, layer.WriteOptions{
-			SourceDateEpoch: time.Unix(arg.Epoch, 0),
-			UserXattr:       arg.UserXattr,
-			Mksquashfs:      arg.Mksquashfs,
-		})
+	layer.UseEncoderGC() // this process encodes and then ends
+	res.Blobs, err = writeTypes(ctx, upper, arg.Out, arg.Types, layer.WriteOptions{
+		SourceDateEpoch: time.Unix(arg.Epoch, 0),
+		UserXattr:       arg.UserXattr,
+		Mksquashfs:      arg.Mksquashfs,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(res)
+}
+
+// writeTypes encodes the layer folder dir once per layer type into the
+// folder out.
+func writeTypes(ctx context.Context, dir, out string, types []layertype.Type, opts layer.WriteOptions) ([]storage.CommitBlob, error) {
+	var blobs []storage.CommitBlob
+	for _, t := range types {
+		path := filepath.Join(out, string(t)+".blob")
+		r, err := layer.Write(ctx, dir, t, path, opts)
 		if err != nil {
 			return nil, fmt.Errorf("encode layer as %s: %w", t, err)
 		}
-		res.Blobs = append(res.Blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
+		if r.Empty {
+			return nil, errEmptyFolder(dir)
+		}
+		blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
 			Type:       t,
 			Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size},
 			DiffID:     digest.Digest(r.DiffID).String(),
 		}})
 	}
-	return json.Marshal(res)
+	return blobs, nil
+}
+
+// errEmptyFolder is the error of a committed layer folder found empty,
+// which its record says it is not.
+func errEmptyFolder(dir string) error {
+	return fmt.Errorf("layer folder %s is empty, but its record says it is not", dir)
 }

@@ -3,8 +3,8 @@
 // namespaces over an overlay of their ancestors' layers (through package
 // sandbox), hands the result to storage to commit, and reports progress
 // (live on a terminal through package display).
-// It implements no layer encoding: it calls storage/layer's, for a
-// build's commit inside the sandbox (where a rootless build can read
-// what its steps wrote), and directly when a committed folder gets
-// another layer type as root.
+// It implements no layer encoding: it calls storage/layer's on each
+// committed layer folder, directly as root, and rootless through the
+// commit finisher in a sandbox without steps (only the build's user
+// namespace reads what its steps wrote).
 package runtime

@@ -3,12 +3,8 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/layertype"
@@ -77,7 +73,7 @@ func (s *stack) encodeMissing(ctx context.Context, n *dsl.Node, dir string, type
 	defer s.discard(ctx, ws)
 	blobs, err := s.encodeLayerDir(ctx, n.Name, dir, ws, missing)
 	if err != nil {
-		return nil, nil, fmt.Errorf("image %q: encode its cached layer as %s: %w", n.Name, joinTypes(missing), err)
+		return nil, nil, fmt.Errorf("image %q: encode its layer as %s: %w", n.Name, joinTypes(missing), err)
 	}
 	for _, blob := range blobs {
 		if cur, err = s.store.AddBlob(cur.Key, blob); err != nil {
@@ -113,23 +109,7 @@ func (s *stack) lookupAgain(n *dsl.Node) (*storage.Record, error) {
 // (uuid, impure, origin) to it and change its later encodings.
 func (s *stack) encodeLayerDir(ctx context.Context, name, dir string, ws *storage.Workspace, types []layertype.Type) ([]storage.CommitBlob, error) {
 	if s.uids == nil {
-		var blobs []storage.CommitBlob
-		for _, t := range types {
-			path := filepath.Join(ws.Out, string(t)+".blob")
-			r, err := layer.Write(ctx, dir, t, path, layer.WriteOptions{SourceDateEpoch: time.Unix(s.epoch, 0)})
-			if err != nil {
-				return nil, err
-			}
-			if r.Empty {
-				return nil, fmt.Errorf("layer folder %s is empty, but its record says it is not", dir)
-			}
-			blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
-				Type:       t,
-				Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size},
-				DiffID:     digest.Digest(r.DiffID).String(),
-			}})
-		}
-		return blobs, nil
+		return writeTypes(ctx, dir, ws.Out, types, layer.WriteOptions{SourceDateEpoch: time.Unix(s.epoch, 0)})
 	}
 	spec := s.spec(name, nil, ws)
 	var err error
@@ -146,7 +126,7 @@ func (s *stack) encodeLayerDir(ctx context.Context, name, dir string, ws *storag
 		return nil, err
 	}
 	if out.Empty {
-		return nil, fmt.Errorf("layer folder %s is empty, but its record says it is not", dir)
+		return nil, errEmptyFolder(dir)
 	}
 	return out.Blobs, nil
 }

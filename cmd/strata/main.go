@@ -11,7 +11,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"runtime/debug"
 
 	"github.com/strata-build/strata/internal/timings"
 	"github.com/strata-build/strata/storage/layer"
@@ -36,12 +35,9 @@ func main() {
 			os.Exit(2)
 		}
 	}
-	// As root, layers are encoded in this process, which holds little
-	// else: the encoders' GOGC keeps a commit's peak memory down. A GOGC
-	// the user set wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(layer.EncoderGCPercent)
-	}
+	// A root build encodes its layers in this process, which holds little
+	// else: the encoders' GOGC keeps a commit's peak memory down.
+	layer.UseEncoderGC()
 	code := execute(context.Background(), args, loadPackages)
 	timings.Print(os.Stderr)
 	os.Exit(code)

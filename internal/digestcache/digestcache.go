@@ -5,6 +5,10 @@
 // set a file's modification time back, but any write moves its change
 // time, which only the kernel sets.
 //
+// Only files on local file systems whose times the kernel keeps are
+// remembered (ext4, xfs, btrfs, tmpfs, ...): on NFS, FUSE or SMB a server
+// or daemon sets the change time, with its own clock.
+//
 // It is dsl.FileDigests for strata.Evaluate. The file is a cache: a
 // missing, unreadable or malformed one is an empty cache, and one that
 // cannot be written only costs the next build a read.
@@ -22,6 +26,7 @@ import (
 	"time"
 
 	"github.com/opencontainers/go-digest"
+	"golang.org/x/sys/unix"
 )
 
 // keep bounds the entries the file holds: the most recently used.
@@ -53,6 +58,10 @@ type Cache struct {
 	mu      sync.Mutex
 	entries map[string]entry
 	changed bool
+	// asked holds when Digest missed for a path: the stat it was given
+	// was taken then, and the racy window is measured from that moment,
+	// not from the end of a long read.
+	asked map[string]time.Time
 }
 
 // Default opens digests.json in strata's folder of the user's cache
@@ -68,7 +77,7 @@ func Default() *Cache {
 
 // Open reads the cache file at path ("": none, nothing is saved).
 func Open(path string) *Cache {
-	c := &Cache{path: path, now: time.Now, entries: map[string]entry{}}
+	c := &Cache{path: path, now: time.Now, entries: map[string]entry{}, asked: map[string]time.Time{}}
 	if b, err := os.ReadFile(path); path != "" && err == nil {
 		if json.Unmarshal(b, &c.entries) != nil {
 			c.entries = map[string]entry{}
@@ -105,6 +114,7 @@ func (c *Cache) Digest(path string, info fs.FileInfo) (digest.Digest, bool) {
 	defer c.mu.Unlock()
 	e, ok := c.entries[path]
 	if !ok || !e.same(now) || e.Digest.Validate() != nil {
+		c.asked[path] = c.now()
 		return "", false
 	}
 	if t := c.now().Unix(); t-e.Used > 24*60*60 {
@@ -118,13 +128,38 @@ func (c *Cache) Digest(path string, info fs.FileInfo) (digest.Digest, bool) {
 // describes, unless the file changed too recently to tell.
 func (c *Cache) Remember(path string, info fs.FileInfo, d digest.Digest) {
 	e, ok := stat(info)
-	if !ok || c.now().Sub(time.Unix(0, e.Ctime)) < racy {
+	if !ok || !localTimes(path) {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	statted, ok := c.asked[path]
+	if !ok {
+		statted = c.now()
+	}
+	if statted.Sub(time.Unix(0, e.Ctime)) < racy {
 		return
 	}
 	e.Digest, e.Used = d, c.now().Unix()
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.entries[path], c.changed = e, true
+}
+
+// localFileSystems are the statfs magic numbers of file systems whose
+// inode times the local kernel keeps, at a fine granularity.
+var localFileSystems = map[int64]bool{
+	0xEF53:     true, // ext2, ext3, ext4
+	0x58465342: true, // xfs
+	0x9123683E: true, // btrfs
+	0x01021994: true, // tmpfs
+	0x794C7630: true, // overlayfs
+	0x2FC12FC1: true, // zfs
+	0xF2F52010: true, // f2fs
+	0xCA451A4E: true, // bcachefs
+}
+
+func localTimes(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && localFileSystems[int64(st.Type)]
 }
 
 // Save writes the cache when it changed, atomically, keeping the most

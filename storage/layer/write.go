@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/klauspost/pgzip"
@@ -53,6 +54,14 @@ func Write(ctx context.Context, upperDir string, t layertype.Type, outPath strin
 // 10-14 MiB lower at no measurable CPU cost (TestPrintEncodeBench). A
 // library has no business changing it in a process that does other work.
 const EncoderGCPercent = 50
+
+// UseEncoderGC sets the collector to EncoderGCPercent, unless the user set
+// GOGC: for a process that mostly encodes.
+func UseEncoderGC() {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(EncoderGCPercent)
+	}
+}
 
 // encoderConcurrency is the number of compression goroutines. It is at
 // least 2 because the zstd encoder only uses its deterministic job-parallel
