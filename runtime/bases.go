@@ -11,6 +11,7 @@ import (
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/layertype"
+	"github.com/strata-build/strata/internal/timings"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/fetch"
 	"github.com/strata-build/strata/storage/registry"
@@ -123,9 +124,15 @@ func (b *baseLoader) tarball(ctx context.Context, name string, base *dsl.Tarball
 		if _, err := fetch.Download(ctx, b.store, base.URL, d.Encoded(), b.downloadsFor(name, base.URL)); err != nil {
 			return nil, err
 		}
-	} else if err := fetch.IngestFile(ctx, b.store, base.Path, d); err != nil {
-		return nil, fmt.Errorf("tarball %s: %w", base.Path, err)
+	} else {
+		done := timings.Phase("base: copy " + base.Path + " into the store")
+		err := fetch.IngestFile(ctx, b.store, base.Path, d)
+		done()
+		if err != nil {
+			return nil, fmt.Errorf("tarball %s: %w", base.Path, err)
+		}
 	}
+	defer timings.Phase("base: scan " + source)()
 	return fetch.TarballImage(ctx, b.store, source, d)
 }
 

@@ -362,6 +362,11 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	if err != nil {
 		return nil, err
 	}
+	if len(n.Image.Steps()) == 0 {
+		// Nothing runs, so nothing changes: no container is needed to
+		// say so. The base is in the store now, for the images on it.
+		return b.store.Commit(nil, storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: true}, nil)
+	}
 	ws, err := b.store.NewWorkspace(n.Name)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/environ"
 	"github.com/strata-build/strata/internal/flight"
+	"github.com/strata-build/strata/internal/timings"
 	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
@@ -89,7 +90,9 @@ func (s *stack) dirs(ctx context.Context, n, top *dsl.Node, notBuilt func(*dsl.N
 		return nil, err
 	}
 	if base != nil {
+		done := timings.Phase("base: unpack for " + n.Name)
 		unpacked, err := s.store.UnpackBase(ctx, base, unpackOptions(s.uids != nil))
+		done()
 		if err != nil {
 			return nil, fmt.Errorf("image %q: unpack base: %w", n.Name, err)
 		}

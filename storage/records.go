@@ -234,6 +234,7 @@ type CommitBlob struct {
 // writes the record for key. Each move is a rename within the store, and
 // the record is written last, so an interrupted commit leaves at most
 // unreferenced files, never a record pointing at something half-written.
+// An empty layer (rec.Empty) needs no workspace: ws may be nil.
 func (s *Store) Commit(ws *Workspace, rec Record, blobs []CommitBlob) (*Record, error) {
 	if err := rec.Key.Validate(); err != nil {
 		return nil, fmt.Errorf("commit %s: cache key %q: %w", rec.Image, rec.Key, err)

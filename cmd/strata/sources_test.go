@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -255,6 +256,31 @@ func TestSourcesBaseRecompressedBesideSteps(t *testing.T) {
 	m, _ := image(t, b.layout, "gzip")
 	if len(m.Layers) != 2 || m.Layers[0].MediaType != v1.MediaTypeImageLayerGzip {
 		t.Errorf("gzip's layers are %+v, want the base recompressed to gzip under its own", m.Layers)
+	}
+}
+
+// TestSourcesImageWithoutSteps: an image with no steps has no layer of its
+// own, its config, and its base unpacked in the store for the images that
+// will run steps on it (it runs no container to find that out).
+func TestSourcesImageWithoutSteps(t *testing.T) {
+	needRoot(t)
+	tmp := t.TempDir()
+	rootfs := filepath.Join(tmp, "rootfs.tar")
+	if err := os.WriteFile(rootfs, busyboxTar(t, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := newSourcesBuild(t, "nosteps")
+	out := mustStrata(t, b.dir, b.args("build", "--set", "ROOTFS="+rootfs)...)
+	if !regexp.MustCompile(`(?m)^base +built .* empty$`).MatchString(out) {
+		t.Errorf("the summary does not show base built with an empty layer:\n%s", out)
+	}
+	m, cfg := image(t, b.layout, "base")
+	if len(m.Layers) != 1 || cfg.Config.Labels["stage"] != "base" {
+		t.Errorf("base has layers %+v and labels %v, want the tarball's layer and stage=base", m.Layers, cfg.Config.Labels)
+	}
+	unpacked, _ := filepath.Glob(filepath.Join(b.store, "layers", "*", "bin", "busybox"))
+	if len(unpacked) != 1 {
+		t.Errorf("the store holds %d unpacked copies of the base's bin/busybox, want 1", len(unpacked))
 	}
 }
 
