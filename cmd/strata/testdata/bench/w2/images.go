@@ -13,6 +13,11 @@ var Base = dsl.New("w2-base").
 	From(dsl.Tarball(dsl.Param("W2_TARBALL", "/var/cache/strata-examples/bookworm-minbase.tar.zst"))).
 	BuildOnly()
 
+// BaseLayers is the base tagged as an image: built into the benchmark's
+// seed store in each tar type, it leaves there the tarball recompressed as
+// the workload's images list it, which a store makes once per base.
+var BaseLayers = dsl.New("w2-base-layers").From(Base)
+
 // FillScript splits random data into 1-KiB files (one split per folder,
 // not one process per file, so the step's time is the file system's) in
 // 20 folders of 1,000, after a copy of /usr: many files of every size
