@@ -73,7 +73,7 @@ func (s *stack) encodeMissing(ctx context.Context, n *dsl.Node, dir string, type
 	defer s.discard(ctx, ws)
 	blobs, err := s.encodeLayerDir(ctx, n.Name, dir, ws, missing)
 	if err != nil {
-		return nil, nil, fmt.Errorf("image %q: encode its layer as %s: %w", n.Name, joinTypes(missing), err)
+		return nil, nil, fmt.Errorf("image %q: %w", n.Name, err) // the error names the layer type
 	}
 	for _, blob := range blobs {
 		if cur, err = s.store.AddBlob(cur.Key, blob); err != nil {
