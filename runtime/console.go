@@ -8,16 +8,63 @@ import (
 )
 
 // console serialises whole lines from many images onto one writer, so
-// parallel builds never interleave within a line.
+// parallel builds never interleave within a line. While a shell on
+// failure owns the terminal, the lines of the other images are held back
+// and written when it exits, so that they do not land in the middle of
+// the user's session (an image's base finishing its encode, say).
 type console struct {
-	mu  sync.Mutex
-	out io.Writer
+	mu   sync.Mutex
+	out  io.Writer
+	held *bytes.Buffer // nil unless a shell is open
+	lost int           // bytes dropped beyond maxHeld
+}
+
+// maxHeld bounds what a long shell session holds back; the per-image logs
+// under the store keep everything.
+const maxHeld = 4 << 20
+
+// w is where lines go now; c.mu is held.
+func (c *console) w() io.Writer {
+	if c.held == nil {
+		return c.out
+	}
+	return heldWriter{c}
+}
+
+type heldWriter struct{ c *console }
+
+func (h heldWriter) Write(p []byte) (int, error) {
+	if h.c.held.Len()+len(p) > maxHeld {
+		h.c.lost += len(p)
+		return len(p), nil
+	}
+	return h.c.held.Write(p)
+}
+
+// hold starts holding lines back; release writes them out.
+func (c *console) hold() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.held = new(bytes.Buffer)
+}
+
+func (c *console) release() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.held == nil {
+		return
+	}
+	c.out.Write(c.held.Bytes())
+	if c.lost > 0 {
+		fmt.Fprintf(c.out, "(%d bytes of build output written while the shell was open were not shown: see the logs in the store)\n", c.lost)
+	}
+	c.held, c.lost = nil, 0
 }
 
 func (c *console) printf(format string, args ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fmt.Fprintf(c.out, format, args...)
+	fmt.Fprintf(c.w(), format, args...)
 }
 
 // prefixWriter writes each complete line as "name | line" and keeps the
@@ -50,7 +97,7 @@ func (w *prefixWriter) Write(p []byte) (int, error) {
 }
 
 func (w *prefixWriter) emit(line []byte) {
-	fmt.Fprintf(w.c.out, "%s%s\n", w.prefix, line)
+	fmt.Fprintf(w.c.w(), "%s%s\n", w.prefix, line)
 	w.tail = append(w.tail, append([]byte(nil), line...))
 	if len(w.tail) > w.keep {
 		w.tail = w.tail[len(w.tail)-w.keep:]

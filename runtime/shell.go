@@ -37,6 +37,8 @@ func (b *builder) debugShell(ctx context.Context, spec sandbox.Spec, failure err
 	}
 	shellMu.Lock()
 	defer shellMu.Unlock()
+	b.con.hold()
+	defer b.con.release()
 	in, out, errOut := b.shellIO()
 	fmt.Fprintf(errOut, "%s: %v\n%s: --shell-on-failure: a shell in the container as the failed step left it (exit to let the build report the failure)\n", spec.Name, failure, spec.Name)
 	s := spec
