@@ -77,7 +77,7 @@ func TestStampedKey(t *testing.T) {
 		{"go.work created above", func(t *testing.T) {
 			writeTree(t, root, map[string]string{"go.work": "go 1.26\n\nuse .\n"})
 		}},
-		{"GOFLAGS changed", func(t *testing.T) { t.Setenv("GOFLAGS", "-mod=mod") }},
+		{"GOFLAGS changed", func(t *testing.T) { t.Setenv("GOFLAGS", "-trimpath") }},
 	}
 	prev := first
 	for _, s := range steps {

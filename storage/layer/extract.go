@@ -428,6 +428,8 @@ func retry(f func() error) error {
 	}
 }
 
+// writeAll writes all of b to fd, through interruptions (the unpack's
+// files and the squashfs pipe alike).
 func writeAll(fd int, b []byte) error {
 	for len(b) > 0 {
 		n, err := unix.Write(fd, b)

@@ -19,19 +19,7 @@ type pipeOut struct {
 	buf bytes.Buffer // tar headers and padding not yet written
 }
 
-func (p *pipeOut) writeAll(b []byte) error {
-	for len(b) > 0 {
-		n, err := unix.Write(p.fd, b)
-		if errors.Is(err, unix.EINTR) {
-			continue
-		}
-		if err != nil {
-			return err
-		}
-		b = b[n:]
-	}
-	return nil
-}
+func (p *pipeOut) writeAll(b []byte) error { return writeAll(p.fd, b) }
 
 func (p *pipeOut) flush() error {
 	err := p.writeAll(p.buf.Bytes())
