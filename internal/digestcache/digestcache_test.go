@@ -67,7 +67,9 @@ func TestRemembersUntilTheFileChanges(t *testing.T) {
 	}
 }
 
-func TestDoesNotRememberWhatChangedJustNow(t *testing.T) {
+// freshFile writes a file holding "one" and returns its path and stat.
+func freshFile(t *testing.T) (string, os.FileInfo) {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "base.tar")
 	if err := os.WriteFile(file, []byte("one"), 0o644); err != nil {
 		t.Fatal(err)
@@ -76,6 +78,11 @@ func TestDoesNotRememberWhatChangedJustNow(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return file, fi
+}
+
+func TestDoesNotRememberWhatChangedJustNow(t *testing.T) {
+	file, fi := freshFile(t)
 	c := Open("")
 	c.Remember(file, fi, digest.FromString("one"))
 	if _, ok := c.Digest(file, fi); ok {
@@ -86,14 +93,7 @@ func TestDoesNotRememberWhatChangedJustNow(t *testing.T) {
 // The racy window is measured from when the file was statted (when
 // Digest missed), not from when a long read ended.
 func TestRacyWindowStartsAtTheStat(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "base.tar")
-	if err := os.WriteFile(file, []byte("one"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	fi, err := os.Stat(file)
-	if err != nil {
-		t.Fatal(err)
-	}
+	file, fi := freshFile(t)
 	c := Open("")
 	c.now = func() time.Time { return fi.ModTime().Add(time.Second) }
 	if _, ok := c.Digest(file, fi); ok {

@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"runtime"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,10 +220,6 @@ func prune(parent, current string) {
 	if err != nil {
 		return
 	}
-	type aged struct {
-		path string
-		mod  time.Time
-	}
 	var live []aged
 	for _, e := range entries {
 		fi, err := e.Info()
@@ -245,12 +240,22 @@ func prune(parent, current string) {
 			live = append(live, aged{p, fi.ModTime()})
 		}
 	}
-	if len(live) < keepEntries {
+	removeAllButNewest(live, keepEntries-1) // and the current entry
+}
+
+// aged is a file or folder of the cache with its modification time.
+type aged struct {
+	path string
+	mod  time.Time
+}
+
+// removeAllButNewest removes all but the keep newest of items.
+func removeAllButNewest(items []aged, keep int) {
+	if len(items) <= keep {
 		return
 	}
-	// Newest first; the current entry is one of those kept.
-	sort.Slice(live, func(i, j int) bool { return live[i].mod.After(live[j].mod) })
-	for _, a := range live[keepEntries-1:] {
+	slices.SortFunc(items, func(a, b aged) int { return b.mod.Compare(a.mod) })
+	for _, a := range items[keep:] {
 		os.RemoveAll(a.path)
 	}
 }

@@ -143,10 +143,6 @@ func pruneDocuments(entry string) {
 	if err != nil {
 		return
 	}
-	type aged struct {
-		path string
-		mod  time.Time
-	}
 	var docs []aged
 	for _, f := range files {
 		if !strings.HasPrefix(f.Name(), docPrefix) {
@@ -156,11 +152,5 @@ func pruneDocuments(entry string) {
 			docs = append(docs, aged{filepath.Join(entry, f.Name()), fi.ModTime()})
 		}
 	}
-	if len(docs) <= keepDocuments {
-		return
-	}
-	slices.SortFunc(docs, func(a, b aged) int { return b.mod.Compare(a.mod) })
-	for _, a := range docs[keepDocuments:] {
-		os.Remove(a.path)
-	}
+	removeAllButNewest(docs, keepDocuments)
 }
