@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-build/strata/internal/procstat"
 )
 
 // editImages is a two-image chain in a user's module: the top image's
@@ -108,8 +110,7 @@ func benchEdit(strata string, n int) error {
 		}
 		sets = append(sets, r)
 	}
-	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Printf("\n| edit-to-rebuild, two-image chain, top image rebuilt (%d interleaved runs each; load %s) | min | median | max | peak memory, median |\n", n, strings.Join(strings.Fields(string(load))[:3], " "))
+	fmt.Printf("\n| edit-to-rebuild, two-image chain, top image rebuilt (%d interleaved runs each; load %s) | min | median | max | peak memory, median |\n", n, procstat.LoadAverage())
 	fmt.Println("|---|---:|---:|---:|---:|")
 	for _, row := range []struct {
 		name string

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/strata-build/strata/internal/procstat"
 )
 
 // benchEngine prints the build engine's table (as root): a fully cached
@@ -117,7 +119,7 @@ func measured(dir string, env []string, name string, args ...string) (benchRun, 
 	}
 	stop := make(chan struct{})
 	peak := make(chan int64)
-	go func() { peak <- samplePeakRSS(cmd.Process.Pid, stop) }()
+	go func() { peak <- procstat.PeakTreeRSS(cmd.Process.Pid, 10*time.Millisecond, stop) }()
 	err := cmd.Wait()
 	wall := time.Since(start)
 	close(stop)

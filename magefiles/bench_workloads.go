@@ -19,6 +19,7 @@ import (
 
 	"github.com/strata-build/strata/cmd/strata/testdata/bench/w1"
 	"github.com/strata-build/strata/cmd/strata/testdata/bench/w2"
+	"github.com/strata-build/strata/internal/procstat"
 )
 
 // BenchWorkloads prints only the W1/W2 workload table (issue 14): cold
@@ -109,7 +110,7 @@ func benchWorkloads() error {
 	if err := os.MkdirAll(r.trash, 0o755); err != nil {
 		return err
 	}
-	loads := []string{loadAverage()}
+	loads := []string{procstat.LoadAverage()}
 	if os.Getenv("STRATA_BENCH_LOAD") == "1" {
 		stopBurners, err := startBurners(2)
 		if err != nil {
@@ -135,7 +136,7 @@ func benchWorkloads() error {
 		}
 		results = append(results, res)
 	}
-	loads = append(loads, loadAverage())
+	loads = append(loads, procstat.LoadAverage())
 	mode := "quiet mode"
 	if os.Getenv("STRATA_BENCH_LOAD") == "1" {
 		mode = "load mode: two CPU burners beside every timed command"
@@ -191,7 +192,7 @@ func (r *wlRun) bench(w workload, reps int) (*wlResult, error) {
 	}
 
 	for round := 1; round <= reps; round++ {
-		fmt.Printf("%s: round %d of %d (load %s)\n", w.name, round, reps, loadAverage())
+		fmt.Printf("%s: round %d of %d (load %s)\n", w.name, round, reps, procstat.LoadAverage())
 		// Each round starts with another layer type, so that none always
 		// follows the same run.
 		order := slices.Clone(benchLayerTypes)
@@ -506,14 +507,6 @@ func bookwormTarball(keep string) (string, error) {
 		return "", fmt.Errorf("mmdebstrap: %w", err)
 	}
 	return out, os.Rename(tmp, out)
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "?"
-	}
-	return strings.Join(strings.Fields(string(b))[:3], " ")
 }
 
 // startBurners starts n processes that spin on a core each, standing in

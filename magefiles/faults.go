@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/magefile/mage/mg"
+	"github.com/strata-build/strata/internal/procstat"
 	"golang.org/x/sys/unix"
 )
 
@@ -257,7 +258,6 @@ type faultRow struct {
 }
 
 func (f *faultRun) printTable(took time.Duration) {
-	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Printf("\n| scenario | trials | signals KILL/INT/TERM (in phase) | exit as expected | left: mounts / processes | blobs missing / corrupt | temp files kept | next build ok, clean digests |\n")
 	fmt.Println("|---|---:|---|---:|---:|---:|---:|---:|")
 	lost, trials := 0, 0
@@ -272,5 +272,5 @@ func (f *faultRun) printTable(took time.Duration) {
 		trials += r.trials
 	}
 	fmt.Printf("\nlost or corrupted images: %d (in %d trials; seed %d; %.1f min; load average at the end %s)\n",
-		lost, trials, f.seed, took.Minutes(), strings.Join(strings.Fields(string(load))[:3], " "))
+		lost, trials, f.seed, took.Minutes(), procstat.LoadAverage())
 }

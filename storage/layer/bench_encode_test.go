@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/strata-build/strata/internal/layertype"
+	"github.com/strata-build/strata/internal/procstat"
 )
 
 // The encode bench answers two questions of issue 14: does one layer's
@@ -245,7 +246,7 @@ func TestPrintEncodeBench(t *testing.T) {
 		}
 		encoders = both
 	}
-	fmt.Printf("\nGOMAXPROCS=%d, %d runs each, interleaved; load average before: %s\n", runtime.GOMAXPROCS(0), reps, loadavg())
+	fmt.Printf("\nGOMAXPROCS=%d, %d runs each, interleaved; load average before: %s\n", runtime.GOMAXPROCS(0), reps, procstat.LoadAverage())
 	for _, w := range encodeWorkloads {
 		if !slices.Contains(pick, w.name) {
 			continue
@@ -259,7 +260,7 @@ func TestPrintEncodeBench(t *testing.T) {
 				runs[i] = append(runs[i], e.run(t, dir, tmp))
 			}
 		}
-		fmt.Printf("\n%s (%s): %s, %.0f MiB as tar; load average after: %s\n\n", w.name, w.desc, dir, float64(tarSize)/(1<<20), loadavg())
+		fmt.Printf("\n%s (%s): %s, %.0f MiB as tar; load average after: %s\n\n", w.name, w.desc, dir, float64(tarSize)/(1<<20), procstat.LoadAverage())
 		fmt.Println("| encoder | wall s | × ceiling | cpu s | cpu/wall | cores wanted by strata's process | peak RSS MiB (sum of processes) | largest process MiB | size/tar |")
 		fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 		med := map[string]float64{}
@@ -284,15 +285,6 @@ func TestPrintEncodeBench(t *testing.T) {
 				float64(rs[0].size)/float64(tarSize))
 		}
 	}
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func median(rs []encodeRun, f func(encodeRun) float64) float64 {
@@ -371,20 +363,7 @@ func measure(t *testing.T, cmd *exec.Cmd) encodeRun {
 	must(t, cmd.Start())
 	done := make(chan struct{})
 	peak := make(chan float64, 1)
-	go func() {
-		var top int64
-		tick := time.NewTicker(5 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			top = max(top, treeRSS(cmd.Process.Pid))
-			select {
-			case <-done:
-				peak <- float64(top) / (1 << 20)
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	go func() { peak <- float64(procstat.PeakTreeRSS(cmd.Process.Pid, 5*time.Millisecond, done)) / (1 << 20) }()
 	err := cmd.Wait()
 	wall := time.Since(start).Seconds()
 	close(done)
@@ -394,28 +373,4 @@ func measure(t *testing.T, cmd *exec.Cmd) encodeRun {
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	return encodeRun{wall: wall, cpu: cpu, maxrss: float64(ru.Maxrss) / 1024, sumrss: <-peak}
-}
-
-// treeRSS is the resident set, in bytes, of pid and its descendants.
-func treeRSS(pid int) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/statm", pid))
-	if err != nil {
-		return 0
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 2 {
-		return 0
-	}
-	pages, _ := strconv.ParseInt(f[1], 10, 64)
-	sum := pages * int64(os.Getpagesize())
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", pid))
-	for _, p := range tasks {
-		b, _ := os.ReadFile(p)
-		for _, c := range strings.Fields(string(b)) {
-			if n, err := strconv.Atoi(c); err == nil {
-				sum += treeRSS(n)
-			}
-		}
-	}
-	return sum
 }

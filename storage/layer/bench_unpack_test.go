@@ -18,6 +18,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/procstat"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
 )
@@ -129,7 +130,7 @@ func TestPrintUnpackTable(t *testing.T) {
 	cases = slices.DeleteFunc(cases, func(c *unpackCase) bool { return !only.MatchString(c.archive.name + " " + c.name) })
 
 	must(t, exec.Command("sync").Run())
-	load := loadavg()
+	load := procstat.LoadAverage()
 	for rep := range reps {
 		for i, c := range cases {
 			dest := filepath.Join(runs, fmt.Sprintf("r%d-c%d", rep, i))
@@ -146,7 +147,7 @@ func TestPrintUnpackTable(t *testing.T) {
 	}
 
 	fmt.Printf("\nBase: %s; %d runs each, interleaved; GOMAXPROCS=%d; load average before %s, after %s\n\n",
-		base, reps, runtime.GOMAXPROCS(0), load, loadavg())
+		base, reps, runtime.GOMAXPROCS(0), load, procstat.LoadAverage())
 	fmt.Println("| archive | unpacker | median s | min–max s | × tar | × tar, mins | then sync, median s |")
 	fmt.Println("|---|---|---:|---:|---:|---:|---:|")
 	for _, a := range archives {
@@ -232,15 +233,6 @@ func benchStore(t *testing.T, root string, a *unpackArchive) *storage.Store {
 		must(t, os.WriteFile(blob, b, 0o644))
 	}
 	return st
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 func median(xs []float64) float64 {
