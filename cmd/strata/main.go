@@ -36,8 +36,11 @@ func main() {
 		}
 	}
 	// A root build encodes its layers in this process, which holds little
-	// else: the encoders' GOGC keeps a commit's peak memory down.
-	layer.UseEncoderGC()
+	// else: the encoders' GOGC keeps a commit's peak memory down. Without
+	// root the sandbox children encode, and set it themselves.
+	if os.Geteuid() == 0 {
+		layer.UseEncoderGC()
+	}
 	code := execute(context.Background(), args, loadPackages)
 	timings.Print(os.Stderr)
 	os.Exit(code)

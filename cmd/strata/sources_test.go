@@ -259,9 +259,9 @@ func TestSourcesBaseRecompressedBesideSteps(t *testing.T) {
 	}
 }
 
-// TestSourcesImageWithoutSteps: an image with no steps has no layer of its
-// own, its config, and its base unpacked in the store for the images that
-// will run steps on it (it runs no container to find that out).
+// TestSourcesImageWithoutSteps: an image with no steps, which starts no
+// container, still has no layer of its own, its config, and its base
+// unpacked in the store for the images that will run steps on it.
 func TestSourcesImageWithoutSteps(t *testing.T) {
 	needRoot(t)
 	tmp := t.TempDir()
