@@ -1,9 +1,7 @@
 package main_test
 
 import (
-	"bytes"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,18 +37,7 @@ func TestDefinitionsDocumentReused(t *testing.T) {
 	log := filepath.Join(t.TempDir(), "runs")
 	list := func(env ...string) (string, int) {
 		t.Helper()
-		cmd := exec.Command(strataBin, "list", "./images")
-		cmd.Dir = dir
-		cmd.Env = append(os.Environ(), append(env, "XDG_CACHE_HOME="+cache, "RUNS="+log)...)
-		var buf bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &buf, &buf
-		err := cmd.Run()
-		if ee, ok := err.(*exec.ExitError); ok {
-			return buf.String(), ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return buf.String(), 0
+		return strataEnv(t, dir, append(env, "XDG_CACHE_HOME="+cache, "RUNS="+log), "list", "./images")
 	}
 	mustList := func(want string, env ...string) {
 		t.Helper()

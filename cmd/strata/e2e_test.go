@@ -57,8 +57,15 @@ func needRoot(t *testing.T) {
 // strata runs the CLI in dir and returns its combined output and exit code.
 func strata(t *testing.T, dir string, args ...string) (string, int) {
 	t.Helper()
+	return strataEnv(t, dir, nil, args...)
+}
+
+// strataEnv is strata with env added to the environment.
+func strataEnv(t *testing.T, dir string, env []string, args ...string) (string, int) {
+	t.Helper()
 	cmd := exec.Command(strataBin, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	var buf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()

@@ -51,18 +51,7 @@ func (b *build) run(env []string, args ...string) (string, int) {
 	case "inspect":
 		full = append(full, "--layout", b.layout)
 	}
-	cmd := exec.Command(strataBin, full...)
-	cmd.Dir = b.dir
-	cmd.Env = append(append(os.Environ(), b.env...), env...)
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		return buf.String(), ee.ExitCode()
-	} else if err != nil {
-		b.t.Fatalf("strata %v: %v", full, err)
-	}
-	return buf.String(), 0
+	return strataEnv(b.t, b.dir, append(append([]string(nil), b.env...), env...), full...)
 }
 
 func (b *build) must(env []string, args ...string) string {
