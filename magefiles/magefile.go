@@ -20,8 +20,11 @@ var Default = Build
 
 // aptPackages are the Debian packages strata and its tests use.
 var aptPackages = []string{
-	"busybox-static",  // the network-free base of the examples and tests
-	"squashfs-tools",  // mksquashfs for squashfs layers
+	"busybox-static",                        // the network-free base of the examples and tests
+	"squashfs-tools",                        // mksquashfs for squashfs layers
+	"erofs-utils",                           // mkfs.erofs and fsck.erofs for erofs layers
+	"cryptsetup-bin",                        // veritysetup: checks strata's dm-verity trees; mount uses it
+	"squashfuse", "fuse-overlayfs", "fuse3", // strata mount without root
 	"uidmap",          // newuidmap/newgidmap for rootless builds
 	"umoci", "skopeo", // tests open the built layouts with them
 	"zstd", "pigz", // benchmarks compare against them
