@@ -106,6 +106,7 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 		RegistryCache:   caches,
 		Progress:        live,
 		NoCache:         opts.NoCache,
+		NoVerity:        opts.NoVerity,
 		Jobs:            opts.Jobs,
 		FailFast:        opts.FailFast,
 		SourceDateEpoch: epoch,
@@ -247,5 +248,6 @@ func preflight(ctx context.Context, opts Options) error {
 	return host.Preflight(ctx, host.CheckOptions{
 		Store:    opts.Store,
 		Squashfs: slices.Contains(opts.LayerTypes, dsl.Squashfs),
+		Erofs:    slices.Contains(opts.LayerTypes, dsl.Erofs),
 	})
 }

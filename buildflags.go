@@ -39,7 +39,8 @@ func (b *BuildFlags) RegisterShared(fs *flag.FlagSet) {
 	fs.BoolVar(&b.opts.NoWait, "no-wait", false, "fail at once when another build holds the store")
 	fs.IntVar(&b.opts.Jobs, "jobs", 0, "images built at once (default: number of processors)")
 	fs.BoolVar(&b.opts.FailFast, "fail-fast", false, "stop every image when one fails")
-	fs.Var(&b.types, "layer-type", "layer `type`: tar+gzip (default), tar+zstd or squashfs; repeat for several")
+	fs.Var(&b.types, "layer-type", "layer `type`: tar+gzip (default), tar+zstd, squashfs or erofs; repeat for several")
+	fs.BoolVar(&b.opts.NoVerity, "no-verity", false, "write squashfs and erofs layers without their dm-verity tree and root hash annotation")
 	fs.BoolVar(&b.opts.ShellOnFailure, "shell-on-failure", false, "open a shell in a failed step's container before reporting the failure")
 	b.share.register(fs)
 }

@@ -29,7 +29,7 @@ func makePlan(ctx context.Context, opts Options, nodes []*dsl.Node) ([]runtime.P
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
-	popts := runtime.PlanOptions{NoCache: opts.NoCache}
+	popts := runtime.PlanOptions{NoCache: opts.NoCache, NoVerity: opts.NoVerity}
 	if _, err := os.Stat(opts.Store); err == nil {
 		// The lock keeps a running build from changing records under us.
 		st, err := runtime.OpenStore(ctx, opts.Store, storage.OpenOptions{NoWait: opts.NoWait, Log: opts.Out})

@@ -40,6 +40,9 @@ type Options struct {
 	Layout string
 	// NoCache rebuilds every selected image.
 	NoCache bool
+	// NoVerity leaves the dm-verity tree off squashfs and erofs layers
+	// (and their root hash annotation), which carry one by default.
+	NoVerity bool
 	// NoWait fails at once when another build holds the store.
 	NoWait bool
 	// Jobs bounds how many images build at once (default: processors).

@@ -18,11 +18,14 @@ const (
 	TarZstd = layertype.TarZstd
 	// Squashfs is a squashfs layer as stacker writes it, tagged NAME-squashfs.
 	Squashfs = layertype.Squashfs
+	// Erofs is an erofs layer as stacker writes it, tagged NAME-erofs.
+	Erofs = layertype.Erofs
 )
 
 // LayerTypes sets the encodings of this image's layer, overriding the
 // build's --layer-type. The first is tagged with the plain name, squashfs
-// as NAME-squashfs, tar+zstd (when not first) as NAME-zstd. All come from
+// as NAME-squashfs, erofs as NAME-erofs, tar+zstd (when not first) as
+// NAME-zstd. All come from
 // one run of the steps.
 func (i *Image) LayerTypes(types ...LayerType) *Image {
 	c := i.clone()
@@ -32,7 +35,7 @@ func (i *Image) LayerTypes(types ...LayerType) *Image {
 	for n, t := range types {
 		var err error
 		if parsed[n], err = layertype.Parse(string(t)); err != nil {
-			c.fail("LayerTypes: %v (use dsl.TarGzip, dsl.TarZstd or dsl.Squashfs)", err)
+			c.fail("LayerTypes: %v (use dsl.TarGzip, dsl.TarZstd, dsl.Squashfs or dsl.Erofs)", err)
 			return c
 		}
 	}

@@ -50,7 +50,7 @@ func (b *baseLoader) recompressEarly(ctx context.Context, nodes []*dsl.Node, tag
 		}
 		for _, t := range n.LayerTypes {
 			key := root.BaseDigest.String() + " " + string(t)
-			if t == layertype.Squashfs || seen[key] {
+			if t.FS() || seen[key] {
 				continue
 			}
 			seen[key] = true
@@ -149,10 +149,10 @@ func (b *baseLoader) downloadsFor(name, url string) fetch.DownloadOptions {
 // build's tar type (a .tar.zst base under gzip layers would make an image
 // that older runtimes cannot read). The layers of registry and layout
 // bases stay as published: recompressing them would change digests that
-// signatures, provenance and cross-repository mounts refer to. Squashfs
+// signatures, provenance and cross-repository mounts refer to. Squashfs and erofs
 // images keep their bases' tar layers, as before.
 func (b *baseLoader) layers(ctx context.Context, root *dsl.Node, base *storage.BaseImage, t layertype.Type) ([]v1.Descriptor, error) {
-	if _, ok := root.Base.(*dsl.TarballBase); !ok || t == layertype.Squashfs {
+	if _, ok := root.Base.(*dsl.TarballBase); !ok || t.FS() {
 		return base.Manifest.Layers, nil
 	}
 	out := make([]v1.Descriptor, len(base.Manifest.Layers))

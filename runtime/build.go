@@ -42,6 +42,9 @@ type Options struct {
 	SourceDateEpoch int64
 	// Annotations are added to every manifest.
 	Annotations map[string]string
+	// NoVerity leaves the dm-verity tree off squashfs and erofs layers,
+	// which carry one by default.
+	NoVerity bool
 	// RegistryCache shares the build cache through registries.
 	RegistryCache
 	// Progress, when set, shows the build live on a terminal.
@@ -142,10 +145,10 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		encodeSem: make(chan struct{}, opts.Jobs),
 		hooks:     newHooks(opts, nodes),
 		stack:     stk,
-		decider:   decider{records: stk.store, noCache: opts.NoCache, needs: layerNeeds(nodes)},
+		decider:   decider{records: stk.store, noCache: opts.NoCache, noVerity: opts.NoVerity, needs: layerNeeds(nodes)},
 	}
 	stk.bases.registry, stk.bases.downloads = opts.Registry, b.downloadOptions
-	stk.epoch, stk.note = opts.SourceDateEpoch, b.con.printf
+	stk.epoch, stk.note, stk.noVerity = opts.SourceDateEpoch, b.con.printf, opts.NoVerity
 	// A missing secret stops the build before any work (secrets.go).
 	if b.secrets, err = ReadSecrets(nodes); err != nil {
 		return nil, err
@@ -344,7 +347,7 @@ func (b *builder) layerFolder(ctx context.Context, n *dsl.Node, res *Result) (de
 // encode adds to rec the blobs of the layer types the build needs of n,
 // Jobs encodes at a time beside the steps of other images.
 func (b *builder) encode(ctx context.Context, n *dsl.Node, rec *storage.Record) (*storage.Record, []layertype.Type, error) {
-	if len(missingTypes(rec, b.needs[n])) == 0 || rec.Empty {
+	if len(missingTypes(rec, b.needs[n], !b.stack.noVerity)) == 0 || rec.Empty {
 		return rec, nil, nil
 	}
 	select {

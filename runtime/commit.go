@@ -34,6 +34,9 @@ type commitArg struct {
 	// Mksquashfs is the host's mksquashfs, resolved by the parent: the
 	// sandbox child runs without a PATH.
 	Mksquashfs string `json:"mksquashfs,omitempty"`
+	// MkfsErofs is the host's mkfs.erofs, as Mksquashfs.
+	MkfsErofs string `json:"mkfsErofs,omitempty"`
+	NoVerity  bool   `json:"noVerity,omitempty"`
 	// Dir, when set, is encoded instead of the sandbox's upper dir: a
 	// committed layer folder that must be read from inside the build's
 	// user namespace but never be an overlay's upper dir again, since
@@ -50,6 +53,9 @@ func finishSpec(arg commitArg) (*sandbox.FinishSpec, error) {
 	if arg.Mksquashfs == "" && slices.Contains(arg.Types, layertype.Squashfs) {
 		// A missing mksquashfs is reported by layer.Write, with the fix.
 		arg.Mksquashfs, _ = exec.LookPath("mksquashfs")
+	}
+	if arg.MkfsErofs == "" && slices.Contains(arg.Types, layertype.Erofs) {
+		arg.MkfsErofs, _ = exec.LookPath("mkfs.erofs")
 	}
 	raw, err := json.Marshal(arg)
 	if err != nil {
@@ -90,6 +96,8 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 		SourceDateEpoch: time.Unix(arg.Epoch, 0),
 		UserXattr:       arg.UserXattr,
 		Mksquashfs:      arg.Mksquashfs,
+		MkfsErofs:       arg.MkfsErofs,
+		NoVerity:        arg.NoVerity,
 	})
 	if err != nil {
 		return nil, err
@@ -112,7 +120,7 @@ func writeTypes(ctx context.Context, dir, out string, types []layertype.Type, op
 		}
 		blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: storage.LayerBlob{
 			Type:       t,
-			Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size},
+			Descriptor: v1.Descriptor{MediaType: r.MediaType, Digest: r.Digest, Size: r.Size, Annotations: r.Annotations()},
 			DiffID:     digest.Digest(r.DiffID).String(),
 		}})
 	}

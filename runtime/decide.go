@@ -18,6 +18,9 @@ type decider struct {
 	// records are the store's; nil decides as for an empty store.
 	records Records
 	noCache bool
+	// noVerity looks for squashfs and erofs blobs without a dm-verity
+	// tree (--no-verity).
+	noVerity bool
 	// needs are the layer types each image's record must hold at the end
 	// of the build (see layerNeeds).
 	needs map[*dsl.Node][]layertype.Type
@@ -56,7 +59,7 @@ func (d decider) decide(n *dsl.Node) (decision, error) {
 	if rec.Empty {
 		return decision{action: Reuse, rec: rec}, nil
 	}
-	if missing := missingTypes(rec, d.needs[n]); len(missing) > 0 {
+	if missing := missingTypes(rec, d.needs[n], !d.noVerity); len(missing) > 0 {
 		return decision{action: Encode, rec: rec, missing: missing}, nil
 	}
 	return decision{action: Reuse, rec: rec}, nil

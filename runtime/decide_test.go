@@ -7,9 +7,11 @@ import (
 	"testing"
 
 	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/layertype"
+	"github.com/strata-build/strata/internal/verity"
 	"github.com/strata-build/strata/storage"
 )
 
@@ -43,10 +45,12 @@ func TestDecide(t *testing.T) {
 	}
 	b, a := g.Node("base"), g.Node("app")
 	gz := storage.LayerBlob{Type: layertype.TarGzip}
-	sq := storage.LayerBlob{Type: layertype.Squashfs}
+	sq := storage.LayerBlob{Type: layertype.Squashfs, Descriptor: v1.Descriptor{Annotations: map[string]string{verity.RootHashAnnotation: "00"}}}
+	sqPlain := storage.LayerBlob{Type: layertype.Squashfs}
+	noVerity := false
 	decide := func(st Records, noCache bool, n *dsl.Node) decision {
 		t.Helper()
-		d, err := decider{records: st, noCache: noCache, needs: layerNeeds(nodes)}.decide(n)
+		d, err := decider{records: st, noCache: noCache, noVerity: noVerity, needs: layerNeeds(nodes)}.decide(n)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -72,6 +76,20 @@ func TestDecide(t *testing.T) {
 	if d := decide(gzOnly, false, b); d.action != Encode || len(d.missing) != 1 || d.missing[0] != layertype.Squashfs {
 		t.Errorf("missing a type: %+v", d)
 	}
+	// A squashfs blob without a verity tree is not the one a build with
+	// verity needs, and the reverse.
+	plain := &fakeRecords{recs: map[digest.Digest]*storage.Record{b.Key: {Key: b.Key, Layers: []storage.LayerBlob{gz, sqPlain}}}}
+	if d := decide(plain, false, b); d.action != Encode || len(d.missing) != 1 || d.missing[0] != layertype.Squashfs {
+		t.Errorf("squashfs without verity, verity wanted: %+v", d)
+	}
+	noVerity = true
+	if d := decide(plain, false, b); d.action != Reuse {
+		t.Errorf("squashfs without verity, --no-verity: %+v", d)
+	}
+	if d := decide(full, false, b); d.action != Encode {
+		t.Errorf("squashfs with verity, --no-verity: %+v", d)
+	}
+	noVerity = false
 	// Steps that changed nothing commit no layer: nothing to encode.
 	empty := &fakeRecords{recs: map[digest.Digest]*storage.Record{b.Key: {Key: b.Key, Empty: true}}}
 	if d := decide(empty, false, b); d.action != Reuse {

@@ -29,7 +29,7 @@ func (s *stack) ensureTypes(ctx context.Context, n *dsl.Node, rec *storage.Recor
 	}
 	dir := s.store.LayerDir(rec.LayerDir)
 	for {
-		if len(missingTypes(rec, types)) == 0 {
+		if len(missingTypes(rec, types, !s.noVerity)) == 0 {
 			return rec, encoded, nil
 		}
 		r, ran, err := s.encodes.Do(dir, func() (encodeResult, error) {
@@ -62,7 +62,7 @@ func (s *stack) encodeMissing(ctx context.Context, n *dsl.Node, dir string, type
 	if err != nil {
 		return nil, nil, err
 	}
-	missing := missingTypes(cur, types)
+	missing := missingTypes(cur, types, !s.noVerity)
 	if len(missing) == 0 {
 		return cur, nil, nil
 	}
@@ -109,11 +109,11 @@ func (s *stack) lookupAgain(n *dsl.Node) (*storage.Record, error) {
 // (uuid, impure, origin) to it and change its later encodings.
 func (s *stack) encodeLayerDir(ctx context.Context, name, dir string, ws *storage.Workspace, types []layertype.Type) ([]storage.CommitBlob, error) {
 	if s.uids == nil {
-		return writeTypes(ctx, dir, ws.Out, types, layer.WriteOptions{SourceDateEpoch: time.Unix(s.epoch, 0)})
+		return writeTypes(ctx, dir, ws.Out, types, layer.WriteOptions{SourceDateEpoch: time.Unix(s.epoch, 0), NoVerity: s.noVerity})
 	}
 	spec := s.spec(name, nil, ws)
 	var err error
-	spec.Finish, err = finishSpec(commitArg{Types: types, Out: ws.Out, Epoch: s.epoch, UserXattr: true, Dir: dir})
+	spec.Finish, err = finishSpec(commitArg{Types: types, Out: ws.Out, Epoch: s.epoch, UserXattr: true, Dir: dir, NoVerity: s.noVerity})
 	if err != nil {
 		return nil, err
 	}
@@ -131,10 +131,13 @@ func (s *stack) encodeLayerDir(ctx context.Context, name, dir string, ws *storag
 	return out.Blobs, nil
 }
 
-func missingTypes(rec *storage.Record, types []layertype.Type) []layertype.Type {
+// missingTypes are the types of types rec has no blob of, counting a
+// squashfs or erofs blob only when it has a dm-verity tree as withVerity
+// says.
+func missingTypes(rec *storage.Record, types []layertype.Type, withVerity bool) []layertype.Type {
 	var out []layertype.Type
 	for _, t := range types {
-		if _, ok := rec.Blob(t); !ok {
+		if _, ok := rec.Blob(t, withVerity); !ok {
 			out = append(out, t)
 		}
 	}

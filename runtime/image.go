@@ -22,6 +22,8 @@ func TagName(name string, t layertype.Type, first bool) string {
 	switch t {
 	case layertype.Squashfs:
 		return name + "-squashfs"
+	case layertype.Erofs:
+		return name + "-erofs"
 	case layertype.TarZstd:
 		return name + "-zstd"
 	default:
@@ -85,7 +87,7 @@ func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, ann
 		if rec.Empty {
 			continue
 		}
-		if _, ok := rec.Blob(t); !ok {
+		if _, ok := rec.Blob(t, !s.noVerity); !ok {
 			// An ancestor committed by an earlier build, for images of
 			// other types: encode its layer folder now.
 			var encoded []layertype.Type
@@ -97,7 +99,7 @@ func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, ann
 				s.notef("%s: encoded as %s (for %s)\n", c.Name, joinTypes(encoded), n.Name)
 			}
 		}
-		blob, ok := rec.Blob(t)
+		blob, ok := rec.Blob(t, !s.noVerity)
 		if !ok {
 			return v1.Descriptor{}, fmt.Errorf("layer of %q was not built as %s", c.Name, t)
 		}

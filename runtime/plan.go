@@ -47,6 +47,8 @@ type PlanOptions struct {
 	Store *storage.Store
 	// NoCache plans every image as rebuilt.
 	NoCache bool
+	// NoVerity plans for squashfs and erofs layers without dm-verity.
+	NoVerity bool
 }
 
 // Plan says, without running anything, what a build of nodes (in the
@@ -56,7 +58,7 @@ type PlanOptions struct {
 // what a registry cache (--cache-from) holds, so it plans images only
 // found there as built.
 func Plan(nodes []*dsl.Node, opts PlanOptions) ([]PlanItem, error) {
-	d := decider{noCache: opts.NoCache, needs: layerNeeds(nodes)}
+	d := decider{noCache: opts.NoCache, noVerity: opts.NoVerity, needs: layerNeeds(nodes)}
 	if opts.Store != nil { // a nil *storage.Store in Records would not be nil
 		d.records = opts.Store
 	}

@@ -31,6 +31,9 @@ type stack struct {
 	// epoch is SOURCE_DATE_EPOCH: every timestamp of what it encodes and
 	// assembles.
 	epoch int64
+	// noVerity leaves dm-verity trees off the squashfs and erofs layers
+	// it encodes, and makes it look for such layers without one.
+	noVerity bool
 	// note, when set, receives the lines the build log shows of work done
 	// for an image on another's behalf (an ancestor encoded).
 	note func(format string, args ...any)

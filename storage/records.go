@@ -13,6 +13,7 @@ import (
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/internal/layertype"
+	"github.com/strata-build/strata/internal/verity"
 )
 
 // Record is what the store remembers of one built node, found by the
@@ -76,10 +77,20 @@ type LayerBlob struct {
 	DiffID     string           `json:"diffID"`
 }
 
-// Blob returns the layer blob of the given type.
-func (r *Record) Blob(typ layertype.Type) (LayerBlob, bool) {
+// Verity reports whether the blob carries a dm-verity tree, which its
+// descriptor's root hash annotation says.
+func (b LayerBlob) Verity() bool {
+	_, ok := verity.RootHash(b.Descriptor.Annotations)
+	return ok
+}
+
+// Blob returns the layer blob of the given type; for squashfs and erofs,
+// the one with a dm-verity tree or the one without, as withVerity says
+// (a build with --no-verity must not reuse a blob that has one, nor the
+// reverse). Tar blobs have no tree, whatever withVerity says.
+func (r *Record) Blob(typ layertype.Type, withVerity bool) (LayerBlob, bool) {
 	for _, b := range r.Layers {
-		if b.Type == typ {
+		if b.Type == typ && (!typ.FS() || b.Verity() == withVerity) {
 			return b, true
 		}
 	}
@@ -354,10 +365,14 @@ func (s *Store) AddBlob(key digest.Digest, blob CommitBlob) (*Record, error) {
 	if rec == nil {
 		return nil, fmt.Errorf("add %s layer: no cache record for %s", blob.Type, key)
 	}
-	if _, ok := rec.Blob(blob.Type); ok {
+	if _, ok := rec.Blob(blob.Type, blob.Verity()); ok {
 		os.Remove(blob.Path)
 		return rec, nil
 	}
+	// A squashfs or erofs blob replaces the one of the other verity
+	// setting: a record keeps one blob per type, and the old blob goes
+	// with the next collection unless an image still refers to it.
+	rec.Layers = slices.DeleteFunc(rec.Layers, func(b LayerBlob) bool { return b.Type == blob.Type })
 	dst := s.BlobPath(blob.Descriptor.Digest.String())
 	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 		return nil, err

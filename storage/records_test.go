@@ -147,14 +147,14 @@ func TestAddBlob(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := rec.Blob("squashfs"); !ok {
+	if _, ok := rec.Blob("squashfs", false); !ok {
 		t.Fatal("record lacks the added blob")
 	}
 	got, _, err := s.Lookup(key)
 	if err != nil || got == nil {
 		t.Fatalf("Lookup = %v, %v", got, err)
 	}
-	if _, ok := got.Blob("squashfs"); !ok {
+	if _, ok := got.Blob("squashfs", false); !ok {
 		t.Error("the stored record lacks the added blob")
 	}
 	if last := s.Last("img"); last == nil || len(last.Layers) != 1 {

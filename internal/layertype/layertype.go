@@ -23,6 +23,9 @@ const (
 	// Squashfs is a stacker-style squashfs image of the upper dir, keeping
 	// overlay-format whiteouts so it can be mounted directly as a lowerdir.
 	Squashfs Type = "squashfs"
+	// Erofs is a stacker-style erofs image of the upper dir (lz4hc), with
+	// overlay-format whiteouts like Squashfs.
+	Erofs Type = "erofs"
 	// TarUncompressed is a plain OCI tar layer. Bases may use it; strata
 	// writes it only when asked explicitly.
 	TarUncompressed Type = "tar+uncompressed"
@@ -38,10 +41,12 @@ func Parse(s string) (Type, error) {
 		return TarZstd, nil
 	case "squashfs":
 		return Squashfs, nil
+	case "erofs":
+		return Erofs, nil
 	case "tar+uncompressed":
 		return TarUncompressed, nil
 	}
-	return "", fmt.Errorf("unknown layer type %q: valid types are \"tar\" (= tar+gzip), \"tar+gzip\", \"tar+zstd\", \"zstd\" (= tar+zstd) and \"squashfs\"", s)
+	return "", fmt.Errorf("unknown layer type %q: valid types are \"tar\" (= tar+gzip), \"tar+gzip\", \"tar+zstd\", \"zstd\" (= tar+zstd), \"squashfs\" and \"erofs\"", s)
 }
 
 // String returns the canonical name of t.
@@ -52,7 +57,7 @@ func (t Type) String() string { return string(t) }
 // be neither canonical nor known.
 func (t Type) Known() bool {
 	switch t {
-	case TarGzip, TarZstd, Squashfs, TarUncompressed:
+	case TarGzip, TarZstd, Squashfs, Erofs, TarUncompressed:
 		return true
 	}
 	return false
@@ -60,7 +65,11 @@ func (t Type) Known() bool {
 
 // Tar reports whether t is one of the OCI tar encodings, which any OCI
 // tool reads.
-func (t Type) Tar() bool { return t.Known() && t != Squashfs }
+func (t Type) Tar() bool { return t.Known() && !t.FS() }
+
+// FS reports whether t is a file system image (squashfs, erofs): a layer
+// that is mounted as it is, with overlay whiteouts and a dm-verity tree.
+func (t Type) FS() bool { return t == Squashfs || t == Erofs }
 
 // UnmarshalText accepts only canonical names: serialized forms are written
 // by strata, so an alias or an unknown name there means another writer,

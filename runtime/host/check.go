@@ -33,6 +33,8 @@ type CheckOptions struct {
 	Store string
 	// Squashfs is set when a squashfs layer will be written.
 	Squashfs bool
+	// Erofs is set when an erofs layer will be written.
+	Erofs bool
 	// Rootless overrides the detection from the effective uid.
 	Rootless *bool
 }
@@ -95,6 +97,13 @@ func RunChecks(ctx context.Context, o CheckOptions) []Check {
 		sq.Detail, sq.Fix = "not found (needed only for squashfs layers)", "apt-get install squashfs-tools"
 	}
 	add(sq)
+	ero := Check{Name: "mkfs.erofs", Required: o.Erofs}
+	if p, err := exec.LookPath("mkfs.erofs"); err == nil {
+		ero.OK, ero.Detail = true, p
+	} else {
+		ero.Detail, ero.Fix = "not found (needed only for erofs layers)", "apt-get install erofs-utils"
+	}
+	add(ero)
 	if o.Store != "" {
 		add(checkStore(o.Store))
 		add(checkDisk(o.Store))

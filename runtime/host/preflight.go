@@ -52,8 +52,8 @@ func preflightKey(o CheckOptions) string {
 		return ""
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "kernel %s\nboot %s\neuid %d\nrootless %t\nsquashfs %t\n",
-		unix.ByteSliceToString(u.Release[:]), bytes.TrimSpace(boot), os.Geteuid(), rootless(o), o.Squashfs)
+	fmt.Fprintf(h, "kernel %s\nboot %s\neuid %d\nrootless %t\nsquashfs %t\nerofs %t\n",
+		unix.ByteSliceToString(u.Release[:]), bytes.TrimSpace(boot), os.Geteuid(), rootless(o), o.Squashfs, o.Erofs)
 	store, err := filepath.Abs(o.Store)
 	if err != nil {
 		return ""
@@ -70,8 +70,14 @@ func preflightKey(o CheckOptions) string {
 			files = append(files, p)
 		}
 	}
-	if o.Squashfs {
-		p, err := exec.LookPath("mksquashfs")
+	for _, tool := range []struct {
+		name   string
+		needed bool
+	}{{"mksquashfs", o.Squashfs}, {"mkfs.erofs", o.Erofs}} {
+		if !tool.needed {
+			continue
+		}
+		p, err := exec.LookPath(tool.name)
 		if err != nil {
 			return ""
 		}

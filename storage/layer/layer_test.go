@@ -321,30 +321,57 @@ func TestMediaTypeRoundTrip(t *testing.T) {
 	}
 }
 
-func TestWriteSquashfs(t *testing.T) {
+// TestWriteFS writes the tricky upper dir as a squashfs and an erofs
+// layer, each with its dm-verity tree, and unpacks them again.
+func TestWriteFS(t *testing.T) {
 	needRoot(t)
-	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		t.Skip("needs mksquashfs")
+	for _, typ := range []layertype.Type{layertype.Squashfs, layertype.Erofs} {
+		t.Run(string(typ), func(t *testing.T) { testWriteFS(t, typ) })
+	}
+}
+
+func testWriteFS(t *testing.T, typ layertype.Type) {
+	tool := map[layertype.Type]string{layertype.Squashfs: "mksquashfs", layertype.Erofs: "mkfs.erofs"}[typ]
+	if _, err := exec.LookPath(tool); err != nil {
+		t.Skip("needs " + tool)
 	}
 	up := makeUpper(t)
 	epoch := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
 	out := filepath.Join(t.TempDir(), "blob")
-	res, err := Write(context.Background(), up, layertype.Squashfs, out, WriteOptions{SourceDateEpoch: epoch})
+	res, err := Write(context.Background(), up, typ, out, WriteOptions{SourceDateEpoch: epoch})
 	must(t, err)
-	if res.Digest != res.DiffID || res.MediaType != MediaTypeSquashfsZstd {
+	if res.Digest != res.DiffID || res.MediaType != MediaType(typ) || len(res.RootHash) != 64 {
 		t.Fatalf("bad result %+v", res)
 	}
+	checkVerity(t, out, res.RootHash)
 	out2 := filepath.Join(t.TempDir(), "blob")
-	res2, err := Write(context.Background(), up, layertype.Squashfs, out2, WriteOptions{SourceDateEpoch: epoch})
+	res2, err := Write(context.Background(), up, typ, out2, WriteOptions{SourceDateEpoch: epoch})
 	must(t, err)
 	if res2 != res {
-		t.Fatalf("squashfs not reproducible: %s vs %s", res.Digest, res2.Digest)
+		t.Fatalf("%s not reproducible: %s vs %s", typ, res.Digest, res2.Digest)
+	}
+	plain := filepath.Join(t.TempDir(), "blob")
+	res3, err := Write(context.Background(), up, typ, plain, WriteOptions{SourceDateEpoch: epoch, NoVerity: true})
+	must(t, err)
+	if res3.RootHash != "" || res3.Annotations() != nil || res3.Size%4096 != 0 || res3.Size >= res.Size {
+		t.Fatalf("--no-verity gave %+v (with verity: %d bytes)", res3, res.Size)
+	}
+	// The tree is appended to the very image written without one.
+	withTree, _ := os.ReadFile(out)
+	without, _ := os.ReadFile(plain)
+	if !bytes.Equal(withTree[:len(without)], without) {
+		t.Fatal("the image under the verity tree differs from the one written without it")
 	}
 
 	dest := t.TempDir()
 	must(t, Unpack(context.Background(), out, res.MediaType, dest, UnpackOptions{Digest: res.Digest}))
 	var st unix.Stat_t
 	for _, wo := range []string{"etc/removed", "var/opq/gone"} {
+		if wo == "var/opq/gone" && typ == layertype.Erofs {
+			// Through the OCI form, a whiteout inside an opaque dir,
+			// which hides nothing more, is left out.
+			continue
+		}
 		must(t, unix.Lstat(filepath.Join(dest, wo), &st))
 		if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
 			t.Errorf("%s: mode %o rdev %d", wo, st.Mode, st.Rdev)

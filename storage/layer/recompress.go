@@ -29,8 +29,8 @@ func Recompress(ctx context.Context, blobPath, mediaType string, t layertype.Typ
 	if err != nil && mediaType != "" {
 		return Result{}, fmt.Errorf("recompress %s: %w", blobPath, err)
 	}
-	if from == layertype.Squashfs {
-		return Result{}, fmt.Errorf("recompress %s: a squashfs layer is not a tar stream", blobPath)
+	if from.FS() {
+		return Result{}, fmt.Errorf("recompress %s: a %s layer is not a tar stream", blobPath, from)
 	}
 	r, err := openTar(ctx, blobPath, from)
 	if err != nil {

@@ -88,7 +88,7 @@ func writeSquashfs(ctx context.Context, upperDir, outPath string, opts WriteOpti
 	}
 
 	if squashfsDirMode && squashfsDirModeOK(ctx, upperDir) {
-		return runMksquashfsDir(ctx, bin, upperDir, outPath, mediaType, args)
+		return runMksquashfsDir(ctx, bin, upperDir, outPath, mediaType, args, opts)
 	}
 
 	// A blocking pipe made by hand: splice needs raw fds, and os.Pipe's
@@ -136,11 +136,7 @@ func writeSquashfs(ctx context.Context, upperDir, outPath string, opts WriteOpti
 		}
 		return Result{Empty: true}, nil
 	}
-	d, size, err := digestFile(outPath)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Digest: d, DiffID: d, Size: size, MediaType: mediaType}, nil
+	return finishFS(outPath, mediaType, opts)
 }
 
 func digestFile(p string) (digest.Digest, int64, error) {
@@ -172,7 +168,7 @@ func mksquashfsEnv() []string {
 // runMksquashfsDir runs mksquashfs in folder mode on upperDir; tarArgs are
 // the -tar mode's arguments, whose first two ("-" and outPath) and "-tar"
 // it replaces.
-func runMksquashfsDir(ctx context.Context, bin, upperDir, outPath, mediaType string, tarArgs []string) (Result, error) {
+func runMksquashfsDir(ctx context.Context, bin, upperDir, outPath, mediaType string, tarArgs []string, opts WriteOptions) (Result, error) {
 	args := []string{upperDir, outPath}
 	for _, a := range tarArgs[2:] {
 		if a != "-tar" {
@@ -189,9 +185,5 @@ func runMksquashfsDir(ctx context.Context, bin, upperDir, outPath, mediaType str
 		}
 		return Result{}, fmt.Errorf("mksquashfs %s: %w: %s", outPath, err, bytes.TrimSpace(out.Bytes()))
 	}
-	d, size, err := digestFile(outPath)
-	if err != nil {
-		return Result{}, err
-	}
-	return Result{Digest: d, DiffID: d, Size: size, MediaType: mediaType}, nil
+	return finishFS(outPath, mediaType, opts)
 }

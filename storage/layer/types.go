@@ -8,6 +8,7 @@ import (
 	ispec "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata/internal/layertype"
+	"github.com/strata-build/strata/internal/verity"
 )
 
 // Media types of stacker's squashfs layers. Which compressor a blob uses is
@@ -38,6 +39,8 @@ func MediaType(t layertype.Type) string {
 		return ispec.MediaTypeImageLayerZstd
 	case layertype.Squashfs:
 		return MediaTypeSquashfsZstd
+	case layertype.Erofs:
+		return MediaTypeErofsLZ4HC
 	case layertype.TarUncompressed:
 		return ispec.MediaTypeImageLayer
 	}
@@ -57,6 +60,8 @@ func TypeOfMediaType(mt string) (layertype.Type, error) {
 		return layertype.TarUncompressed, nil
 	case MediaTypeSquashfsZstd, MediaTypeSquashfsGzip, MediaTypeSquashfs:
 		return layertype.Squashfs, nil
+	case MediaTypeErofsLZ4HC, MediaTypeErofsLZ4, MediaTypeErofsZstd, MediaTypeErofs:
+		return layertype.Erofs, nil
 	}
 	return "", fmt.Errorf("unsupported layer media type %q", mt)
 }
@@ -74,6 +79,10 @@ type WriteOptions struct {
 	// empty means looking it up in $PATH. A sandbox's finisher has no PATH
 	// of its own, so its parent resolves the binary and passes it on.
 	Mksquashfs string
+	// MkfsErofs is the path of mkfs.erofs for erofs layers, as Mksquashfs.
+	MkfsErofs string
+	// NoVerity leaves the dm-verity tree off squashfs and erofs layers.
+	NoVerity bool
 	// Level is the compression level in the compressor's own scale (zstd
 	// 1..22, gzip 1..9). 0 picks a fast default per type.
 	Level int
@@ -101,6 +110,18 @@ type Result struct {
 	Size int64
 	// MediaType is the media type to put in the layer descriptor.
 	MediaType string
+	// RootHash is the dm-verity root hash (hex) of a squashfs or erofs
+	// layer, for the descriptor's verity annotation; empty without one.
+	RootHash string
+}
+
+// Annotations returns the layer descriptor's annotations for r: the
+// verity root hash, or nil.
+func (r Result) Annotations() map[string]string {
+	if r.RootHash == "" {
+		return nil
+	}
+	return map[string]string{verity.RootHashAnnotation: r.RootHash}
 }
 
 // UnpackOptions tunes Unpack.

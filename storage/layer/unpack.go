@@ -52,8 +52,11 @@ func Unpack(ctx context.Context, blobPath, mediaType, dest string, opts UnpackOp
 	if err != nil && mediaType != "" {
 		return fmt.Errorf("unpack %s: %w", blobPath, err)
 	}
-	if t == layertype.Squashfs {
+	switch t {
+	case layertype.Squashfs:
 		return unpackSquashfs(ctx, blobPath, dest, opts)
+	case layertype.Erofs:
+		return unpackErofs(ctx, blobPath, dest, opts)
 	}
 	return unpackTar(ctx, blobPath, t, dest, opts)
 }
@@ -232,33 +235,8 @@ func unpackSquashfs(ctx context.Context, blobPath, dest string, opts UnpackOptio
 	if err != nil {
 		return errors.New("squashfs layers need unsquashfs: apt-get install squashfs-tools")
 	}
-	// A squashfs layer is not compressed: its diff ID is its digest.
-	want := opts.Digest
-	if opts.DiffID != "" {
-		if want != "" && opts.DiffID != want {
-			return fmt.Errorf("squashfs layer %s: its diff ID is its digest, not the expected %s: %w", want, opts.DiffID, ErrDiffID)
-		}
-		want = opts.DiffID
-	}
-	if v, err := newVerifier(want); err != nil {
+	if err := checkFSBlob(ctx, blobPath, opts); err != nil {
 		return err
-	} else if v != nil {
-		// unsquashfs seeks in the blob, so check it in a pass of its own.
-		f, err := os.Open(blobPath)
-		if err != nil {
-			return fmt.Errorf("open layer blob: %w", err)
-		}
-		_, err = io.CopyBuffer(v.h, ReaderWithContext(ctx, f), make([]byte, 1<<20))
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("hash layer blob %s: %w", blobPath, err)
-		}
-		if err := v.check(blobPath); err != nil {
-			if opts.Digest == "" { // checked as the diff ID alone
-				return fmt.Errorf("%w: %w", err, ErrDiffID)
-			}
-			return err
-		}
 	}
 	if floor := opts.floor(); floor > 0 {
 		// unsquashfs writes faster than a timer can watch: a squashfs

@@ -42,6 +42,8 @@ func Write(ctx context.Context, upperDir string, t layertype.Type, outPath strin
 		return writeTar(ctx, upperDir, t, outPath, opts)
 	case layertype.Squashfs:
 		return writeSquashfs(ctx, upperDir, outPath, opts)
+	case layertype.Erofs:
+		return writeErofs(ctx, upperDir, outPath, opts)
 	}
 	return Result{}, fmt.Errorf("write layer of %s: unsupported layer type %q", upperDir, t)
 }

@@ -68,7 +68,7 @@ func encode(rec *storage.Record) (config, manifest []byte, err error) {
 		Annotations:  map[string]string{AnnotationKey: rec.Key.String(), AnnotationImage: rec.Image},
 	}
 	for _, b := range rec.Layers {
-		m.Layers = append(m.Layers, ispec.Descriptor{MediaType: b.Descriptor.MediaType, Digest: b.Descriptor.Digest, Size: b.Descriptor.Size})
+		m.Layers = append(m.Layers, ispec.Descriptor{MediaType: b.Descriptor.MediaType, Digest: b.Descriptor.Digest, Size: b.Descriptor.Size, Annotations: b.Descriptor.Annotations})
 	}
 	manifest, err = json.Marshal(m)
 	return config, manifest, err

@@ -1,0 +1,193 @@
+package layer
+
+// Erofs layers are built by mkfs.erofs (erofs-utils) from a folder in the
+// same "overlay form" as squashfs layers: whiteouts as char 0/0 nodes,
+// opaque dirs marked with trusted.overlay.opaque and user.overlay.opaque,
+// no other overlay xattr. mkfs.erofs 1.5 (Debian 12) reads only folders
+// and cannot leave xattrs out, so an upper dir that carries the build
+// overlay's own xattrs is first unpacked, through the OCI tar stream, into
+// a folder beside the output, exactly as a tar layer is unpacked for a
+// lowerdir; an upper dir without them is read as it is.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+
+	"golang.org/x/sys/unix"
+
+	umoci "github.com/opencontainers/umoci/oci/layer"
+
+	"github.com/strata-build/strata/internal/overlayfs"
+	"github.com/strata-build/strata/internal/verity"
+)
+
+// Media types of stacker's erofs layers, by compressor.
+const (
+	MediaTypeErofsLZ4HC = "application/vnd.stacker.image.layer.erofs+lz4hc"
+	MediaTypeErofsLZ4   = "application/vnd.stacker.image.layer.erofs+lz4"
+	MediaTypeErofsZstd  = "application/vnd.stacker.image.layer.erofs+zstd"
+	// MediaTypeErofs is the media type without the compressor, which
+	// stacker accepts too.
+	MediaTypeErofs = "application/vnd.stacker.image.layer.erofs"
+)
+
+const mkfsErofsMissing = "erofs layers need mkfs.erofs: apt-get install erofs-utils"
+
+// erofsUUID is the file system UUID of every erofs layer: mkfs.erofs picks
+// a random one, which would make each build's blob differ.
+const erofsUUID = "00000000-0000-0000-0000-000000000000"
+
+func writeErofs(ctx context.Context, upperDir, outPath string, opts WriteOptions) (Result, error) {
+	bin := opts.MkfsErofs
+	if bin == "" {
+		var err error
+		if bin, err = exec.LookPath("mkfs.erofs"); err != nil {
+			return Result{}, errors.New(mkfsErofsMissing)
+		}
+	}
+	src := upperDir
+	if !squashfsDirModeOK(ctx, upperDir) {
+		tmp, err := os.MkdirTemp(filepath.Dir(outPath), ".erofs-src-")
+		if err != nil {
+			return Result{}, fmt.Errorf("erofs layer: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		if err := overlayForm(ctx, upperDir, tmp, opts); err != nil {
+			return Result{}, fmt.Errorf("erofs layer of %s: %w", upperDir, err)
+		}
+		src = tmp
+	}
+	epoch := strconv.FormatInt(max(opts.epoch().Unix(), 0), 10)
+	// -T sets every inode's time to the epoch, as squashfs layers'
+	// -all-time does: one time per layer keeps inodes compact and the
+	// blob reproducible.
+	cmd := exec.CommandContext(ctx, bin, "--quiet", "-zlz4hc", "-T"+epoch, "-U"+erofsUUID, outPath, src)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return Result{}, ctx.Err()
+		}
+		return Result{}, fmt.Errorf("mkfs.erofs %s: %w: %s", outPath, err, bytes.TrimSpace(out.Bytes()))
+	}
+	return finishFS(outPath, MediaTypeErofsLZ4HC, opts)
+}
+
+// finishFS appends the dm-verity tree to a file system image (unless
+// NoVerity) and describes the blob: a file system layer is stored
+// uncompressed, so its diff ID is its digest, as stacker records it.
+func finishFS(outPath, mediaType string, opts WriteOptions) (Result, error) {
+	var root string
+	if !opts.NoVerity {
+		var err error
+		if root, err = verity.Append(outPath); err != nil {
+			return Result{}, err
+		}
+	}
+	d, size, err := digestFile(outPath)
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Digest: d, DiffID: d, Size: size, MediaType: mediaType, RootHash: root}, nil
+}
+
+// overlayForm writes upperDir into the empty folder dest in overlay form
+// without the build overlay's own xattrs: through the OCI tar stream and
+// the unpacker of tar layers, then marking opaque dirs in both xattr
+// namespaces where this process may (trusted.* needs root).
+func overlayForm(ctx context.Context, upperDir, dest string, opts WriteOptions) error {
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := tarStream(ctx, upperDir, formOCI, opts, pw, nil)
+		pw.CloseWithError(err)
+	}()
+	err := extractTar(dest, pr, &umoci.UnpackOptions{OnDiskFormat: umoci.OverlayfsRootfs{UserXattr: opts.UserXattr}})
+	pr.CloseWithError(errors.New("unpack stopped"))
+	if err != nil {
+		return err
+	}
+	if opts.UserXattr {
+		return nil // only user.* xattrs can be set here
+	}
+	return filepath.WalkDir(dest, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		if overlayfs.HasOpaque(p, overlayfs.Namespace(false)) {
+			if err := unix.Lsetxattr(p, overlayfs.Namespace(true)+overlayfs.Opaque, []byte("y"), 0); err != nil {
+				return fmt.Errorf("mark %s opaque: %w", p, err)
+			}
+		}
+		return nil
+	})
+}
+
+// unpackErofs extracts an erofs layer into dest in overlay form. It mounts
+// the image read-only through a loop device and copies the tree with cp,
+// which keeps xattrs (opaque dirs, file capabilities): fsck.erofs 1.5's
+// extraction drops them all. Mounting erofs needs root, so a rootless build
+// cannot use an erofs base on Debian 12, which has no erofsfuse.
+func unpackErofs(ctx context.Context, blobPath, dest string, opts UnpackOptions) error {
+	if err := checkFSBlob(ctx, blobPath, opts); err != nil {
+		return err
+	}
+	if opts.Rootless || os.Geteuid() != 0 {
+		return fmt.Errorf("unpack erofs layer %s: unpacking an erofs layer needs root (the kernel mounts erofs for root only, and fsck.erofs 1.5 loses xattrs); build as root or use squashfs layers", blobPath)
+	}
+	mnt, err := os.MkdirTemp(filepath.Dir(dest), ".erofs-mnt-")
+	if err != nil {
+		return fmt.Errorf("unpack erofs layer: %w", err)
+	}
+	defer os.Remove(mnt)
+	if out, err := exec.CommandContext(ctx, "mount", "-t", "erofs", "-o", "loop,ro,nodev,nosuid", blobPath, mnt).CombinedOutput(); err != nil {
+		return fmt.Errorf("mount erofs layer %s: %w: %s", blobPath, err, bytes.TrimSpace(out))
+	}
+	defer func() { _ = unix.Unmount(mnt, unix.MNT_DETACH) }()
+	if out, err := exec.CommandContext(ctx, "cp", "-a", "--no-target-directory", mnt, dest).CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("copy erofs layer %s into %s: %w: %s", blobPath, dest, err, bytes.TrimSpace(out))
+	}
+	return fixOpaque(ctx, dest, opts.UserXattr)
+}
+
+// checkFSBlob checks a squashfs or erofs blob against the digest (and diff
+// ID, which is the same for these layers) the caller expects, in a pass of
+// its own since the unpackers seek in the blob.
+func checkFSBlob(ctx context.Context, blobPath string, opts UnpackOptions) error {
+	want := opts.Digest
+	if opts.DiffID != "" {
+		if want != "" && opts.DiffID != want {
+			return fmt.Errorf("layer %s: its diff ID is its digest, not the expected %s: %w", want, opts.DiffID, ErrDiffID)
+		}
+		want = opts.DiffID
+	}
+	v, err := newVerifier(want)
+	if err != nil || v == nil {
+		return err
+	}
+	f, err := os.Open(blobPath)
+	if err != nil {
+		return fmt.Errorf("open layer blob: %w", err)
+	}
+	_, err = io.CopyBuffer(v.h, ReaderWithContext(ctx, f), make([]byte, 1<<20))
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("hash layer blob %s: %w", blobPath, err)
+	}
+	if err := v.check(blobPath); err != nil {
+		if opts.Digest == "" { // checked as the diff ID alone
+			return fmt.Errorf("%w: %w", err, ErrDiffID)
+		}
+		return err
+	}
+	return nil
+}
