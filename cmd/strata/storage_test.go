@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +17,9 @@ import (
 	"time"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/internal/verity"
+	"github.com/strata-build/strata/storage/layer"
 )
 
 // build is one strata invocation with its own environment and store.
@@ -169,6 +173,27 @@ func TestExactCache(t *testing.T) {
 	out = b.must(env, "build", "--layer-type", "tar", "--layer-type", "squashfs")
 	expect(t, "both types again", out, all, map[string]string{})
 
+	// --no-verity wants squashfs blobs without the tree: encoded again,
+	// with no step, and the tree comes back the same way.
+	for _, noVerity := range []bool{true, false} {
+		args := []string{"build", "--layer-type", "tar", "--layer-type", "squashfs"}
+		if noVerity {
+			args = append(args, "--no-verity")
+		}
+		out = b.must(env, args...)
+		for _, name := range all {
+			if st := statuses(out)[name]; st != "cached (encoded as squashfs)" {
+				t.Errorf("--no-verity=%t: %s: %q\n%s", noVerity, name, st, out)
+			}
+		}
+		m, _ := image(t, b.layout, "c-squashfs")
+		for _, l := range m.Layers {
+			if _, ok := verity.RootHash(l.Annotations); ok == noVerity {
+				t.Errorf("--no-verity=%t: c-squashfs layer annotations %v", noVerity, l.Annotations)
+			}
+		}
+	}
+
 	out = b.must(env, "build", "--no-cache", "c")
 	expect(t, "--no-cache c", out, []string{"busybox", "a", "b", "c"}, map[string]string{"busybox": "--no-cache", "a": "--no-cache", "b": "--no-cache", "c": "--no-cache"})
 
@@ -232,14 +257,17 @@ func TestLayerTypesAndBases(t *testing.T) {
 	b := newBuild(t, "testdata/storage/types")
 	out := b.must(nil, "build")
 	tags := tagsOf(t, b.layout)
-	if want := []string{"both", "both-squashfs", "busybox", "noop", "sq"}; !slices.Equal(tags, want) {
+	if want := []string{"both", "both-squashfs", "busybox", "ero", "ero-squashfs", "noop", "sq"}; !slices.Equal(tags, want) {
 		t.Errorf("tags = %v, want %v (hidden is build-only)", tags, want)
 	}
 	if strings.Count(out, "both | ") == 0 || strings.Count(out, "+ echo both") != 1 {
 		t.Errorf("both's steps did not run exactly once for two layer types:\n%s", out)
 	}
 	const sqfs = "application/vnd.stacker.image.layer.squashfs+zstd"
+	const erofs = "application/vnd.stacker.image.layer.erofs+lz4hc"
 	for tag, want := range map[string][]string{
+		"ero":           {erofs, erofs, erofs},
+		"ero-squashfs":  {sqfs, sqfs, sqfs},
 		"busybox":       {v1.MediaTypeImageLayerGzip},
 		"sq":            {sqfs, sqfs},
 		"both":          {v1.MediaTypeImageLayerGzip, v1.MediaTypeImageLayerGzip, v1.MediaTypeImageLayerGzip},
@@ -253,6 +281,13 @@ func TestLayerTypesAndBases(t *testing.T) {
 		}
 		if !slices.Equal(got, want) {
 			t.Errorf("%s: layer types %v, want %v", tag, got, want)
+		}
+		for _, l := range m.Layers {
+			if l.MediaType != v1.MediaTypeImageLayerGzip {
+				verityVerify(t, b.layout, l)
+			} else if len(l.Annotations) != 0 {
+				t.Errorf("%s: a tar layer has annotations %v", tag, l.Annotations)
+			}
 		}
 		if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
 			t.Errorf("%s: %d diff ids for %d layers", tag, len(cfg.RootFS.DiffIDs), len(m.Layers))
@@ -289,12 +324,25 @@ func TestLayerTypesAndBases(t *testing.T) {
 		}
 	}
 
-	// Tar and squashfs images on a squashfs base, then on a tar base.
+	// Images see their erofs ancestors' files and whiteouts too.
+	grabbed = filepath.Join(t.TempDir(), "root")
+	b.must(nil, "grab", "ero:/", grabbed)
+	for _, p := range []string{"sq", "ero", "etc/sub/n", "bin/busybox"} {
+		if _, err := os.Stat(filepath.Join(grabbed, p)); err != nil {
+			t.Errorf("grab ero:/ lacks %s: %v", p, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(grabbed, "bin/ls")); !os.IsNotExist(err) {
+		t.Errorf("grab ero:/ has bin/ls, which a step removed (%v)", err)
+	}
+
+	// Tar, squashfs and erofs images on a squashfs base, then on a tar
+	// base, then on an erofs base.
 	on := newBuild(t, "testdata/storage/onbase")
 	on.store = b.store // layers unpacked once, shared
 	env := []string{"STRATA_TEST_BASE_LAYOUT=" + b.layout, "STRATA_TEST_BASE_TAG=sq"}
 	out = on.must(env, "build")
-	for _, tag := range []string{"ontar", "onsq"} {
+	for _, tag := range []string{"ontar", "onsq", "onero"} {
 		g := filepath.Join(t.TempDir(), "f")
 		on.must(env, "grab", tag+":/"+tag, g)
 		if data, _ := os.ReadFile(g); string(data) != "sq\n" {
@@ -310,7 +358,7 @@ func TestLayerTypesAndBases(t *testing.T) {
 	}
 	env[1] = "STRATA_TEST_BASE_TAG=both"
 	out = on.must(env, "build")
-	for _, name := range []string{"ontar", "onsq"} {
+	for _, name := range []string{"ontar", "onsq", "onero"} {
 		if st := statuses(out)[name]; st != "rebuilt: base image digest changed" {
 			t.Errorf("%s after its base changed: %q\n%s", name, st, out)
 		}
@@ -319,6 +367,47 @@ func TestLayerTypesAndBases(t *testing.T) {
 	on.must(env, "grab", "onsq:/both", g)
 	if data, _ := os.ReadFile(g); string(data) != "both\n" {
 		t.Errorf("onsq on tar base: /both = %q", data)
+	}
+	env[1] = "STRATA_TEST_BASE_TAG=ero"
+	on.must(env, "build")
+	m, _ = image(t, on.layout, "onsq")
+	if len(m.Layers) != 4 || m.Layers[0].MediaType != erofs || m.Layers[3].MediaType != sqfs {
+		t.Errorf("onsq on the erofs base: layers %+v", m.Layers)
+	}
+	grabbed = filepath.Join(t.TempDir(), "root")
+	on.must(env, "grab", "onsq:/", grabbed)
+	for _, p := range []string{"onsq", "ero", "etc/sub/n"} {
+		if _, err := os.Stat(filepath.Join(grabbed, p)); err != nil {
+			t.Errorf("onsq on the erofs base lacks %s: %v", p, err)
+		}
+	}
+	if _, err := os.Lstat(filepath.Join(grabbed, "bin/ls")); !os.IsNotExist(err) {
+		t.Errorf("onsq on the erofs base has bin/ls, which ero removed (%v)", err)
+	}
+}
+
+// verityVerify checks a squashfs or erofs layer of a layout with
+// veritysetup, from its root hash annotation, as stacker's mount would.
+func verityVerify(t *testing.T, layout string, l v1.Descriptor) {
+	t.Helper()
+	root, ok := verity.RootHash(l.Annotations)
+	if !ok {
+		t.Errorf("layer %s (%s) has no verity annotation: %v", l.Digest, l.MediaType, l.Annotations)
+		return
+	}
+	blob := filepath.Join(layout, "blobs", "sha256", l.Digest.Encoded())
+	f, err := os.Open(blob)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	off, err := layer.FSImageSize(f)
+	if err != nil {
+		t.Fatalf("layer %s: %v", l.Digest, err)
+	}
+	out, err := exec.Command("veritysetup", "verify", blob, blob, root, "--hash-offset", strconv.FormatInt(off, 10)).CombinedOutput()
+	if err != nil {
+		t.Errorf("veritysetup verify layer %s (%s): %v: %s", l.Digest, l.MediaType, err, out)
 	}
 }
 

@@ -1,7 +1,7 @@
 package layer
 
 import (
-	"encoding/binary"
+	"bytes"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,22 +10,6 @@ import (
 
 	"github.com/strata-build/strata/internal/verity"
 )
-
-// fsImageSize is where the verity tree of a squashfs or erofs blob
-// begins: the file system's own size, rounded up to 4 KiB (stacker's rule).
-func fsImageSize(t *testing.T, blob []byte) int64 {
-	t.Helper()
-	var n int64
-	switch {
-	case string(blob[:4]) == "hsqs":
-		n = int64(binary.LittleEndian.Uint64(blob[40:]))
-	case binary.LittleEndian.Uint32(blob[1024:]) == 0xe0f5e1e2:
-		n = int64(binary.LittleEndian.Uint32(blob[1024+36:])) << blob[1024+12]
-	default:
-		t.Fatal("neither squashfs nor erofs")
-	}
-	return (n + 4095) / 4096 * 4096
-}
 
 // checkVerity runs veritysetup verify on a layer blob with its root hash,
 // then again with one byte of the file system flipped, which must fail.
@@ -37,7 +21,8 @@ func checkVerity(t *testing.T, blobPath, root string) {
 	}
 	blob, err := os.ReadFile(blobPath)
 	must(t, err)
-	off := fsImageSize(t, blob)
+	off, err := FSImageSize(bytes.NewReader(blob))
+	must(t, err)
 	if int64(len(blob)) != off+verity.HashAreaSize(off/verity.BlockSize) {
 		t.Fatalf("blob of %d bytes: file system %d + tree %d", len(blob), off, verity.HashAreaSize(off/verity.BlockSize))
 	}

@@ -16,3 +16,6 @@ var OnTar = dsl.New("ontar").From(base).Run("cat /sq > /ontar")
 
 // OnSq is a squashfs image on the base.
 var OnSq = dsl.New("onsq").From(base).Run("cat /sq > /onsq").LayerTypes(dsl.Squashfs)
+
+// OnEro is an erofs image on the base.
+var OnEro = dsl.New("onero").From(base).Run("cat /sq > /onero").LayerTypes(dsl.Erofs)

@@ -25,3 +25,9 @@ var Noop = dsl.New("noop").From(Both).Run("true").LayerTypes(dsl.TarGzip)
 
 // Hidden is build-only: never tagged, but grab reads it.
 var Hidden = dsl.New("hidden").From(hello.Busybox).Run("echo secret > /hidden").BuildOnly()
+
+// Ero is tagged as ero (erofs) and ero-squashfs from one run.
+var Ero = dsl.New("ero").
+	From(Sq).
+	Run("echo ero > /ero; rm /bin/ls; mkdir -p /etc/sub && echo new > /etc/sub/n").
+	LayerTypes(dsl.Erofs, dsl.Squashfs)
