@@ -13,6 +13,7 @@ import (
 
 	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/internal/bytesize"
+	"github.com/strata-build/strata/internal/verity"
 	"github.com/strata-build/strata/storage"
 )
 
@@ -80,9 +81,13 @@ func cmdInspect(ctx context.Context, args []string) error {
 func printImage(name string, desc v1.Descriptor, m v1.Manifest, cfg v1.Image) {
 	fmt.Printf("%s  %s\n", name, desc.Digest)
 	w := tabwriter.NewWriter(os.Stdout, 2, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "  layer\tsize\tmedia type")
+	fmt.Fprintln(w, "  layer\tsize\tmedia type\tdm-verity root hash")
 	for _, l := range m.Layers {
-		fmt.Fprintf(w, "  %s\t%s\t%s\n", l.Digest, bytesize.Format(l.Size), l.MediaType)
+		root, _ := verity.RootHash(l.Annotations)
+		if root == "" {
+			root = "-"
+		}
+		fmt.Fprintf(w, "  %s\t%s\t%s\t%s\n", l.Digest, bytesize.Format(l.Size), l.MediaType, root)
 	}
 	w.Flush()
 	printMap("annotations", m.Annotations)
