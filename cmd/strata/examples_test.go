@@ -47,6 +47,33 @@ func TestExampleLibrary(t *testing.T) {
 	if web.Layers[1].Digest != worker.Layers[1].Digest {
 		t.Errorf("web and worker do not share the base layer: %s vs %s", web.Layers[1].Digest, worker.Layers[1].Digest)
 	}
+	fsEncodings(t, b, nil, "web", "worker")
+}
+
+// fsEncodings builds an example again as squashfs and erofs too, which
+// encodes the stored layers without running a step, and checks every
+// squashfs and erofs layer of the named images with veritysetup.
+func fsEncodings(t *testing.T, b sourcesBuild, extra []string, names ...string) {
+	t.Helper()
+	out := mustStrata(t, b.dir, b.args("build", append([]string{"--layer-type", "tar", "--layer-type", "squashfs", "--layer-type", "erofs"}, extra...)...)...)
+	if strings.Contains(out, " | + ") {
+		t.Errorf("a step ran to encode layers:\n%s", out)
+	}
+	for _, name := range names {
+		for _, tag := range []string{name + "-squashfs", name + "-erofs"} {
+			m, _ := image(t, b.layout, tag)
+			fs := 0
+			for _, l := range m.Layers {
+				if strings.HasPrefix(l.MediaType, "application/vnd.stacker.image.layer.") {
+					verityVerify(t, b.layout, l)
+					fs++
+				}
+			}
+			if fs == 0 {
+				t.Errorf("%s has no squashfs or erofs layer: %+v", tag, m.Layers)
+			}
+		}
+	}
 }
 
 // TestExampleGoService builds examples/go-service: a build-only builder
@@ -163,4 +190,5 @@ func TestExampleDebian(t *testing.T) {
 	if first, second := layoutDigest(t, b.layout, "hello-debian"), layoutDigest(t, again.layout, "hello-debian"); first != second {
 		t.Errorf("two clean builds of hello-debian differ: %s vs %s", first, second)
 	}
+	fsEncodings(t, b, []string{"--set", "DEBIAN_TARBALL=" + tarball}, "hello-debian")
 }
