@@ -105,6 +105,14 @@ func (s *state) mountFUSE(ctx context.Context, layers []Layer, stateDir string) 
 	// A lower-only fuse-overlayfs is read-only, and "ro" makes the kernel
 	// say so (EROFS) instead of fuse-overlayfs refusing each write.
 	opts := "ro,lowerdir=" + strings.Join(s.lowers(), ":")
+	if uid := os.Geteuid(); uid != 0 {
+		// fuse-overlayfs checks permissions (default_permissions) against
+		// the owners squashfuse shows, so a user could not read the
+		// image's root-owned 0600 files. Showing every file as the
+		// user's, as a rootless unpack would own them, makes the whole
+		// image readable; the modes stay the image's.
+		opts += fmt.Sprintf(",squash_to_uid=%d,squash_to_gid=%d", uid, os.Getegid())
+	}
 	err := s.startFUSE(ctx, &s.rec.Overlay, "fuse-overlayfs", "fuse.fuse-overlayfs", s.rec.Dir,
 		"-f", "-o", opts, s.rec.Dir)
 	if err != nil {

@@ -252,8 +252,8 @@ func noRecords(t testing.TB, stateDir string) {
 	}
 }
 
-// fuseProcs lists the FUSE daemons uid runs.
-func fuseProcs(uid int) []string {
+// fuseProcs lists the FUSE daemons uid runs on something under dir.
+func fuseProcs(uid int, dir string) []string {
 	var out []string
 	stats, _ := filepath.Glob("/proc/[0-9]*/status")
 	for _, st := range stats {
@@ -271,7 +271,8 @@ func fuseProcs(uid int) []string {
 				owner, _ = strconv.Atoi(f[1])
 			}
 		}
-		if owner == uid && (name == "squashfuse" || name == "fuse-overlayfs") {
+		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(st), "cmdline"))
+		if owner == uid && (name == "squashfuse" || name == "fuse-overlayfs") && bytes.Contains(cmdline, []byte(dir+"/")) {
 			out = append(out, filepath.Base(filepath.Dir(st))+" "+name)
 		}
 	}
@@ -376,7 +377,7 @@ func TestMountForcedRootless(t *testing.T) {
 			tmp := t.TempDir()
 			layers := buildLayers(t, tmp, kind)
 			mountAndCheck(t, tmp, layers, Options{Rootless: true, StateDir: filepath.Join(tmp, "state")})
-			if p := fuseProcs(0); len(p) > 0 {
+			if p := fuseProcs(0, tmp); len(p) > 0 {
 				t.Errorf("FUSE daemons left: %v", p)
 			}
 		})
@@ -586,7 +587,7 @@ func TestMountRootless(t *testing.T) {
 		t.Errorf("the inner run skipped")
 	}
 	noMounts(t, base)
-	if p := fuseProcs(uid); len(p) > 0 {
+	if p := fuseProcs(uid, base); len(p) > 0 {
 		t.Errorf("FUSE daemons of %s left: %v", rootlessUser, p)
 	}
 }
@@ -633,6 +634,7 @@ func TestMountRootlessInner(t *testing.T) {
 			if err := Mount(ctx, layers, dir, opts); err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { Unmount(ctx, dir, opts) })
 			t.Logf("log: %s", log.String())
 			if got, _ := mountedAt(dir); got != "fuse.fuse-overlayfs" {
 				t.Errorf("%s has %q mounted, want fuse.fuse-overlayfs", dir, got)
@@ -646,7 +648,7 @@ func TestMountRootlessInner(t *testing.T) {
 			}
 			noMounts(t, work)
 			noRecords(t, state)
-			if p := fuseProcs(os.Getuid()); len(p) > 0 {
+			if p := fuseProcs(os.Getuid(), base); len(p) > 0 {
 				t.Errorf("FUSE daemons left: %v", p)
 			}
 		})
@@ -676,7 +678,7 @@ func TestMountRootlessInner(t *testing.T) {
 		}
 		noMounts(t, work)
 		noRecords(t, state)
-		if p := fuseProcs(os.Getuid()); len(p) > 0 {
+		if p := fuseProcs(os.Getuid(), base); len(p) > 0 {
 			t.Errorf("FUSE daemons left: %v", p)
 		}
 	})
@@ -697,4 +699,86 @@ func layersIn(dir, kind string) []Layer {
 		out = append(out, l)
 	}
 	return out
+}
+
+// TestErofsOpaqueDirs reads the opaque marks of erofs images whose xattrs
+// are inline (one opaque folder) and shared (several, past mkfs.erofs's
+// tolerance), under a folder spanning several blocks.
+func TestErofsOpaqueDirs(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("mkfs.erofs"); err != nil {
+		t.Skip("needs mkfs.erofs")
+	}
+	for _, n := range []int{1, 5} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			tmp := t.TempDir()
+			src := filepath.Join(tmp, "src")
+			tree := map[string]string{"big/": "d 0755", "plain/": "d 0755", "plain/f": "f 0644 x"}
+			for i := range 300 {
+				tree[fmt.Sprintf("big/entry-with-a-long-name-%03d", i)] = "f 0644 "
+			}
+			var want []string
+			for i := range n {
+				d := fmt.Sprintf("big/o%d", i)
+				tree[d+"/"] = "d 0755 opaque"
+				tree[d+"/f"] = "f 0644 y"
+				want = append(want, d)
+			}
+			writeTree(t, src, tree)
+			// Only the user namespace's mark, as a rootless build writes.
+			os.Mkdir(filepath.Join(src, "useronly"), 0o755)
+			if err := unix.Lsetxattr(filepath.Join(src, "useronly"), "user.overlay.opaque", []byte("y"), 0); err != nil {
+				t.Fatal(err)
+			}
+			want = append(want, "useronly")
+			blob := filepath.Join(tmp, "blob")
+			if out, err := exec.Command("mkfs.erofs", "-zlz4hc", "-T0", blob, src).CombinedOutput(); err != nil {
+				t.Fatalf("mkfs.erofs: %v: %s", err, out)
+			}
+			f, err := os.Open(blob)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			got, err := erofsOpaqueDirs(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sort.Strings(got)
+			sort.Strings(want)
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("opaque folders (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestOverlayManyLowers mounts overlays of more lower dirs than mount(2)'s
+// one page of options can name in full, with both ways of mounting.
+func TestOverlayManyLowers(t *testing.T) {
+	requireRoot(t)
+	tmp := t.TempDir()
+	var lowers []string
+	for i := range 200 {
+		d := filepath.Join(tmp, fmt.Sprintf("a-rather-long-folder-name-for-a-lower-dir-%03d", i))
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(d, fmt.Sprintf("f%03d", i)), nil, 0o644)
+		lowers = append(lowers, d)
+	}
+	for name, mount := range map[string]func([]string, string) error{"fsopen": overlayNewAPI, "mount": overlayLegacy} {
+		t.Run(name, func(t *testing.T) {
+			target := filepath.Join(tmp, "mnt-"+name)
+			os.Mkdir(target, 0o755)
+			if err := mount(lowers, target); err != nil {
+				t.Fatal(err)
+			}
+			defer unix.Unmount(target, 0)
+			ents, err := os.ReadDir(target)
+			if err != nil || len(ents) != len(lowers) {
+				t.Errorf("the overlay shows %d entries (%v), want %d", len(ents), err, len(lowers))
+			}
+		})
+	}
 }
