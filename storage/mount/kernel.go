@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,21 +42,18 @@ func (s *state) mountKernel(ctx context.Context, layers []Layer) error {
 	dm := haveDM()
 	if dm {
 		if _, err := exec.LookPath("veritysetup"); err != nil {
-			s.logf("veritysetup not found (apt-get install cryptsetup-bin): layers verified in user space before mounting; later corruption is not detected")
+			s.logf("no veritysetup (apt-get install cryptsetup-bin) for dm-verity")
 			dm = false
 		}
 	}
-	noticed := false
+	if !dm && slices.ContainsFunc(layers, func(l Layer) bool { return l.RootHash != "" }) {
+		s.logf("%s", noDMNotice)
+	}
 	for i, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		useDM := dm && l.RootHash != ""
-		if !useDM && l.RootHash != "" && !noticed && !dm {
-			s.logf("%s", noDMNotice)
-			noticed = true
-		}
-		if err := s.mountKernelLayer(ctx, i, l, useDM); err != nil {
+		if err := s.mountKernelLayer(ctx, i, l, dm && l.RootHash != ""); err != nil {
 			return err
 		}
 	}
@@ -118,8 +116,7 @@ func (s *state) mountKernelLayer(ctx context.Context, i int, l Layer, useDM bool
 // derived from the root hash, so that dmsetup ls tells which layer it is,
 // and from the mount, so that two mounts sharing a layer do not collide.
 func verityName(root, dir string, i int) string {
-	_, work := paths("", dir)
-	return fmt.Sprintf("strata-%s-%s-%d", root[:min(16, len(root))], filepath.Base(work), i)
+	return fmt.Sprintf("strata-%s-%s-%d", strings.ToLower(root[:16]), mountID(dir), i)
 }
 
 func openVerity(ctx context.Context, dev, name, root string, hashOffset int64) error {

@@ -177,10 +177,16 @@ func canonical(dir string) (string, error) {
 // paths returns the record file and the private work folder of the mount
 // on dir (canonical).
 func paths(stateDir, dir string) (recPath, work string) {
-	sum := sha256.Sum256([]byte(dir))
-	id := hex.EncodeToString(sum[:8])
+	id := mountID(dir)
 	base := filepath.Join(stateDir, "mounts")
 	return filepath.Join(base, id+".json"), filepath.Join(base, id)
+}
+
+// mountID names the mount on dir (canonical) in the state folder: a hash,
+// since the path itself may be long or hold any byte.
+func mountID(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return hex.EncodeToString(sum[:8])
 }
 
 func (o Options) logger() io.Writer {
@@ -362,17 +368,15 @@ func (s *state) undo(ctx context.Context) error {
 		_ = s.save()
 		return err
 	}
-	// Only empty folders are removed: never RemoveAll under a path that
-	// could still hold a mount.
+	// Only files and empty folders are removed: never RemoveAll under a
+	// path that could still hold a mount.
+	_ = removeFiles(filepath.Join(s.rec.Work, "logs"))
 	for _, p := range []string{
 		filepath.Join(s.rec.Work, "layers", "empty"),
 		filepath.Join(s.rec.Work, "layers"),
 		filepath.Join(s.rec.Work, "logs"),
 		s.rec.Work,
 	} {
-		if p == filepath.Join(s.rec.Work, "logs") {
-			_ = removeFiles(p)
-		}
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			_ = s.save()
 			return fmt.Errorf("remove %s: %w", p, err)

@@ -782,3 +782,31 @@ func TestOverlayManyLowers(t *testing.T) {
 		})
 	}
 }
+
+// TestHashOffsetVeritysetup checks the hash offsets inspect computes from
+// squashfs and erofs superblocks with veritysetup, in user space (no
+// device-mapper needed), as the dm-verity mode will pass them.
+func TestHashOffsetVeritysetup(t *testing.T) {
+	requireRoot(t)
+	if _, err := exec.LookPath("veritysetup"); err != nil {
+		t.Skip("needs veritysetup")
+	}
+	tmp := t.TempDir()
+	for _, kind := range []string{"squashfs", "erofs"} {
+		for i, l := range buildLayers(t, tmp, kind) {
+			if l.RootHash == "" {
+				continue
+			}
+			f, b, err := openVerified(i, l, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			out, err := exec.Command("veritysetup", "verify", l.Path, l.Path, l.RootHash,
+				"--hash-offset="+strconv.FormatInt(b.hashOffset, 10)).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s: veritysetup verify at %d: %v: %s", layerName(i, l), b.hashOffset, err, out)
+			}
+		}
+	}
+}
