@@ -401,7 +401,7 @@ func verityVerify(t *testing.T, layout string, l v1.Descriptor) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	off, err := layer.FSImageSize(f)
+	_, off, err := layer.FSImage(f)
 	if err != nil {
 		t.Fatalf("layer %s: %v", l.Digest, err)
 	}

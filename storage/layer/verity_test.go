@@ -21,7 +21,7 @@ func checkVerity(t *testing.T, blobPath, root string) {
 	}
 	blob, err := os.ReadFile(blobPath)
 	must(t, err)
-	off, err := FSImageSize(bytes.NewReader(blob))
+	_, off, err := FSImage(bytes.NewReader(blob))
 	must(t, err)
 	if int64(len(blob)) != off+verity.HashAreaSize(off/verity.BlockSize) {
 		t.Fatalf("blob of %d bytes: file system %d + tree %d", len(blob), off, verity.HashAreaSize(off/verity.BlockSize))

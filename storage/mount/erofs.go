@@ -73,6 +73,12 @@ const (
 	erofsXattrEntrySize = 4  // struct erofs_xattr_entry, before the name
 )
 
+// The erofs superblock's place and magic (fs/erofs/erofs_fs.h).
+const (
+	erofsSBOffset = 1024
+	erofsMagic    = 0xE0F5E1E2
+)
+
 type erofsReader struct {
 	r                 io.ReaderAt
 	bits              uint

@@ -31,6 +31,9 @@ func (s *state) mountFUSE(ctx context.Context, layers []Layer, stateDir string) 
 	}
 	verified := false
 	for i, l := range layers {
+		if l.Dir != "" {
+			continue
+		}
 		fs, err := fsTypeOf(l.MediaType)
 		if err != nil {
 			return fmt.Errorf("%s: %w", layerName(i, l), err)
@@ -64,6 +67,12 @@ func (s *state) mountFUSE(ctx context.Context, layers []Layer, stateDir string) 
 	for i, l := range layers {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if l.Dir != "" {
+			if err := s.addFolder(i, l); err != nil {
+				return err
+			}
+			continue
 		}
 		name := layerName(i, l)
 		f, b, err := openVerified(i, l, true)

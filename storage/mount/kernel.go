@@ -53,6 +53,12 @@ func (s *state) mountKernel(ctx context.Context, layers []Layer) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if l.Dir != "" {
+			if err := s.addFolder(i, l); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := s.mountKernelLayer(ctx, i, l, dm && l.RootHash != ""); err != nil {
 			return err
 		}

@@ -43,8 +43,12 @@ import (
 	"time"
 )
 
-// Layer is one layer blob of an image.
+// Layer is one layer of an image: a squashfs or erofs blob, or a folder.
 type Layer struct {
+	// Dir, when set, is a folder in overlay form used as the layer as it
+	// is: a tar layer of the image (a base kept as published), unpacked by
+	// the caller. Path, MediaType and RootHash are then unused.
+	Dir string
 	// Path is the blob's file, in an OCI layout or anywhere else.
 	Path string
 	// MediaType is the blob's media type from the layer descriptor: one of
@@ -113,6 +117,9 @@ type layerRecord struct {
 	// Extracted is set when Lower is an extracted erofs layer (FUSE
 	// mode); the folder is a cache kept after Unmount.
 	Extracted bool `json:"extracted,omitempty"`
+	// Given is set when Lower is the caller's folder (Layer.Dir), which
+	// Unmount leaves alone.
+	Given bool `json:"given,omitempty"`
 }
 
 // mountRecord is one mount: where, of what type (as mountinfo shows it),
@@ -271,6 +278,17 @@ func Mount(ctx context.Context, layers []Layer, dir string, opts Options) (err e
 	return s.save()
 }
 
+// addFolder records a layer the caller passed as a folder (Layer.Dir).
+func (s *state) addFolder(i int, l Layer) error {
+	if fi, err := os.Stat(l.Dir); err != nil {
+		return fmt.Errorf("layer %d (%s): %w", i, l.Dir, err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("layer %d (%s): not a folder", i, l.Dir)
+	}
+	s.rec.Layers = append(s.rec.Layers, layerRecord{Index: i, Path: l.Dir, Lower: l.Dir, Given: true})
+	return s.save()
+}
+
 // layerDir is the mount point of layer i in the work folder.
 func (s *state) layerDir(i int) string {
 	return filepath.Join(s.rec.Work, "layers", strconv.Itoa(i))
@@ -356,7 +374,7 @@ func (s *state) undo(ctx context.Context) error {
 			}
 			lr.Loop = nil
 		}
-		if !lr.Extracted {
+		if !lr.Extracted && !lr.Given {
 			if err := os.Remove(s.layerDir(lr.Index)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 				continue

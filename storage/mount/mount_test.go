@@ -139,7 +139,7 @@ func buildLayers(t testing.TB, dir, kind string) []Layer {
 		var cmd *exec.Cmd
 		mt := layer.MediaTypeSquashfsZstd
 		if kind == "erofs" || kind == "mixed" && i == 0 {
-			mt = MediaTypeErofsLz4hc
+			mt = layer.MediaTypeErofsLZ4HC
 			cmd = exec.Command("mkfs.erofs", "-zlz4hc", "-T0", blob, src)
 		} else {
 			cmd = exec.Command("mksquashfs", src, blob, "-noappend", "-comp", "zstd", "-all-time", "0", "-no-progress", "-quiet")
@@ -439,8 +439,8 @@ func TestInspect(t *testing.T) {
 			if err != nil {
 				t.Errorf("%+v: %v", l, err)
 			}
-			if b.hashOffset%verity.BlockSize != 0 || b.hashOffset < b.fsSize {
-				t.Errorf("hash offset %d for a file system of %d", b.hashOffset, b.fsSize)
+			if b.hashOffset%verity.BlockSize != 0 || b.hashOffset > b.size {
+				t.Errorf("hash offset %d for a blob of %d", b.hashOffset, b.size)
 			}
 			return
 		}
@@ -458,7 +458,7 @@ func TestInspect(t *testing.T) {
 	}
 	check(Layer{Path: blob, MediaType: layer.MediaTypeSquashfs, RootHash: root}, "")
 	check(plain, "no verity root hash")
-	check(Layer{Path: blob, MediaType: MediaTypeErofs, RootHash: root}, "no erofs superblock")
+	check(Layer{Path: blob, MediaType: layer.MediaTypeErofs, RootHash: root}, "no erofs superblock")
 	check(Layer{Path: blob, MediaType: layer.MediaTypeSquashfs, RootHash: "../x"}, "not a sha256")
 }
 
@@ -691,7 +691,7 @@ func layersIn(dir, kind string) []Layer {
 		blob := filepath.Join(dir, fmt.Sprintf("%s-layer%d", kind, i))
 		l := Layer{Path: blob, MediaType: layer.MediaTypeSquashfsZstd}
 		if kind == "erofs" {
-			l.MediaType = MediaTypeErofsLz4hc
+			l.MediaType = layer.MediaTypeErofsLZ4HC
 		}
 		if root, err := os.ReadFile(blob + ".root"); err == nil {
 			l.RootHash = string(root)
