@@ -13,13 +13,14 @@ import (
 
 // checkFlags are the flags of strata check.
 type checkFlags struct {
-	store    string
-	squashfs bool
+	store           string
+	squashfs, erofs bool
 }
 
 func (f *checkFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.store, "store", strata.DefaultStore(), "store `folder` the builds will use")
 	fs.BoolVar(&f.squashfs, "squashfs", false, "the builds will write squashfs layers: mksquashfs is required")
+	fs.BoolVar(&f.erofs, "erofs", false, "the builds will write erofs layers: mkfs.erofs is required")
 }
 
 // cmdCheck prints one line per check and fails when a check a build needs
@@ -31,7 +32,7 @@ func cmdCheck(ctx context.Context, args []string) error {
 	if err := parseNoArgs(fs, args); err != nil {
 		return err
 	}
-	checks := host.RunChecks(ctx, host.CheckOptions{Store: f.store, Squashfs: f.squashfs})
+	checks := host.RunChecks(ctx, host.CheckOptions{Store: f.store, Squashfs: f.squashfs, Erofs: f.erofs})
 	if !printChecks(os.Stdout, checks) {
 		return exitStatus(1)
 	}
