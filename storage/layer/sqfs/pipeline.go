@@ -2,6 +2,7 @@ package sqfs
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"fmt"
 	"io"
 )
@@ -137,6 +138,18 @@ func (w *Writer) addData(size int64, r io.Reader) (*fileData, error) {
 	if tail == 0 {
 		return fd, nil
 	}
+	// Tails are read aside first: one equal to an earlier tail (the same
+	// small file installed twice, a common license text) is stored once,
+	// as mksquashfs's duplicate detection would.
+	buf := w.scratch[:tail]
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, fmt.Errorf("read tail: %w", noEOF(err))
+	}
+	sum := sha256.Sum256(buf)
+	if loc, ok := w.tails[sum]; ok {
+		fd.frag, fd.fragOff = loc.frag, loc.off
+		return fd, nil
+	}
 	if w.cur != nil && len(w.cur.in)+tail > w.bs {
 		w.flushFragment()
 	}
@@ -144,16 +157,14 @@ func (w *Writer) addData(size int64, r io.Reader) (*fileData, error) {
 		w.cur = <-w.free
 		w.frags = append(w.frags, &fragment{})
 	}
-	j := w.cur
-	off := len(j.in)
-	j.in = j.in[:off+tail]
-	if _, err := io.ReadFull(r, j.in[off:]); err != nil {
-		j.in = j.in[:off]
-		return nil, fmt.Errorf("read tail: %w", noEOF(err))
-	}
-	fd.frag, fd.fragOff = uint32(len(w.frags)-1), uint32(off)
+	fd.frag, fd.fragOff = uint32(len(w.frags)-1), uint32(len(w.cur.in))
+	w.cur.in = append(w.cur.in, buf...)
+	w.tails[sum] = tailLoc{fd.frag, fd.fragOff}
 	return fd, nil
 }
+
+// tailLoc is where a tail went: fragment block and offset.
+type tailLoc struct{ frag, off uint32 }
 
 // flushFragment queues the fragment block being filled.
 func (w *Writer) flushFragment() {

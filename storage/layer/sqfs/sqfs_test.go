@@ -79,6 +79,8 @@ func sample() []entry {
 			add(reg(name, 0o644, []byte(name)))
 		}
 	}
+	add(reg("dup-1", 0o644, content(9, 5000)), reg("dup-2", 0o600, content(9, 5000)))
+	add(reg("dup-tail", 0o644, append(content(10, bs), content(9, 5000)...)))
 	add(dir("sticky", 0o1777))
 	p := "deep"
 	add(dir(p, 0o755))
@@ -128,6 +130,18 @@ func inodes(ws []*want) int {
 		}
 	}
 	return n
+}
+
+// Equal small files and tails are stored once.
+func TestDuplicateTails(t *testing.T) {
+	one, _ := build(t, []entry{reg("a", 0o644, randomBytes(5, 50000))}, sqfs.Options{BlockSize: 4096})
+	two, _ := build(t, []entry{reg("a", 0o644, randomBytes(5, 50000)), reg("b", 0o644, randomBytes(5, 50000))}, sqfs.Options{BlockSize: 4096})
+	st1, _ := os.Stat(one)
+	st2, _ := os.Stat(two)
+	// b's 12 full blocks are stored again, its 848-byte tail is not.
+	if d := st2.Size() - st1.Size(); d > 12*4096+4096 {
+		t.Errorf("the second copy adds %d bytes", d)
+	}
 }
 
 func TestKernelMount(t *testing.T) {
@@ -248,5 +262,28 @@ func TestRejects(t *testing.T) {
 				t.Errorf("error %v, want one containing %s", err, c.msg)
 			}
 		})
+	}
+}
+
+// A directory whose members' inodes lie far apart: hardlinks to the first
+// of 40,000 files from a later directory, so directory headers must split
+// on the inode block and the ±32767 inode number delta.
+func TestFarHardlinks(t *testing.T) {
+	need(t, "unsquashfs")
+	es := []entry{dir("a", 0o755)}
+	for i := range 40000 {
+		es = append(es, reg(fmt.Sprintf("a/f%05d", i), 0o644, nil))
+	}
+	es = append(es, dir("b", 0o755),
+		reg("b/a-first", 0o644, []byte("x")),
+		entry{hdr: &tar.Header{Typeflag: tar.TypeLink, Name: "b/h0", Linkname: "a/f00000"}},
+		entry{hdr: &tar.Header{Typeflag: tar.TypeLink, Name: "b/h1", Linkname: "a/f39999"}},
+		reg("b/z-last", 0o644, []byte("y")),
+		entry{hdr: &tar.Header{Typeflag: tar.TypeLink, Name: "b/zz", Linkname: "a/f20000"}})
+	img, _ := build(t, es, sqfs.Options{ModTime: epoch})
+	ws := model(es, epoch)
+	checkListing(t, img, ws)
+	if isRoot {
+		checkTree(t, mountKernel(t, img), ws, treeCheck{nlink: true, symlinkTime: true})
 	}
 }

@@ -26,6 +26,7 @@ package sqfs
 import (
 	"archive/tar"
 	"bufio"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -91,6 +92,7 @@ const (
 	// Superblock flags.
 	flagNoXattrs        = 0x0200
 	flagAlwaysFragments = 0x0020
+	flagDuplicates      = 0x0040 // equal tails are stored once
 
 	// Data and fragment block size fields: the block is stored as it is.
 	blockUncompressed = 1 << 24
@@ -142,6 +144,10 @@ type Writer struct {
 	wg    sync.WaitGroup // compressors
 	done  chan struct{}  // the pipeline's writer has ended
 	zeros []byte
+	// Tails (small files, ends of big ones) by content, to store each
+	// once; scratch holds one while it is looked up.
+	tails   map[[sha256.Size]byte]tailLoc
+	scratch []byte
 
 	entries int
 	err     error
@@ -184,13 +190,15 @@ func NewWriter(f *os.File, opts Options) (*Writer, error) {
 		return nil, fmt.Errorf("sqfs: zstd: %w", err)
 	}
 	w := &Writer{
-		f:      f,
-		bs:     bs,
-		log:    uint16(bits.TrailingZeros(uint(bs))),
-		mtime:  clampTime(opts.ModTime),
-		verity: opts.Verity,
-		enc:    enc,
-		zeros:  make([]byte, bs),
+		f:       f,
+		bs:      bs,
+		log:     uint16(bits.TrailingZeros(uint(bs))),
+		mtime:   clampTime(opts.ModTime),
+		verity:  opts.Verity,
+		enc:     enc,
+		zeros:   make([]byte, bs),
+		tails:   map[[sha256.Size]byte]tailLoc{},
+		scratch: make([]byte, bs),
 	}
 	w.root = &node{kind: typeDir, mode: 0o755, mtime: w.mtime, xattr: noXattr}
 	w.root.uid, _ = w.ids.index(0)
@@ -559,7 +567,7 @@ func (w *Writer) finish() (Result, error) {
 	sb.blockLog = w.log
 	sb.fragments = uint32(len(w.frags))
 	sb.ids = uint16(len(w.ids.ids))
-	sb.flags = flagAlwaysFragments
+	sb.flags = flagAlwaysFragments | flagDuplicates
 	if len(w.xat.entries) == 0 {
 		sb.flags |= flagNoXattrs
 	}
