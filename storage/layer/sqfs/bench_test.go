@@ -154,7 +154,7 @@ type benchRun struct {
 
 // TestPrintSqfsBench prints the figures of the native writer, strata's
 // tar+zstd and mksquashfs on a copy of part of /usr/share
-// (STRATA_BENCH_SRC, STRATA_BENCH_MB).
+// (STRATA_BENCH_SRC, STRATA_BENCH_MB, STRATA_BENCH_RUNS).
 func TestPrintSqfsBench(t *testing.T) {
 	if os.Getenv("STRATA_BENCH") != "1" {
 		t.Skip("set STRATA_BENCH=1")
@@ -196,9 +196,13 @@ func TestPrintSqfsBench(t *testing.T) {
 				"-noappend", "-no-progress", "-quiet", "-processors", "2", "-mem", "32M")
 		}},
 	}
+	rounds := 3
+	if v, err := strconv.Atoi(os.Getenv("STRATA_BENCH_RUNS")); err == nil && v > 0 {
+		rounds = v
+	}
 	runs := make([][]benchRun, len(encoders))
 	loadBefore := procstat.LoadAverage()
-	for round := range 3 {
+	for round := range rounds {
 		for i, e := range encoders {
 			out := filepath.Join(tmp, fmt.Sprintf("out-%d-%d", i, round))
 			runs[i] = append(runs[i], measureCmd(t, e.cmd(out), out))
@@ -207,8 +211,8 @@ func TestPrintSqfsBench(t *testing.T) {
 	}
 	loadAfter := procstat.LoadAverage()
 	base := median(runs[2], func(r benchRun) float64 { return r.wall.Seconds() })
-	fmt.Printf("\nsqfs bench: %d files, %.1f MiB (%s), GOMAXPROCS %d, load before %s, after %s; medians of 3 interleaved runs\n\n",
-		files, float64(bytes)/(1<<20), src, runtimeProcs(), loadBefore, loadAfter)
+	fmt.Printf("\nsqfs bench: %d files, %.1f MiB (%s), GOMAXPROCS %d, load before %s, after %s; medians of %d interleaved runs\n\n",
+		files, float64(bytes)/(1<<20), src, runtimeProcs(), loadBefore, loadAfter, rounds)
 	fmt.Println("| encoder | wall s | × tar+zstd | CPU s | size MiB | peak RSS MiB |")
 	fmt.Println("|---|---|---|---|---|---|")
 	for i, e := range encoders {

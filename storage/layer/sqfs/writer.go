@@ -121,7 +121,8 @@ const (
 
 // Writer writes one squashfs image. Add entries in the walker's order, then
 // Close. A Writer is not safe for concurrent use; after an error every
-// later call returns it, and the file must be discarded.
+// later call returns it, and the file must be discarded. Close must be
+// called in any case: it stops the compressors.
 type Writer struct {
 	f      *os.File
 	bs     int
