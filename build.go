@@ -19,6 +19,7 @@ import (
 	"github.com/strata-build/strata/runtime/display"
 	"github.com/strata-build/strata/runtime/host"
 	"github.com/strata-build/strata/storage"
+	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/regcache"
 )
 
@@ -107,6 +108,7 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 		Progress:        live,
 		NoCache:         opts.NoCache,
 		NoVerity:        opts.NoVerity,
+		SquashfsWriter:  opts.SquashfsWriter,
 		Jobs:            opts.Jobs,
 		FailFast:        opts.FailFast,
 		SourceDateEpoch: epoch,
@@ -247,7 +249,7 @@ func resultTable(w io.Writer, results []runtime.Result, storeRoot string) {
 func preflight(ctx context.Context, opts Options) error {
 	return host.Preflight(ctx, host.CheckOptions{
 		Store:    opts.Store,
-		Squashfs: slices.Contains(opts.LayerTypes, dsl.Squashfs),
+		Squashfs: slices.Contains(opts.LayerTypes, dsl.Squashfs) && opts.SquashfsWriter == layer.SquashfsMksquashfs,
 		Erofs:    slices.Contains(opts.LayerTypes, dsl.Erofs),
 	})
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/internal/layertype"
+	"github.com/strata-build/strata/storage/layer"
 	"github.com/strata-build/strata/storage/registry"
 )
 
@@ -41,6 +42,7 @@ func (b *BuildFlags) RegisterShared(fs *flag.FlagSet) {
 	fs.BoolVar(&b.opts.FailFast, "fail-fast", false, "stop every image when one fails")
 	fs.Var(&b.types, "layer-type", "layer `type`: tar+gzip (default), tar+zstd, squashfs or erofs; repeat for several")
 	fs.BoolVar(&b.opts.NoVerity, "no-verity", false, "write squashfs and erofs layers without their dm-verity tree and root hash annotation")
+	fs.StringVar(&b.opts.SquashfsWriter, "squashfs-writer", layer.SquashfsNative, "squashfs `encoder`: native (strata's own) or mksquashfs (squashfs-tools)")
 	fs.BoolVar(&b.opts.ShellOnFailure, "shell-on-failure", false, "open a shell in a failed step's container before reporting the failure")
 	b.share.register(fs)
 }
@@ -55,6 +57,11 @@ func (b *BuildFlags) Options() (Options, error) {
 			return o, cmdline.UsageError{Err: err}
 		}
 		o.LayerTypes = append(o.LayerTypes, t)
+	}
+	switch o.SquashfsWriter {
+	case layer.SquashfsNative, layer.SquashfsMksquashfs:
+	default:
+		return o, cmdline.UsageError{Err: fmt.Errorf("--squashfs-writer %q: want %s or %s", o.SquashfsWriter, layer.SquashfsNative, layer.SquashfsMksquashfs)}
 	}
 	if err := b.share.apply(&o); err != nil {
 		return o, err

@@ -43,6 +43,9 @@ type Options struct {
 	// NoVerity leaves the dm-verity tree off squashfs and erofs layers
 	// (and their root hash annotation), which carry one by default.
 	NoVerity bool
+	// SquashfsWriter picks the squashfs encoder: "native" (strata's own,
+	// the default when empty) or "mksquashfs" (squashfs-tools).
+	SquashfsWriter string
 	// NoWait fails at once when another build holds the store.
 	NoWait bool
 	// Jobs bounds how many images build at once (default: processors).

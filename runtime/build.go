@@ -45,6 +45,9 @@ type Options struct {
 	// NoVerity leaves the dm-verity tree off squashfs and erofs layers,
 	// which carry one by default.
 	NoVerity bool
+	// SquashfsWriter picks the squashfs encoder (layer.SquashfsNative,
+	// the default, or layer.SquashfsMksquashfs).
+	SquashfsWriter string
 	// RegistryCache shares the build cache through registries.
 	RegistryCache
 	// Progress, when set, shows the build live on a terminal.
@@ -148,7 +151,8 @@ func Build(ctx context.Context, nodes []*dsl.Node, opts Options) ([]Result, erro
 		decider:   decider{records: stk.store, noCache: opts.NoCache, noVerity: opts.NoVerity, needs: layerNeeds(nodes)},
 	}
 	stk.bases.registry, stk.bases.downloads = opts.Registry, b.downloadOptions
-	stk.epoch, stk.note, stk.noVerity = opts.SourceDateEpoch, b.con.printf, opts.NoVerity
+	stk.epoch, stk.note = opts.SourceDateEpoch, b.con.printf
+	stk.noVerity, stk.squashfsWriter = opts.NoVerity, opts.SquashfsWriter
 	// A missing secret stops the build before any work (secrets.go).
 	if b.secrets, err = ReadSecrets(nodes); err != nil {
 		return nil, err

@@ -35,8 +35,9 @@ type commitArg struct {
 	// sandbox child runs without a PATH.
 	Mksquashfs string `json:"mksquashfs,omitempty"`
 	// MkfsErofs is the host's mkfs.erofs, as Mksquashfs.
-	MkfsErofs string `json:"mkfsErofs,omitempty"`
-	NoVerity  bool   `json:"noVerity,omitempty"`
+	MkfsErofs      string `json:"mkfsErofs,omitempty"`
+	NoVerity       bool   `json:"noVerity,omitempty"`
+	SquashfsWriter string `json:"squashfsWriter,omitempty"`
 	// Dir, when set, is encoded instead of the sandbox's upper dir: a
 	// committed layer folder that must be read from inside the build's
 	// user namespace but never be an overlay's upper dir again, since
@@ -50,7 +51,7 @@ type commitResult struct {
 }
 
 func finishSpec(arg commitArg) (*sandbox.FinishSpec, error) {
-	if arg.Mksquashfs == "" && slices.Contains(arg.Types, layertype.Squashfs) {
+	if arg.Mksquashfs == "" && slices.Contains(arg.Types, layertype.Squashfs) && arg.SquashfsWriter == layer.SquashfsMksquashfs {
 		// A missing mksquashfs is reported by layer.Write, with the fix.
 		arg.Mksquashfs, _ = exec.LookPath("mksquashfs")
 	}
@@ -98,6 +99,7 @@ func commitUpper(ctx context.Context, upper string, raw json.RawMessage) (json.R
 		Mksquashfs:      arg.Mksquashfs,
 		MkfsErofs:       arg.MkfsErofs,
 		NoVerity:        arg.NoVerity,
+		SquashfsWriter:  arg.SquashfsWriter,
 	})
 	if err != nil {
 		return nil, err

@@ -109,11 +109,11 @@ func (s *stack) lookupAgain(n *dsl.Node) (*storage.Record, error) {
 // (uuid, impure, origin) to it and change its later encodings.
 func (s *stack) encodeLayerDir(ctx context.Context, name, dir string, ws *storage.Workspace, types []layertype.Type) ([]storage.CommitBlob, error) {
 	if s.uids == nil {
-		return writeTypes(ctx, dir, ws.Out, types, layer.WriteOptions{SourceDateEpoch: time.Unix(s.epoch, 0), NoVerity: s.noVerity})
+		return writeTypes(ctx, dir, ws.Out, types, layer.WriteOptions{SourceDateEpoch: time.Unix(s.epoch, 0), NoVerity: s.noVerity, SquashfsWriter: s.squashfsWriter})
 	}
 	spec := s.spec(name, nil, ws)
 	var err error
-	spec.Finish, err = finishSpec(commitArg{Types: types, Out: ws.Out, Epoch: s.epoch, UserXattr: true, Dir: dir, NoVerity: s.noVerity})
+	spec.Finish, err = finishSpec(commitArg{Types: types, Out: ws.Out, Epoch: s.epoch, UserXattr: true, Dir: dir, NoVerity: s.noVerity, SquashfsWriter: s.squashfsWriter})
 	if err != nil {
 		return nil, err
 	}

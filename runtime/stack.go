@@ -34,6 +34,8 @@ type stack struct {
 	// noVerity leaves dm-verity trees off the squashfs and erofs layers
 	// it encodes, and makes it look for such layers without one.
 	noVerity bool
+	// squashfsWriter picks the squashfs encoder (layer.WriteOptions).
+	squashfsWriter string
 	// note, when set, receives the lines the build log shows of work done
 	// for an image on another's behalf (an ancestor encoded).
 	note func(format string, args ...any)

@@ -590,7 +590,7 @@ func TestStepsRunWhileBaseEncodes(t *testing.T) {
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("STRATA_TEST_SIGNAL", signal)
-	out := mustStrata(t, "testdata/engine/offpath", args([]string{"build", "--layer-type", "squashfs"}, flags...)...)
+	out := mustStrata(t, "testdata/engine/offpath", args([]string{"build", "--layer-type", "squashfs", "--squashfs-writer", "mksquashfs"}, flags...)...)
 	for _, name := range []string{"busybox", "parent", "child"} {
 		if !regexp.MustCompile(`(?m)^` + name + ` +built `).MatchString(out) {
 			t.Errorf("the summary does not say %s was built:\n%s", name, out)

@@ -325,33 +325,43 @@ func TestMediaTypeRoundTrip(t *testing.T) {
 // layer, each with its dm-verity tree, and unpacks them again.
 func TestWriteFS(t *testing.T) {
 	needRoot(t)
-	for _, typ := range []layertype.Type{layertype.Squashfs, layertype.Erofs} {
-		t.Run(string(typ), func(t *testing.T) { testWriteFS(t, typ) })
+	for _, c := range []struct {
+		typ         layertype.Type
+		writer, bin string
+	}{
+		{layertype.Squashfs, SquashfsNative, ""},
+		{layertype.Squashfs, SquashfsMksquashfs, "mksquashfs"},
+		{layertype.Erofs, "", "mkfs.erofs"},
+	} {
+		t.Run(string(c.typ)+"-"+c.writer, func(t *testing.T) {
+			if _, err := exec.LookPath(c.bin); c.bin != "" && err != nil {
+				t.Skip("needs " + c.bin)
+			}
+			testWriteFS(t, c.typ, WriteOptions{SourceDateEpoch: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), SquashfsWriter: c.writer})
+		})
 	}
 }
 
-func testWriteFS(t *testing.T, typ layertype.Type) {
-	tool := map[layertype.Type]string{layertype.Squashfs: "mksquashfs", layertype.Erofs: "mkfs.erofs"}[typ]
-	if _, err := exec.LookPath(tool); err != nil {
-		t.Skip("needs " + tool)
-	}
+func testWriteFS(t *testing.T, typ layertype.Type, opts WriteOptions) {
 	up := makeUpper(t)
-	epoch := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	epoch := opts.SourceDateEpoch
 	out := filepath.Join(t.TempDir(), "blob")
-	res, err := Write(context.Background(), up, typ, out, WriteOptions{SourceDateEpoch: epoch})
+	res, err := Write(context.Background(), up, typ, out, opts)
 	must(t, err)
 	if res.Digest != res.DiffID || res.MediaType != MediaType(typ) || len(res.RootHash) != 64 {
 		t.Fatalf("bad result %+v", res)
 	}
 	checkVerity(t, out, res.RootHash)
 	out2 := filepath.Join(t.TempDir(), "blob")
-	res2, err := Write(context.Background(), up, typ, out2, WriteOptions{SourceDateEpoch: epoch})
+	res2, err := Write(context.Background(), up, typ, out2, opts)
 	must(t, err)
 	if res2 != res {
 		t.Fatalf("%s not reproducible: %s vs %s", typ, res.Digest, res2.Digest)
 	}
 	plain := filepath.Join(t.TempDir(), "blob")
-	res3, err := Write(context.Background(), up, typ, plain, WriteOptions{SourceDateEpoch: epoch, NoVerity: true})
+	noVerity := opts
+	noVerity.NoVerity = true
+	res3, err := Write(context.Background(), up, typ, plain, noVerity)
 	must(t, err)
 	if res3.RootHash != "" || res3.Annotations() != nil || res3.Size%4096 != 0 || res3.Size >= res.Size {
 		t.Fatalf("--no-verity gave %+v (with verity: %d bytes)", res3, res.Size)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -32,7 +31,7 @@ var zeroBlock [2 * 512]byte
 // stream writes the entries to the pipe. The header of each entry is
 // formatted by a throwaway tar.Writer (archive/tar insists on writing the
 // content itself); the content and its padding are added here.
-func (p *pipeOut) stream(ctx context.Context, ordered <-chan *entry, walkErr *error, wg *sync.WaitGroup) (n int, err error) {
+func (p *pipeOut) stream(ctx context.Context, ordered <-chan *entry) (n int, err error) {
 	for e := range ordered {
 		if err := ctx.Err(); err != nil {
 			return n, err
@@ -56,12 +55,13 @@ func (p *pipeOut) stream(ctx context.Context, ordered <-chan *entry, walkErr *er
 			}
 		}
 	}
-	wg.Wait()
-	if *walkErr != nil {
-		return n, *walkErr
-	}
-	p.buf.Write(zeroBlock[:]) // end of archive
-	return n, p.flush()
+	return n, nil
+}
+
+// finish ends the archive, once the walk has ended without an error.
+func (p *pipeOut) finish() error {
+	p.buf.Write(zeroBlock[:])
+	return p.flush()
 }
 
 func (p *pipeOut) splice(pf *prefetch) error {

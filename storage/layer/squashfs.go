@@ -59,6 +59,13 @@ func mksquashfsHasZstd(bin string) bool {
 }
 
 func writeSquashfs(ctx context.Context, upperDir, outPath string, opts WriteOptions) (res Result, err error) {
+	switch opts.SquashfsWriter {
+	case "", SquashfsNative:
+		return writeSquashfsNative(ctx, upperDir, outPath, opts)
+	case SquashfsMksquashfs:
+	default:
+		return Result{}, fmt.Errorf("squashfs writer %q: want %q or %q", opts.SquashfsWriter, SquashfsNative, SquashfsMksquashfs)
+	}
 	bin := opts.Mksquashfs
 	if bin == "" {
 		if bin, err = exec.LookPath("mksquashfs"); err != nil {

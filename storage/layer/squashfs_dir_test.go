@@ -15,7 +15,8 @@ import (
 
 // TestSquashfsDirModeMatchesTarMode checks that an upper dir without
 // overlay xattrs, which mksquashfs reads as a folder, gives the image the
-// tar stream would: same entries, owners, modes, times, sizes and xattrs.
+// tar stream would: same entries, owners, modes, times, sizes and xattrs;
+// and that the native writer gives that image too.
 func TestSquashfsDirModeMatchesTarMode(t *testing.T) {
 	needRoot(t)
 	if _, err := exec.LookPath("unsquashfs"); err != nil {
@@ -27,7 +28,7 @@ func TestSquashfsDirModeMatchesTarMode(t *testing.T) {
 	if !squashfsDirModeOK(context.Background(), up) {
 		t.Fatal("an upper dir without overlay xattrs was not eligible for folder mode")
 	}
-	opts := WriteOptions{SourceDateEpoch: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)}
+	opts := WriteOptions{SourceDateEpoch: time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC), SquashfsWriter: SquashfsMksquashfs}
 	dirBlob := filepath.Join(t.TempDir(), "dir.sqfs")
 	_, err := Write(context.Background(), up, layertype.Squashfs, dirBlob, opts)
 	must(t, err)
@@ -46,6 +47,13 @@ func TestSquashfsDirModeMatchesTarMode(t *testing.T) {
 	a, b := list(dirBlob), list(tarBlob)
 	if a != b {
 		t.Errorf("folder mode and tar mode differ:\n--- folder\n%s--- tar\n%s", a, b)
+	}
+	nativeBlob := filepath.Join(t.TempDir(), "native.sqfs")
+	opts.SquashfsWriter = SquashfsNative
+	_, err = Write(context.Background(), up, layertype.Squashfs, nativeBlob, opts)
+	must(t, err)
+	if c := list(nativeBlob); c != a {
+		t.Errorf("the native writer and mksquashfs differ:\n--- native\n%s--- mksquashfs\n%s", c, a)
 	}
 	if !strings.Contains(a, "squashfs-root/owned") {
 		t.Errorf("listing lacks files:\n%s", a)

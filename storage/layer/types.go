@@ -79,6 +79,9 @@ type WriteOptions struct {
 	// empty means looking it up in $PATH. A sandbox's finisher has no PATH
 	// of its own, so its parent resolves the binary and passes it on.
 	Mksquashfs string
+	// SquashfsWriter picks the squashfs encoder: SquashfsNative (also
+	// when empty) or SquashfsMksquashfs.
+	SquashfsWriter string
 	// MkfsErofs is the path of mkfs.erofs for erofs layers, as Mksquashfs.
 	MkfsErofs string
 	// NoVerity leaves the dm-verity tree off squashfs and erofs layers.
