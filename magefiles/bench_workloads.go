@@ -158,7 +158,19 @@ type wlResult struct {
 	importTar              []time.Duration
 }
 
-var benchLayerTypes = []string{"tar+gzip", "tar+zstd", "squashfs"}
+// benchLayerTypes are the encodings each round builds cold: a layer type,
+// or TYPE/WRITER for squashfs through mksquashfs (the native writer is
+// the default).
+var benchLayerTypes = []string{"tar+gzip", "tar+zstd", "squashfs", "squashfs/mksquashfs", "erofs"}
+
+// layerArgs are the build flags of an entry of benchLayerTypes.
+func layerArgs(lt string) []string {
+	t, writer, ok := strings.Cut(lt, "/")
+	if !ok {
+		return []string{"--layer-type", lt}
+	}
+	return []string{"--layer-type", t, "--squashfs-writer", writer}
+}
 
 func (r *wlRun) bench(w workload, reps int) (*wlResult, error) {
 	res := &wlResult{w: w, cold: map[string][]benchRun{}}
@@ -306,11 +318,11 @@ func (r *wlRun) timedBuild(pkgDir, store string, set []string, want string, extr
 // fresh copy of the seed store, then moves that store aside, or renames
 // it keepAs.
 func (r *wlRun) cold(w workload, seed, lt, keepAs string) (benchRun, error) {
-	store := r.fresh("cold-" + strings.ReplaceAll(lt, "+", "-"))
+	store := r.fresh("cold-" + strings.NewReplacer("+", "-", "/", "-").Replace(lt))
 	if err := exec.Command("cp", "-a", seed, store).Run(); err != nil {
 		return benchRun{}, err
 	}
-	run, err := r.timedBuild(w.pkg, store, w.set, "2 built", "--layer-type", lt, w.prune)
+	run, err := r.timedBuild(w.pkg, store, w.set, "2 built", append(layerArgs(lt), w.prune)...)
 	if err != nil {
 		return run, err
 	}
@@ -569,14 +581,23 @@ func (res *wlResult) print() {
 		goalRow("spread (max/min) of cold "+lt, fmt.Sprintf("%.2f×", sp), "< 1.3×", sp < 1.3)
 	}
 	sq := median(squash).Seconds() / median(gzip).Seconds()
-	goalRow("cold squashfs / cold tar+gzip", fmt.Sprintf("%.2f×", sq), "≤ 1.3×", sq <= 1.3)
+	goalRow("cold squashfs (native writer) / cold tar+gzip", fmt.Sprintf("%.2f×", sq), "≤ 1.3×", sq <= 1.3)
+	// Issue 15's goal is on the commit alone (TestPrintEncodeBench); a
+	// whole build, steps included, can only be closer to 1.
+	for _, lt := range []string{"squashfs", "squashfs/mksquashfs", "erofs"} {
+		r := median(walls(res.cold[lt])).Seconds() / median(walls(res.cold["tar+zstd"])).Seconds()
+		goalRow("whole cold build "+lt+" / cold tar+zstd", fmt.Sprintf("%.2f×", r), "≤ 1.2×", r <= 1.2)
+	}
 	c := median(walls(res.cached)).Seconds()
 	goalRow("fully cached build", fmt.Sprintf("%.3f s", c), "≤ 0.05 s", c <= 0.05)
 	t := median(walls(res.top)).Seconds()
 	goalRow("top-image rebuild", fmt.Sprintf("%.3f s", t), "≤ 0.3 s", t <= 0.3)
 	for _, lt := range benchLayerTypes {
 		limit := 64.0
-		if lt == "squashfs" {
+		switch lt {
+		case "squashfs":
+			limit = 100 // the native writer (issue 15)
+		case "squashfs/mksquashfs", "erofs":
 			limit = 150
 		}
 		peak := mib(medianBytes(res.cold[lt]))

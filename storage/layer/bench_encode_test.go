@@ -111,6 +111,10 @@ func TestEncodeBenchChild(t *testing.T) {
 	parts := strings.SplitN(spec, "|", 4)
 	typ, mode, dir, out := parts[0], parts[1], parts[2], parts[3]
 	squashfsDirMode = mode != "tar"
+	opts := WriteOptions{SquashfsWriter: SquashfsMksquashfs}
+	if mode == "native" {
+		opts.SquashfsWriter = SquashfsNative
+	}
 	// As the sandbox's commit finisher runs it (runtime/commit.go).
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(EncoderGCPercent)
@@ -126,7 +130,7 @@ func TestEncodeBenchChild(t *testing.T) {
 	}
 	run0, wait0 := schedstat()
 	start := time.Now()
-	res, err := Write(context.Background(), dir, layertype.Type(typ), out, WriteOptions{})
+	res, err := Write(context.Background(), dir, layertype.Type(typ), out, opts)
 	wall := time.Since(start)
 	run1, wait1 := schedstat()
 	if prof != "" {
@@ -229,10 +233,15 @@ func TestPrintEncodeBench(t *testing.T) {
 		{"`mksquashfs DIR -comp zstd -Xcompression-level 3`", "", "", shellEncoder("mksquashfs %[1]q %[2]q/ref.sqfs -noappend -comp zstd -Xcompression-level 3 -no-progress -quiet >/dev/null && stat -c %%s %[2]q/ref.sqfs")},
 		{"strata squashfs (folder mode)", "`mksquashfs DIR -comp zstd -Xcompression-level 3`", "squashfs|dir", ourEncoder(layertype.Squashfs, "dir")},
 		{"strata squashfs (-tar mode)", "`mksquashfs DIR -comp zstd -Xcompression-level 3`", "squashfs|tar", ourEncoder(layertype.Squashfs, "tar")},
+		{"strata squashfs (native writer)", "strata tar+zstd", "squashfs|native", ourEncoder(layertype.Squashfs, "native")},
+		{"strata erofs (mkfs.erofs lz4hc)", "strata tar+zstd", "erofs|", ourEncoder(layertype.Erofs, "")},
 	}
-	if _, err := exec.LookPath("mksquashfs"); err != nil {
-		encoders = encoders[:4]
-	}
+	_, noMksquashfs := exec.LookPath("mksquashfs")
+	_, noErofs := exec.LookPath("mkfs.erofs")
+	encoders = slices.DeleteFunc(encoders, func(e encoder) bool {
+		mks := strings.Contains(e.name+e.ceiling, "mksquashfs") && e.id != "squashfs|native"
+		return (mks && noMksquashfs != nil) || (strings.HasPrefix(e.id, "erofs") && noErofs != nil)
+	})
 	// STRATA_BENCH_BASELINE names a test binary of an earlier commit: its
 	// encodes run interleaved with ours, as rows marked "before".
 	if old := os.Getenv("STRATA_BENCH_BASELINE"); old != "" {
