@@ -13,7 +13,8 @@ import (
 // Bench prints strata's benchmark tables (as root, on an idle machine):
 // layer encoders beside tar|zstd, tar|pigz and mksquashfs on the same
 // tree, and on W1- and W2-like trees with CPU and peak memory per
-// encoder; unpacking a base beside tar -xf; a one-file commit on 1 and 10 GiB bases beside umoci repack; peak
+// encoder (strata's native squashfs writer and erofs beside strata's
+// tar+zstd and mksquashfs); unpacking a base beside tar -xf; a one-file commit on 1 and 10 GiB bases beside umoci repack; peak
 // memory of committing a 2 GiB layer; the build engine (fully cached
 // builds of ten images, parallel builds); the sandbox's step overhead;
 // the W1/W2 workloads against their ceilings and BuildKit's figures

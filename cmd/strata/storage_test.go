@@ -264,7 +264,7 @@ func TestLayerTypesAndBases(t *testing.T) {
 		t.Errorf("both's steps did not run exactly once for two layer types:\n%s", out)
 	}
 	const sqfs = "application/vnd.stacker.image.layer.squashfs+zstd"
-	const erofs = "application/vnd.stacker.image.layer.erofs+lz4hc"
+	const erofs = "application/vnd.stacker.image.layer.erofs+lz4"
 	for tag, want := range map[string][]string{
 		"ero":           {erofs, erofs, erofs},
 		"ero-squashfs":  {sqfs, sqfs, sqfs},

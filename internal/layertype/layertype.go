@@ -23,7 +23,7 @@ const (
 	// Squashfs is a stacker-style squashfs image of the upper dir, keeping
 	// overlay-format whiteouts so it can be mounted directly as a lowerdir.
 	Squashfs Type = "squashfs"
-	// Erofs is a stacker-style erofs image of the upper dir (lz4hc), with
+	// Erofs is a stacker-style erofs image of the upper dir (lz4), with
 	// overlay-format whiteouts like Squashfs.
 	Erofs Type = "erofs"
 	// TarUncompressed is a plain OCI tar layer. Bases may use it; strata

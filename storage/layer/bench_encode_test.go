@@ -234,7 +234,7 @@ func TestPrintEncodeBench(t *testing.T) {
 		{"strata squashfs (folder mode)", "`mksquashfs DIR -comp zstd -Xcompression-level 3`", "squashfs|dir", ourEncoder(layertype.Squashfs, "dir")},
 		{"strata squashfs (-tar mode)", "`mksquashfs DIR -comp zstd -Xcompression-level 3`", "squashfs|tar", ourEncoder(layertype.Squashfs, "tar")},
 		{"strata squashfs (native writer)", "strata tar+zstd", "squashfs|native", ourEncoder(layertype.Squashfs, "native")},
-		{"strata erofs (mkfs.erofs lz4hc)", "strata tar+zstd", "erofs|", ourEncoder(layertype.Erofs, "")},
+		{"strata erofs (mkfs.erofs lz4)", "strata tar+zstd", "erofs|", ourEncoder(layertype.Erofs, "")},
 	}
 	_, noMksquashfs := exec.LookPath("mksquashfs")
 	_, noErofs := exec.LookPath("mkfs.erofs")

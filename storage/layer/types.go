@@ -40,7 +40,7 @@ func MediaType(t layertype.Type) string {
 	case layertype.Squashfs:
 		return MediaTypeSquashfsZstd
 	case layertype.Erofs:
-		return MediaTypeErofsLZ4HC
+		return MediaTypeErofsLZ4
 	case layertype.TarUncompressed:
 		return ispec.MediaTypeImageLayer
 	}

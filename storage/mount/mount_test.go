@@ -462,19 +462,27 @@ func TestInspect(t *testing.T) {
 	check(Layer{Path: blob, MediaType: layer.MediaTypeSquashfs, RootHash: "../x"}, "not a sha256")
 }
 
+// mountedSquashfs mounts the three squashfs test layers in the kernel
+// mode on a fresh folder.
+func mountedSquashfs(t *testing.T) (tmp string, layers []Layer, dir string, opts Options) {
+	t.Helper()
+	requireRoot(t)
+	tmp = t.TempDir()
+	layers = buildLayers(t, tmp, "squashfs")
+	dir = filepath.Join(tmp, "mnt")
+	os.Mkdir(dir, 0o755)
+	opts = Options{StateDir: filepath.Join(tmp, "state")}
+	if err := Mount(context.Background(), layers, dir, opts); err != nil {
+		t.Fatal(err)
+	}
+	return tmp, layers, dir, opts
+}
+
 // TestMountTwice checks the refusals: mounting on a strata mount and
 // unmounting a folder that is none.
 func TestMountTwice(t *testing.T) {
-	requireRoot(t)
-	tmp := t.TempDir()
-	layers := buildLayers(t, tmp, "squashfs")
-	dir := filepath.Join(tmp, "mnt")
-	os.Mkdir(dir, 0o755)
-	opts := Options{StateDir: filepath.Join(tmp, "state")}
+	tmp, layers, dir, opts := mountedSquashfs(t)
 	ctx := context.Background()
-	if err := Mount(ctx, layers, dir, opts); err != nil {
-		t.Fatal(err)
-	}
 	err := Mount(ctx, layers, dir+"/.", opts)
 	if !errors.Is(err, ErrMounted) {
 		t.Errorf("second Mount on %s: %v, want ErrMounted", dir, err)
@@ -495,16 +503,8 @@ func TestMountTwice(t *testing.T) {
 // TestUnmountVanished unmounts pieces behind strata's back; Unmount must
 // still clean up the rest and the record.
 func TestUnmountVanished(t *testing.T) {
-	requireRoot(t)
-	tmp := t.TempDir()
-	layers := buildLayers(t, tmp, "squashfs")
-	dir := filepath.Join(tmp, "mnt")
-	os.Mkdir(dir, 0o755)
-	opts := Options{StateDir: filepath.Join(tmp, "state")}
+	tmp, _, dir, opts := mountedSquashfs(t)
 	ctx := context.Background()
-	if err := Mount(ctx, layers, dir, opts); err != nil {
-		t.Fatal(err)
-	}
 	_, work := paths(opts.StateDir, dir)
 	for _, p := range []string{dir, filepath.Join(work, "layers", "1")} {
 		if err := unix.Unmount(p, 0); err != nil {
