@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -307,6 +308,38 @@ func TestUnprivSetupFromNothing(t *testing.T) {
 		out, code := s.asUser(t, noSubIDsUser, defs, nil, append([]string{s.strata}, argv...)...)
 		if code != 0 || !strings.HasSuffix(strings.TrimSpace(out), "1234 1234\n1234 1234\n0 0") {
 			t.Errorf("strata %s as %s: exit %d, owners of /owned, /usr/share/strata-test/owned, /made:\n%s\nwant 1234 1234, 1234 1234, 0 0", argv[0], noSubIDsUser, code, out)
+		}
+	}
+
+	// Squashfs (native writer) and erofs encodings of the same layers,
+	// made in the build's user namespace, keep the container's owners and
+	// carry trees veritysetup accepts.
+	out, code = s.asUser(t, noSubIDsUser, defs, nil, s.strata, "build", "--store", store, "--layout", layout,
+		"--layer-type", "tar", "--layer-type", "squashfs", "--layer-type", "erofs", "owners")
+	if code != 0 || !strings.Contains(out, "cached (encoded as squashfs, erofs)") {
+		t.Fatalf("squashfs and erofs as %s: exit %d:\n%s", noSubIDsUser, code, out)
+	}
+	for _, tag := range []string{"owners-squashfs", "owners-erofs"} {
+		m, _ := image(t, layout, tag)
+		top := m.Layers[len(m.Layers)-1]
+		verityVerify(t, layout, top)
+		mnt := t.TempDir()
+		blob := filepath.Join(layout, "blobs", "sha256", top.Digest.Encoded())
+		if out, err := exec.Command("mount", "-o", "loop,ro", blob, mnt).CombinedOutput(); err != nil {
+			t.Fatalf("mount %s's layer: %v: %s", tag, err, out)
+		}
+		for _, name := range []string{"owned", "usr/share/strata-test/owned"} {
+			var st syscall.Stat_t
+			if err := syscall.Lstat(filepath.Join(mnt, name), &st); err != nil || st.Uid != 1234 || st.Gid != 1234 {
+				t.Errorf("%s: %s owned by %d:%d (%v), want 1234:1234", tag, name, st.Uid, st.Gid, err)
+			}
+		}
+		var st syscall.Stat_t
+		if err := syscall.Lstat(filepath.Join(mnt, "bin/vi"), &st); err != nil || st.Mode&syscall.S_IFMT != syscall.S_IFCHR || st.Rdev != 0 {
+			t.Errorf("%s: bin/vi is not a whiteout (char 0/0): %+v %v", tag, st, err)
+		}
+		if err := syscall.Unmount(mnt, syscall.MNT_DETACH); err != nil {
+			t.Errorf("unmount %s: %v", mnt, err)
 		}
 	}
 }

@@ -1,7 +1,9 @@
 package layer
 
-// Squashfs layers are built by mksquashfs (squashfs-tools) in its -tar mode,
-// reading a tar stream strata generates from the upper dir in "overlay form":
+// Squashfs layers hold the upper dir in "overlay form". strata's own writer
+// (squashfs_native.go, the default) encodes the walk of that form directly;
+// with SquashfsMksquashfs they are built by mksquashfs (squashfs-tools) in
+// its -tar mode, reading a tar stream strata generates from the walk:
 //
 //   - whiteouts stay char 0/0 device nodes, as stacker stores them, because
 //     the image is mounted (or unpacked) as an overlay lowerdir as it is;
