@@ -107,12 +107,20 @@ func finishFS(outPath, mediaType string, opts WriteOptions) (Result, error) {
 // namespaces where this process may (trusted.* needs root).
 func overlayForm(ctx context.Context, upperDir, dest string, opts WriteOptions) error {
 	pr, pw := io.Pipe()
+	streamed := make(chan error, 1)
 	go func() {
 		_, err := tarStream(ctx, upperDir, formOCI, opts, pw, nil)
 		pw.CloseWithError(err)
+		streamed <- err
 	}()
 	err := extractTar(dest, pr, &umoci.UnpackOptions{OnDiskFormat: umoci.OverlayfsRootfs{UserXattr: opts.UserXattr}})
-	pr.CloseWithError(errors.New("unpack stopped"))
+	stopped := errors.New("unpack stopped")
+	pr.CloseWithError(stopped)
+	// The stream's own error (a walk that failed) counts; the pipe
+	// closed under it after a complete unpack does not.
+	if serr := <-streamed; err == nil && serr != nil && !errors.Is(serr, stopped) {
+		err = serr
+	}
 	if err != nil {
 		return err
 	}
