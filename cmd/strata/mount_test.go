@@ -128,9 +128,16 @@ func TestMount(t *testing.T) {
 		})
 	}
 	// both is tagged tar+gzip first: mount finds its squashfs encoding.
+	// While it is mounted, clean refuses to remove the store under it.
 	bothDir := t.TempDir()
 	if out := b.must(nil, "mount", "--store", b.store, "--layout", b.layout, "both", bothDir); !strings.Contains(out, "both-squashfs mounted") {
 		t.Errorf("mount both did not take both-squashfs:\n%s", out)
+	}
+	if out, code := b.run(nil, "clean"); code == 0 || !strings.Contains(out, "strata umount them first") || !strings.Contains(out, bothDir) {
+		t.Errorf("clean with a mount: exit %d\n%s", code, out)
+	}
+	if _, err := os.Stat(b.store); err != nil {
+		t.Fatalf("clean removed the store under a mount: %v", err)
 	}
 	b.must(nil, "umount", "--store", b.store, bothDir)
 	if out, code := b.run(nil, "mount", "--store", b.store, "--layout", b.layout, "noop", t.TempDir()); code == 0 || !strings.Contains(out, "no squashfs or erofs encoding") {

@@ -419,3 +419,28 @@ func removeFiles(dir string) error {
 	}
 	return nil
 }
+
+// Active returns the folders of the mounts whose records are in stateDir:
+// mounts made and not (fully) undone. Their layers are blobs and folders
+// under stateDir's store, which must not be removed while they are
+// mounted.
+func Active(stateDir string) ([]string, error) {
+	recs, err := filepath.Glob(filepath.Join(stateDir, "mounts", "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var dirs []string
+	for _, p := range recs {
+		var rec record
+		b, err := os.ReadFile(p)
+		if err == nil {
+			err = json.Unmarshal(b, &rec)
+		}
+		if err != nil || rec.Dir == "" {
+			dirs = append(dirs, p) // unreadable: name the record itself
+			continue
+		}
+		dirs = append(dirs, rec.Dir)
+	}
+	return dirs, nil
+}
