@@ -104,6 +104,7 @@ func RunChecks(ctx context.Context, o CheckOptions) []Check {
 		ero.Detail, ero.Fix = "not found (needed only for erofs layers)", "apt-get install erofs-utils"
 	}
 	add(ero)
+	add(checkMount(rl))
 	if o.Store != "" {
 		add(checkStore(o.Store))
 		add(checkDisk(o.Store))
@@ -324,6 +325,55 @@ func checkDisk(store string) Check {
 	c.Detail = fmt.Sprintf("%s free under %s", bytesize.Format(int64(free)), probe)
 	if free < layer.FreeSpaceFloor { // the floor an unpack keeps free too
 		c.Fix = "free some space or use --store elsewhere"
+		return c
+	}
+	c.OK = true
+	return c
+}
+
+// checkMount says how strata mount would mount an image here, and what it
+// lacks: as root, loop devices and (for dm-verity) device-mapper and
+// veritysetup; without root, the FUSE tools and a /dev/fuse this user may
+// open. Builds do not need it.
+func checkMount(rootless bool) Check {
+	c := Check{Name: "strata mount"}
+	var missing []string
+	if !rootless {
+		if _, err := os.Stat("/dev/loop-control"); err != nil {
+			missing = append(missing, "loop devices (/dev/loop-control)")
+		}
+		dm := "no device-mapper in this kernel: layers are verified in user space before mounting"
+		if f, err := os.Open("/dev/mapper/control"); err == nil {
+			f.Close()
+			dm = "dm-verity through veritysetup"
+			if _, err := exec.LookPath("veritysetup"); err != nil {
+				dm = "device-mapper, but no veritysetup (apt-get install cryptsetup-bin): layers are verified in user space"
+			}
+		}
+		c.Detail = "kernel mounts; " + dm
+	} else {
+		var pkgs, fixes []string
+		for _, t := range [][2]string{{"squashfuse", "squashfuse"}, {"fuse-overlayfs", "fuse-overlayfs"}, {"fusermount3", "fuse3"}, {"fsck.erofs", "erofs-utils"}} {
+			if _, err := exec.LookPath(t[0]); err != nil {
+				missing, pkgs = append(missing, t[0]), append(pkgs, t[1])
+			}
+		}
+		if len(pkgs) > 0 {
+			fixes = append(fixes, "apt-get install "+strings.Join(pkgs, " "))
+		}
+		if f, err := os.OpenFile("/dev/fuse", os.O_RDWR, 0); err != nil {
+			missing = append(missing, "a /dev/fuse this user may open ("+err.Error()+")")
+			fixes = append(fixes, "as root: chmod 0666 /dev/fuse (udev's mode for it)")
+		} else {
+			f.Close()
+		}
+		c.Detail, c.Fix = "FUSE mounts (squashfuse, fuse-overlayfs), layers verified in user space", strings.Join(fixes, "; ")
+	}
+	if len(missing) > 0 {
+		c.Detail = "lacks " + strings.Join(missing, ", ")
+		if !rootless {
+			c.Fix = "load the loop module (modprobe loop)"
+		}
 		return c
 	}
 	c.OK = true
