@@ -140,17 +140,23 @@ func overlayForm(ctx context.Context, upperDir, dest string, opts WriteOptions) 
 	})
 }
 
-// unpackErofs extracts an erofs layer into dest in overlay form. It mounts
-// the image read-only through a loop device and copies the tree with cp,
-// which keeps xattrs (opaque dirs, file capabilities): fsck.erofs 1.5's
-// extraction drops them all. Mounting erofs needs root, so a rootless build
-// cannot use an erofs base on Debian 12, which has no erofsfuse.
+// unpackErofs extracts an erofs layer into dest in overlay form. As root it
+// mounts the image read-only through a loop device and copies the tree
+// with cp, which keeps xattrs (opaque dirs, file capabilities):
+// fsck.erofs 1.5's extraction drops them all. Without root, where only
+// that extraction is possible, ExtractErofs puts the opaque marks back;
+// other xattrs (file capabilities, user.*) of an erofs base are lost.
 func unpackErofs(ctx context.Context, blobPath, dest string, opts UnpackOptions) error {
 	if err := checkFSBlob(ctx, blobPath, opts); err != nil {
 		return err
 	}
 	if opts.Rootless || os.Geteuid() != 0 {
-		return fmt.Errorf("unpack erofs layer %s: unpacking an erofs layer needs root (the kernel mounts erofs for root only, and fsck.erofs 1.5 loses xattrs); build as root or use squashfs layers", blobPath)
+		// The kernel mounts erofs for root only, and Debian 12 has no
+		// erofsfuse: extract, losing the xattrs but the opaque marks.
+		ns := overlayfs.Namespace(opts.UserXattr)
+		return ExtractErofs(ctx, blobPath, dest, func(dir string) error {
+			return unix.Lsetxattr(dir, ns+overlayfs.Opaque, []byte("y"), 0)
+		})
 	}
 	mnt, err := os.MkdirTemp(filepath.Dir(dest), ".erofs-mnt-")
 	if err != nil {
@@ -199,6 +205,40 @@ func checkFSBlob(ctx context.Context, blobPath string, opts UnpackOptions) error
 			return fmt.Errorf("%w: %w", err, ErrDiffID)
 		}
 		return err
+	}
+	return nil
+}
+
+// ExtractErofs extracts the erofs layer blobPath into dest (empty or
+// absent) with fsck.erofs, which needs no privilege, and calls mark on
+// every folder the image marks opaque, since fsck.erofs 1.5 extracts no
+// xattrs. Owners become the caller's; modes, whiteouts (char 0/0) and
+// contents are the image's.
+func ExtractErofs(ctx context.Context, blobPath, dest string, mark func(dir string) error) error {
+	bin, err := exec.LookPath("fsck.erofs")
+	if err != nil {
+		return errors.New("extracting erofs layers needs fsck.erofs: apt-get install erofs-utils")
+	}
+	cmd := exec.CommandContext(ctx, bin, "--extract="+dest, "--preserve-perms", "--no-preserve-owner", blobPath)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("fsck.erofs --extract %s: %w: %s", blobPath, err, bytes.TrimSpace(out))
+	}
+	f, err := os.Open(blobPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	opaque, err := ErofsOpaqueDirs(f)
+	if err != nil {
+		return fmt.Errorf("erofs layer %s: %w", blobPath, err)
+	}
+	for _, rel := range opaque {
+		if err := mark(filepath.Join(dest, rel)); err != nil {
+			return fmt.Errorf("mark %s opaque: %w", rel, err)
+		}
 	}
 	return nil
 }

@@ -431,6 +431,27 @@ func testWriteFS(t *testing.T, typ layertype.Type, opts WriteOptions) {
 	if n, err := unix.Lgetxattr(filepath.Join(dest2, "var/opq"), "user.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
 		t.Errorf("user opaque xattr: %q %v", buf[:n], err)
 	}
+	if typ != layertype.Erofs {
+		return
+	}
+	// A rootless unpack of an erofs layer, which cannot mount it, goes
+	// through fsck.erofs: the opaque marks come back from the image.
+	dest3 := t.TempDir()
+	must(t, Unpack(context.Background(), out, res.MediaType, dest3, UnpackOptions{UserXattr: true, Rootless: true, Digest: res.Digest}))
+	if n, err := unix.Lgetxattr(filepath.Join(dest3, "var/opq"), "user.overlay.opaque", buf); err != nil || string(buf[:n]) != "y" {
+		t.Errorf("rootless unpack: user opaque xattr: %q %v", buf[:n], err)
+	}
+	must(t, unix.Lstat(filepath.Join(dest3, "etc/removed"), &st))
+	if st.Mode&unix.S_IFMT != unix.S_IFCHR || st.Rdev != 0 {
+		t.Errorf("rootless unpack: etc/removed: mode %o rdev %d", st.Mode, st.Rdev)
+	}
+	for _, f := range []string{"etc/big", "etc/app/conf", "var/opq/sub/new"} {
+		x, _ := os.ReadFile(filepath.Join(up, f))
+		y, err := os.ReadFile(filepath.Join(dest3, f))
+		if err != nil || !bytes.Equal(x, y) {
+			t.Errorf("rootless unpack: %s differs: %v", f, err)
+		}
+	}
 }
 
 // A squashfs layer's diff ID is its digest: Unpack checks a claimed one

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/overlayfs"
+	"github.com/strata-build/strata/storage/layer"
 )
 
 // fuseStartTimeout bounds how long a FUSE daemon may take to mount.
@@ -194,18 +195,8 @@ func extractErofs(ctx context.Context, f *os.File, l Layer, cacheDir string) (st
 	}
 	defer os.RemoveAll(tmp)
 	root := filepath.Join(tmp, "root")
-	cmd := exec.CommandContext(ctx, "fsck.erofs", "--extract="+root, "--preserve-perms", "--no-preserve-owner", l.Path)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("fsck.erofs --extract: %w: %s", err, bytes.TrimSpace(out))
-	}
-	opaque, err := erofsOpaqueDirs(f)
-	if err != nil {
+	if err := layer.ExtractErofs(ctx, l.Path, root, markOpaque); err != nil {
 		return "", err
-	}
-	for _, rel := range opaque {
-		if err := markOpaque(filepath.Join(root, rel)); err != nil {
-			return "", fmt.Errorf("mark %s opaque: %w", rel, err)
-		}
 	}
 	if err := os.Rename(root, final); err != nil {
 		// Another mount extracted it meanwhile.

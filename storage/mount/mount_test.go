@@ -740,7 +740,7 @@ func TestErofsOpaqueDirs(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			got, err := erofsOpaqueDirs(f)
+			got, err := layer.ErofsOpaqueDirs(f)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package mount
+package layer
 
 import (
 	"encoding/binary"
@@ -7,17 +7,17 @@ import (
 	"path"
 )
 
-// erofsOpaqueDirs lists the folders of an erofs image marked opaque
+// ErofsOpaqueDirs lists the folders of an erofs image marked opaque
 // (trusted.overlay.opaque or user.overlay.opaque = "y"), as paths relative
-// to its root ("." for the root). fsck.erofs 1.5 extracts no xattrs, so the
-// FUSE mode reads the marks from the image and sets them on the extracted
-// tree itself.
+// to its root ("." for the root). fsck.erofs 1.5 extracts no xattrs, so
+// ExtractErofs reads the marks from the image and sets them on the
+// extracted tree itself.
 //
 // Only what a directory walk needs of the on-disk format is read
 // (Documentation/filesystems/erofs.rst, fs/erofs/erofs_fs.h): the
 // superblock, compact and extended inodes, inline and shared xattrs, and
 // uncompressed (flat) directories, which is how mkfs.erofs writes them.
-func erofsOpaqueDirs(r io.ReaderAt) ([]string, error) {
+func ErofsOpaqueDirs(r io.ReaderAt) ([]string, error) {
 	e, err := newErofsReader(r)
 	if err != nil {
 		return nil, err
