@@ -445,14 +445,17 @@ func (ev *evaluator) imports(ctx context.Context, n *Node) {
 type keyDoc struct {
 	Version int `json:"v"`
 	// Name is the hostname of the steps, so it can change what they write.
-	Name     string    `json:"name"`
-	Parent   string    `json:"parent"`
-	Steps    []keyStep `json:"steps"`
-	Env      []string  `json:"env,omitempty"`
-	BuildEnv []string  `json:"buildEnv,omitempty"`
-	WorkDir  string    `json:"workDir,omitempty"`
-	Epoch    int64     `json:"sourceDateEpoch"`
-	Binds    []string  `json:"binds,omitempty"`
+	Name   string    `json:"name"`
+	Parent string    `json:"parent"`
+	Steps  []keyStep `json:"steps"`
+	// LabelScripts are the GenerateLabels scripts: the labels they make
+	// are kept with the layer.
+	LabelScripts []string `json:"labelScripts,omitempty"`
+	Env          []string `json:"env,omitempty"`
+	BuildEnv     []string `json:"buildEnv,omitempty"`
+	WorkDir      string   `json:"workDir,omitempty"`
+	Epoch        int64    `json:"sourceDateEpoch"`
+	Binds        []string `json:"binds,omitempty"`
 	// Params repeats the placeholder values already expanded into the
 	// steps, so that an explanation can name the parameter.
 	Params map[string]string `json:"params,omitempty"`
@@ -497,6 +500,9 @@ func (ev *evaluator) key(n *Node, parent string) ([]byte, digest.Digest) {
 		}
 		im := st.Import
 		doc.Steps = append(doc.Steps, keyStep{Import: &keyImport{Digest: importKey(n, idx, im.Source), Dest: im.Dest, Mode: im.Mode, UID: im.UID, GID: im.GID}})
+	}
+	for _, st := range img.labelGens {
+		doc.LabelScripts = append(doc.LabelScripts, st.Script)
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {

@@ -22,6 +22,7 @@ type Image struct {
 	env       []kv
 	buildEnv  []kv
 	labels    []kv
+	labelGens []Step // GenerateLabels scripts
 	entry     *[]string
 	cmd       *[]string
 	workDir   string
@@ -95,6 +96,7 @@ func (i *Image) clone() *Image {
 	c.env = slices.Clone(i.env)
 	c.buildEnv = slices.Clone(i.buildEnv)
 	c.labels = slices.Clone(i.labels)
+	c.labelGens = slices.Clone(i.labelGens)
 	c.errs = slices.Clone(i.errs)
 	c.binds = slices.Clone(i.binds)
 	c.types = slices.Clone(i.types)
@@ -140,6 +142,31 @@ func (i *Image) Run(script string) *Image {
 	c.steps = append(c.steps, Step{Script: script, Pos: c.lastEdit})
 	return c
 }
+
+// LabelsDir is the folder a GenerateLabels script writes labels into,
+// one file per label, as stacker's generate_labels does.
+const LabelsDir = "/stacker/oci-labels"
+
+// GenerateLabels adds a script that computes labels of the image's config
+// from what its steps built: after the steps, it runs in a throw-away copy
+// of the image's rootfs (its file changes are discarded, the image's layer
+// never holds them), with LabelsDir empty and writable; each file it
+// writes there becomes a label, the file's name the key and its content,
+// less one trailing newline, the value. Several scripts run in order. A
+// script is part of the cache key like a Run step, and the labels it made
+// are kept with the cached layer; they win over Label for the same key.
+func (i *Image) GenerateLabels(script string) *Image {
+	c := i.clone()
+	if strings.TrimSpace(script) == "" {
+		c.fail("GenerateLabels: the script is empty")
+		return c
+	}
+	c.labelGens = append(c.labelGens, Step{Script: script, Pos: c.lastEdit})
+	return c
+}
+
+// LabelScripts returns the GenerateLabels scripts, in order.
+func (i *Image) LabelScripts() []Step { return slices.Clone(i.labelGens) }
 
 // Import appends a step that copies src to dest, an absolute path in the
 // image. A folder is copied into dest (dest becomes the folder); a file

@@ -245,6 +245,11 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 		}
 		c.steps[n] = st
 	}
+	c.labelGens = make([]Step, len(img.labelGens))
+	for n, st := range img.labelGens {
+		st.Script = e.expand(st.Script)
+		c.labelGens[n] = st
+	}
 	c.env, c.buildEnv, c.labels = e.kvs(img.env), e.kvs(img.buildEnv), e.kvs(img.labels)
 	if img.entry != nil {
 		l := e.list(*img.entry)

@@ -187,6 +187,7 @@ type wireImage struct {
 	Env       [][2]string  `json:"env,omitempty"`
 	BuildEnv  [][2]string  `json:"buildEnv,omitempty"`
 	Labels    [][2]string  `json:"labels,omitempty"`
+	LabelGens []wireStep   `json:"generateLabels,omitempty"`
 	Entry     *[]string    `json:"entrypoint,omitempty"`
 	Cmd       *[]string    `json:"cmd,omitempty"`
 	WorkDir   string       `json:"workDir,omitempty"`
@@ -283,6 +284,9 @@ func (e *encoder) image(img *Image) int {
 			ws.Import = &wireImport{Source: e.source(im.Source), Dest: im.Dest, Mode: im.Mode, UID: im.UID, GID: im.GID}
 		}
 		w.Steps = append(w.Steps, ws)
+	}
+	for _, st := range img.labelGens {
+		w.LabelGens = append(w.LabelGens, wireStep{Script: st.Script, Pos: st.Pos})
 	}
 	for _, b := range img.binds {
 		w.Binds = append(w.Binds, wireBind{Source: b.Source, RawSource: b.rawSource, Dest: b.Dest, ReadOnly: b.ReadOnly,
@@ -389,6 +393,9 @@ func (d *decoder) image(n int) (*Image, error) {
 	var err error
 	if img.base, err = d.base(w.Base); err != nil {
 		return nil, fmt.Errorf("image %q: %w", w.Name, err)
+	}
+	for _, ws := range w.LabelGens {
+		img.labelGens = append(img.labelGens, Step{Script: ws.Script, Pos: ws.Pos})
 	}
 	for _, ws := range w.Steps {
 		st := Step{Script: ws.Script, Pos: ws.Pos}

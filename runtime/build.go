@@ -372,7 +372,11 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	if len(n.Image.Steps()) == 0 {
 		// Nothing runs, so nothing changes: no container is needed to
 		// say so. The base is in the store now, for the images on it.
-		return b.store.Commit(nil, storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: true}, nil)
+		labels, err := b.generateLabels(ctx, n, "", lowers)
+		if err != nil {
+			return nil, err
+		}
+		return b.store.Commit(nil, storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: true, Labels: labels}, nil)
 	}
 	ws, err := b.store.NewWorkspace(n.Name)
 	if err != nil {
@@ -434,6 +438,13 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		return nil, fmt.Errorf("image %q: commit: %w", n.Name, err)
 	}
 	rec := storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: out.Empty}
+	upper := ws.Upper
+	if out.Empty {
+		upper = ""
+	}
+	if rec.Labels, err = b.generateLabels(ctx, n, upper, lowers); err != nil {
+		return nil, err
+	}
 	return b.store.Commit(ws, rec, nil)
 }
 

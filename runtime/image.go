@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/opencontainers/go-digest"
@@ -74,6 +75,7 @@ func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, ann
 		img.DiffIDs = append(img.DiffIDs, base.Config.RootFS.DiffIDs...)
 		img.History = append(img.History, base.Config.History...)
 	}
+	generated := map[string]string{} // by GenerateLabels, of the chain's images
 	for _, c := range n.Chain() {
 		rec, _, err := s.store.Lookup(c.Key)
 		if err != nil {
@@ -82,6 +84,7 @@ func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, ann
 		if rec == nil {
 			return v1.Descriptor{}, fmt.Errorf("layer of %q is not in the store", c.Name)
 		}
+		maps.Copy(generated, rec.Labels)
 		h := v1.History{Created: &created, CreatedBy: "strata build " + c.Name, EmptyLayer: rec.Empty}
 		img.History = append(img.History, h)
 		if rec.Empty {
@@ -107,6 +110,12 @@ func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, ann
 		img.DiffIDs = append(img.DiffIDs, digest.Digest(blob.DiffID))
 	}
 	img.Config = n.Config(baseCfg)
+	if len(generated) > 0 {
+		if img.Config.Labels == nil {
+			img.Config.Labels = map[string]string{}
+		}
+		maps.Copy(img.Config.Labels, generated)
+	}
 	for k, v := range annotations {
 		img.Annotations[k] = v
 	}

@@ -31,6 +31,9 @@ type Record struct {
 	// KeyInputs is the document the key is the digest of; the next build
 	// compares against it to say why an image was rebuilt.
 	KeyInputs json.RawMessage `json:"keyInputs,omitempty"`
+	// Labels are the labels the image's GenerateLabels scripts wrote,
+	// which the key alone cannot give back.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // UnmarshalJSON reads a record as this strata can use it. A layer blob of

@@ -102,7 +102,7 @@ func (c *Cache) Fetch(ctx context.Context, st *storage.Store, key digest.Digest,
 		}
 		blobs = append(blobs, storage.CommitBlob{Path: path, LayerBlob: u})
 	}
-	rec, err := st.Commit(ws, storage.Record{Key: key, Image: o.Image, Empty: r.Empty, KeyInputs: o.KeyInputs}, blobs)
+	rec, err := st.Commit(ws, storage.Record{Key: key, Image: o.Image, Empty: r.Empty, KeyInputs: o.KeyInputs, Labels: r.Labels}, blobs)
 	if err != nil {
 		return nil, fmt.Errorf("cache %s: commit %s: %w", c, o.Image, err)
 	}

@@ -45,13 +45,15 @@ type record struct {
 	Image  string              `json:"image"`
 	Empty  bool                `json:"empty,omitempty"`
 	Layers []storage.LayerBlob `json:"layers"`
+	// Labels are the image's generated labels (GenerateLabels).
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // encode returns the record's config and manifest bytes. Both are
 // deterministic, so two stores that built the same layers upload the same
 // record.
 func encode(rec *storage.Record) (config, manifest []byte, err error) {
-	r := record{Key: rec.Key, Image: rec.Image, Empty: rec.Empty, Layers: rec.Layers}
+	r := record{Key: rec.Key, Image: rec.Image, Empty: rec.Empty, Layers: rec.Layers, Labels: rec.Labels}
 	if r.Layers == nil {
 		r.Layers = []storage.LayerBlob{}
 	}
