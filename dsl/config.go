@@ -44,6 +44,18 @@ func (n *Node) Config(base ispec.ImageConfig) ispec.ImageConfig {
 		for _, l := range img.labels {
 			labels[l.k] = l.v
 		}
+		for _, v := range img.volumes {
+			if cfg.Volumes == nil {
+				cfg.Volumes = map[string]struct{}{}
+			}
+			cfg.Volumes[v] = struct{}{}
+		}
+		for _, p := range img.ports {
+			if cfg.ExposedPorts == nil {
+				cfg.ExposedPorts = map[string]struct{}{}
+			}
+			cfg.ExposedPorts[p] = struct{}{}
+		}
 		if img.entry != nil {
 			cfg.Entrypoint = slices.Clone(*img.entry)
 			// As in Dockerfiles, a new entrypoint drops inherited

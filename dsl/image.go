@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/strata-build/strata/internal/unixmode"
@@ -22,7 +23,10 @@ type Image struct {
 	env       []kv
 	buildEnv  []kv
 	labels    []kv
-	labelGens []Step // GenerateLabels scripts
+	labelGens []Step   // GenerateLabels scripts
+	annots    []kv     // manifest annotations of this image only
+	volumes   []string // config Volumes
+	ports     []string // config ExposedPorts, "PORT/PROTO"
 	entry     *[]string
 	cmd       *[]string
 	workDir   string
@@ -97,6 +101,9 @@ func (i *Image) clone() *Image {
 	c.buildEnv = slices.Clone(i.buildEnv)
 	c.labels = slices.Clone(i.labels)
 	c.labelGens = slices.Clone(i.labelGens)
+	c.annots = slices.Clone(i.annots)
+	c.volumes = slices.Clone(i.volumes)
+	c.ports = slices.Clone(i.ports)
 	c.errs = slices.Clone(i.errs)
 	c.binds = slices.Clone(i.binds)
 	c.types = slices.Clone(i.types)
@@ -230,6 +237,70 @@ func (i *Image) Label(key, value string) *Image {
 		return c
 	}
 	c.labels = setKV(c.labels, key, value)
+	return c
+}
+
+// Annotation sets an annotation of the image's manifest. Unlike labels,
+// which are config and inherited, annotations describe this image only:
+// images built on it do not get them. They win over the build's own
+// (org.opencontainers.image.title, revision, ...).
+func (i *Image) Annotation(key, value string) *Image {
+	c := i.clone()
+	if key == "" {
+		c.fail("Annotation: empty key")
+		return c
+	}
+	c.annots = setKV(c.annots, key, value)
+	return c
+}
+
+// Annotations returns the annotations set with Annotation.
+func (i *Image) Annotations() map[string]string {
+	if len(i.annots) == 0 {
+		return nil
+	}
+	m := make(map[string]string, len(i.annots))
+	for _, a := range i.annots {
+		m[a.k] = a.v
+	}
+	return m
+}
+
+// Volume adds absolute paths to the config's Volumes: where a runtime
+// mounts a volume, inherited by images built on this one.
+func (i *Image) Volume(paths ...string) *Image {
+	c := i.clone()
+	for _, p := range paths {
+		if !path.IsAbs(p) {
+			c.fail("Volume: %q is not an absolute path", p)
+			return c
+		}
+		if p = path.Clean(p); !slices.Contains(c.volumes, p) {
+			c.volumes = append(c.volumes, p)
+		}
+	}
+	return c
+}
+
+// Expose adds ports to the config's ExposedPorts, as "8080", "8080/tcp",
+// "53/udp" or "9/sctp" (tcp when no protocol is given); inherited by
+// images built on this one.
+func (i *Image) Expose(ports ...string) *Image {
+	c := i.clone()
+	for _, p := range ports {
+		port, proto, ok := strings.Cut(p, "/")
+		if !ok {
+			proto = "tcp"
+		}
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || (proto != "tcp" && proto != "udp" && proto != "sctp") {
+			c.fail("Expose: %q is not PORT or PORT/tcp|udp|sctp with a port from 1 to 65535", p)
+			return c
+		}
+		if p = strconv.Itoa(n) + "/" + proto; !slices.Contains(c.ports, p) {
+			c.ports = append(c.ports, p)
+		}
+	}
 	return c
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	ispec "github.com/opencontainers/image-spec/specs-go/v1"
+
 	"github.com/strata-build/strata/dsl"
 )
 
@@ -49,5 +51,44 @@ func TestGenerateLabelsKeyAndWire(t *testing.T) {
 	_, err = dsl.Evaluate(context.Background(), []*dsl.Image{base.GenerateLabels("  ")}, dsl.Options{})
 	if err == nil || !strings.Contains(err.Error(), "GenerateLabels: the script is empty") || !strings.Contains(err.Error(), "labels_test.go:") {
 		t.Errorf("empty script: %v", err)
+	}
+}
+
+// Annotations describe one image; volumes and exposed ports are config,
+// inherited; none of them changes a cache key.
+func TestAnnotationVolumeExpose(t *testing.T) {
+	base := dsl.New("base").From(dsl.Scratch()).Run("true").
+		Annotation("org.example.team", "platform").Volume("/data", "/data/").Expose("8080", "53/udp")
+	child := dsl.New("child").From(base).Run("true").Volume("/cache")
+	g, err := dsl.Evaluate(context.Background(), []*dsl.Image{base, child}, dsl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := g.Node("child").Config(ispec.ImageConfig{})
+	for _, v := range []string{"/data", "/cache"} {
+		if _, ok := cfg.Volumes[v]; !ok || len(cfg.Volumes) != 2 {
+			t.Errorf("child's volumes %v lack %s", cfg.Volumes, v)
+		}
+	}
+	if _, ok := cfg.ExposedPorts["8080/tcp"]; !ok || len(cfg.ExposedPorts) != 2 {
+		t.Errorf("child's exposed ports %v", cfg.ExposedPorts)
+	}
+	if a := g.Node("child").Image.Annotations(); a != nil {
+		t.Errorf("child inherited annotations %v", a)
+	}
+	if a := g.Node("base").Image.Annotations(); a["org.example.team"] != "platform" {
+		t.Errorf("base's annotations %v", a)
+	}
+	plain, err := dsl.Evaluate(context.Background(), []*dsl.Image{dsl.New("base").From(dsl.Scratch()).Run("true")}, dsl.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Node("base").Key != g.Node("base").Key {
+		t.Error("annotations, volumes or ports changed the cache key")
+	}
+	for _, bad := range []*dsl.Image{base.Volume("data"), base.Expose("http"), base.Expose("70000"), base.Expose("80/icmp"), base.Annotation("", "x")} {
+		if _, err := dsl.Evaluate(context.Background(), []*dsl.Image{bad}, dsl.Options{}); err == nil || !strings.Contains(err.Error(), "labels_test.go:") {
+			t.Errorf("bad value accepted or not placed: %v", err)
+		}
 	}
 }

@@ -251,6 +251,7 @@ func expandImage(img *Image, params map[string]string) (*Image, map[string]strin
 		c.labelGens[n] = st
 	}
 	c.env, c.buildEnv, c.labels = e.kvs(img.env), e.kvs(img.buildEnv), e.kvs(img.labels)
+	c.annots, c.volumes, c.ports = e.kvs(img.annots), e.list(img.volumes), e.list(img.ports)
 	if img.entry != nil {
 		l := e.list(*img.entry)
 		c.entry = &l

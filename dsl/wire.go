@@ -188,6 +188,9 @@ type wireImage struct {
 	BuildEnv  [][2]string  `json:"buildEnv,omitempty"`
 	Labels    [][2]string  `json:"labels,omitempty"`
 	LabelGens []wireStep   `json:"generateLabels,omitempty"`
+	Annots    [][2]string  `json:"annotations,omitempty"`
+	Volumes   []string     `json:"volumes,omitempty"`
+	Ports     []string     `json:"exposedPorts,omitempty"`
 	Entry     *[]string    `json:"entrypoint,omitempty"`
 	Cmd       *[]string    `json:"cmd,omitempty"`
 	WorkDir   string       `json:"workDir,omitempty"`
@@ -273,6 +276,7 @@ func (e *encoder) image(img *Image) int {
 		Env: pairs(img.env), BuildEnv: pairs(img.buildEnv), Labels: pairs(img.labels),
 		Entry: nonNil(img.entry), Cmd: nonNil(img.cmd), WorkDir: img.workDir, User: img.user, BuildOnly: img.buildOnly,
 		Types: img.types, Caches: img.caches, Secrets: img.secrets, Tags: img.tags,
+		Annots: pairs(img.annots), Volumes: img.volumes, Ports: img.ports,
 	}
 	for _, err := range img.errs {
 		w.Errs = append(w.Errs, err.Error())
@@ -379,7 +383,7 @@ func (d *decoder) image(n int) (*Image, error) {
 	w := d.doc.Images[n]
 	img := &Image{
 		name: w.Name, defined: w.Defined, lastEdit: w.LastEdit, basePos: w.BasePos,
-		env: unpairs(w.Env), buildEnv: unpairs(w.BuildEnv), labels: unpairs(w.Labels),
+		env: unpairs(w.Env), buildEnv: unpairs(w.BuildEnv), labels: unpairs(w.Labels), annots: unpairs(w.Annots), volumes: w.Volumes, ports: w.Ports,
 		entry: w.Entry, cmd: w.Cmd, workDir: w.WorkDir, user: w.User, buildOnly: w.BuildOnly,
 		types: w.Types, caches: w.Caches, secrets: w.Secrets, tags: w.Tags,
 	}

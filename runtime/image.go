@@ -120,5 +120,6 @@ func (s *stack) assemble(ctx context.Context, n *dsl.Node, t layertype.Type, ann
 		img.Annotations[k] = v
 	}
 	img.Annotations["org.opencontainers.image.title"] = n.Name
+	maps.Copy(img.Annotations, n.Image.Annotations())
 	return s.store.PutImage(ctx, img)
 }

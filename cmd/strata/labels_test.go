@@ -33,7 +33,21 @@ func TestGenerateLabels(t *testing.T) {
 		}
 	}
 	check("first build", want)
-	m, _ := image(t, b.layout, "versioned")
+	// Annotations are the image's own; volumes and ports are inherited.
+	if m, _ := image(t, b.layout, "versioned"); m.Annotations["org.example.team"] != "platform" {
+		t.Errorf("versioned's manifest annotations: %v", m.Annotations)
+	}
+	m, cfg := image(t, b.layout, "child")
+	if _, ok := m.Annotations["org.example.team"]; ok {
+		t.Errorf("child inherited a manifest annotation: %v", m.Annotations)
+	}
+	if _, ok := cfg.Config.Volumes["/data"]; !ok {
+		t.Errorf("child's volumes: %v", cfg.Config.Volumes)
+	}
+	if _, ok := cfg.Config.ExposedPorts["8080/tcp"]; !ok {
+		t.Errorf("child's exposed ports: %v", cfg.Config.ExposedPorts)
+	}
+	m, _ = image(t, b.layout, "versioned")
 	entries := layerEntries(t, b.layout, m.Layers[len(m.Layers)-1])
 	if entries["opt/app/VERSION"] == nil {
 		t.Error("versioned's layer lacks its step's file")

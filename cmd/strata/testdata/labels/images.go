@@ -12,6 +12,9 @@ import (
 var Versioned = dsl.New("versioned").From(hello.Busybox).
 	Run("mkdir -p /opt/app && echo 1.2.3 > /opt/app/VERSION").
 	Label("org.example.static", "yes").
+	Annotation("org.example.team", "platform").
+	Volume("/data").
+	Expose("8080").
 	GenerateLabels(`
 cat /opt/app/VERSION > /stacker/oci-labels/org.opencontainers.image.version
 echo scratch > /made-by-labels
