@@ -55,6 +55,10 @@ func commands() []command {
 			summary: "list the images with their doc comments",
 			flags:   func(fs *flag.FlagSet) { new(strata.ParamFlags).Register(fs) },
 			run:     cmdList},
+		{name: "convert", args: "STACKER.YAML... [-o DIR]", group: groupDefinitions,
+			summary: "write a Go package of definitions that builds the images of stacker.yaml files (and their prerequisites, each into DIR/FOLDER)",
+			flags:   func(fs *flag.FlagSet) { new(convertFlags).register(fs) },
+			run:     func(ctx context.Context, args []string, _ loader) error { return cmdConvert(ctx, args) }},
 
 		{name: "run", args: "NAME [-- CMD...]", group: groupBuilt, images: true,
 			summary: "run an image as its config says (or CMD instead of its entrypoint and cmd)",

@@ -1,0 +1,309 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"go/token"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/strata-build/strata/internal/cmdline"
+	"github.com/strata-build/strata/internal/convert/stacker"
+)
+
+// convertFlags are the flags of strata convert.
+type convertFlags struct {
+	out, pkg string
+	force    bool
+}
+
+func (f *convertFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.out, "o", ".", "`folder` to write the Go package into; with several stacker.yaml files (given, or named by config.prerequisites) each goes into its own package DIR/NAME, NAME the base of the folder holding it")
+	fs.StringVar(&f.pkg, "package", "", "`name` of the Go package when one file is converted (default: from the folder's base name)")
+	fs.BoolVar(&f.force, "force", false, "overwrite Go files that exist")
+}
+
+// convertFile is the name of the Go file strata convert writes in each
+// package.
+const convertFile = "images.go"
+
+// yamlFile is one stacker.yaml to convert and where it goes.
+type yamlFile struct {
+	path    string // absolute
+	arg     string // as the user named it (or as a prerequisite was written)
+	data    []byte
+	parsed  *stacker.File
+	outDir  string // absolute
+	pkg     string
+	imports string // the Go import path of outDir, when known
+}
+
+// cmdConvert converts stacker.yaml files into Go packages of definitions.
+func cmdConvert(_ context.Context, args []string) error {
+	return runConvert(os.Stdout, args)
+}
+
+func runConvert(w io.Writer, args []string) error {
+	fs := newFlagSet("convert")
+	var f convertFlags
+	f.register(fs)
+	pos, err := parse(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) == 0 {
+		return cmdline.UsageError{Err: errors.New("which file? strata convert stacker.yaml... [-o DIR]")}
+	}
+	for _, p := range pos {
+		if b := filepath.Base(p); b == "Dockerfile" || strings.HasSuffix(b, ".Dockerfile") {
+			return fmt.Errorf("%s: Dockerfile conversion is not available yet", p)
+		}
+	}
+	files, err := collectYAML(pos)
+	if err != nil {
+		return err
+	}
+	out, err := filepath.Abs(f.out)
+	if err != nil {
+		return err
+	}
+	if err := placePackages(files, out, f.pkg); err != nil {
+		return err
+	}
+	// Everything is converted before anything is written, so a failure
+	// leaves no half-converted tree behind.
+	byPath := map[string]*yamlFile{}
+	results := map[*yamlFile][]byte{}
+	var notes []string
+	for _, y := range files {
+		var pre []stacker.Prerequisite
+		for _, p := range y.parsed.Prerequisites {
+			dep := byPath[resolveFrom(y.path, p)]
+			pre = append(pre, stacker.Prerequisite{Path: p, ImportPath: dep.imports, Package: dep.pkg, Layers: dep.parsed.Layers})
+		}
+		byPath[y.path] = y
+		yamlDir, outDir := filepath.Dir(y.path), y.outDir
+		res, err := stacker.Convert(y.data, stacker.Options{
+			File:          y.arg,
+			Package:       y.pkg,
+			Prerequisites: pre,
+			LocalPath: func(p string) string {
+				if filepath.IsAbs(p) {
+					return p
+				}
+				rel, err := filepath.Rel(outDir, filepath.Join(yamlDir, p))
+				if err != nil {
+					return p
+				}
+				if strings.HasSuffix(p, "/") {
+					rel += "/"
+				}
+				return filepath.ToSlash(rel)
+			},
+			IsDir: func(p string) bool {
+				if !filepath.IsAbs(p) {
+					p = filepath.Join(yamlDir, p)
+				}
+				fi, err := os.Stat(p)
+				return err == nil && fi.IsDir()
+			},
+		})
+		if err != nil {
+			return err
+		}
+		results[y] = res.Source
+		for _, n := range res.Unsupported {
+			notes = append(notes, y.arg+": "+n)
+		}
+	}
+	for _, y := range files {
+		target := filepath.Join(y.outDir, convertFile)
+		if _, err := os.Stat(target); err == nil && !f.force {
+			return fmt.Errorf("%s exists: strata convert does not overwrite it without --force", target)
+		}
+	}
+	for _, y := range files {
+		target := filepath.Join(y.outDir, convertFile)
+		if err := os.MkdirAll(y.outDir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(target, results[y], 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "%s: wrote %s (package %s: %s)\n", y.arg, relToCwd(target), y.pkg, strings.Join(y.parsed.Layers, ", "))
+	}
+	if len(notes) > 0 {
+		fmt.Fprintf(w, "\nWithout strata equivalent (kept as comments in the Go code):\n")
+		for _, n := range notes {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+	return nil
+}
+
+// collectYAML reads the files named and, transitively, their
+// config.prerequisites, each once, every prerequisite before the files
+// that need it.
+func collectYAML(args []string) ([]*yamlFile, error) {
+	var out []*yamlFile
+	state := map[string]int{} // 1: being read, 2: done
+	var visit func(p, arg, from string) error
+	visit = func(p, arg, from string) error {
+		switch state[p] {
+		case 1:
+			return fmt.Errorf("%s: config.prerequisites: %s needs itself", from, arg)
+		case 2:
+			return nil
+		}
+		state[p] = 1
+		data, err := os.ReadFile(p)
+		if err != nil {
+			if from != "" {
+				return fmt.Errorf("%s: config.prerequisites: %w", from, err)
+			}
+			return err
+		}
+		parsed, err := stacker.Parse(data, arg)
+		if err != nil {
+			return err
+		}
+		for _, pre := range parsed.Prerequisites {
+			dep := resolveFrom(p, pre)
+			if err := visit(dep, relToCwd(dep), arg); err != nil {
+				return err
+			}
+		}
+		state[p] = 2
+		out = append(out, &yamlFile{path: p, arg: arg, data: data, parsed: parsed})
+		return nil
+	}
+	for _, a := range args {
+		p, err := filepath.Abs(a)
+		if err != nil {
+			return nil, err
+		}
+		if err := visit(p, a, ""); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// resolveFrom resolves a prerequisite's path against the folder of the
+// yaml that names it, as stacker does.
+func resolveFrom(yamlPath, p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(filepath.Dir(yamlPath), p)
+}
+
+// placePackages decides each file's folder, package name and import path:
+// one file goes into out, several into out/NAME each, NAME the base of the
+// folder that holds the yaml.
+func placePackages(files []*yamlFile, out, pkg string) error {
+	if len(files) == 1 {
+		y := files[0]
+		y.outDir = out
+		y.pkg = pkg
+		if y.pkg == "" {
+			y.pkg = packageName(filepath.Base(out))
+		}
+		if !token.IsIdentifier(y.pkg) || token.IsKeyword(y.pkg) {
+			return cmdline.UsageError{Err: fmt.Errorf("--package %q is not a Go package name", y.pkg)}
+		}
+		return nil
+	}
+	if pkg != "" {
+		return cmdline.UsageError{Err: fmt.Errorf("--package names one package, but %d files are converted (each goes into its own)", len(files))}
+	}
+	seen := map[string]string{}
+	needImports := false
+	for _, y := range files {
+		y.pkg = packageName(filepath.Base(filepath.Dir(y.path)))
+		if other, ok := seen[y.pkg]; ok {
+			return fmt.Errorf("%s and %s would both become package %s: convert them separately", other, y.arg, y.pkg)
+		}
+		seen[y.pkg] = y.arg
+		y.outDir = filepath.Join(out, y.pkg)
+		needImports = needImports || len(y.parsed.Prerequisites) > 0
+	}
+	if !needImports {
+		return nil
+	}
+	modDir, modPath, err := findModule(out)
+	if err != nil {
+		return fmt.Errorf("config.prerequisites become Go imports, so -o must be in a Go module: %w", err)
+	}
+	for _, y := range files {
+		rel, err := filepath.Rel(modDir, y.outDir)
+		if err != nil {
+			return err
+		}
+		y.imports = path.Join(modPath, filepath.ToSlash(rel))
+	}
+	return nil
+}
+
+// packageName makes a Go package name of a folder name: lower case,
+// letters and digits only ("my-app" is myapp).
+func packageName(base string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(base) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' {
+			b.WriteRune(r)
+		}
+	}
+	s := b.String()
+	if s == "" || s[0] >= '0' && s[0] <= '9' || token.IsKeyword(s) || s == "dsl" {
+		s = "images" + s
+	}
+	return s
+}
+
+// findModule returns the folder and path of the Go module that holds dir
+// (which need not exist yet).
+func findModule(dir string) (string, string, error) {
+	for d := dir; ; d = filepath.Dir(d) {
+		data, err := os.ReadFile(filepath.Join(d, "go.mod"))
+		if err == nil {
+			mp := modulePath(data)
+			if mp == "" {
+				return "", "", fmt.Errorf("%s has no module line", filepath.Join(d, "go.mod"))
+			}
+			return d, mp, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", "", fmt.Errorf("no go.mod in %s or above it", dir)
+		}
+	}
+}
+
+// relToCwd shortens an absolute path for messages.
+func relToCwd(p string) string {
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	if rel, err := filepath.Rel(wd, p); err == nil && !strings.HasPrefix(rel, "..") {
+		return rel
+	}
+	return p
+}
+
+// modulePath is the path of a go.mod's module line.
+func modulePath(gomod []byte) string {
+	for _, line := range strings.Split(string(gomod), "\n") {
+		line = strings.TrimSpace(line)
+		if rest, ok := strings.CutPrefix(line, "module"); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
+			rest, _, _ = strings.Cut(rest, "//")
+			return strings.Trim(strings.TrimSpace(rest), "\"`")
+		}
+	}
+	return ""
+}
