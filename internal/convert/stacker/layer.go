@@ -634,4 +634,3 @@ func eachPair(v *yaml.Node, fn func(k, val string)) error {
 	}
 	return nil
 }
-

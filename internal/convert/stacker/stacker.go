@@ -87,7 +87,7 @@ func Parse(data []byte, file string) (*File, error) {
 }
 
 type document struct {
-	file    string
+	file        string
 	layers      []*layerNode
 	prereqs     []string
 	otherConfig []string // config keys other than prerequisites
@@ -193,7 +193,7 @@ type converter struct {
 	paramIdx    map[string]int
 	unsupported []string
 	imports     map[string]string // Go import path -> package name
-	fileNotes   []string // comments of the package clause
+	fileNotes   []string          // comments of the package clause
 }
 
 type param struct {
