@@ -1,0 +1,207 @@
+package main_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// convertYAML are three stacker.yaml files as stacker's documentation
+// describes them: app has two prerequisites, tools has one; between them
+// they use tar, built and scratch bases, imports with and without dest
+// (local and stacker://), substitutions with and without a default given
+// on the command line, build_only, every config directive and one
+// directive strata has no equivalent for (arch).
+var convertYAML = map[string]string{
+	"stacker/base/stacker.yaml": `# Busybox is the shell every other layer runs on.
+busybox:
+  from:
+    type: tar
+    url: rootfs.tar
+  run: |
+    /bin/busybox mkdir -p /usr/bin /sbin /usr/sbin /etc /tmp
+    /bin/busybox --install -s
+    echo base > /etc/base
+`,
+	"stacker/tools/stacker.yaml": `config:
+  prerequisites:
+    - ../base/stacker.yaml
+builder:
+  from:
+    type: built
+    tag: busybox
+  imports:
+    - tool.sh
+  run:
+    - mkdir -p /out
+    - cp /stacker/imports/tool.sh /out/tool.sh
+    - echo ${{TOOL_VERSION:1.2}} > /out/version
+  build_only: true
+`,
+	"stacker/tools/tool.sh": "#!/bin/sh\necho tool \"$@\"\n",
+	"stacker/app/stacker.yaml": `config:
+  prerequisites:
+    - ../base/stacker.yaml
+    - ../tools/stacker.yaml
+# App is the application.
+app:
+  from:
+    type: built
+    tag: busybox
+  imports:
+    - path: stacker://builder/out/tool.sh
+      dest: /usr/local/bin/tool
+      mode: 0755
+    - stacker://builder/out/version
+    - path: greeting.txt
+      dest: /etc/greeting
+      uid: 1000
+      gid: 1000
+  run: |
+    cat /stacker/imports/version > /etc/tool-version
+    echo "${{GREETING}} $BUILD_VAR" > /etc/message
+  build_env:
+    BUILD_VAR: from-build-env
+  environment:
+    APP_MODE: ${{MODE:prod}}
+  labels:
+    org.example.app: "1"
+  annotations:
+    org.example.note: converted
+  volumes:
+    - /data
+  entrypoint: /usr/local/bin/tool --serve
+  cmd: ["--port", "80"]
+  working_dir: /srv
+  runtime_user: "1000:1000"
+  generate_labels: |
+    cat /etc/tool-version > /stacker/oci-labels/tool.version
+  arch: amd64
+message:
+  from:
+    type: scratch
+  imports:
+    - path: stacker://app/etc/message
+      dest: /message
+`,
+	"stacker/app/greeting.txt": "hello\n",
+	"main.go":                  "package main\n\nfunc main() {}\n",
+}
+
+// TestConvertEndToEnd converts the stacker.yaml of an application with
+// the real strata binary (which converts its prerequisites with it), builds
+// the converted packages and checks the images against what the yaml says.
+func TestConvertEndToEnd(t *testing.T) {
+	needRoot(t)
+	dir := userModule(t, "example.com/conv", convertYAML)
+	if err := os.WriteFile(filepath.Join(dir, "stacker/base/rootfs.tar"), busyboxTar(t, nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out := mustStrata(t, dir, "convert", "stacker/app/stacker.yaml", "-o", "images")
+	for _, want := range []string{
+		"wrote images/base/images.go (package base: busybox)",
+		"wrote images/tools/images.go (package tools: builder)",
+		"wrote images/app/images.go (package app: app, message)",
+		"layer app: arch: amd64 has no strata equivalent",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("convert output lacks %q:\n%s", want, out)
+		}
+	}
+	src, err := os.ReadFile(filepath.Join(dir, "images/app/images.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		`"example.com/conv/images/base"`, `"example.com/conv/images/tools"`,
+		`greeting = dsl.RequiredParam("GREETING")`, `mode     = dsl.Param("MODE", "prod")`,
+		"// App is the application.", "From(base.Busybox)", `dsl.FromImage(tools.Builder, "/out/tool.sh")`,
+		"// stacker: arch: amd64 has no strata equivalent",
+	} {
+		if !strings.Contains(string(src), want) {
+			t.Errorf("images/app/images.go lacks %q:\n%s", want, src)
+		}
+	}
+	goIn(t, dir, "vet", "./images/...")
+	if out, code := strata(t, dir, "convert", "stacker/app/stacker.yaml", "-o", "images"); code == 0 || !strings.Contains(out, "without --force") {
+		t.Errorf("a second convert without --force: exit %d:\n%s", code, out)
+	}
+
+	b := newBuild(t, dir)
+	pkgs := []string{"./images/base", "./images/tools", "./images/app"}
+	b.must(nil, append([]string{"build", "--set", "GREETING=hi"}, pkgs...)...)
+
+	tags := tagsOf(t, b.layout)
+	if !slices.Contains(tags, "app") || !slices.Contains(tags, "message") || slices.Contains(tags, "builder") {
+		t.Errorf("tags %v: want app and message, and builder (build_only) not tagged", tags)
+	}
+
+	tree := filepath.Join(t.TempDir(), "app")
+	b.must(nil, "grab", "--set", "GREETING=hi", "./images/app", "app:/", tree)
+	files := map[string]string{
+		"etc/base":           "base\n",
+		"etc/message":        "hi from-build-env\n",
+		"etc/tool-version":   "1.2\n",
+		"etc/greeting":       "hello\n",
+		"usr/local/bin/tool": convertYAML["stacker/tools/tool.sh"],
+	}
+	for name, want := range files {
+		got, err := os.ReadFile(filepath.Join(tree, name))
+		if err != nil || string(got) != want {
+			t.Errorf("app:/%s = %q, %v; want %q", name, got, err, want)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(tree, "usr/local/bin/tool")); err != nil || fi.Mode().Perm() != 0o755 {
+		t.Errorf("app:/usr/local/bin/tool: %v %v, want mode 0755", fi, err)
+	}
+	if _, err := os.Lstat(filepath.Join(tree, "stacker")); !os.IsNotExist(err) {
+		t.Errorf("app:/stacker is in the image (%v): stacker never puts it there", err)
+	}
+
+	m, c := image(t, b.layout, "app")
+	cfg := c.Config
+	if !slices.Contains(cfg.Env, "APP_MODE=prod") || slices.ContainsFunc(cfg.Env, func(e string) bool { return strings.HasPrefix(e, "BUILD_VAR=") }) {
+		t.Errorf("env %q: want APP_MODE=prod and no BUILD_VAR", cfg.Env)
+	}
+	if cfg.Labels["org.example.app"] != "1" || cfg.Labels["tool.version"] != "1.2" {
+		t.Errorf("labels %v: want org.example.app=1 and tool.version=1.2 (generate_labels)", cfg.Labels)
+	}
+	if !slices.Equal(cfg.Entrypoint, []string{"/usr/local/bin/tool", "--serve"}) || !slices.Equal(cfg.Cmd, []string{"--port", "80"}) {
+		t.Errorf("entrypoint %q cmd %q", cfg.Entrypoint, cfg.Cmd)
+	}
+	if cfg.WorkingDir != "/srv" || cfg.User != "1000:1000" {
+		t.Errorf("working dir %q user %q", cfg.WorkingDir, cfg.User)
+	}
+	if _, ok := cfg.Volumes["/data"]; !ok || len(cfg.Volumes) != 1 {
+		t.Errorf("volumes %v: want /data", cfg.Volumes)
+	}
+	if m.Annotations["org.example.note"] != "converted" {
+		t.Errorf("manifest annotations %v: want org.example.note=converted", m.Annotations)
+	}
+
+	msg := filepath.Join(t.TempDir(), "message")
+	b.must(nil, "grab", "--set", "GREETING=hi", "./images/app", "message:/", msg)
+	entries, err := os.ReadDir(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "message" {
+		t.Errorf("message:/ holds %v, want only message", entries)
+	}
+	if got, _ := os.ReadFile(filepath.Join(msg, "message")); string(got) != "hi from-build-env\n" {
+		t.Errorf("message:/message = %q", got)
+	}
+}
+
+// TestConvertDockerfile: a Dockerfile is refused with a clear message.
+func TestConvertDockerfile(t *testing.T) {
+	for _, name := range []string{"Dockerfile", "app.Dockerfile"} {
+		out, code := strata(t, t.TempDir(), "convert", name)
+		if code == 0 || !strings.Contains(out, "Dockerfile conversion is not available yet") {
+			t.Errorf("convert %s: exit %d:\n%s", name, code, out)
+		}
+	}
+}
