@@ -225,7 +225,7 @@ func (c *converter) strs(list []string) string {
 }
 
 func (lc *layerConv) local(p string) string {
-	if lc.c.opts.LocalPath != nil && !placeholder.MatchString(p) {
+	if lc.c.opts.LocalPath != nil && !path.IsAbs(p) && !placeholder.MatchString(p) {
 		return lc.c.opts.LocalPath(p)
 	}
 	return p
@@ -249,7 +249,7 @@ func (lc *layerConv) from(v *yaml.Node) error {
 		if f.Tag == "" {
 			return fmt.Errorf("type built needs a tag")
 		}
-		id, ok := lc.c.idents[f.Tag]
+		id, ok := lc.c.ref(f.Tag)
 		if !ok {
 			return fmt.Errorf("built tag %s: no layer %s in this file or its prerequisites", f.Tag, f.Tag)
 		}
@@ -414,7 +414,7 @@ func (lc *layerConv) source(e importEntry) (expr, base string, isDir bool) {
 		if e.Hash != "" {
 			lc.notes = append(lc.notes, lc.c.note(lc.l.name, "hash of import "+e.Path, "a file of another image is not pinned; strata rebuilds when that image changes"))
 		}
-		id, known := lc.c.idents[name]
+		id, known := lc.c.ref(name)
 		if !known {
 			id = Identifier(name)
 			lc.notes = append(lc.notes, lc.c.note(lc.l.name, "import "+e.Path, "no layer "+name+" in this file or its prerequisites"))
@@ -520,7 +520,7 @@ func scriptOf(v *yaml.Node) (string, error) {
 		return "", nil
 	}
 	s := strings.Join(list, "\n")
-	if !strings.HasSuffix(s, "\n") {
+	if len(list) > 1 && !strings.HasSuffix(s, "\n") {
 		s += "\n"
 	}
 	return s, nil

@@ -193,6 +193,7 @@ type converter struct {
 	paramIdx    map[string]int
 	unsupported []string
 	imports     map[string]string // Go import path -> package name
+	used        map[string]bool   // package names that a layer refers to
 	fileNotes   []string          // comments of the package clause
 }
 
@@ -216,7 +217,7 @@ func Convert(data []byte, opts Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &converter{opts: opts, doc: doc, idents: map[string]string{}, paramIdx: map[string]int{}, imports: map[string]string{}}
+	c := &converter{opts: opts, doc: doc, idents: map[string]string{}, paramIdx: map[string]int{}, imports: map[string]string{}, used: map[string]bool{}}
 	return c.convert()
 }
 
@@ -265,24 +266,32 @@ func (c *converter) convert() (*Result, error) {
 	for _, n := range c.fileNotes {
 		fmt.Fprintf(&out, "//\n// %s\n", n)
 	}
-	fmt.Fprintf(&out, "package %s\n\nimport (\n", c.opts.Package)
-	fmt.Fprint(&out, "\"github.com/strata-build/strata/dsl\"\n")
+	fmt.Fprintf(&out, "package %s\n\n", c.opts.Package)
 	paths := make([]string, 0, len(c.imports))
 	for p := range c.imports {
 		paths = append(paths, p)
 	}
 	slices.Sort(paths)
-	if len(paths) > 0 {
-		out.WriteString("\n")
+	if len(paths) == 0 {
+		fmt.Fprint(&out, "import \"github.com/strata-build/strata/dsl\"\n\n")
+	} else {
+		fmt.Fprint(&out, "import (\n\"github.com/strata-build/strata/dsl\"\n\n")
 	}
 	for _, p := range paths {
-		if path.Base(p) == c.imports[p] {
+		switch name := c.imports[p]; {
+		case !c.used[name]:
+			// Go refuses an unused import; the blank one keeps the
+			// prerequisite a dependency of this package, as in stacker.
+			fmt.Fprintf(&out, "_ %q // prerequisite: no layer here builds on its images\n", p)
+		case path.Base(p) == name:
 			fmt.Fprintf(&out, "%q\n", p)
-		} else {
-			fmt.Fprintf(&out, "%s %q\n", c.imports[p], p)
+		default:
+			fmt.Fprintf(&out, "%s %q\n", name, p)
 		}
 	}
-	fmt.Fprint(&out, ")\n\n")
+	if len(paths) > 0 {
+		fmt.Fprint(&out, ")\n\n")
+	}
 	if len(c.params) > 0 {
 		fmt.Fprint(&out, "// The build parameters of stacker's ${{KEY}} and ${{KEY:default}}\n// substitutions: strata build --set KEY=VALUE sets them.\nvar (\n")
 		for _, p := range c.params {
@@ -300,6 +309,16 @@ func (c *converter) convert() (*Result, error) {
 		return nil, fmt.Errorf("%s: the generated Go code does not parse (a bug of strata convert): %w\n%s", c.opts.File, err, out.Bytes())
 	}
 	return &Result{Source: src, Unsupported: c.unsupported, Layers: c.doc.names()}, nil
+}
+
+// ref is the Go expression of the layer name, defined in this file or a
+// prerequisite (whose package it marks used).
+func (c *converter) ref(name string) (string, bool) {
+	id, ok := c.idents[name]
+	if pkg, _, found := strings.Cut(id, "."); ok && found {
+		c.used[pkg] = true
+	}
+	return id, ok
 }
 
 // configKeys notes the config keys other than prerequisites.
