@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"go/parser"
 	"go/token"
 	"io"
 	"os"
@@ -212,7 +213,7 @@ func placePackages(files []*yamlFile, out, pkg string) error {
 		y.outDir = out
 		y.pkg = pkg
 		if y.pkg == "" {
-			y.pkg = packageName(filepath.Base(out))
+			y.pkg = existingPackage(out, packageName(filepath.Base(out)))
 		}
 		if !token.IsIdentifier(y.pkg) || token.IsKeyword(y.pkg) {
 			return cmdline.UsageError{Err: fmt.Errorf("--package %q is not a Go package name", y.pkg)}
@@ -225,12 +226,13 @@ func placePackages(files []*yamlFile, out, pkg string) error {
 	seen := map[string]string{}
 	needImports := false
 	for _, y := range files {
-		y.pkg = packageName(filepath.Base(filepath.Dir(y.path)))
-		if other, ok := seen[y.pkg]; ok {
-			return fmt.Errorf("%s and %s would both become package %s: convert them separately", other, y.arg, y.pkg)
+		name := packageName(filepath.Base(filepath.Dir(y.path)))
+		if other, ok := seen[name]; ok {
+			return fmt.Errorf("%s and %s would both go into %s: convert them separately", other, y.arg, filepath.Join(out, name))
 		}
-		seen[y.pkg] = y.arg
-		y.outDir = filepath.Join(out, y.pkg)
+		seen[name] = y.arg
+		y.outDir = filepath.Join(out, name)
+		y.pkg = existingPackage(y.outDir, name)
 		needImports = needImports || len(y.parsed.Prerequisites) > 0
 	}
 	if !needImports {
@@ -264,6 +266,22 @@ func packageName(base string) string {
 		s = "images" + s
 	}
 	return s
+}
+
+// existingPackage is the package of the Go files already in dir, which
+// the converted file must join, or def when there are none.
+func existingPackage(dir, def string) string {
+	names, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	for _, n := range names {
+		if strings.HasSuffix(n, "_test.go") || filepath.Base(n) == convertFile {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), n, nil, parser.PackageClauseOnly)
+		if err == nil && f.Name.Name != "main" {
+			return f.Name.Name
+		}
+	}
+	return def
 }
 
 // findModule returns the folder and path of the Go module that holds dir

@@ -205,3 +205,69 @@ func TestConvertDockerfile(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertCommand: where strata convert writes, which package name it
+// chooses, what it refuses.
+func TestConvertCommand(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{
+		"one/stacker.yaml":   "my-app:\n  from:\n    type: scratch\n  arch: arm64\n",
+		"two/stacker.yaml":   "config:\n  prerequisites: [../one/stacker.yaml]\nuser:\n  from:\n    type: built\n    tag: my-app\n",
+		"web-site/other.go":  "package site\n",
+		"web-site/README.md": "not go\n",
+	})
+	read := func(p string) string {
+		t.Helper()
+		b, err := os.ReadFile(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	out := mustStrata(t, dir, "convert", "one/stacker.yaml", "-o", "my-images")
+	if !strings.Contains(out, "wrote my-images/images.go (package myimages: my-app)") ||
+		!strings.Contains(out, "one/stacker.yaml: layer my-app: arch: arm64 has no strata equivalent") {
+		t.Errorf("convert output:\n%s", out)
+	}
+	if src := read("my-images/images.go"); !strings.Contains(src, "package myimages") || !strings.Contains(src, `var MyApp = dsl.New("my-app")`) {
+		t.Errorf("my-images/images.go:\n%s", src)
+	}
+
+	// The package of Go files already in the folder wins over its name.
+	mustStrata(t, dir, "convert", "one/stacker.yaml", "-o", "web-site")
+	if src := read("web-site/images.go"); !strings.Contains(src, "package site") {
+		t.Errorf("web-site/images.go should join package site:\n%s", src)
+	}
+
+	if out, code := strata(t, dir, "convert", "one/stacker.yaml", "-o", "my-images", "--package", "imgs"); code == 0 || !strings.Contains(out, "without --force") {
+		t.Errorf("overwrite without --force: exit %d:\n%s", code, out)
+	}
+	mustStrata(t, dir, "convert", "one/stacker.yaml", "-o", "my-images", "--package", "imgs", "--force")
+	if src := read("my-images/images.go"); !strings.Contains(src, "package imgs") {
+		t.Errorf("--package imgs --force:\n%s", src)
+	}
+
+	// Prerequisites become imports, so their packages need a module.
+	if out, code := strata(t, dir, "convert", "two/stacker.yaml", "-o", "both"); code == 0 || !strings.Contains(out, "-o must be in a Go module") {
+		t.Errorf("prerequisites outside a module: exit %d:\n%s", code, out)
+	}
+	if out, code := strata(t, dir, "convert", "two/stacker.yaml", "--package", "x"); code != 2 || !strings.Contains(out, "--package names one package") {
+		t.Errorf("--package with prerequisites: exit %d:\n%s", code, out)
+	}
+	writeFiles(t, dir, map[string]string{"go.mod": "module example.com/m\n"})
+	out = mustStrata(t, dir, "convert", "two/stacker.yaml", "-o", "both")
+	if !strings.Contains(out, "wrote both/one/images.go (package one: my-app)") || !strings.Contains(out, "wrote both/two/images.go (package two: user)") {
+		t.Errorf("convert with a prerequisite:\n%s", out)
+	}
+	if src := read("both/two/images.go"); !strings.Contains(src, `"example.com/m/both/one"`) || !strings.Contains(src, "From(one.MyApp)") {
+		t.Errorf("both/two/images.go:\n%s", src)
+	}
+
+	if out, code := strata(t, dir, "convert", "missing/stacker.yaml"); code == 0 || !strings.Contains(out, "missing/stacker.yaml") {
+		t.Errorf("a missing file: exit %d:\n%s", code, out)
+	}
+	if out, code := strata(t, dir, "convert"); code != 2 {
+		t.Errorf("no file: exit %d:\n%s", code, out)
+	}
+}
