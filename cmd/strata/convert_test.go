@@ -178,6 +178,16 @@ func TestConvertEndToEnd(t *testing.T) {
 	if _, ok := cfg.Volumes["/data"]; !ok || len(cfg.Volumes) != 1 {
 		t.Errorf("volumes %v: want /data", cfg.Volumes)
 	}
+	// app's own layer: the import's owner, and nothing of /stacker.
+	top := layerEntries(t, b.layout, m.Layers[len(m.Layers)-1])
+	if h := top["etc/greeting"]; h == nil || h.Uid != 1000 || h.Gid != 1000 {
+		t.Errorf("app's layer: etc/greeting is %+v, want owned by 1000:1000", h)
+	}
+	for name := range top {
+		if strings.Contains(name, "stacker") { // .wh.stacker too
+			t.Errorf("app's layer holds %s: imports without dest are never part of the image", name)
+		}
+	}
 	if m.Annotations["org.example.note"] != "converted" {
 		t.Errorf("manifest annotations %v: want org.example.note=converted", m.Annotations)
 	}

@@ -225,7 +225,9 @@ func (c *converter) strs(list []string) string {
 }
 
 func (lc *layerConv) local(p string) string {
-	if lc.c.opts.LocalPath != nil && !path.IsAbs(p) && !placeholder.MatchString(p) {
+	// A path that starts with a placeholder may be absolute; others are
+	// rewritten around their placeholders, which stand for names.
+	if lc.c.opts.LocalPath != nil && !path.IsAbs(p) && !strings.HasPrefix(p, "${{") {
 		return lc.c.opts.LocalPath(p)
 	}
 	return p

@@ -116,7 +116,7 @@ func parse(data []byte, file string) (*document, error) {
 	if root.Kind == 0 {
 		return nil, fmt.Errorf("%s: the file defines no layer", file)
 	}
-	top := root.Content[0]
+	top := expand(root.Content[0], 0)
 	if top.Kind != yaml.MappingNode {
 		return nil, fmt.Errorf("%s:%d: want a mapping of layer names to layers", file, top.Line)
 	}
@@ -137,6 +137,60 @@ func parse(data []byte, file string) (*document, error) {
 		return nil, fmt.Errorf("%s: the file defines no layer", file)
 	}
 	return d, nil
+}
+
+// expand replaces aliases (*name) by what they stand for and merges the
+// mappings of merge keys (<<: *common) into theirs, the mapping's own keys
+// winning, as stacker's yaml parser does.
+func expand(n *yaml.Node, depth int) *yaml.Node {
+	if n == nil || depth > 100 {
+		return n
+	}
+	if n.Kind == yaml.AliasNode {
+		return expand(n.Alias, depth+1)
+	}
+	if n.Kind != yaml.MappingNode && n.Kind != yaml.SequenceNode && n.Kind != yaml.DocumentNode {
+		return n
+	}
+	c := *n
+	c.Content = nil
+	if n.Kind != yaml.MappingNode {
+		for _, it := range n.Content {
+			c.Content = append(c.Content, expand(it, depth+1))
+		}
+		return &c
+	}
+	var merged []*yaml.Node
+	own := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != "<<" {
+			own[n.Content[i].Value] = true
+		}
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], expand(n.Content[i+1], depth+1)
+		if k.Value != "<<" || k.Tag != "!!merge" {
+			c.Content = append(c.Content, k, v)
+			continue
+		}
+		sources := []*yaml.Node{v}
+		if v.Kind == yaml.SequenceNode {
+			sources = v.Content
+		}
+		for _, src := range sources {
+			if src.Kind != yaml.MappingNode {
+				continue
+			}
+			for j := 0; j+1 < len(src.Content); j += 2 {
+				if key := src.Content[j].Value; !own[key] {
+					own[key] = true
+					merged = append(merged, src.Content[j], src.Content[j+1])
+				}
+			}
+		}
+	}
+	c.Content = append(c.Content, merged...)
+	return &c
 }
 
 func (d *document) config(v *yaml.Node) error {

@@ -388,3 +388,48 @@ func TestParse(t *testing.T) {
 		t.Errorf("got %+v", f)
 	}
 }
+
+// TestConvertAnchors: yaml anchors, aliases and merge keys, which stacker's
+// parser reads, are expanded; a layer's own keys win over merged ones.
+func TestConvertAnchors(t *testing.T) {
+	r := convert(t, `common: &common
+  from:
+    type: scratch
+  environment: &env
+    A: "1"
+  runtime_user: root
+one:
+  <<: *common
+  runtime_user: app
+  labels: *env
+`, Options{})
+	want := "var One = dsl.New(\"one\").\n" +
+		"\tFrom(dsl.Scratch()).\n" +
+		"\tEnv(\"A\", \"1\").\n" +
+		"\tLabel(\"A\", \"1\").\n" +
+		"\tUser(\"app\")\n"
+	if !strings.Contains(string(r.Source), want) {
+		t.Errorf("got:\n%s\nwant it to contain:\n%s", r.Source, want)
+	}
+}
+
+// TestConvertPlaceholderPaths: a local path with a placeholder is still
+// made relative to the Go file, the placeholder spliced in.
+func TestConvertPlaceholderPaths(t *testing.T) {
+	r := convert(t, `a:
+  from:
+    type: tar
+    url: rootfs-${{ARCH:amd64}}.tar
+  imports:
+    - path: ${{CONF:/etc/app.conf}}
+      dest: /etc/app.conf
+`, Options{LocalPath: func(p string) string { return "../yaml/" + p }})
+	for _, want := range []string{
+		`From(dsl.Tarball("../yaml/rootfs-"+arch+".tar"))`,
+		`Import(dsl.File(conf), "/etc/app.conf")`,
+	} {
+		if !strings.Contains(string(r.Source), want) {
+			t.Errorf("output lacks %s:\n%s", want, r.Source)
+		}
+	}
+}
