@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"path"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -36,7 +37,7 @@ func (c *converter) layer(w *bytes.Buffer, l *layerNode) error {
 	for i := 0; i+1 < len(l.node.Content); i += 2 {
 		k := l.node.Content[i]
 		lc.keys[k.Value] = l.node.Content[i+1]
-		if !contains(handled, k.Value) {
+		if !slices.Contains(handled, k.Value) {
 			other = append(other, k, l.node.Content[i+1])
 		}
 	}
@@ -64,24 +65,19 @@ func (c *converter) layer(w *bytes.Buffer, l *layerNode) error {
 			fmt.Fprintf(w, "// %s\n", strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "#")))
 		}
 	}
+	name := imageName(l.name)
+	if name != l.name {
+		lc.notes = append(lc.notes, c.note(l.name, "the layer name "+l.name, "a strata image name is lowercase letters, digits, '.', '_' and '-'; the image is "+name))
+	}
 	for _, n := range lc.notes {
 		fmt.Fprintf(w, "//\n// %s\n", n)
 	}
-	fmt.Fprintf(w, "var %s = dsl.New(%q)", id, l.name)
+	fmt.Fprintf(w, "var %s = dsl.New(%q)", id, name)
 	for _, call := range lc.calls {
 		fmt.Fprintf(w, ".\n%s", call)
 	}
 	w.WriteString("\n\n")
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (lc *layerConv) call(format string, args ...any) {
@@ -321,12 +317,14 @@ func (lc *layerConv) pull(url string, insecure bool) {
 	lc.call("From(dsl.Pull(%s))", lc.c.str(url))
 }
 
+// importEntry is one entry of imports: a path, or a mapping.
 type importEntry struct {
-	Path     string `yaml:"path"`
-	Hash     string `yaml:"hash"`
-	Dest     string `yaml:"dest"`
-	Mode     *int   `yaml:"mode"`
-	UID, GID *int
+	Path string `yaml:"path"`
+	Hash string `yaml:"hash"`
+	Dest string `yaml:"dest"`
+	Mode *int   `yaml:"mode"`
+	UID  *int   `yaml:"uid"`
+	GID  *int   `yaml:"gid"`
 }
 
 // imports converts imports (stackerDir /stacker/imports) and the
@@ -349,18 +347,9 @@ func (lc *layerConv) imports(v *yaml.Node, stackerDir string) error {
 		case yaml.ScalarNode:
 			e.Path = it.Value
 		case yaml.MappingNode:
-			var raw struct {
-				Path string `yaml:"path"`
-				Hash string `yaml:"hash"`
-				Dest string `yaml:"dest"`
-				Mode *int   `yaml:"mode"`
-				UID  *int   `yaml:"uid"`
-				GID  *int   `yaml:"gid"`
-			}
-			if err := it.Decode(&raw); err != nil {
+			if err := it.Decode(&e); err != nil {
 				return fmt.Errorf("line %d: %w", it.Line, err)
 			}
-			e = importEntry{Path: raw.Path, Hash: raw.Hash, Dest: raw.Dest, Mode: raw.Mode, UID: raw.UID, GID: raw.GID}
 		default:
 			return fmt.Errorf("line %d: want a path or a mapping with path", it.Line)
 		}
@@ -635,4 +624,26 @@ func eachPair(v *yaml.Node, fn func(k, val string)) error {
 		fn(k.Value, value)
 	}
 	return nil
+}
+
+// imageName is a layer name as a strata image name (dsl.New): lowercase
+// letters, digits, and '.', '_' or '-' after the first character, at most
+// 63 characters; anything else becomes '-'.
+func imageName(layer string) string {
+	var b strings.Builder
+	for i, r := range strings.ToLower(layer) {
+		ok := r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || i > 0 && (r == '.' || r == '_' || r == '-')
+		if !ok {
+			r = '-'
+			if i == 0 {
+				r = 'x'
+			}
+		}
+		b.WriteRune(r)
+	}
+	s := b.String()
+	if len(s) > 63 {
+		s = s[:63]
+	}
+	return s
 }

@@ -433,3 +433,13 @@ func TestConvertPlaceholderPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestConvertImageName: a layer name strata refuses as an image name is
+// made into one, and that is said.
+func TestConvertImageName(t *testing.T) {
+	r := convert(t, "My App:\n  from:\n    type: scratch\n", Options{})
+	if !strings.Contains(string(r.Source), `var MyApp = dsl.New("my-app")`) ||
+		!slices.ContainsFunc(r.Unsupported, func(s string) bool { return strings.Contains(s, "the image is my-app") }) {
+		t.Errorf("got %q:\n%s", r.Unsupported, r.Source)
+	}
+}
