@@ -256,6 +256,15 @@ func TestContract(t *testing.T) {
 		if entries["bin/.wh.vi"] == nil {
 			t.Error("deleting a base file left no whiteout")
 		}
+		if entries["label-script-was-here"] != nil || entries["stacker/"] != nil {
+			t.Error("the layer holds what the GenerateLabels script wrote")
+		}
+	})
+	t.Run("GenerateLabels", func(t *testing.T) {
+		_, cfg := image(t, c.layout, "owners")
+		if got := cfg.Config.Labels["owned-by"]; got != "1234:1234" {
+			t.Errorf("label owned-by = %q, want 1234:1234 (labels: %v)", got, cfg.Config.Labels)
+		}
 	})
 	noMountsUnder(t, c.tmp)
 

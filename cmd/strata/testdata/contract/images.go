@@ -67,7 +67,10 @@ rm /bin/vi
 mkdir -p /var/lib/dpkg/info && touch /var/lib/dpkg/status
 dpkg -i /.strata/imports/strata-test_1.0_all.deb
 strata-test
-`)
+`).
+	// Labels read the rootfs as the steps left it, owners included, and
+	// what the script writes elsewhere stays out of the layer.
+	GenerateLabels("stat -c %u:%g /owned > /stacker/oci-labels/owned-by; touch /label-script-was-here")
 
 // Runme is run by strata run: its config sets a user, a folder, an
 // environment and an entrypoint that reads stdin and exits 3.
