@@ -38,6 +38,7 @@ builder:
     - mkdir -p /out
     - cp /stacker/imports/tool.sh /out/tool.sh
     - echo ${{TOOL_VERSION:1.2}} > /out/version
+    - echo $STACKER_LAYER_NAME > /out/layer
   build_only: true
 `,
 	"stacker/tools/tool.sh": "#!/bin/sh\necho tool \"$@\"\n",
@@ -190,6 +191,13 @@ func TestConvertEndToEnd(t *testing.T) {
 	}
 	if m.Annotations["org.example.note"] != "converted" {
 		t.Errorf("manifest annotations %v: want org.example.note=converted", m.Annotations)
+	}
+
+	// A build-only image is built, not tagged, and can be grabbed.
+	layer := filepath.Join(t.TempDir(), "layer")
+	b.must(nil, "grab", "--set", "GREETING=hi", "./images/tools", "builder:/out/layer", layer)
+	if got, _ := os.ReadFile(layer); string(got) != "builder\n" {
+		t.Errorf("builder:/out/layer = %q, want STACKER_LAYER_NAME builder", got)
 	}
 
 	msg := filepath.Join(t.TempDir(), "message")

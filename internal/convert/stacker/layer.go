@@ -20,6 +20,8 @@ type layerConv struct {
 	// scratchImports: imports without dest, copied where stacker shows
 	// them (/stacker/...) and removed after the run script.
 	scratchImports bool
+	// layerNameEnv: the STACKER_LAYER_NAME variable is set (or not needed).
+	layerNameEnv bool
 }
 
 // handled are the directives that map to strata, in the order their calls
@@ -49,6 +51,9 @@ func (c *converter) layer(w *bytes.Buffer, l *layerNode) error {
 		if err := lc.directive(k, v); err != nil {
 			return fmt.Errorf("%s:%d: layer %s: %s: %w", c.opts.File, v.Line, l.name, k, err)
 		}
+	}
+	if !lc.layerNameEnv && lc.usesLayerName() {
+		lc.call("// stacker sets it for the run script.\nBuildEnv(%q, %q)", "STACKER_LAYER_NAME", l.name)
 	}
 	if _, ok := lc.keys["from"]; !ok {
 		return fmt.Errorf("%s:%d: layer %s: no from: every layer needs a base", c.opts.File, l.node.Line, l.name)
@@ -158,14 +163,23 @@ func (lc *layerConv) directive(key string, v *yaml.Node) error {
 			lc.call("GenerateLabels(%s)", lc.c.str(script))
 		}
 	case "build_env", "environment", "labels", "annotations":
+		if key == "build_env" {
+			lc.layerNameEnv = true
+		}
 		if key == "annotations" && lc.c.opts.NoAnnotationVolume {
 			lc.unsupported(key, v, "this strata has no Image.Annotation")
 			return nil
 		}
 		method := map[string]string{"build_env": "BuildEnv", "environment": "Env", "labels": "Label", "annotations": "Annotation"}[key]
-		return eachPair(v, func(k, val string) {
+		err := eachPair(v, func(k, val string) {
 			lc.call("%s(%s, %s)", method, lc.c.str(k), lc.c.str(val))
 		})
+		if err == nil && key == "build_env" && lc.usesLayerName() {
+			if _, set := lc.kv(v, "STACKER_LAYER_NAME"); !set {
+				lc.call("BuildEnv(%q, %q)", "STACKER_LAYER_NAME", lc.l.name)
+			}
+		}
+		return err
 	case "volumes":
 		if lc.c.opts.NoAnnotationVolume {
 			lc.unsupported(key, v, "this strata has no Image.Volume")
@@ -646,4 +660,25 @@ func imageName(layer string) string {
 		s = s[:63]
 	}
 	return s
+}
+
+// usesLayerName reports whether the layer's scripts read
+// STACKER_LAYER_NAME, which stacker sets in their environment.
+func (lc *layerConv) usesLayerName() bool {
+	for _, k := range []string{"run", "generate_labels"} {
+		if v, ok := lc.keys[k]; ok {
+			if list, err := stringList(v); err == nil && strings.Contains(strings.Join(list, "\n"), "STACKER_LAYER_NAME") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// kv returns the value of key in a mapping.
+func (lc *layerConv) kv(m *yaml.Node, key string) (string, bool) {
+	if f := field(m, key); f != nil {
+		return f.Value, true
+	}
+	return "", false
 }

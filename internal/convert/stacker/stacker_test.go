@@ -443,3 +443,35 @@ func TestConvertImageName(t *testing.T) {
 		t.Errorf("got %q:\n%s", r.Unsupported, r.Source)
 	}
 }
+
+// TestConvertLayerName: stacker sets STACKER_LAYER_NAME for the run
+// script; a script that reads it gets it as a BuildEnv.
+func TestConvertLayerName(t *testing.T) {
+	r := convert(t, `a:
+  from:
+    type: scratch
+  run: echo $STACKER_LAYER_NAME > /name
+b:
+  from:
+    type: scratch
+  build_env:
+    X: "1"
+  run: echo $STACKER_LAYER_NAME > /name
+c:
+  from:
+    type: scratch
+  run: true
+`, Options{})
+	src := string(r.Source)
+	for _, want := range []string{
+		"\t// stacker sets it for the run script.\n\tBuildEnv(\"STACKER_LAYER_NAME\", \"a\")\n",
+		"\tBuildEnv(\"X\", \"1\").\n\tBuildEnv(\"STACKER_LAYER_NAME\", \"b\")\n",
+	} {
+		if !strings.Contains(src, want) {
+			t.Errorf("output lacks %q:\n%s", want, src)
+		}
+	}
+	if strings.Count(src, "STACKER_LAYER_NAME\"") != 2 {
+		t.Errorf("only a and b read STACKER_LAYER_NAME:\n%s", src)
+	}
+}
