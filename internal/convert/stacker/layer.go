@@ -63,7 +63,7 @@ func (c *converter) layer(w *bytes.Buffer, l *layerNode) error {
 	}
 
 	id := c.idents[l.name]
-	fmt.Fprintf(w, "// %s is stacker's layer %s of %s.\n", id, l.name, path.Base(c.opts.File))
+	fmt.Fprintf(w, "// %s is stacker's layer %s of %s.\n", id, l.name, c.opts.File)
 	if cm := strings.TrimSpace(l.comment); cm != "" {
 		w.WriteString("//\n")
 		for _, line := range strings.Split(cm, "\n") {

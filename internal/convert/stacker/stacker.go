@@ -313,7 +313,7 @@ func (c *converter) convert() (*Result, error) {
 
 	var out bytes.Buffer
 	fmt.Fprintf(&out, "// Code converted from %s by strata convert; edit it as your own.\n\n", path.Base(c.opts.File))
-	fmt.Fprintf(&out, "// Package %s holds the images of %s, converted from stacker's\n// format into strata definitions.\n", c.opts.Package, c.opts.File)
+	fmt.Fprintf(&out, "// Package %s holds the images of %s,\n// converted from stacker's format into strata definitions.\n", c.opts.Package, c.opts.File)
 	if len(c.doc.prereqs) > 0 {
 		fmt.Fprintf(&out, "//\n// It builds on the images of its prerequisites, each converted into its\n// own package: %s.\n", strings.Join(c.doc.prereqs, ", "))
 	}

@@ -47,8 +47,8 @@ web:
   runtime_user: www
 `, Options{File: "stacker.yaml", Package: "web"})
 	want := "// Code converted from stacker.yaml by strata convert; edit it as your own.\n\n" +
-		`// Package web holds the images of stacker.yaml, converted from stacker's
-// format into strata definitions.
+		`// Package web holds the images of stacker.yaml,
+// converted from stacker's format into strata definitions.
 package web
 
 import "github.com/strata-build/strata/dsl"
