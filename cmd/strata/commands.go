@@ -56,7 +56,7 @@ func commands() []command {
 			flags:   func(fs *flag.FlagSet) { new(strata.ParamFlags).Register(fs) },
 			run:     cmdList},
 		{name: "convert", args: "STACKER.YAML... [-o DIR]", group: groupDefinitions,
-			summary: "write a Go package of definitions that builds the images of stacker.yaml files (and their prerequisites, each into DIR/FOLDER)",
+			summary: "write Go definitions that build the images of stacker.yaml files and their prerequisites, listing what has no equivalent",
 			flags:   func(fs *flag.FlagSet) { new(convertFlags).register(fs) },
 			run:     func(ctx context.Context, args []string, _ loader) error { return cmdConvert(ctx, args) }},
 
