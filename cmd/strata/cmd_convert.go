@@ -49,6 +49,9 @@ func cmdConvert(_ context.Context, args []string) error {
 	return runConvert(os.Stdout, args)
 }
 
+// runConvert is strata convert, reporting on w: what it wrote, then what
+// has no strata equivalent (also comments of the Go code), so that the
+// user reads the list once rather than searching the files for it.
 func runConvert(w io.Writer, args []string) error {
 	fs := newFlagSet("convert")
 	var f convertFlags
