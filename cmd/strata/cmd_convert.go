@@ -14,19 +14,23 @@ import (
 	"strings"
 
 	"github.com/strata-build/strata/internal/cmdline"
+	"github.com/strata-build/strata/internal/convert/dockerfile"
 	"github.com/strata-build/strata/internal/convert/stacker"
 )
 
 // convertFlags are the flags of strata convert.
 type convertFlags struct {
-	out, pkg string
-	force    bool
+	out, pkg      string
+	force         bool
+	context, name string // Dockerfiles only
 }
 
 func (f *convertFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.out, "o", ".", "`folder` to write the Go package into; with several stacker.yaml files (given, or named by config.prerequisites) each goes into its own package DIR/NAME, NAME the base of the folder holding it")
 	fs.StringVar(&f.pkg, "package", "", "`name` of the Go package when one file is converted (default: from the folder's base name)")
 	fs.BoolVar(&f.force, "force", false, "overwrite Go files that exist")
+	fs.StringVar(&f.context, "context", "", "a Dockerfile's build context `folder`, as docker build CONTEXT (default: the Dockerfile's folder)")
+	fs.StringVar(&f.name, "name", "", "image `name` of a Dockerfile's last stage (default: the context folder's name)")
 }
 
 // convertFile is the name of the Go file strata convert writes in each
@@ -65,8 +69,14 @@ func runConvert(w io.Writer, args []string) error {
 	}
 	for _, p := range pos {
 		if b := filepath.Base(p); b == "Dockerfile" || strings.HasSuffix(b, ".Dockerfile") {
-			return fmt.Errorf("%s: Dockerfile conversion is not available yet", p)
+			if len(pos) > 1 {
+				return cmdline.UsageError{Err: fmt.Errorf("%s: convert one Dockerfile at a time, without stacker.yaml files", p)}
+			}
+			return convertDockerfile(w, p, f)
 		}
+	}
+	if f.context != "" || f.name != "" {
+		return cmdline.UsageError{Err: errors.New("--context and --name are for Dockerfiles")}
 	}
 	files, err := collectYAML(pos)
 	if err != nil {
@@ -327,4 +337,65 @@ func modulePath(gomod []byte) string {
 		}
 	}
 	return ""
+}
+
+// convertDockerfile converts one Dockerfile into DIR/images.go: one image
+// per stage, build-only for all but the last (internal/convert/dockerfile).
+func convertDockerfile(w io.Writer, file string, f convertFlags) error {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	out, err := filepath.Abs(f.out)
+	if err != nil {
+		return err
+	}
+	ctxDir := f.context
+	if ctxDir == "" {
+		ctxDir = filepath.Dir(file)
+	}
+	if ctxDir, err = filepath.Abs(ctxDir); err != nil {
+		return err
+	}
+	pkg := f.pkg
+	if pkg == "" {
+		pkg = existingPackage(out, packageName(filepath.Base(out)))
+	}
+	if !token.IsIdentifier(pkg) || token.IsKeyword(pkg) {
+		return cmdline.UsageError{Err: fmt.Errorf("--package %q is not a Go package name", pkg)}
+	}
+	name := f.name
+	if name == "" {
+		name = strings.Trim(strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+				return r
+			}
+			return '-'
+		}, strings.ToLower(filepath.Base(ctxDir))), "-._")
+		if name == "" {
+			name = "app"
+		}
+	}
+	res, err := dockerfile.Convert(src, dockerfile.Options{Package: pkg, Name: name, File: file, Context: ctxDir, Out: out})
+	if err != nil {
+		return err
+	}
+	target := filepath.Join(out, convertFile)
+	if _, err := os.Stat(target); err == nil && !f.force {
+		return fmt.Errorf("%s exists: strata convert does not overwrite it without --force", target)
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(target, res.Source, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "%s: wrote %s (package %s; the last stage is image %q)\n", file, relToCwd(target), pkg, name)
+	if len(res.Unsupported) > 0 {
+		fmt.Fprintf(w, "\nWithout strata equivalent (kept as comments in the Go code):\n")
+		for _, n := range res.Unsupported {
+			fmt.Fprintf(w, "  %s\n", n)
+		}
+	}
+	return nil
 }

@@ -214,13 +214,71 @@ func TestConvertEndToEnd(t *testing.T) {
 	}
 }
 
-// TestConvertDockerfile: a Dockerfile is refused with a clear message.
+// TestConvertDockerfile converts a multi-stage Dockerfile (a scratch
+// stage with busybox, a build stage using a build argument, a cache mount
+// and the build context, a final stage copying from it with --chown) with
+// the real command, builds it and runs the image.
 func TestConvertDockerfile(t *testing.T) {
-	for _, name := range []string{"Dockerfile", "app.Dockerfile"} {
-		out, code := strata(t, t.TempDir(), "convert", name)
-		if code == 0 || !strings.Contains(out, "Dockerfile conversion is not available yet") {
-			t.Errorf("convert %s: exit %d:\n%s", name, code, out)
+	needRoot(t)
+	bb, err := os.ReadFile("/bin/busybox")
+	if err != nil {
+		t.Skip("needs busybox-static")
+	}
+	dir := userModule(t, "example.com/dock", map[string]string{
+		"docker/app/hello.txt": "hi from the context\n",
+		"docker/Dockerfile": `ARG GREETING=hello
+FROM scratch AS tools
+COPY busybox /bin/busybox
+COPY busybox /bin/sh
+RUN /bin/busybox --install -s /bin
+
+FROM tools AS build
+ARG GREETING
+WORKDIR /src
+COPY app/ ./
+RUN --mount=type=cache,target=/root/.cache echo "$GREETING from build" > out.txt && cat hello.txt >> out.txt
+RUN ["/bin/sh", "-c", "echo exec form >> out.txt"]
+HEALTHCHECK CMD true
+
+FROM tools
+LABEL org.example.stage=final
+COPY --from=build --chown=1000:1000 /src/out.txt /app/
+EXPOSE 8080
+ENTRYPOINT ["/bin/cat"]
+CMD ["/app/out.txt"]
+`,
+	})
+	if err := os.WriteFile(filepath.Join(dir, "docker/busybox"), bb, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := mustStrata(t, dir, "convert", "docker/Dockerfile", "-o", "images", "--name", "web")
+	for _, want := range []string{"wrote images/images.go (package images; the last stage is image \"web\")", "docker/Dockerfile:13: HEALTHCHECK has no strata equivalent"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("convert output lacks %q:\n%s", want, out)
 		}
+	}
+	goIn(t, dir, "vet", "./images")
+	b := newBuild(t, dir)
+	b.must(nil, "build", "--set", "GREETING=bonjour", "./images")
+	if tags := tagsOf(t, b.layout); !slices.Equal(tags, []string{"web"}) {
+		t.Errorf("tags %v: want only web, the last stage", tags)
+	}
+	m, cfg := image(t, b.layout, "web")
+	if cfg.Config.Labels["org.example.stage"] != "final" || len(cfg.Config.Entrypoint) != 1 || cfg.Config.Entrypoint[0] != "/bin/cat" {
+		t.Errorf("web's config: %+v", cfg.Config)
+	}
+	if _, ok := cfg.Config.ExposedPorts["8080/tcp"]; !ok {
+		t.Errorf("web exposes %v", cfg.Config.ExposedPorts)
+	}
+	entries := layerEntries(t, b.layout, m.Layers[len(m.Layers)-1])
+	if h := entries["app/out.txt"]; h == nil || h.Uid != 1000 || h.Gid != 1000 {
+		t.Errorf("app/out.txt in web's layer: %+v", h)
+	}
+	if got := mustStrata(t, dir, "run", "--store", b.store, "--layout", b.layout, "web"); got != "bonjour from build\nhi from the context\nexec form\n" {
+		t.Errorf("web prints %q", got)
+	}
+	if out, code := strata(t, dir, "convert", "docker/Dockerfile", "stacker.yaml"); code == 0 || !strings.Contains(out, "one Dockerfile at a time") {
+		t.Errorf("a Dockerfile with another file: exit %d\n%s", code, out)
 	}
 }
 

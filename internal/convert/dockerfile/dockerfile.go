@@ -348,6 +348,8 @@ func (c *converter) base(st instructions.Stage) string {
 
 // run writes a RUN step. A shell-form script keeps docker's /bin/sh -c
 // semantics (no -e, no -x) through a #! line, which strata runs as written.
+// The exec form becomes an exec of its arguments in such a script: strata
+// runs scripts, so it needs /bin/sh in the image where docker would not.
 func (c *converter) run(w *bytes.Buffer, cmd *instructions.RunCommand, args []instructions.KeyValuePairOptional) {
 	script := ""
 	if cmd.PrependShell {
