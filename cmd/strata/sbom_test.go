@@ -1,0 +1,122 @@
+package main_test
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+)
+
+// sbomOf returns the SBOM referrer of the image tagged tag in layout: its
+// artifact manifest's digest and the purls of the document's packages.
+func sbomOf(t *testing.T, layout, tag string) (string, []string) {
+	t.Helper()
+	var idx v1.Index
+	readIndex(t, layout, &idx)
+	var subject string
+	for _, d := range idx.Manifests {
+		if d.Annotations[v1.AnnotationRefName] == tag {
+			subject = d.Digest.String()
+		}
+	}
+	for _, d := range idx.Manifests {
+		if d.ArtifactType != "application/spdx+json" {
+			continue
+		}
+		var m v1.Manifest
+		readJSON(t, layout, d.Digest.String(), &m)
+		if m.Subject == nil || m.Subject.Digest.String() != subject {
+			continue
+		}
+		if m.ArtifactType != "application/spdx+json" || m.Config.MediaType != v1.MediaTypeEmptyJSON || len(m.Layers) != 1 || m.Layers[0].MediaType != "application/spdx+json" {
+			t.Fatalf("%s: SBOM manifest %+v", tag, m)
+		}
+		var doc struct {
+			SPDXVersion string `json:"spdxVersion"`
+			Packages    []struct {
+				ExternalRefs []struct {
+					Locator string `json:"referenceLocator"`
+				} `json:"externalRefs"`
+			} `json:"packages"`
+		}
+		readJSON(t, layout, m.Layers[0].Digest.String(), &doc)
+		if doc.SPDXVersion != "SPDX-2.3" {
+			t.Errorf("%s: SBOM version %q", tag, doc.SPDXVersion)
+		}
+		var purls []string
+		for _, p := range doc.Packages {
+			for _, r := range p.ExternalRefs {
+				purls = append(purls, r.Locator)
+			}
+		}
+		return d.Digest.String(), purls
+	}
+	t.Fatalf("no SBOM of %s (%s) in %s", tag, subject, layout)
+	return "", nil
+}
+
+func readIndex(t *testing.T, layout string, idx *v1.Index) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(layout, "index.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, idx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestSBOM: every image gets an SBOM referrer listing its dpkg and apk
+// packages, as the overlay shows them (a deleted database is not read);
+// a second build from scratch gives the same SBOM digests; inspect lists
+// it; --no-sbom leaves it out.
+func TestSBOM(t *testing.T) {
+	b := newBuild(t, "testdata/sbom")
+	b.must(nil, "build", "pkgs", "slim")
+	digests := map[string]string{}
+	for tag, want := range map[string][]string{
+		"pkgs": {"pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64", "pkg:deb/debian/base-files@12.4%2Bdeb12u5?arch=amd64", "pkg:apk/alpine/musl@1.2.4-r2?arch=x86_64"},
+		"slim": {"pkg:deb/debian/libc6@2.36-9%2Bdeb12u4?arch=amd64"},
+	} {
+		d, purls := sbomOf(t, b.layout, tag)
+		digests[tag] = d
+		all := strings.Join(purls, "\n")
+		for _, p := range want {
+			if !strings.Contains(all, p) {
+				t.Errorf("%s: SBOM lacks %s:\n%s", tag, p, all)
+			}
+		}
+		if tag == "slim" && strings.Contains(all, "pkg:apk/") {
+			t.Errorf("slim: SBOM lists apk packages its image deleted:\n%s", all)
+		}
+	}
+	out := b.must(nil, "inspect", "pkgs")
+	if !strings.Contains(out, "sbom: "+digests["pkgs"]+"  SPDX 2.3 JSON, 3 packages") {
+		t.Errorf("inspect does not list the SBOM %s:\n%s", digests["pkgs"], out)
+	}
+	if tags := strings.Fields(b.must(nil, "inspect")); len(tags) == 0 {
+		t.Error("inspect of every tag printed nothing")
+	}
+
+	// From scratch, in another store and layout: the same digests.
+	again := newBuild(t, "testdata/sbom")
+	again.must(nil, "build", "pkgs", "slim")
+	for tag, d := range digests {
+		if got, _ := sbomOf(t, again.layout, tag); got != d {
+			t.Errorf("%s: SBOM %s, then %s when built again", tag, d, got)
+		}
+	}
+
+	off := newBuild(t, "testdata/sbom")
+	off.must(nil, "build", "--no-sbom", "pkgs")
+	var idx v1.Index
+	readIndex(t, off.layout, &idx)
+	for _, d := range idx.Manifests {
+		if d.ArtifactType != "" {
+			t.Errorf("--no-sbom: the layout lists %s", d.ArtifactType)
+		}
+	}
+}
