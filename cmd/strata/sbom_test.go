@@ -7,7 +7,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+
+	"github.com/strata-build/strata/internal/testregistry"
 )
 
 // sbomOf returns the SBOM referrer of the image tagged tag in layout: its
@@ -118,5 +122,64 @@ func TestSBOM(t *testing.T) {
 		if d.ArtifactType != "" {
 			t.Errorf("--no-sbom: the layout lists %s", d.ArtifactType)
 		}
+	}
+}
+
+// TestPublishSBOM: publish pushes each image's SBOM as a referrer of the
+// image: Debian's docker-registry has no referrers API, so it is found
+// through the fallback tag, as remote.Referrers reads it; publishing
+// again sends it again without harm.
+func TestPublishSBOM(t *testing.T) {
+	reg := testregistry.Start(t, testregistry.Options{})
+	b := newBuild(t, "testdata/sbom")
+	b.must(nil, "build", "pkgs")
+	want, _ := sbomOf(t, b.layout, "pkgs")
+	subject := layoutDigest(t, b.layout, "pkgs")
+	prefix := reg.Addr + "/sbom"
+	publish := []string{"publish", "--to", prefix, "--insecure", "--store", b.store, "--layout", b.layout, "pkgs"}
+	out := b.must(nil, publish...)
+	if !strings.Contains(out, "pkgs: published its SBOM "+want+" as a referrer of "+subject) {
+		t.Errorf("publish does not name the SBOM %s:\n%s", want, out)
+	}
+	b.must(nil, publish...)
+	d, err := name.NewDigest(prefix+"/pkgs@"+subject, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, err := remote.Referrers(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found int
+	for _, r := range m.Manifests {
+		if r.Digest.String() == want && r.ArtifactType == "application/spdx+json" {
+			found++
+		}
+	}
+	if found != 1 {
+		t.Errorf("the referrers of pkgs list the SBOM %s %d times: %+v", want, found, m.Manifests)
+	}
+	img, err := remote.Image(d.Context().Digest(want))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layers, err := img.Layers()
+	if err != nil || len(layers) != 1 {
+		t.Fatalf("the SBOM in the registry: %d layers, %v", len(layers), err)
+	}
+	rc, err := layers[0].Compressed()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	var doc struct {
+		Packages []struct{ Name string } `json:"packages"`
+	}
+	if err := json.NewDecoder(rc).Decode(&doc); err != nil || len(doc.Packages) != 4 {
+		t.Errorf("the SBOM in the registry: %+v, %v", doc, err)
 	}
 }
