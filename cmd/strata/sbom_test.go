@@ -75,8 +75,9 @@ func readIndex(t *testing.T, layout string, idx *v1.Index) {
 
 // TestSBOM: every image gets an SBOM referrer listing its dpkg and apk
 // packages, as the overlay shows them (a deleted database is not read);
-// a second build from scratch gives the same SBOM digests; inspect lists
-// it; --no-sbom leaves it out.
+// a cached build writes nothing; publish to a layout copies it; a second
+// build from scratch gives the same SBOM digests; inspect lists it;
+// --no-sbom leaves it out.
 func TestSBOM(t *testing.T) {
 	b := newBuild(t, "testdata/sbom")
 	b.must(nil, "build", "pkgs", "slim")
@@ -96,6 +97,18 @@ func TestSBOM(t *testing.T) {
 		if tag == "slim" && strings.Contains(all, "pkg:apk/") {
 			t.Errorf("slim: SBOM lists apk packages its image deleted:\n%s", all)
 		}
+	}
+	// Cached: nothing is scanned or written again.
+	before, _ := os.ReadFile(filepath.Join(b.layout, "index.json"))
+	b.must(nil, "build", "pkgs", "slim")
+	if after, _ := os.ReadFile(filepath.Join(b.layout, "index.json")); string(before) != string(after) {
+		t.Errorf("a cached build changed index.json:\n%s\n%s", before, after)
+	}
+	// Published to a layout, the SBOM goes along.
+	dest := filepath.Join(t.TempDir(), "dest")
+	b.must(nil, "publish", "--to", "oci:"+dest, "--store", b.store, "--layout", b.layout, "pkgs")
+	if got, _ := sbomOf(t, dest, "pkgs:latest"); got != digests["pkgs"] {
+		t.Errorf("SBOM %s published to a layout as %s", digests["pkgs"], got)
 	}
 	out := b.must(nil, "inspect", "pkgs")
 	if !strings.Contains(out, "sbom: "+digests["pkgs"]+"  SPDX 2.3 JSON, 3 packages") {
