@@ -126,7 +126,7 @@ func TestScan(t *testing.T) {
 		byPurl[p.PURL()] = p
 		purls = append(purls, p.PURL())
 	}
-	if !slices.IsSorted(purls) {
+	if !slices.IsSorted(purls) { // the distribution, with no purl, first
 		t.Errorf("packages not sorted by purl: %q", purls)
 	}
 	for _, want := range []string{
@@ -149,6 +149,9 @@ func TestScan(t *testing.T) {
 	d := byPurl["pkg:golang/github.com/opencontainers/go-digest@v1.0.0"]
 	if want := []string{"/opt/app/also-tool", "/usr/local/bin/tool"}; !slices.Equal(d.Found, want) {
 		t.Errorf("go-digest found in %q, want %q", d.Found, want)
+	}
+	if os := pkgs[0]; os.Type != OS || os.Name != "debian" || os.Version != "12" {
+		t.Errorf("the first package is %+v, want the distribution debian 12", os)
 	}
 	var stdlib bool
 	for _, p := range pkgs {
@@ -193,7 +196,7 @@ func TestDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n != len(doc.Packages)-1 || n < 7 {
+	if n != len(doc.Packages)-2 || n < 7 {
 		t.Errorf("Count = %d, packages %d", n, len(doc.Packages))
 	}
 	if len(doc.Relationships) != len(doc.Packages) {

@@ -26,7 +26,8 @@ import (
 
 // Package is one package found in the image.
 type Package struct {
-	// Type is the purl type: "deb", "apk" or "golang".
+	// Type is the purl type: "deb", "apk" or "golang"; or OS for the
+	// distribution itself (ID and VERSION_ID of /etc/os-release).
 	Type    string
 	Name    string
 	Version string
@@ -42,6 +43,9 @@ type Package struct {
 	// Found are the files of the image it was read from, sorted.
 	Found []string
 }
+
+// OS is the Type of the package that stands for the image's distribution.
+const OS = "os"
 
 // Limits of the search for Go binaries: an image is not a place to spend
 // a build's time on. Files larger than MaxBinarySize are skipped, and the
@@ -86,7 +90,7 @@ func Scan(ctx context.Context, fsys fs.FS) ([]Package, error) {
 		add("lib/apk/db/installed", parseApk(b))
 	}
 	for i := range pkgs {
-		if pkgs[i].Type != "golang" {
+		if pkgs[i].Type == "deb" || pkgs[i].Type == "apk" {
 			pkgs[i].Namespace = distro
 			if pkgs[i].Namespace == "" {
 				pkgs[i].Namespace = map[string]string{"deb": "debian", "apk": "alpine"}[pkgs[i].Type]
@@ -95,6 +99,10 @@ func Scan(ctx context.Context, fsys fs.FS) ([]Package, error) {
 				pkgs[i].Distro = distro + "-" + version
 			}
 		}
+	}
+	if distro != "" {
+		// Trivy takes the distribution of OS packages from this package.
+		pkgs = append(pkgs, Package{Type: OS, Name: distro, Version: version, Found: []string{"/etc/os-release"}})
 	}
 	gos, err := scanGo(ctx, fsys)
 	if err != nil {

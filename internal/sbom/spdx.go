@@ -124,6 +124,10 @@ func Document(name string, manifest digest.Digest, created time.Time, pkgs []Pac
 		if p.Type == "golang" && p.Namespace != "" {
 			sp.Name = p.Namespace + "/" + p.Name // the module path
 		}
+		if p.Type == OS {
+			id = "SPDXRef-OperatingSystem"
+			sp.SPDXID, sp.ExternalRefs, sp.PrimaryPackagePurpose = id, nil, "OPERATING-SYSTEM"
+		}
 		doc.Packages = append(doc.Packages, sp)
 		doc.Relationships = append(doc.Relationships, relationship{SPDXElementID: imageID, RelationshipType: "CONTAINS", RelatedSPDXElement: id})
 	}
@@ -134,8 +138,8 @@ func Document(name string, manifest digest.Digest, created time.Time, pkgs []Pac
 	return b, nil
 }
 
-// Count returns how many packages the SBOM doc lists, the image's own
-// package left out.
+// Count returns how many packages the SBOM doc lists, the image's and the
+// distribution's own packages left out.
 func Count(doc []byte) (int, error) {
 	var d struct {
 		Packages []struct {
@@ -147,7 +151,7 @@ func Count(doc []byte) (int, error) {
 	}
 	n := 0
 	for _, p := range d.Packages {
-		if p.Purpose != "CONTAINER" {
+		if p.Purpose != "CONTAINER" && p.Purpose != "OPERATING-SYSTEM" {
 			n++
 		}
 	}
@@ -156,8 +160,12 @@ func Count(doc []byte) (int, error) {
 
 // PURL is the package URL scanners match advisories by:
 // pkg:deb/debian/NAME@VERSION?arch=ARCH&distro=debian-12,
-// pkg:apk/alpine/NAME@VERSION?arch=ARCH, pkg:golang/MODULE@VERSION.
+// pkg:apk/alpine/NAME@VERSION?arch=ARCH, pkg:golang/MODULE@VERSION. The
+// distribution (Type OS) has none.
 func (p Package) PURL() string {
+	if p.Type == OS {
+		return ""
+	}
 	var b strings.Builder
 	b.WriteString("pkg:" + p.Type + "/")
 	if p.Namespace != "" {
