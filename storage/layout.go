@@ -148,7 +148,9 @@ func (l *Layout) Resolve(ctx context.Context, tag string) (v1.Descriptor, error)
 		if name == tag {
 			return e, nil
 		}
-		tags = append(tags, name)
+		if name != "" { // referrers (SBOMs) have no tag
+			tags = append(tags, name)
+		}
 	}
 	return v1.Descriptor{}, fmt.Errorf("no image tagged %q in %s (tags: %v)", tag, l.Path, tags)
 }
