@@ -108,6 +108,7 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 		Progress:        live,
 		NoCache:         opts.NoCache,
 		NoVerity:        opts.NoVerity,
+		NoSBOM:          opts.NoSBOM,
 		SquashfsWriter:  opts.SquashfsWriter,
 		Jobs:            opts.Jobs,
 		FailFast:        opts.FailFast,

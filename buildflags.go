@@ -42,6 +42,7 @@ func (b *BuildFlags) RegisterShared(fs *flag.FlagSet) {
 	fs.BoolVar(&b.opts.FailFast, "fail-fast", false, "stop every image when one fails")
 	fs.Var(&b.types, "layer-type", "layer `type`: tar+gzip (default), tar+zstd, squashfs or erofs; repeat for several")
 	fs.BoolVar(&b.opts.NoVerity, "no-verity", false, "write squashfs and erofs layers without their dm-verity tree and root hash annotation")
+	fs.BoolVar(&b.opts.NoSBOM, "no-sbom", false, "store and publish no SBOM (SPDX JSON of the image's dpkg, apk and Go packages) beside the images")
 	fs.StringVar(&b.opts.SquashfsWriter, "squashfs-writer", layer.SquashfsNative, "squashfs `encoder`: native (strata's own) or mksquashfs (squashfs-tools)")
 	fs.BoolVar(&b.opts.ShellOnFailure, "shell-on-failure", false, "open a shell in a failed step's container before reporting the failure")
 	b.share.register(fs)

@@ -18,6 +18,7 @@ import (
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/bytesize"
 	"github.com/strata-build/strata/internal/cmdline"
+	"github.com/strata-build/strata/internal/sbom"
 	"github.com/strata-build/strata/runtime"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/publish"
@@ -285,6 +286,10 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 		} else {
 			err = pushOne(ctx, st, desc, it.ref, opts.Registry, mounts, sent)
 		}
+		var sboms []digest.Digest
+		if err == nil {
+			sboms, err = pushSBOMs(ctx, st, built, target, desc, it.ref, opts.Registry)
+		}
 		if err != nil {
 			live.State(it.ref, "failed")
 			failure = fmt.Errorf("publish image %q to %s: %w\n%d of %d published; running the same command again sends only what is missing", it.node.Name, it.ref, err, i, len(items))
@@ -292,6 +297,9 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 		}
 		live.State(it.ref, "pushed")
 		fmt.Fprintf(out, "%s: published %s %s (%s uploaded)\n", it.node.Name, it.ref, desc.Digest, bytesize.Format(sent.Load()))
+		for _, d := range sboms {
+			fmt.Fprintf(out, "%s: published its SBOM %s as a referrer of %s\n", it.node.Name, d, desc.Digest)
+		}
 		rows = append(rows, [4]string{it.node.Name, it.ref, desc.Digest.String(), bytesize.Format(sent.Load())})
 	}
 	live.Close()
@@ -316,6 +324,32 @@ func pushOne(ctx context.Context, st *storage.Store, desc v1.Descriptor, ref str
 		return err
 	}
 	return publish.Push(ctx, img, r, publish.Options{Registry: ro, MountFrom: mounts})
+}
+
+// pushSBOMs sends the SBOMs the build's layout holds of the image desc,
+// just published as ref, as its referrers: to the registry by digest, or
+// into the target layout as they are in the build's.
+func pushSBOMs(ctx context.Context, st *storage.Store, built, target *storage.Layout, desc v1.Descriptor, ref string, ro registry.Options) ([]digest.Digest, error) {
+	refs, err := built.Referrers(ctx, desc.Digest, sbom.MediaType)
+	if err != nil {
+		return nil, err
+	}
+	var pushed []digest.Digest
+	for _, d := range refs {
+		if target != nil {
+			err = target.AddReferrer(ctx, st, d, desc.Digest)
+		} else {
+			var r name.Reference
+			if r, err = registry.ParseReference(ref, ro); err == nil {
+				err = publish.PushReferrer(ctx, built.Path, d, r.Context(), publish.Options{Registry: ro})
+			}
+		}
+		if err != nil {
+			return pushed, fmt.Errorf("SBOM %s: %w", d.Digest, err)
+		}
+		pushed = append(pushed, d.Digest)
+	}
+	return pushed, nil
 }
 
 // mountSources maps each layer of a published image to the repository it

@@ -113,6 +113,7 @@ func tagBuilt(ctx context.Context, opts Options, chain []*dsl.Node) error {
 		SourceDateEpoch: epoch,
 		Annotations:     annotations(),
 		Registry:        opts.Registry,
+		NoSBOM:          opts.NoSBOM,
 		CachedOnly:      true, // the store may have changed since publishState looked
 	})
 	var be *runtime.BuildError

@@ -43,6 +43,10 @@ type Options struct {
 	// NoVerity leaves the dm-verity tree off squashfs and erofs layers
 	// (and their root hash annotation), which carry one by default.
 	NoVerity bool
+	// NoSBOM leaves out the SBOM (SPDX 2.3 JSON: the dpkg, apk and Go
+	// packages of the image) that is otherwise stored beside every image
+	// in the layout as its OCI 1.1 referrer, and published with it.
+	NoSBOM bool
 	// SquashfsWriter picks the squashfs encoder: "native" (strata's own,
 	// the default when empty) or "mksquashfs" (squashfs-tools).
 	SquashfsWriter string

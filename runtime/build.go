@@ -42,6 +42,9 @@ type Options struct {
 	SourceDateEpoch int64
 	// Annotations are added to every manifest.
 	Annotations map[string]string
+	// NoSBOM leaves out the SBOM strata stores beside every image
+	// manifest, as its referrer, in the output layout.
+	NoSBOM bool
 	// NoVerity leaves the dm-verity tree off squashfs and erofs layers,
 	// which carry one by default.
 	NoVerity bool

@@ -32,17 +32,25 @@ func TagName(name string, t layertype.Type, first bool) string {
 	}
 }
 
-// tag writes n's manifest for every layer type and tags it in the layout.
+// tag writes n's manifest for every layer type and tags it in the layout,
+// with its SBOM as a referrer unless Options.NoSBOM.
 func (b *builder) tag(ctx context.Context, n *dsl.Node) error {
 	if n.Image.IsBuildOnly() || b.opts.Layout == nil {
 		return nil
 	}
+	scan := b.sbomScan(ctx, n)
 	for i, t := range n.LayerTypes {
 		desc, err := b.assemble(ctx, n, t, b.opts.Annotations)
 		if err != nil {
 			return fmt.Errorf("image %q: %w", n.Name, err)
 		}
 		if err := b.opts.Layout.Tag(ctx, b.opts.Store, TagName(n.Name, t, i == 0), desc); err != nil {
+			return fmt.Errorf("image %q: %w", n.Name, err)
+		}
+		if b.opts.NoSBOM {
+			continue
+		}
+		if err := b.writeSBOM(ctx, n, desc, scan); err != nil {
 			return fmt.Errorf("image %q: %w", n.Name, err)
 		}
 	}

@@ -83,6 +83,10 @@ type Store interface {
 	// PutImage writes an image's config and manifest as deterministic
 	// JSON and returns the manifest's descriptor.
 	PutImage(ctx context.Context, spec storage.ImageSpec) (v1.Descriptor, error)
+	// PutArtifact writes data and an OCI 1.1 artifact manifest whose
+	// subject is an image manifest (its SBOM), as deterministic JSON, and
+	// returns the artifact manifest's descriptor.
+	PutArtifact(ctx context.Context, artifactType string, data []byte, subject v1.Descriptor, annotations map[string]string) (v1.Descriptor, error)
 }
 
 var _ Store = (*storage.Store)(nil)

@@ -67,6 +67,11 @@ func (s *Store) putJSON(ctx context.Context, mediaType string, v any) (v1.Descri
 	if err != nil {
 		return v1.Descriptor{}, err
 	}
+	return s.putBytes(ctx, mediaType, b)
+}
+
+// putBytes writes the blob b, kept when already there whole.
+func (s *Store) putBytes(ctx context.Context, mediaType string, b []byte) (v1.Descriptor, error) {
 	desc := v1.Descriptor{MediaType: mediaType, Digest: digest.FromBytes(b), Size: int64(len(b))}
 	// A cached build assembles the same configs and manifests again:
 	// the CAS would write and fsync each one anew. A blob already there

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"reflect"
 	"sort"
 	"sync"
 
@@ -64,7 +63,8 @@ func (l *Layout) Close() error { return l.cas.Close() }
 // Tag copies the image desc (manifest, config, layers) from the store into
 // the layout and points tag at it. The index keeps its entries sorted by tag
 // and is rewritten only when it changes, so rebuilding an unchanged image
-// leaves the layout byte-identical.
+// leaves the layout byte-identical. The referrers (SBOM) of the manifest
+// the tag named before are dropped with it.
 func (l *Layout) Tag(ctx context.Context, s *Store, tag string, desc v1.Descriptor) error {
 	if !casext.IsValidReferenceName(tag) {
 		return fmt.Errorf("invalid tag %q", tag)
@@ -104,15 +104,9 @@ func (l *Layout) Tag(ctx context.Context, s *Store, tag string, desc v1.Descript
 	if !replaced {
 		entries = append(entries, entry)
 	}
-	sort.SliceStable(entries, func(a, b int) bool {
-		return entries[a].Annotations[v1.AnnotationRefName] < entries[b].Annotations[v1.AnnotationRefName]
-	})
-	if reflect.DeepEqual(entries, idx.Manifests) {
-		return nil
-	}
-	l.moved = l.moved || replaced
-	idx.Manifests = entries
-	return l.cas.PutIndex(ctx, idx)
+	changed, err := l.putEntries(ctx, idx, entries)
+	l.moved = l.moved || (changed && replaced)
+	return err
 }
 
 // copyBlob hard-links a blob from the store when both are on one file
@@ -154,7 +148,9 @@ func (l *Layout) Resolve(ctx context.Context, tag string) (v1.Descriptor, error)
 		if name == tag {
 			return e, nil
 		}
-		tags = append(tags, name)
+		if name != "" { // referrers (SBOMs) have no tag
+			tags = append(tags, name)
+		}
 	}
 	return v1.Descriptor{}, fmt.Errorf("no image tagged %q in %s (tags: %v)", tag, l.Path, tags)
 }

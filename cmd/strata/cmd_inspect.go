@@ -9,10 +9,12 @@ import (
 	"sort"
 	"text/tabwriter"
 
+	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
 	"github.com/strata-build/strata"
 	"github.com/strata-build/strata/internal/bytesize"
+	"github.com/strata-build/strata/internal/sbom"
 	"github.com/strata-build/strata/internal/verity"
 	"github.com/strata-build/strata/storage"
 )
@@ -29,7 +31,8 @@ func (f *inspectFlags) register(fs *flag.FlagSet) {
 }
 
 // cmdInspect prints what the layout holds for one or every tag: layers
-// (digest, size, media type), annotations and the image config.
+// (digest, size, media type), annotations, the image config and the SBOMs
+// stored as its referrers.
 func cmdInspect(ctx context.Context, args []string) error {
 	fs := newFlagSet("inspect")
 	var f inspectFlags
@@ -65,8 +68,16 @@ func cmdInspect(ctx context.Context, args []string) error {
 		if err := l.ReadJSON(ctx, m.Config.Digest, &cfg); err != nil {
 			return fmt.Errorf("%s: config: %w", name, err)
 		}
+		sboms, err := imageSBOMs(ctx, l, desc)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
 		if f.json {
-			b, _ := json.MarshalIndent(map[string]any{"tag": name, "digest": desc.Digest, "manifest": m, "config": cfg}, "", "  ")
+			v := map[string]any{"tag": name, "digest": desc.Digest, "manifest": m, "config": cfg}
+			if len(sboms) > 0 {
+				v["sboms"] = sboms
+			}
+			b, _ := json.MarshalIndent(v, "", "  ")
 			fmt.Println(string(b))
 			continue
 		}
@@ -74,8 +85,50 @@ func cmdInspect(ctx context.Context, args []string) error {
 			fmt.Println()
 		}
 		printImage(name, desc, m, cfg)
+		for _, s := range sboms {
+			fmt.Printf("  sbom: %s  %s, %d packages (%s)\n", s.Digest, s.Format, s.Packages, bytesize.Format(s.Size))
+		}
 	}
 	return nil
+}
+
+// sbomInfo is what inspect says of an SBOM referrer of an image.
+type sbomInfo struct {
+	// Digest is the artifact manifest's, the one a registry lists among
+	// the image's referrers.
+	Digest   digest.Digest `json:"digest"`
+	Format   string        `json:"format"`
+	Packages int           `json:"packages"`
+	// Size is the document's.
+	Size int64 `json:"size"`
+}
+
+// imageSBOMs reads the SBOMs the layout holds as referrers of desc.
+func imageSBOMs(ctx context.Context, l *storage.Layout, desc v1.Descriptor) ([]sbomInfo, error) {
+	refs, err := l.Referrers(ctx, desc.Digest, sbom.MediaType)
+	if err != nil {
+		return nil, err
+	}
+	var out []sbomInfo
+	for _, r := range refs {
+		var m v1.Manifest
+		if err := l.ReadJSON(ctx, r.Digest, &m); err != nil {
+			return nil, fmt.Errorf("SBOM %s: %w", r.Digest, err)
+		}
+		if len(m.Layers) != 1 {
+			return nil, fmt.Errorf("SBOM %s: %d layers, want 1", r.Digest, len(m.Layers))
+		}
+		doc, err := l.ReadBlob(ctx, m.Layers[0].Digest)
+		if err != nil {
+			return nil, fmt.Errorf("SBOM %s: %w", r.Digest, err)
+		}
+		n, err := sbom.Count(doc)
+		if err != nil {
+			return nil, fmt.Errorf("SBOM %s: %w", r.Digest, err)
+		}
+		out = append(out, sbomInfo{Digest: r.Digest, Format: "SPDX 2.3 JSON", Packages: n, Size: m.Layers[0].Size})
+	}
+	return out, nil
 }
 
 func printImage(name string, desc v1.Descriptor, m v1.Manifest, cfg v1.Image) {

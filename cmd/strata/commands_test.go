@@ -187,8 +187,8 @@ func TestBashCompletion(t *testing.T) {
 		want  []string
 	}{
 		{[]string{"strata", "bu"}, []string{"build"}},
-		{[]string{"strata", "build", "--no-"}, []string{"--no-cache", "--no-verity", "--no-wait"}},
-		{[]string{"strata", "-C", "examples/hello", "build", "--no-"}, []string{"--no-cache", "--no-verity", "--no-wait"}},
+		{[]string{"strata", "build", "--no-"}, []string{"--no-cache", "--no-sbom", "--no-verity", "--no-wait"}},
+		{[]string{"strata", "-C", "examples/hello", "build", "--no-"}, []string{"--no-cache", "--no-sbom", "--no-verity", "--no-wait"}},
 		{[]string{"strata", "publish", "--bu"}, []string{"--build"}},
 		{[]string{"strata", "run", "h"}, []string{"hello"}},
 		{[]string{"strata", "build", "--jobs", ""}, nil},
