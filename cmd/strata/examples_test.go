@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -189,6 +190,15 @@ func TestExampleDebian(t *testing.T) {
 	mustStrata(t, again.dir, again.args("build", "--set", "DEBIAN_TARBALL="+tarball)...)
 	if first, second := layoutDigest(t, b.layout, "hello-debian"), layoutDigest(t, again.layout, "hello-debian"); first != second {
 		t.Errorf("two clean builds of hello-debian differ: %s vs %s", first, second)
+	}
+	// Its SBOM lists the Debian packages, hello among them, and is the
+	// same for both clean builds.
+	sbom, purls := sbomOf(t, b.layout, "hello-debian")
+	if !slices.ContainsFunc(purls, func(p string) bool { return strings.HasPrefix(p, "pkg:deb/debian/hello@") }) || len(purls) < 50 {
+		t.Errorf("hello-debian's SBOM lists %d packages, hello not among them: %v", len(purls), purls)
+	}
+	if again, _ := sbomOf(t, again.layout, "hello-debian"); again != sbom {
+		t.Errorf("two clean builds give different SBOMs: %s vs %s", sbom, again)
 	}
 	fsEncodings(t, b, []string{"--set", "DEBIAN_TARBALL=" + tarball}, "hello-debian")
 }
