@@ -16,11 +16,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode"
 
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"github.com/moby/buildkit/frontend/dockerfile/shell"
+
+	"github.com/strata-build/strata/internal/convert/goname"
 )
 
 // Options tune Convert.
@@ -151,23 +152,7 @@ func (c *converter) param(kv instructions.KeyValuePairOptional) string {
 
 // ident makes a Go identifier of s, unique in the file.
 func (c *converter) ident(s string) string {
-	var b strings.Builder
-	up := true
-	for _, r := range s {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-			up = true
-			continue
-		}
-		if up {
-			r = unicode.ToUpper(r)
-			up = false
-		}
-		b.WriteRune(r)
-	}
-	id := b.String()
-	if id == "" || !unicode.IsLetter(rune(id[0])) {
-		id = "Image" + id
-	}
+	id := goname.Exported(s)
 	if strings.HasPrefix(s, "arg_") {
 		id = "arg" + strings.TrimPrefix(id, "Arg") // unexported
 	}

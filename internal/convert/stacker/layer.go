@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/strata-build/strata/internal/convert/goname"
 )
 
 // layerConv converts one layer into one exported variable.
@@ -421,7 +423,7 @@ func (lc *layerConv) source(e importEntry) (expr, base string, isDir bool) {
 		}
 		id, known := lc.c.ref(name)
 		if !known {
-			id = Identifier(name)
+			id = goname.Exported(name)
 			lc.notes = append(lc.notes, lc.c.note(lc.l.name, "import "+e.Path, "no layer "+name+" in this file or its prerequisites"))
 		}
 		return fmt.Sprintf("dsl.FromImage(%s, %s)", id, lc.c.str(p)), path.Base(p), strings.HasSuffix(p, "/")

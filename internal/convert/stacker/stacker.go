@@ -20,6 +20,8 @@ import (
 	"unicode"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/strata-build/strata/internal/convert/goname"
 )
 
 // Options says how to convert one stacker.yaml.
@@ -212,28 +214,6 @@ func (d *document) config(v *yaml.Node) error {
 	return nil
 }
 
-// Identifier is the exported Go name of a layer: "my-app" is MyApp.
-func Identifier(layer string) string {
-	var b strings.Builder
-	up := true
-	for _, r := range layer {
-		if !unicode.IsLetter(r) && !unicode.IsDigit(r) {
-			up = true
-			continue
-		}
-		if up {
-			r = unicode.ToUpper(r)
-			up = false
-		}
-		b.WriteRune(r)
-	}
-	s := b.String()
-	if s == "" || !unicode.IsLetter([]rune(s)[0]) {
-		s = "Image" + s
-	}
-	return s
-}
-
 // StackerDir is where stacker shows imports without a dest to the run
 // script (/stacker/imports) and the deprecated import directive's (/stacker).
 const StackerDir = "/stacker"
@@ -279,7 +259,7 @@ func (c *converter) convert() (*Result, error) {
 	// Names first: a layer may use one defined later in the file.
 	seen := map[string]string{}
 	for _, l := range c.doc.layers {
-		id := Identifier(l.name)
+		id := goname.Exported(l.name)
 		if other, ok := seen[id]; ok {
 			return nil, fmt.Errorf("%s: layers %s and %s both become the Go name %s", c.opts.File, other, l.name, id)
 		}
@@ -298,7 +278,7 @@ func (c *converter) convert() (*Result, error) {
 		c.imports[pr.ImportPath] = pr.Package
 		for _, name := range pr.Layers {
 			if _, ok := c.idents[name]; !ok {
-				c.idents[name] = pr.Package + "." + Identifier(name)
+				c.idents[name] = pr.Package + "." + goname.Exported(name)
 			}
 		}
 	}

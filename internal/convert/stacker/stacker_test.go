@@ -369,16 +369,6 @@ func TestShellWords(t *testing.T) {
 	}
 }
 
-func TestIdentifier(t *testing.T) {
-	for in, want := range map[string]string{
-		"my-app": "MyApp", "app": "App", "a.b_c": "ABC", "9lives": "Image9lives", "web2": "Web2",
-	} {
-		if got := Identifier(in); got != want {
-			t.Errorf("Identifier(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func TestParse(t *testing.T) {
 	f, err := Parse([]byte("config:\n  prerequisites:\n    - ../a/stacker.yaml\nz:\n  from: {type: scratch}\na:\n  from: {type: scratch}\n"), "f.yaml")
 	if err != nil {
