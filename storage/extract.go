@@ -195,6 +195,27 @@ func (m *merged) resolve(p string) (*node, error) {
 	return cur, nil
 }
 
+// names returns the names in the folder n of every layer that has it,
+// once each, sorted: the candidates for its merged entries.
+func (m *merged) names(n *node) ([]string, error) {
+	seen := map[string]bool{}
+	for _, i := range n.stack {
+		entries, err := os.ReadDir(m.abs(i, n.rel))
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range entries {
+			seen[e.Name()] = true
+		}
+	}
+	sorted := make([]string, 0, len(seen))
+	for name := range seen {
+		sorted = append(sorted, name)
+	}
+	sort.Strings(sorted)
+	return sorted, nil
+}
+
 // copy writes n to dest: a non-folder as the file dest, a folder merged
 // into dest.
 func (m *merged) copy(ctx context.Context, n *node, dest string) error {
@@ -207,21 +228,10 @@ func (m *merged) copy(ctx context.Context, n *node, dest string) error {
 	if err := os.MkdirAll(dest, 0o755); err != nil {
 		return err
 	}
-	names := map[string]bool{}
-	for _, i := range n.stack {
-		entries, err := os.ReadDir(m.abs(i, n.rel))
-		if err != nil {
-			return err
-		}
-		for _, e := range entries {
-			names[e.Name()] = true
-		}
+	sorted, err := m.names(n)
+	if err != nil {
+		return err
 	}
-	sorted := make([]string, 0, len(names))
-	for name := range names {
-		sorted = append(sorted, name)
-	}
-	sort.Strings(sorted)
 	for _, name := range sorted {
 		c, err := m.child(n, name)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"path"
-	"sort"
 )
 
 // MergedFS returns the read-only view, as an io/fs.FS, of the overlay of
@@ -87,21 +86,10 @@ func (f *mergedFS) ReadDir(name string) ([]fs.DirEntry, error) {
 
 // list returns the entries of the folder n, merged, sorted by name.
 func (m *merged) list(n *node) ([]fs.DirEntry, error) {
-	names := map[string]bool{}
-	for _, i := range n.stack {
-		entries, err := os.ReadDir(m.abs(i, n.rel))
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range entries {
-			names[e.Name()] = true
-		}
+	sorted, err := m.names(n)
+	if err != nil {
+		return nil, err
 	}
-	sorted := make([]string, 0, len(names))
-	for name := range names {
-		sorted = append(sorted, name)
-	}
-	sort.Strings(sorted)
 	var out []fs.DirEntry
 	for _, name := range sorted {
 		c, err := m.child(n, name)
