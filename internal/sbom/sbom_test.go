@@ -64,19 +64,8 @@ var tinyBinary = sync.OnceValues(func() ([]byte, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	sums, err := os.ReadFile("../../go.sum")
-	if err != nil {
-		return nil, err
-	}
-	var sum []string
-	for _, l := range strings.Split(string(sums), "\n") {
-		if strings.HasPrefix(l, "github.com/opencontainers/go-digest v1.0.0") {
-			sum = append(sum, l)
-		}
-	}
 	files := map[string]string{
 		"go.mod":  "module example.com/tiny\n\ngo 1.26\n\nrequire github.com/opencontainers/go-digest v1.0.0\n",
-		"go.sum":  strings.Join(sum, "\n") + "\n",
 		"main.go": "package main\n\nimport \"github.com/opencontainers/go-digest\"\n\nfunc main() { println(digest.FromString(\"x\")) }\n",
 	}
 	for name, data := range files {
@@ -84,11 +73,15 @@ var tinyBinary = sync.OnceValues(func() ([]byte, error) {
 			return nil, err
 		}
 	}
-	cmd := exec.Command("go", "build", "-trimpath", "-o", "tiny", ".")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "GOFLAGS=-mod=mod", "GOPROXY=off", "GOWORK=off", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build: %w\n%s", err, out)
+	// As a user's module is built: go.sum from go mod tidy, the default
+	// proxy and an empty GOFLAGS, nothing that makes the go command lenient.
+	for _, args := range [][]string{{"mod", "tidy"}, {"build", "-trimpath", "-o", "tiny", "."}} {
+		cmd := exec.Command("go", args...)
+		cmd.Dir = dir
+		cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off", "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("go %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
 	}
 	return os.ReadFile(filepath.Join(dir, "tiny"))
 })
