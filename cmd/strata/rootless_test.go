@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/strata-build/strata/internal/testuser"
 )
 
 // The users of the rootless suite. stratatest runs the contract tests of
@@ -174,21 +176,6 @@ func (s *rootlessScratch) asUser(t *testing.T, user, dir string, extra []string,
 	return buf.String(), 0
 }
 
-// ensureUser creates a user without a home folder, unless it exists.
-func ensureUser(t *testing.T, name string, system bool) {
-	t.Helper()
-	if exec.Command("id", "-u", name).Run() == nil {
-		return
-	}
-	args := []string{"-M", "-s", "/bin/sh"}
-	if system {
-		args = append(args, "-r")
-	}
-	if out, err := exec.Command("useradd", append(args, name)...).CombinedOutput(); err != nil {
-		t.Fatalf("useradd %s: %v: %s", name, err, out)
-	}
-}
-
 // dropSubIDs removes user's lines from /etc/subuid and /etc/subgid.
 func dropSubIDs(t *testing.T, user string) {
 	t.Helper()
@@ -227,7 +214,7 @@ func needRootlessTools(t *testing.T) {
 // and runs the contract tests through the real CLI as that user.
 func TestRootlessSuite(t *testing.T) {
 	needRootlessTools(t)
-	ensureUser(t, rootlessUser, false)
+	testuser.Ensure(t, rootlessUser, false)
 	if out, code := strata(t, ".", "unpriv-setup", "--user", rootlessUser, "--store", ""); code != 0 {
 		t.Fatalf("strata unpriv-setup --user %s exited %d:\n%s", rootlessUser, code, out)
 	}
@@ -251,7 +238,7 @@ func TestRootlessSuite(t *testing.T) {
 // whose owners are the container's.
 func TestUnprivSetupFromNothing(t *testing.T) {
 	needRootlessTools(t)
-	ensureUser(t, noSubIDsUser, true)
+	testuser.Ensure(t, noSubIDsUser, true)
 	dropSubIDs(t, noSubIDsUser)
 	s := newRootlessScratch(t)
 	defs := filepath.Join(s.src, "cmd/strata/testdata/contract")

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/strata-build/strata/internal/testuser"
 	"github.com/strata-build/strata/runtime/sandbox"
 )
 
@@ -45,11 +46,7 @@ func setupRootlessUser(t *testing.T) {
 			t.Skipf("needs %s", tool)
 		}
 	}
-	if err := exec.Command("id", "-u", rootlessUser).Run(); err != nil {
-		if out, err := exec.Command("useradd", "-M", "-s", "/bin/sh", rootlessUser).CombinedOutput(); err != nil {
-			t.Fatalf("useradd: %v: %s", err, out)
-		}
-	}
+	testuser.Ensure(t, rootlessUser, false)
 	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
 		b, _ := os.ReadFile(f)
 		if strings.Contains("\n"+string(b), "\n"+rootlessUser+":") {

@@ -17,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
+	"github.com/strata-build/strata/internal/testuser"
 	"github.com/strata-build/strata/internal/verity"
 	"github.com/strata-build/strata/storage/layer"
 )
@@ -537,16 +538,7 @@ func TestMountRootless(t *testing.T) {
 			t.Skipf("needs %s", tool)
 		}
 	}
-	if err := exec.Command("id", "-u", rootlessUser).Run(); err != nil {
-		if out, err := exec.Command("useradd", "-M", "-s", "/bin/sh", rootlessUser).CombinedOutput(); err != nil {
-			t.Fatalf("useradd: %v: %s", err, out)
-		}
-	}
-	out, err := exec.Command("id", "-u", rootlessUser).Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(strings.TrimSpace(string(out)))
+	uid := testuser.Ensure(t, rootlessUser, false)
 	grantFUSE(t)
 
 	base, err := os.MkdirTemp("", "strata-mount-rootless-")
@@ -578,7 +570,7 @@ func TestMountRootless(t *testing.T) {
 	cmd := exec.Command("runuser", "-u", rootlessUser, "--", bin, "-test.run", "^TestMountRootlessInner$", "-test.v")
 	cmd.Dir = work
 	cmd.Env = append(os.Environ(), rootlessDirEV+"="+base)
-	out, err = cmd.CombinedOutput()
+	out, err := cmd.CombinedOutput()
 	t.Logf("inner run as %s:\n%s", rootlessUser, out)
 	if err != nil {
 		t.Fatalf("inner run: %v", err)
