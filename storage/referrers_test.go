@@ -5,7 +5,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 )
@@ -16,25 +15,8 @@ import (
 // image's tag moves to another manifest.
 func TestLayoutReferrers(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, t.TempDir(), OpenOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	out := filepath.Join(t.TempDir(), "oci")
-	l, err := OpenLayout(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	s, l, out, put := layoutFixture(t)
 	blob := func(d v1.Descriptor) string { return filepath.Join(out, "blobs", "sha256", d.Digest.Encoded()) }
-	put := func(env string) v1.Descriptor {
-		d, err := s.PutImage(ctx, ImageSpec{Config: v1.ImageConfig{Env: []string{env}}, Created: time.Unix(0, 0)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return d
-	}
 	const typ = "application/spdx+json"
 	artifact := func(subject v1.Descriptor, data string) v1.Descriptor {
 		d, err := s.PutArtifact(ctx, typ, []byte(data), subject, map[string]string{v1.AnnotationCreated: "1970-01-01T00:00:00Z"})

@@ -127,26 +127,36 @@ func TestOpenCleansLeftovers(t *testing.T) {
 	}
 }
 
-func TestLayoutTagIsStableAndSorted(t *testing.T) {
+// layoutFixture is a store and an output layout (at out) for layout
+// tests, closed when the test ends, and put, which stores a small image
+// whose config differs by env.
+func layoutFixture(t *testing.T) (s *Store, l *Layout, out string, put func(env string) v1.Descriptor) {
+	t.Helper()
 	ctx := context.Background()
 	s, err := Open(ctx, t.TempDir(), OpenOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	out := filepath.Join(t.TempDir(), "oci")
-	l, err := OpenLayout(out)
-	if err != nil {
+	t.Cleanup(func() { s.Close() })
+	out = filepath.Join(t.TempDir(), "oci")
+	if l, err = OpenLayout(out); err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	put := func(env string) v1.Descriptor {
+	t.Cleanup(func() { l.Close() })
+	put = func(env string) v1.Descriptor {
+		t.Helper()
 		d, err := s.PutImage(ctx, ImageSpec{Config: v1.ImageConfig{Env: []string{env}}, Created: time.Unix(0, 0)})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return d
 	}
+	return s, l, out, put
+}
+
+func TestLayoutTagIsStableAndSorted(t *testing.T) {
+	ctx := context.Background()
+	s, l, out, put := layoutFixture(t)
 	a, b := put("A=1"), put("B=1")
 	if a2 := put("A=1"); a2.Digest != a.Digest {
 		t.Fatal("the same spec gave two manifest digests")
