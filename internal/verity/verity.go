@@ -220,15 +220,24 @@ func HashAreaSize(blocks int64) int64 {
 // Append pads the file system image at path with zeros to a multiple of
 // 4 KiB, appends the superblock and hash tree and returns the root hash as
 // lowercase hex, as stacker records it.
-func Append(path string) (string, error) {
+func Append(path string) (string, error) { return AppendHashing(path, nil) }
+
+// AppendHashing is Append that also writes every byte of the resulting
+// file, in order, to whole (when not nil): the blob's digest comes from
+// the same read of the image as its tree.
+func AppendHashing(path string, whole io.Writer) (string, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return "", fmt.Errorf("verity: %w", err)
 	}
 	defer f.Close()
 	t := NewTree(nil)
+	var sink io.Writer = t
+	if whole != nil {
+		sink = io.MultiWriter(t, whole)
+	}
 	buf := make([]byte, 1<<20)
-	if _, err := io.CopyBuffer(t, f, buf); err != nil {
+	if _, err := io.CopyBuffer(sink, f, buf); err != nil {
 		return "", fmt.Errorf("verity: read %s: %w", path, err)
 	}
 	if pad := t.Size() % BlockSize; pad != 0 {
@@ -236,9 +245,13 @@ func Append(path string) (string, error) {
 		if _, err := f.Write(z); err != nil {
 			return "", fmt.Errorf("verity: pad %s: %w", path, err)
 		}
-		t.Write(z)
+		sink.Write(z)
 	}
-	root, err := t.Finish(f)
+	var out io.Writer = f
+	if whole != nil {
+		out = io.MultiWriter(f, whole)
+	}
+	root, err := t.Finish(out)
 	if err != nil {
 		return "", fmt.Errorf("verity: %s: %w", path, err)
 	}

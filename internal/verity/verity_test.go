@@ -2,6 +2,7 @@ package verity
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"math/rand/v2"
@@ -156,5 +157,18 @@ func TestRootHashAnnotations(t *testing.T) {
 	}
 	if _, ok := RootHash(nil); ok {
 		t.Fatal("root hash without annotations")
+	}
+}
+
+// AppendHashing writes the file it leaves, byte for byte, to its hash.
+func TestAppendHashing(t *testing.T) {
+	p := randomFile(t, 10*BlockSize+17, 5)
+	h := sha256.New()
+	if _, err := AppendHashing(p, h); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if want := sha256.Sum256(b); !bytes.Equal(h.Sum(nil), want[:]) {
+		t.Fatal("the hash is not the file's")
 	}
 }

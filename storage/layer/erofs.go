@@ -12,6 +12,7 @@ package layer
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -20,9 +21,9 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/opencontainers/go-digest"
 	umoci "github.com/opencontainers/umoci/oci/layer"
+	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/overlayfs"
 	"github.com/strata-build/strata/internal/verity"
@@ -87,18 +88,25 @@ func writeErofs(ctx context.Context, upperDir, outPath string, opts WriteOptions
 // NoVerity) and describes the blob: a file system layer is stored
 // uncompressed, so its diff ID is its digest, as stacker records it.
 func finishFS(outPath, mediaType string, opts WriteOptions) (Result, error) {
-	var root string
-	if !opts.NoVerity {
-		var err error
-		if root, err = verity.Append(outPath); err != nil {
+	if opts.NoVerity {
+		d, size, err := digestFile(outPath)
+		if err != nil {
 			return Result{}, err
 		}
+		return Result{Digest: d, DiffID: d, Size: size, MediaType: mediaType}, nil
 	}
-	d, size, err := digestFile(outPath)
+	// One read of the image gives both its tree and the blob's digest.
+	h := sha256.New()
+	root, err := verity.AppendHashing(outPath, h)
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Digest: d, DiffID: d, Size: size, MediaType: mediaType, RootHash: root}, nil
+	fi, err := os.Stat(outPath)
+	if err != nil {
+		return Result{}, err
+	}
+	d := digest.NewDigest(digest.SHA256, h)
+	return Result{Digest: d, DiffID: d, Size: fi.Size(), MediaType: mediaType, RootHash: root}, nil
 }
 
 // overlayForm writes upperDir into the empty folder dest in overlay form
