@@ -69,19 +69,13 @@ func (l *Layout) Tag(ctx context.Context, s *Store, tag string, desc v1.Descript
 	if !casext.IsValidReferenceName(tag) {
 		return fmt.Errorf("invalid tag %q", tag)
 	}
-	m, _, err := s.ReadManifest(ctx, desc.Digest)
-	if err != nil {
-		return fmt.Errorf("read image %s from the store: %w", tag, err)
-	}
 	unlock, err := l.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	for _, d := range append([]v1.Descriptor{m.Config, desc}, m.Layers...) {
-		if err := l.copyBlob(ctx, s, d.Digest); err != nil {
-			return fmt.Errorf("tag %s: %w", tag, err)
-		}
+	if err := l.copyManifest(ctx, s, desc); err != nil {
+		return fmt.Errorf("tag %s: %w", tag, err)
 	}
 	idx, err := l.cas.GetIndex(ctx)
 	if err != nil {
@@ -107,6 +101,21 @@ func (l *Layout) Tag(ctx context.Context, s *Store, tag string, desc v1.Descript
 	changed, err := l.putEntries(ctx, idx, entries)
 	l.moved = l.moved || (changed && replaced)
 	return err
+}
+
+// copyManifest copies the manifest desc, its config and its layers from
+// the store into the layout; the caller holds the layout's lock.
+func (l *Layout) copyManifest(ctx context.Context, s *Store, desc v1.Descriptor) error {
+	m, _, err := s.ReadManifest(ctx, desc.Digest)
+	if err != nil {
+		return fmt.Errorf("read %s from the store: %w", desc.Digest, err)
+	}
+	for _, d := range append([]v1.Descriptor{m.Config, desc}, m.Layers...) {
+		if err := l.copyBlob(ctx, s, d.Digest); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // copyBlob hard-links a blob from the store when both are on one file

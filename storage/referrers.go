@@ -58,19 +58,13 @@ func (s *Store) PutArtifact(ctx context.Context, artifactType string, data []byt
 // type (an SBOM made again). Like Tag, it leaves an unchanged index as
 // it is.
 func (l *Layout) AddReferrer(ctx context.Context, s *Store, desc v1.Descriptor, subject digest.Digest) error {
-	m, _, err := s.ReadManifest(ctx, desc.Digest)
-	if err != nil {
-		return fmt.Errorf("read %s of %s from the store: %w", desc.ArtifactType, subject, err)
-	}
 	unlock, err := l.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	for _, d := range append([]v1.Descriptor{m.Config, desc}, m.Layers...) {
-		if err := l.copyBlob(ctx, s, d.Digest); err != nil {
-			return fmt.Errorf("%s of %s: %w", desc.ArtifactType, subject, err)
-		}
+	if err := l.copyManifest(ctx, s, desc); err != nil {
+		return fmt.Errorf("%s of %s: %w", desc.ArtifactType, subject, err)
 	}
 	idx, err := l.cas.GetIndex(ctx)
 	if err != nil {
