@@ -99,8 +99,19 @@ func BuildGraph(ctx context.Context, opts Options, g *dsl.Graph, names ...string
 	if err != nil {
 		return nil, err
 	}
+	backend, err := runtime.OpenBackend(ctx, opts.Backend)
+	if err != nil {
+		return nil, err
+	}
+	if backend != nil {
+		defer backend.Close()
+		if opts.ShellOnFailure {
+			return nil, fmt.Errorf("--shell-on-failure opens a shell in a local step's container; with --backend %s the steps run elsewhere", opts.Backend)
+		}
+	}
 	start := time.Now()
 	results, err := runtime.Build(ctx, nodes, runtime.Options{
+		Backend:         backend,
 		Store:           st,
 		Layout:          out,
 		Out:             logOut,

@@ -44,6 +44,7 @@ func (b *BuildFlags) RegisterShared(fs *flag.FlagSet) {
 	fs.BoolVar(&b.opts.NoVerity, "no-verity", false, "write squashfs and erofs layers without their dm-verity tree and root hash annotation")
 	fs.BoolVar(&b.opts.NoSBOM, "no-sbom", false, "store and publish no SBOM (SPDX JSON of the image's dpkg, apk and Go packages) beside the images")
 	fs.StringVar(&b.opts.SquashfsWriter, "squashfs-writer", layer.SquashfsNative, "squashfs `encoder`: native (strata's own) or mksquashfs (squashfs-tools)")
+	fs.StringVar(&b.opts.Backend, "backend", "", "run the steps on a BuildKit daemon at `address` (unix://PATH, buildkit://HOST:PORT, docker-container://NAME, kube-pod://POD) instead of here")
 	fs.BoolVar(&b.opts.ShellOnFailure, "shell-on-failure", false, "open a shell in a failed step's container before reporting the failure")
 	b.share.register(fs)
 }

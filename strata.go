@@ -50,6 +50,11 @@ type Options struct {
 	// SquashfsWriter picks the squashfs encoder: "native" (strata's own,
 	// the default when empty) or "mksquashfs" (squashfs-tools).
 	SquashfsWriter string
+	// Backend, when set, runs the steps elsewhere: a BuildKit daemon's
+	// address (unix://PATH, buildkit://HOST:PORT, docker-container://NAME,
+	// kube-pod://POD), for a program that links runtime/buildkit (the
+	// strata command does); "" or "local" runs them here.
+	Backend string
 	// NoWait fails at once when another build holds the store.
 	NoWait bool
 	// Jobs bounds how many images build at once (default: processors).

@@ -55,6 +55,9 @@ type Options struct {
 	RegistryCache
 	// Progress, when set, shows the build live on a terminal.
 	Progress *display.Display
+	// Backend, when set, runs the steps instead of this machine's
+	// sandbox (backend.go).
+	Backend Backend
 	// ShellOnFailure opens a shell in a failed step's container before
 	// the failure is reported (see shell.go); ShellIO, when set, replaces
 	// the terminal for it.
@@ -346,7 +349,11 @@ func (b *builder) layerFolder(ctx context.Context, n *dsl.Node, res *Result) (de
 	if b.opts.CachedOnly {
 		return d, nil, fmt.Errorf("image %q needs a build (%s), and nothing is built here", n.Name, res.Reason)
 	}
-	b.con.printf("%s: building (%s)\n", n.Name, res.Reason)
+	if b.opts.Backend != nil && len(n.Image.Steps()) > 0 {
+		b.con.printf("%s: building on %s (%s)\n", n.Name, b.opts.Backend, res.Reason)
+	} else {
+		b.con.printf("%s: building (%s)\n", n.Name, res.Reason)
+	}
 	rec, err := b.run(ctx, n)
 	return d, rec, err
 }
@@ -368,6 +375,9 @@ func (b *builder) encode(ctx context.Context, n *dsl.Node, rec *storage.Record) 
 }
 
 func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error) {
+	if b.opts.Backend != nil && len(n.Image.Steps()) > 0 {
+		return b.runOnBackend(ctx, n)
+	}
 	lowers, err := b.lowers(ctx, n)
 	if err != nil {
 		return nil, err

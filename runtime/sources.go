@@ -79,7 +79,7 @@ func (b *builder) downloadImport(ctx context.Context, name string, src *dsl.URLS
 	if err != nil {
 		return "", err
 	}
-	dst := filepath.Join(b.opts.Store.Root, "downloads", d.Encoded(), urlBase(src.URL))
+	dst := filepath.Join(b.opts.Store.Root, "downloads", d.Encoded(), URLBase(src.URL))
 	if fi, err := os.Stat(dst); err == nil && fi.Mode().IsRegular() {
 		if bi, err := os.Stat(blob); err == nil && os.SameFile(fi, bi) {
 			return dst, nil
@@ -125,7 +125,7 @@ func (b *builder) downloadOptions(name, url string) fetch.DownloadOptions {
 			d.Downloading(name, p.Done, p.Total)
 		}}
 	}
-	file := urlBase(url)
+	file := URLBase(url)
 	start := time.Now()
 	last, printed := start, false
 	return fetch.DownloadOptions{Progress: func(p fetch.Progress) {
@@ -140,8 +140,8 @@ func (b *builder) downloadOptions(name, url string) fetch.DownloadOptions {
 	}}
 }
 
-// urlBase is the last element of a URL's path, without query or fragment.
-func urlBase(u string) string {
+// URLBase is the last element of a URL's path, without query or fragment.
+func URLBase(u string) string {
 	if i := strings.IndexAny(u, "?#"); i >= 0 {
 		u = u[:i]
 	}

@@ -137,14 +137,23 @@ func (s *stack) spec(name string, lowers []string, ws *storage.Workspace) sandbo
 // its writable layer: its base's environment and working directory under
 // its own, with SOURCE_DATE_EPOCH set to the stack's epoch.
 func (s *stack) stepSpec(ctx context.Context, n *dsl.Node, lowers []string, ws *storage.Workspace) (sandbox.Spec, error) {
-	cfg, err := s.baseConfig(ctx, n)
+	env, workDir, err := s.stepEnv(ctx, n)
 	if err != nil {
 		return sandbox.Spec{}, err
 	}
 	spec := s.spec(n.Name, lowers, ws)
-	spec.Env = n.StepEnv(environ.Merge(baseEnv(s.epoch), cfg.Env...))
-	spec.WorkDir = n.StepWorkDir(cfg.WorkingDir)
+	spec.Env, spec.WorkDir = env, workDir
 	return spec, nil
+}
+
+// stepEnv is the environment and working directory of n's steps, on this
+// machine or a backend.
+func (s *stack) stepEnv(ctx context.Context, n *dsl.Node) (env []string, workDir string, err error) {
+	cfg, err := s.baseConfig(ctx, n)
+	if err != nil {
+		return nil, "", err
+	}
+	return n.StepEnv(environ.Merge(baseEnv(s.epoch), cfg.Env...)), n.StepWorkDir(cfg.WorkingDir), nil
 }
 
 func (s *stack) notef(format string, args ...any) {

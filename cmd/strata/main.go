@@ -13,6 +13,7 @@ import (
 	"os"
 
 	"github.com/strata-build/strata/internal/timings"
+	_ "github.com/strata-build/strata/runtime/buildkit" // --backend buildkit://, unix://, docker-container://, kube-pod://
 	"github.com/strata-build/strata/storage/layer"
 )
 

@@ -20,3 +20,19 @@ func Bits(m fs.FileMode) uint32 {
 	}
 	return u
 }
+
+// FileMode is the inverse of Bits: chmod(2)'s permission, set-id and
+// sticky bits as an fs.FileMode.
+func FileMode(u uint32) fs.FileMode {
+	m := fs.FileMode(u & 0o777)
+	if u&0o4000 != 0 {
+		m |= fs.ModeSetuid
+	}
+	if u&0o2000 != 0 {
+		m |= fs.ModeSetgid
+	}
+	if u&0o1000 != 0 {
+		m |= fs.ModeSticky
+	}
+	return m
+}

@@ -26,3 +26,11 @@ func TestBits(t *testing.T) {
 		}
 	}
 }
+
+func TestFileModeInvertsBits(t *testing.T) {
+	for _, u := range []uint32{0, 0o644, 0o755, 0o4755, 0o2711, 0o1777, 0o7777} {
+		if got := Bits(FileMode(u)); got != u {
+			t.Errorf("Bits(FileMode(%#o)) = %#o", u, got)
+		}
+	}
+}

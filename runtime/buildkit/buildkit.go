@@ -1,0 +1,190 @@
+// Package buildkit runs the steps of strata's images on BuildKit
+// (buildkitd, or a builder buildx manages) through BuildKit's Go client:
+// `strata build --backend unix:///run/buildkit/buildkitd.sock`.
+//
+// Each image becomes one LLB graph: its parent's root file system, read
+// from the store's blobs through the session, the steps as exec and file
+// operations, and a DiffOp that makes their changes one layer, exported
+// back as an OCI layout. strata unpacks that layer as the image's upper
+// dir and goes on as after a local run (runtime.Backend): the cache keys,
+// encodings, configs and tags stay strata's.
+//
+// Importing the package registers the backend with runtime.OpenBackend;
+// cmd/strata does, and a magefile that wants it imports it for its side
+// effect. The definitions program never links it.
+package buildkit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
+	"github.com/containerd/containerd/v2/core/content"
+	"github.com/moby/buildkit/client"
+	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container://
+	_ "github.com/moby/buildkit/client/connhelper/kubepod"         // kube-pod://
+	_ "github.com/moby/buildkit/client/connhelper/podmancontainer" // podman-container://
+	_ "github.com/moby/buildkit/client/connhelper/ssh"             // ssh://
+	"github.com/moby/buildkit/session"
+	"github.com/moby/buildkit/session/secrets/secretsprovider"
+	"github.com/moby/buildkit/util/entitlements"
+	"github.com/opencontainers/go-digest"
+	v1 "github.com/opencontainers/image-spec/specs-go/v1"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/strata-build/strata/runtime"
+)
+
+func init() {
+	runtime.RegisterBackend(Open, "buildkit", "tcp", "unix", "docker-container", "kube-pod", "podman-container", "ssh")
+}
+
+// Backend is a connection to one BuildKit daemon.
+type Backend struct {
+	addr string
+	c    *client.Client
+}
+
+// Open connects to the BuildKit daemon at addr: buildkit://HOST:PORT
+// (plain TCP, as tcp://), unix://PATH, or a connection helper of
+// BuildKit's client (docker-container://NAME, kube-pod://POD,
+// podman-container://NAME, ssh://HOST), which is how buildx's builders are
+// reached. It asks the daemon for its version, so that an address nothing
+// answers at fails before any image is built.
+func Open(ctx context.Context, addr string) (runtime.Backend, error) {
+	// containerd's content store, which the client opens on the store's
+	// blobs, warns through logrus on every open that the file system has
+	// no fs-verity; strata does not use it, and its log is its own.
+	logrus.StandardLogger().SetLevel(logrus.ErrorLevel)
+	dial := addr
+	if rest, ok := strings.CutPrefix(addr, "buildkit://"); ok {
+		dial = "tcp://" + rest
+	}
+	c, err := client.New(ctx, dial)
+	if err != nil {
+		return nil, fmt.Errorf("--backend %s: %w", addr, err)
+	}
+	ictx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if _, err := c.Info(ictx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("--backend %s: no BuildKit daemon answers there: %w", addr, err)
+	}
+	return &Backend{addr: addr, c: c}, nil
+}
+
+func (b *Backend) String() string { return "buildkit " + b.addr }
+
+// Close closes the connection.
+func (b *Backend) Close() error { return b.c.Close() }
+
+// storeID names the store's blobs in the session.
+const storeID = "strata-store"
+
+// Run solves job on the daemon and returns the blob of the one layer the
+// solve exported, or "" when the steps changed nothing.
+func (b *Backend) Run(ctx context.Context, job *runtime.Job) (string, error) {
+	g, err := lower(ctx, job)
+	if err != nil {
+		return "", err
+	}
+	def, err := g.state.Marshal(ctx)
+	if err != nil {
+		return "", fmt.Errorf("image %q: make the LLB graph: %w", job.Image, err)
+	}
+	store, err := contentlocal.NewStore(job.Blobs)
+	if err != nil {
+		return "", err
+	}
+	secrets := map[string][]byte{}
+	for _, s := range job.Secrets {
+		secrets[s.Name] = s.Value
+	}
+	out := filepath.Join(job.Dir, "oci")
+	opt := client.SolveOpt{
+		Exports: []client.ExportEntry{{
+			Type: client.ExporterOCI,
+			// zstd at its quickest: the layer is unpacked once, here.
+			Attrs:     map[string]string{"tar": "false", "compression": "zstd", "compression-level": "1", "oci-mediatypes": "true"},
+			OutputDir: out,
+		}},
+		LocalMounts:         g.locals,
+		OCIStores:           map[string]content.Store{storeID: readOnly{store}},
+		Session:             []session.Attachable{secretsprovider.FromMap(secrets)},
+		AllowedEntitlements: []string{entitlements.EntitlementNetworkHost.String()},
+	}
+	ch := make(chan *client.SolveStatus)
+	p := newProgress(job, g)
+	eg, ectx := errgroup.WithContext(ctx)
+	eg.Go(func() error {
+		_, err := b.c.Solve(ectx, def, opt, ch)
+		return err
+	})
+	eg.Go(func() error {
+		p.follow(ch)
+		return nil
+	})
+	if err := eg.Wait(); err != nil {
+		return "", p.failure(err)
+	}
+	return exportedLayer(out)
+}
+
+// exportedLayer reads the layout the OCI exporter wrote and returns the
+// path of its image's only layer.
+func exportedLayer(dir string) (string, error) {
+	var idx v1.Index
+	if err := readJSON(filepath.Join(dir, "index.json"), &idx); err != nil {
+		return "", fmt.Errorf("the exported layout: %w", err)
+	}
+	if len(idx.Manifests) != 1 {
+		return "", fmt.Errorf("the exported layout has %d manifests, want 1", len(idx.Manifests))
+	}
+	var m v1.Manifest
+	if err := readJSON(blobPath(dir, idx.Manifests[0].Digest.String()), &m); err != nil {
+		return "", fmt.Errorf("the exported manifest: %w", err)
+	}
+	switch len(m.Layers) {
+	case 0:
+		return "", nil
+	case 1:
+		return blobPath(dir, m.Layers[0].Digest.String()), nil
+	}
+	return "", fmt.Errorf("BuildKit exported %d layers, want one: the DiffOp reused its inputs' layers", len(m.Layers))
+}
+
+func blobPath(dir, d string) string {
+	algo, hex, _ := strings.Cut(d, ":")
+	if strings.ContainsAny(hex, "/.") || strings.Contains(algo, "/") {
+		return filepath.Join(dir, "blobs", "invalid-digest")
+	}
+	return filepath.Join(dir, "blobs", algo, hex)
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// readOnly hands the daemon the store's blobs and nothing more: the
+// session's content API also has writers and deletes, which must never
+// reach the store.
+type readOnly struct{ content.Store }
+
+var errReadOnly = errors.New("strata's store is read-only to BuildKit")
+
+func (readOnly) Writer(context.Context, ...content.WriterOpt) (content.Writer, error) {
+	return nil, errReadOnly
+}
+
+func (readOnly) Delete(context.Context, digest.Digest) error { return errReadOnly }

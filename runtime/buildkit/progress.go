@@ -1,0 +1,105 @@
+package buildkit
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/moby/buildkit/client"
+	gatewaypb "github.com/moby/buildkit/frontend/gateway/pb"
+	solvererrdefs "github.com/moby/buildkit/solver/errdefs"
+	"github.com/opencontainers/go-digest"
+
+	"github.com/strata-build/strata/runtime"
+)
+
+// progress turns BuildKit's status stream into strata's: the steps'
+// output into the image's log, the vertex running into the live
+// display's state, and a failed vertex into the step it stands for.
+type progress struct {
+	job   *runtime.Job
+	names map[string]int // custom name → step index
+
+	mu     sync.Mutex
+	steps  map[digest.Digest]int // vertex → step index
+	failed digest.Digest         // the vertex that reported an error
+	errMsg string
+}
+
+func newProgress(job *runtime.Job, g *graph) *progress {
+	return &progress{job: job, names: g.steps, steps: map[digest.Digest]int{}}
+}
+
+// follow reads ch until the solve closes it.
+func (p *progress) follow(ch chan *client.SolveStatus) {
+	for st := range ch {
+		for _, v := range st.Vertexes {
+			p.vertex(v)
+		}
+		for _, l := range st.Logs {
+			if p.job.Out != nil {
+				p.job.Out.Write(l.Data)
+			}
+		}
+	}
+}
+
+func (p *progress) vertex(v *client.Vertex) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i, isStep := p.names[v.Name]
+	if !isStep {
+		// An import's own vertices ("…: send /src") stand for it too.
+		for name, j := range p.names {
+			if strings.HasPrefix(v.Name, name+": ") {
+				i, isStep = j, true
+				break
+			}
+		}
+	}
+	if isStep {
+		p.steps[v.Digest] = i
+	}
+	if v.Error != "" && p.failed == "" {
+		p.failed, p.errMsg = v.Digest, v.Error
+	}
+	if p.job.State == nil || v.Started == nil || v.Completed != nil {
+		return
+	}
+	switch {
+	case isStep:
+		p.job.State(fmt.Sprintf("step %d/%d on buildkit", i+1, len(p.job.Steps)))
+	case strings.HasPrefix(v.Name, "[internal]") || strings.HasPrefix(v.Name, "oci-layout://"):
+		p.job.State("sending to buildkit")
+	}
+}
+
+// failure is the error of a failed solve: a *runtime.StepFailed when a
+// step's vertex failed, so that strata reports it as a local step
+// failure, with the image, the step and its file:line.
+func (p *progress) failure(err error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	vertex := p.failed
+	var ve *solvererrdefs.VertexError
+	if errors.As(err, &ve) && ve.Vertex != nil && ve.Digest != "" {
+		vertex = digest.Digest(ve.Digest)
+	}
+	i, ok := p.steps[vertex]
+	if !ok {
+		return err
+	}
+	sf := &runtime.StepFailed{Index: i, ExitCode: -1, Message: oneLine(err)}
+	var ee *gatewaypb.ExitError
+	if errors.As(err, &ee) && ee.ExitCode != gatewaypb.UnknownExitStatus {
+		sf.ExitCode = int(ee.ExitCode)
+	}
+	return sf
+}
+
+// oneLine is BuildKit's error without the stack it may carry.
+func oneLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
