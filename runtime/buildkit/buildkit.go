@@ -24,8 +24,8 @@ import (
 	"strings"
 	"time"
 
-	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/containerd/containerd/v2/core/content"
+	contentlocal "github.com/containerd/containerd/v2/plugins/content/local"
 	"github.com/moby/buildkit/client"
 	_ "github.com/moby/buildkit/client/connhelper/dockercontainer" // docker-container://
 	_ "github.com/moby/buildkit/client/connhelper/kubepod"         // kube-pod://

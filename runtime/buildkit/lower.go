@@ -181,4 +181,3 @@ func (g *graph) importStep(st llb.State, job *runtime.Job, i int, s dsl.Step, na
 	}
 	return st, nil
 }
-
