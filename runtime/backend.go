@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/layertype"
+	"github.com/strata-build/strata/internal/unixmode"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
 	"github.com/strata-build/strata/storage/layer"
@@ -55,7 +56,7 @@ type Job struct {
 	// reads that image's root file system, the manifest in ImageImports.
 	Steps        []dsl.Step
 	Imports      map[int]digest.Digest
-	ImageImports map[int]digest.Digest
+	ImageImports map[int]ImageImport
 	// Env and WorkDir are those of the steps (the base's under the
 	// image's, with SOURCE_DATE_EPOCH and the proxy variables).
 	Env     []string
@@ -68,6 +69,16 @@ type Job struct {
 	// for the live display ("step 2/3").
 	Out   io.Writer
 	State func(string)
+}
+
+// ImageImport is the source of an import from another image: the
+// manifest of that image's root file system in the store, and whether the
+// path is a folder there.
+type ImageImport struct {
+	Manifest digest.Digest
+	Folder   bool
+	// Mode is the folder's own mode bits, as chmod(2) takes them.
+	Mode uint32
 }
 
 // StepFailed is a step a backend ran that failed: the step's index in
@@ -171,7 +182,7 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 		Blobs:        filepath.Join(b.opts.Store.Root, "oci"),
 		Steps:        n.Image.Steps(),
 		Imports:      n.Imports,
-		ImageImports: map[int]digest.Digest{},
+		ImageImports: map[int]ImageImport{},
 		Env:          env,
 		WorkDir:      workDir,
 		Caches:       n.Image.CacheMounts(),
@@ -188,8 +199,8 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 		if p == nil {
 			continue
 		}
-		if job.ImageImports[i], err = b.rootfsManifest(ctx, p.Root(), p.Chain(), t); err != nil {
-			return fmt.Errorf("image %q: import from %s: %w", n.Name, p.Name, err)
+		if job.ImageImports[i], err = b.remoteImageImport(ctx, p, n.Image.Steps()[i], t); err != nil {
+			return fmt.Errorf("image %q: import at %s from %s: %w", n.Name, n.Image.Steps()[i].Pos, p.Name, err)
 		}
 	}
 	w := newPrefixWriter(b.con, n.Name, 20)
@@ -215,6 +226,31 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 		}
 	}
 	return os.RemoveAll(job.Dir)
+}
+
+// remoteImageImport is the source of step, an import from image p: p's root
+// file system in tar layers of type t, and the kind of what step takes
+// from it, read from p's layer folders here.
+func (b *builder) remoteImageImport(ctx context.Context, p *dsl.Node, step dsl.Step, t layertype.Type) (ImageImport, error) {
+	src, ok := step.Import.Source.(*dsl.ImageSource)
+	if !ok {
+		return ImageImport{}, fmt.Errorf("%T is not an import from an image", step.Import.Source)
+	}
+	dirs, err := b.built(ctx, p)
+	if err != nil {
+		return ImageImport{}, err
+	}
+	slices.Reverse(dirs)
+	rel := strings.TrimPrefix(path.Clean(src.Path), "/")
+	if rel == "" {
+		rel = "."
+	}
+	fi, err := fs.Stat(storage.MergedFS(dirs), rel)
+	if err != nil {
+		return ImageImport{}, fmt.Errorf("%s is not in image %s: %w", src.Path, p.Name, err)
+	}
+	m, err := b.rootfsManifest(ctx, p.Root(), p.Chain(), t)
+	return ImageImport{Manifest: m, Folder: fi.IsDir(), Mode: unixmode.Bits(fi.Mode())}, err
 }
 
 // runOnBackend is run for an image whose steps the backend runs: the
@@ -266,7 +302,7 @@ func (b *builder) runOnBackend(ctx context.Context, n *dsl.Node) (*storage.Recor
 // secrets and cache mounts. Locally the sandbox's skeleton supplies them,
 // so they never reach the layer.
 func mountPoints(n *dsl.Node) []string {
-	mps := []string{"/dev", "/proc", "/sys", "/etc/hosts", "/etc/resolv.conf", "/.strata", "/run/secrets"}
+	mps := []string{"/dev", "/proc", "/sys", "/etc/hosts", "/etc/resolv.conf", "/run/secrets"}
 	for _, c := range n.Image.CacheMounts() {
 		mps = append(mps, c.Dest)
 	}
@@ -282,6 +318,13 @@ func dropMountPoints(upper string, lowers []string, paths []string) error {
 	bottomFirst := slices.Clone(lowers)
 	slices.Reverse(bottomFirst)
 	parent := storage.MergedFS(bottomFirst)
+	// Nothing under /.strata is ever part of an image (dsl.ImportDir):
+	// locally it is the sandbox's own mount.
+	if _, err := fs.Stat(parent, ".strata"); err != nil {
+		if err := os.RemoveAll(filepath.Join(upper, ".strata")); err != nil {
+			return err
+		}
+	}
 	for _, p := range paths {
 		for rel := strings.TrimPrefix(path.Clean(p), "/"); rel != "." && rel != ""; rel = path.Dir(rel) {
 			if _, err := fs.Stat(parent, rel); err == nil {

@@ -3,9 +3,11 @@ package buildkit
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/moby/buildkit/client/llb"
@@ -30,35 +32,62 @@ type graph struct {
 // lower makes job's LLB graph. The steps run as locally (runtime/sandbox):
 // a script at /.strata/step-N run by `/bin/sh -xe` or its own #! line,
 // in the host's network, with the steps' environment and working
-// directory; imports are copied as root, owned by UID:GID (0:0 unless
-// set), a folder's contents merged into Dest.
+// directory, every import's source readable at /.strata/imports/NAME;
+// imports are copied as root, owned by UID:GID (0:0 unless set), a
+// folder's contents merged into Dest.
 func lower(ctx context.Context, job *runtime.Job) (*graph, error) {
 	g := &graph{locals: map[string]fsutil.FS{}, steps: map[string]int{}}
 	parent := llb.Scratch()
 	if job.Parent != "" {
 		parent = rootfs(job.Parent)
 	}
-	var env []llb.RunOption
+	names := make([]string, len(job.Steps))
+	sources := map[int]source{}
+	last := map[string]int{} // import name → its last step
+	for i, s := range job.Steps {
+		names[i] = fmt.Sprintf("%s: step %d/%d (%s)", job.Image, i+1, len(job.Steps), s.Pos)
+		g.steps[names[i]] = i
+		if s.Import == nil {
+			continue
+		}
+		src, err := g.source(job, i, s, names[i])
+		if err != nil {
+			return nil, fmt.Errorf("image %q: step %d (%s): %w", job.Image, i+1, s.Pos, err)
+		}
+		sources[i], last[src.name] = src, i
+	}
+	run := []llb.RunOption{llb.Network(llb.NetModeHost), llb.Hostname(job.Image)}
 	for _, kv := range job.Env {
 		k, v, _ := strings.Cut(kv, "=")
 		if k == "TERM" {
 			// The client's terminal would be in BuildKit's cache key.
 			continue
 		}
-		env = append(env, llb.AddEnv(k, v))
+		run = append(run, llb.AddEnv(k, v))
+	}
+	if job.WorkDir != "" {
+		run = append(run, llb.Dir(job.WorkDir))
+	}
+	for _, c := range job.Caches {
+		// Locked, as strata locks a cache mount for one image's steps.
+		run = append(run, llb.AddMount(c.Dest, llb.Scratch(), llb.AsPersistentCacheDir("strata-"+c.Name, llb.CacheMountLocked)))
+	}
+	for _, s := range job.Secrets {
+		run = append(run, llb.AddSecret("/run/secrets/"+s.Name, llb.SecretID(s.Name), llb.SecretFileOpt(0, 0, 0o400)))
+	}
+	for _, i := range slices.Sorted(maps.Values(last)) {
+		src := sources[i]
+		run = append(run, llb.AddMount(path.Join(dsl.ImportDir, src.name), src.st, llb.SourcePath(src.path), llb.Readonly))
 	}
 	st := parent
 	if job.WorkDir != "" && job.WorkDir != "/" {
 		st = st.File(llb.Mkdir(job.WorkDir, 0o755, llb.WithParents(true)), llb.WithCustomName(job.Image+": working directory "+job.WorkDir))
 	}
 	for i, s := range job.Steps {
-		name := fmt.Sprintf("%s: step %d/%d (%s)", job.Image, i+1, len(job.Steps), s.Pos)
-		g.steps[name] = i
-		var err error
 		if s.Import == nil {
-			st = runStep(st, job, i, s.Script, name, env)
-		} else if st, err = g.importStep(st, job, i, s, name); err != nil {
-			return nil, fmt.Errorf("image %q: step %d (%s): %w", job.Image, i+1, s.Pos, err)
+			st = runStep(st, i, s.Script, names[i], run)
+		} else {
+			st = copyStep(st, sources[i], s.Import, names[i])
 		}
 	}
 	// A DiffOp whose lower is an ancestor of its upper exports the
@@ -78,7 +107,7 @@ func rootfs(m digest.Digest) llb.State {
 	return llb.OCILayout("strata/rootfs@"+m.String(), llb.OCIStore("", storeID))
 }
 
-func runStep(st llb.State, job *runtime.Job, i int, script, name string, env []llb.RunOption) llb.State {
+func runStep(st llb.State, i int, script, name string, run []llb.RunOption) llb.State {
 	file := fmt.Sprintf("/.strata/step-%d", i+1)
 	argv := []string{"/bin/sh", "-xe", file}
 	mode := os.FileMode(0o644)
@@ -86,73 +115,79 @@ func runStep(st llb.State, job *runtime.Job, i int, script, name string, env []l
 		argv, mode = []string{file}, 0o755
 	}
 	scriptState := llb.Scratch().File(llb.Mkfile("/step", mode, []byte(script)), llb.WithCustomName(name+": script"))
-	opts := []llb.RunOption{
+	opts := append([]llb.RunOption{
 		llb.Args(argv),
-		llb.Network(llb.NetModeHost),
-		llb.Hostname(job.Image),
 		llb.AddMount(file, scriptState, llb.SourcePath("/step"), llb.Readonly),
 		llb.WithCustomName(name),
-	}
-	opts = append(opts, env...)
-	if job.WorkDir != "" {
-		opts = append(opts, llb.Dir(job.WorkDir))
-	}
-	for _, c := range job.Caches {
-		// Locked, as strata locks a cache mount for one image's steps.
-		opts = append(opts, llb.AddMount(c.Dest, llb.Scratch(), llb.AsPersistentCacheDir("strata-"+c.Name, llb.CacheMountLocked)))
-	}
-	for _, s := range job.Secrets {
-		opts = append(opts, llb.AddSecret("/run/secrets/"+s.Name, llb.SecretID(s.Name), llb.SecretFileOpt(0, 0, 0o400)))
-	}
+	}, run...)
 	return st.Run(opts...).Root()
 }
 
-// importStep copies an import's source into st: a local file or folder
-// sent through the session, a URL BuildKit downloads and checks against
-// its sha256, or a path of another image's root file system.
-func (g *graph) importStep(st llb.State, job *runtime.Job, i int, s dsl.Step, name string) (llb.State, error) {
-	imp := s.Import
-	var src llb.State
-	var srcPath string
-	folder := false
-	switch from := imp.Source.(type) {
+// source is what an import copies: a state and the path in it, whether
+// it is a folder, and the name the steps see it under in dsl.ImportDir.
+type source struct {
+	st     llb.State
+	path   string
+	folder bool
+	name   string
+	// mode is a folder's own mode, which Dest gets when it is made.
+	mode os.FileMode
+}
+
+// source is the source of import step i: a local file or folder sent
+// through the session, a URL BuildKit downloads and checks against its
+// sha256, or a path of another image's root file system.
+func (g *graph) source(job *runtime.Job, i int, s dsl.Step, name string) (source, error) {
+	switch from := s.Import.Source.(type) {
 	case *dsl.LocalSource:
 		fi, err := os.Stat(from.Path)
 		if err != nil {
-			return st, err
+			return source{}, err
 		}
 		local := fmt.Sprintf("step-%d", i+1)
 		fsys, err := localFS(from, fi.IsDir())
 		if err != nil {
-			return st, err
+			return source{}, err
 		}
 		g.locals[local] = fsys
 		// The shared key lets the daemon send only what changed since
 		// the last build of this import.
-		src = llb.Local(local, llb.SharedKeyHint(job.Image+":"+from.Path), llb.WithCustomName(name+": send "+from.Path))
-		srcPath, folder = "/", fi.IsDir()
-		if !folder {
-			srcPath = "/" + filepath.Base(from.Path)
+		st := llb.Local(local, llb.SharedKeyHint(job.Image+":"+from.Path), llb.WithCustomName(name+": send "+from.Path))
+		base := filepath.Base(from.Path)
+		if fi.IsDir() {
+			return source{st: st, path: "/", folder: true, name: base, mode: fi.Mode().Perm() | fi.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)}, nil
 		}
+		return source{st: st, path: "/" + base, name: base}, nil
 	case *dsl.URLSource:
 		d, ok := job.Imports[i]
 		if !ok {
-			return st, fmt.Errorf("URL %s has no sha256 in the graph", from.URL)
+			return source{}, fmt.Errorf("URL %s has no sha256 in the graph", from.URL)
 		}
 		base := runtime.URLBase(from.URL)
-		src = llb.HTTP(from.URL, llb.Checksum(d), llb.Filename(base), llb.Chmod(0o644), llb.WithCustomName(name+": download "+from.URL))
-		srcPath = "/" + base
+		st := llb.HTTP(from.URL, llb.Checksum(d), llb.Filename(base), llb.Chmod(0o644), llb.WithCustomName(name+": download "+from.URL))
+		return source{st: st, path: "/" + base, name: base}, nil
 	case *dsl.ImageSource:
-		m, ok := job.ImageImports[i]
-		if !ok || m == "" {
-			return st, fmt.Errorf("image %s has no root file system to import from", from.Image.Name())
+		im, ok := job.ImageImports[i]
+		if !ok || im.Manifest == "" {
+			return source{}, fmt.Errorf("image %s has no root file system to import from", from.Image.Name())
 		}
-		src, srcPath = rootfs(m), from.Path
-		// A folder's contents are merged as a local folder's are.
-		folder = true
-	default:
-		return st, fmt.Errorf("imports of %T are not supported by the BuildKit backend", imp.Source)
+		base := path.Base(path.Clean(from.Path))
+		if base == "/" {
+			base = "rootfs"
+		}
+		return source{st: rootfs(im.Manifest), path: from.Path, folder: im.Folder, name: base, mode: unixmode.FileMode(im.Mode)}, nil
 	}
+	return source{}, fmt.Errorf("imports of %T are not supported by the BuildKit backend", s.Import.Source)
+}
+
+// copyStep copies src into st as the import step imp says, and as the
+// sandbox copies (runtime/sandbox/copy.go): missing parents of Dest are
+// made as mkdir -p makes them (root, 0755); a folder's Dest, when
+// missing, gets the folder's mode (Mode when set) and UID:GID, while an
+// existing one keeps its own; what the copy makes is UID:GID's.
+// BuildKit's copy would make parents owned by UID:GID, so they are made
+// first.
+func copyStep(st llb.State, src source, imp *dsl.ImportStep, name string) llb.State {
 	uid, gid := 0, 0
 	if imp.UID != nil {
 		uid = *imp.UID
@@ -161,23 +196,28 @@ func (g *graph) importStep(st llb.State, job *runtime.Job, i int, s dsl.Step, na
 		gid = *imp.GID
 	}
 	dest := imp.Dest
-	if !folder && strings.HasSuffix(dest, "/") {
-		dest = path.Join(dest, path.Base(srcPath))
+	if !src.folder && strings.HasSuffix(dest, "/") {
+		dest = path.Join(dest, src.name)
+	}
+	dest = path.Clean(dest)
+	if dir := path.Dir(dest); dir != "/" {
+		st = st.File(llb.Mkdir(dir, 0o755, llb.WithParents(true)), llb.WithCustomName(name+": parents"))
 	}
 	info := &llb.CopyInfo{
-		CopyDirContentsOnly: true,
-		CreateDestPath:      true,
-		ChownOpt:            &llb.ChownOpt{User: &llb.UserOpt{UID: uid}, Group: &llb.UserOpt{UID: gid}},
+		CreateDestPath: true,
+		ChownOpt:       &llb.ChownOpt{User: &llb.UserOpt{UID: uid}, Group: &llb.UserOpt{UID: gid}},
 	}
-	if imp.Mode != nil && !folder {
+	if src.folder {
+		mode := src.mode
+		if imp.Mode != nil {
+			mode = unixmode.FileMode(*imp.Mode)
+		}
+		if dest != "/" {
+			st = st.File(llb.Mkdir(dest, mode, llb.WithParents(true), llb.WithUIDGID(uid, gid)), llb.WithCustomName(name+": folder"))
+		}
+		info.CopyDirContentsOnly = true
+	} else if imp.Mode != nil {
 		info.Mode = &llb.ChmodOpt{Mode: unixmode.FileMode(*imp.Mode)}
 	}
-	st = st.File(llb.Copy(src, srcPath, dest, info), llb.WithCustomName(name))
-	if imp.Mode != nil && folder {
-		// Mode is that of Dest itself, not of what it holds: copy an
-		// empty folder of that mode onto it.
-		dir := llb.Scratch().File(llb.Mkdir("/d", unixmode.FileMode(*imp.Mode), llb.WithUIDGID(uid, gid)))
-		st = st.File(llb.Copy(dir, "/d", dest, &llb.CopyInfo{CopyDirContentsOnly: true, CreateDestPath: true}), llb.WithCustomName(name+": mode"))
-	}
-	return st, nil
+	return st.File(llb.Copy(src.st, src.path, dest, info), llb.WithCustomName(name))
 }
