@@ -16,15 +16,16 @@ import (
 // same API as the client code under test.
 const Version = "v0.34.2"
 
+// CacheDir keeps the built binaries between test runs, by version.
+const CacheDir = "/var/cache/strata-test"
+
 // Binaries returns the paths of buildkitd and buildctl, building them if the
 // cache lacks them.
 func Binaries(t testing.TB) (buildkitd, buildctl string) {
 	t.Helper()
-	base, err := os.UserCacheDir()
-	if err != nil {
-		t.Fatalf("testbuildkit: no cache dir: %v", err)
-	}
-	dir := filepath.Join(base, "strata-test", "buildkit-"+Version)
+	// A fixed folder, not the user's cache: the CLI tests give every
+	// strata their own XDG_CACHE_HOME, and the daemon runs as root only.
+	dir := filepath.Join(CacheDir, "buildkit-"+Version)
 	buildkitd = filepath.Join(dir, "buildkitd")
 	buildctl = filepath.Join(dir, "buildctl")
 	// Binaries only appear by rename, so seeing both means both are whole;
