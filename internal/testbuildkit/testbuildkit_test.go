@@ -72,19 +72,6 @@ func TestConfigTOML(t *testing.T) {
 	}
 }
 
-func TestUnescapeMountinfo(t *testing.T) {
-	for in, want := range map[string]string{
-		`/tmp/a\040b`: "/tmp/a b",
-		`/tmp/plain`:  "/tmp/plain",
-		`/tmp/end\`:   `/tmp/end\`,
-		`/x\134y`:     `/x\y`,
-	} {
-		if got := unescapeMountinfo(in); got != want {
-			t.Errorf("unescapeMountinfo(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 func fileFromLayer(path, mediaType, name string) (string, error) {
 	f, err := os.Open(path)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/strata-build/strata/internal/imagepath"
+	"github.com/strata-build/strata/internal/mountinfo"
 )
 
 // maxLowers is what overlayfs accepts (OVL_MAX_STACK is 500), minus room
@@ -561,7 +562,7 @@ func (r *rootfs) cleanup(root *inRoot) error {
 	for _, line := range bytes.Split(info, []byte("\n")) {
 		f := strings.Fields(string(line))
 		if len(f) > 4 && f[4] != "/" {
-			points = append(points, unescapeMountinfo(f[4]))
+			points = append(points, mountinfo.Unescape(f[4]))
 		}
 	}
 	for i := len(points) - 1; i >= 0; i-- {
@@ -581,32 +582,4 @@ func (r *rootfs) cleanup(root *inRoot) error {
 		root.chtimesDir(path.Dir(c.path), c.parentAccess, c.parentModTime)
 	}
 	return errors.Join(errs...)
-}
-
-// unescapeMountinfo undoes the octal escapes of mountinfo (\040 for space).
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range []byte(s[i+1 : i+4]) {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + c - '0'
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

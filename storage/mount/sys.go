@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/strata-build/strata/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -42,28 +43,9 @@ func mounts() ([]mountEntry, error) {
 		if len(f) < 5 || sep < 0 || sep+2 >= len(f) {
 			continue
 		}
-		out = append(out, mountEntry{Target: unescape(f[4]), FSType: f[sep+1], Source: unescape(f[sep+2])})
+		out = append(out, mountEntry{Target: mountinfo.Unescape(f[4]), FSType: f[sep+1], Source: mountinfo.Unescape(f[sep+2])})
 	}
 	return out, sc.Err()
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for a space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // mountedAt returns the file system type of the topmost mount on target,
