@@ -160,6 +160,13 @@ func (s *stack) rootfsManifest(ctx context.Context, root *dsl.Node, chain []*dsl
 	if len(img.Layers) == 0 {
 		return "", nil
 	}
+	for _, l := range img.Layers {
+		if lt, err := layer.TypeOfMediaType(l.MediaType); err != nil || !lt.Tar() {
+			// A stacker base of squashfs layers: BuildKit unpacks tar
+			// layers only.
+			return "", fmt.Errorf("the base of %s has a %s layer, which BuildKit cannot unpack: build on it with the local backend", root.Name, l.MediaType)
+		}
+	}
 	img.Config = baseCfg
 	desc, err := s.store.PutImage(ctx, img)
 	return desc.Digest, err

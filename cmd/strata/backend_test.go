@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -55,8 +54,9 @@ func TestBackendBuildKit(t *testing.T) {
 			if !strings.Contains(out, "building on buildkit "+bk.Addr) {
 				t.Errorf("the build did not say it ran on BuildKit:\n%s", out)
 			}
-			tags := layoutTags(t, local.layout)
-			if got := layoutTags(t, remote.layout); !slices.Equal(got, tags) {
+			tags, got := tagsOf(t, local.layout), tagsOf(t, remote.layout)
+			slices.Sort(tags)
+			if slices.Sort(got); !slices.Equal(got, tags) {
 				t.Fatalf("tags: local %v, on BuildKit %v", tags, got)
 			}
 			for _, tag := range tags {
@@ -122,7 +122,8 @@ func TestBackendContract(t *testing.T) {
 	for path, want := range map[string]string{
 		"pwd": "/work/dir\n", "env": "yes env\n", "hostname": "bk-contract\n", "secret": "secret-ok\n",
 		"data-during-run": "data from the web\n", "shebang": "shebang\n",
-		"imports":         "data.txt\nnote.txt\nshare\ntool\ntree\n",
+		"imports":         "data.txt\nlink.txt\nnote.txt\nshare\ntool\ntree\n",
+		"etc/linked":      "a note\n",
 		"tree-during-run": "keep.log\nmain.txt\nsub\n",
 		"etc/data.txt":    "data from the web\n",
 		"usr/bin/tool":    "tool\n",
@@ -171,6 +172,12 @@ func TestBackendContract(t *testing.T) {
 	bound, code := strata(t, remote.dir, remote.args("build", append(flags, "--backend", bk.Addr, "bk-bound")...)...)
 	if code == 0 || !strings.Contains(bound, `image "bk-bound": bind mount of /etc at /mnt/etc (images.go:`) || !strings.Contains(bound, "cannot reach the remote worker") {
 		t.Errorf("a bind on BuildKit: exit %d:\n%s", code, bound)
+	}
+	// A daemon that does not grant the host's network says how to.
+	closed := testbuildkit.Start(t, testbuildkit.Options{NoHostNetwork: true})
+	refused, code := strata(t, remote.dir, remote.args("build", append(flags, "--no-cache", "--backend", closed.Addr, "bk-fails")...)...)
+	if code == 0 || !strings.Contains(refused, "--allow-insecure-entitlement network.host") {
+		t.Errorf("a daemon without network.host: exit %d:\n%s", code, refused)
 	}
 	// An address nothing answers at fails before any image is built.
 	bad, code := strata(t, remote.dir, remote.args("build", append(flags, "--backend", "unix://"+filepath.Join(t.TempDir(), "none.sock"), "bk-contract")...)...)
@@ -342,25 +349,4 @@ func treeDiff(a, b map[string]string) string {
 		lines = append(lines[:30], fmt.Sprintf("  … %d more", len(lines)-30))
 	}
 	return strings.Join(lines, "\n")
-}
-
-// layoutTags are the tags of a layout, sorted.
-func layoutTags(t *testing.T, layout string) []string {
-	t.Helper()
-	var idx v1.Index
-	b, err := os.ReadFile(filepath.Join(layout, "index.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &idx); err != nil {
-		t.Fatal(err)
-	}
-	var tags []string
-	for _, m := range idx.Manifests {
-		if tag := m.Annotations[v1.AnnotationRefName]; tag != "" {
-			tags = append(tags, tag)
-		}
-	}
-	slices.Sort(tags)
-	return tags
 }

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/strata-build/strata/internal/mountinfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -25,6 +26,9 @@ type Options struct {
 	// InsecureRegistries are host:port registries served over plain http,
 	// e.g. 127.0.0.1:5000.
 	InsecureRegistries []string
+	// NoHostNetwork starts the daemon without the network.host
+	// entitlement strata's steps ask for, to test that refusal.
+	NoHostNetwork bool
 }
 
 // Daemon is a running buildkitd.
@@ -108,14 +112,17 @@ func Start(t testing.TB, opts Options) *Daemon {
 	if _, err := lookPathIn("runc", env); err != nil {
 		t.Fatalf("testbuildkit: the runc worker needs runc: %v", err)
 	}
-	cmd = exec.Command(buildkitd,
+	args := []string{
 		"--root", d.Root,
 		"--addr", d.Addr,
 		"--oci-worker=true",
 		"--containerd-worker=false",
-		"--allow-insecure-entitlement", "network.host",
 		"--config", config,
-	)
+	}
+	if !opts.NoHostNetwork {
+		args = append(args, "--allow-insecure-entitlement", "network.host")
+	}
+	cmd = exec.Command(buildkitd, args...)
 	cmd.Env = env
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
@@ -250,7 +257,7 @@ func unmountUnder(root string) error {
 		if len(fields) < 5 {
 			continue
 		}
-		p := unescapeMountinfo(fields[4])
+		p := mountinfo.Unescape(fields[4])
 		if p == root || strings.HasPrefix(p, root+"/") {
 			points = append(points, p)
 		}
@@ -269,26 +276,6 @@ func unmountUnder(root string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// unescapeMountinfo undoes the kernel's octal escaping of space, tab,
-// newline and backslash in mount points.
-func unescapeMountinfo(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(n))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }
 
 // logTail returns the end of the daemon log, which is where the reason for a

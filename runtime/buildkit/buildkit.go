@@ -132,6 +132,9 @@ func (b *Backend) Run(ctx context.Context, job *runtime.Job) (string, error) {
 		return nil
 	})
 	if err := eg.Wait(); err != nil {
+		if strings.Contains(err.Error(), "granting entitlement network.host is not allowed") {
+			return "", fmt.Errorf("%w: strata's steps run in the host's network, as they do locally; start buildkitd with --allow-insecure-entitlement network.host (buildx create --buildkitd-flags '--allow-insecure-entitlement network.host')", err)
+		}
 		return "", p.failure(err)
 	}
 	return exportedLayer(out)

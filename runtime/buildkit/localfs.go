@@ -17,9 +17,10 @@ import (
 // localFS is what the session sends of a local import: a folder with the
 // entries strata leaves out of it left out (its Exclude patterns, .git,
 // stores and layouts, as ignore.Walk decides for the cache key and the
-// local copy), or the one file of a file import. BuildKit's own include
-// and exclude patterns have another syntax, so the filter is strata's.
-func localFS(src *dsl.LocalSource, isDir bool) (fsutil.FS, error) {
+// local copy), or the one file of a file import, whose path in it is
+// file. BuildKit's own include and exclude patterns have another syntax,
+// so the filter is strata's.
+func localFS(src *dsl.LocalSource, isDir bool) (_ fsutil.FS, file string, err error) {
 	root, keepOnly := src.Path, ""
 	if !isDir {
 		root, keepOnly = filepath.Dir(src.Path), filepath.Base(src.Path)
@@ -30,23 +31,23 @@ func localFS(src *dsl.LocalSource, isDir bool) (fsutil.FS, error) {
 	}
 	inner, err := fsutil.NewFS(root)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	f := &filtered{inner: inner, only: keepOnly, out: map[string]bool{}}
 	if isDir {
 		m, err := ignore.Compile(src.Exclude)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		err = ignore.WalkLeftOut(os.DirFS(root), m, func(name string, _ fs.DirEntry) error {
 			f.out[name] = true
 			return nil
 		})
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 	}
-	return f, nil
+	return f, "/" + keepOnly, nil
 }
 
 type filtered struct {

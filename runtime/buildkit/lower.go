@@ -145,7 +145,7 @@ func (g *graph) source(job *runtime.Job, i int, s dsl.Step, name string) (source
 			return source{}, err
 		}
 		local := fmt.Sprintf("step-%d", i+1)
-		fsys, err := localFS(from, fi.IsDir())
+		fsys, file, err := localFS(from, fi.IsDir())
 		if err != nil {
 			return source{}, err
 		}
@@ -157,7 +157,7 @@ func (g *graph) source(job *runtime.Job, i int, s dsl.Step, name string) (source
 		if fi.IsDir() {
 			return source{st: st, path: "/", folder: true, name: base, mode: fi.Mode().Perm() | fi.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)}, nil
 		}
-		return source{st: st, path: "/" + base, name: base}, nil
+		return source{st: st, path: file, name: base}, nil
 	case *dsl.URLSource:
 		d, ok := job.Imports[i]
 		if !ok {

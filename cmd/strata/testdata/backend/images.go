@@ -25,6 +25,7 @@ var Contract = dsl.New("bk-contract").
 	WorkDir("/work/dir").
 	Import(dsl.Dir(dsl.RequiredParam("TREE"), dsl.Exclude("*.log", "!keep.log", "node_modules/")), "/srv/tree", dsl.Mode(0o750), dsl.Owner(1000, 1000)).
 	Import(dsl.File("note.txt"), "/etc/", dsl.Mode(0o600)).
+	Import(dsl.File("link.txt"), "/etc/linked").
 	Import(dsl.URL("${{URLBASE}}/data.txt", "37613160c3ed045bd13fdbfb4790ec295fc9c1818a9b07c15b6556e27aff93dd"), "/etc/data.txt").
 	Import(dsl.FromImage(Tool, "/out/tool"), "/usr/bin/tool", dsl.Mode(0o755)).
 	Import(dsl.FromImage(Tool, "/out/share"), "/usr/share/tool").
