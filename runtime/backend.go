@@ -17,6 +17,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	"github.com/strata-build/strata/dsl"
 	"github.com/strata-build/strata/internal/layertype"
+	"github.com/strata-build/strata/internal/timings"
 	"github.com/strata-build/strata/internal/unixmode"
 	"github.com/strata-build/strata/runtime/sandbox"
 	"github.com/strata-build/strata/storage"
@@ -48,12 +49,14 @@ type Job struct {
 	// Blobs is an OCI image layout folder holding the manifests below
 	// and all their blobs (the store's own).
 	Blobs string
-	// Parent is the manifest of the root file system the steps start
-	// from, its layers tar; empty for scratch.
-	Parent digest.Digest
+	// Key is the image's cache key, by which the images built on it in
+	// the same build find what the backend made of it.
+	Key digest.Digest
+	// Parent is the root file system the steps start from.
+	Parent Rootfs
 	// Steps are the image's steps. An import of a URL is checked against
 	// Imports (its sha256, by step index); an import from another image
-	// reads that image's root file system, the manifest in ImageImports.
+	// reads that image's root file system (ImageImports).
 	Steps        []dsl.Step
 	Imports      map[int]digest.Digest
 	ImageImports map[int]ImageImport
@@ -71,12 +74,21 @@ type Job struct {
 	State func(string)
 }
 
-// ImageImport is the source of an import from another image: the
-// manifest of that image's root file system in the store, and whether the
-// path is a folder there.
+// Rootfs is the root file system of an image a job starts from or
+// imports from: the image with cache key Key, which the backend may still
+// hold from earlier in the same build, else the image Manifest writes
+// into the store (its layers tar), "" for scratch. Manifest may have to
+// encode the image's layer first, so it is only called when needed.
+type Rootfs struct {
+	Key      digest.Digest
+	Manifest func() (digest.Digest, error)
+}
+
+// ImageImport is the source of an import from another image: that
+// image's root file system, and whether the path is a folder there.
 type ImageImport struct {
-	Manifest digest.Digest
-	Folder   bool
+	Rootfs
+	Folder bool
 	// Mode is the folder's own mode bits, as chmod(2) takes them.
 	Mode uint32
 }
@@ -149,6 +161,16 @@ func backendType(n *dsl.Node) layertype.Type {
 	return layertype.TarZstd
 }
 
+// rootfs is the root file system of chain's last image (of root's base
+// when chain is empty) for a backend.
+func (s *stack) rootfs(ctx context.Context, root *dsl.Node, chain []*dsl.Node, t layertype.Type) Rootfs {
+	r := Rootfs{Manifest: func() (digest.Digest, error) { return s.rootfsManifest(ctx, root, chain, t) }}
+	if len(chain) > 0 {
+		r.Key = chain[len(chain)-1].Key
+	}
+	return r
+}
+
 // rootfsManifest writes into the store the manifest of the root file
 // system of chain's last image (of root's base when chain is empty), in
 // tar layers of type t: what a backend starts from. "" is scratch.
@@ -185,6 +207,7 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 	chain := n.Chain()
 	job := &Job{
 		Image:        n.Name,
+		Key:          n.Key,
 		Dir:          filepath.Join(ws.Dir, "backend"),
 		Blobs:        filepath.Join(b.opts.Store.Root, "oci"),
 		Steps:        n.Image.Steps(),
@@ -199,9 +222,7 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 	if err := os.Mkdir(job.Dir, 0o700); err != nil {
 		return err
 	}
-	if job.Parent, err = b.rootfsManifest(ctx, n.Root(), chain[:len(chain)-1], t); err != nil {
-		return fmt.Errorf("image %q: %w", n.Name, err)
-	}
+	job.Parent = b.rootfs(ctx, n.Root(), chain[:len(chain)-1], t)
 	for i, p := range n.ImportNodes {
 		if p == nil {
 			continue
@@ -212,7 +233,9 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 	}
 	w := newPrefixWriter(b.con, n.Name, 20)
 	job.Out = newMaskWriter(b.stepOutput(n, w), job.Secrets)
+	solved := timings.Phase("backend: run " + n.Name)
 	blob, err := b.opts.Backend.Run(ctx, job)
+	solved()
 	flushMask(job.Out)
 	w.Flush()
 	if err != nil {
@@ -228,7 +251,10 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 		return fmt.Errorf("image %q: %s: %w", n.Name, b.opts.Backend, err)
 	}
 	if blob != "" {
-		if err := layer.Unpack(ctx, blob, "", ws.Upper, unpackOptions(false)); err != nil {
+		done := timings.Phase("backend: unpack the layer of " + n.Name)
+		err := layer.Unpack(ctx, blob, "", ws.Upper, unpackOptions(false))
+		done()
+		if err != nil {
 			return fmt.Errorf("image %q: unpack the layer from %s: %w", n.Name, b.opts.Backend, err)
 		}
 	}
@@ -256,8 +282,7 @@ func (b *builder) remoteImageImport(ctx context.Context, p *dsl.Node, step dsl.S
 	if err != nil {
 		return ImageImport{}, fmt.Errorf("%s is not in image %s: %w", src.Path, p.Name, err)
 	}
-	m, err := b.rootfsManifest(ctx, p.Root(), p.Chain(), t)
-	return ImageImport{Manifest: m, Folder: fi.IsDir(), Mode: unixmode.Bits(fi.Mode())}, err
+	return ImageImport{Rootfs: b.rootfs(ctx, p.Root(), p.Chain(), t), Folder: fi.IsDir(), Mode: unixmode.Bits(fi.Mode())}, nil
 }
 
 // runOnBackend is run for an image whose steps the backend runs: the

@@ -2,6 +2,7 @@ package main_test
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -17,6 +18,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/klauspost/compress/zstd"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -86,7 +92,7 @@ func TestBackendBuildKit(t *testing.T) {
 // included. Then a failing step and a bind mount fail as the issue says.
 func TestBackendContract(t *testing.T) {
 	needRoot(t)
-	bk := testbuildkit.Start(t, testbuildkit.Options{})
+	bk := testbuildkit.Start(t, testbuildkit.Options{TCP: true})
 	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/data.txt" {
 			http.NotFound(w, r)
@@ -106,9 +112,9 @@ func TestBackendContract(t *testing.T) {
 	local := newSourcesBuild(t, "")
 	local.dir = repo(t, "cmd/strata/testdata/backend")
 	mustStrata(t, local.dir, local.args("build", append(flags, "bk-contract")...)...)
-	remote := newSourcesBuild(t, "")
-	remote.dir = local.dir
-	out := mustStrata(t, remote.dir, remote.args("build", append(flags, "--backend", bk.Addr, "bk-contract")...)...)
+	onBK := newSourcesBuild(t, "")
+	onBK.dir = local.dir
+	out := mustStrata(t, onBK.dir, onBK.args("build", append(flags, "--backend", bk.Addr, "bk-contract")...)...)
 	for _, want := range []string{"bk-tool: building on buildkit", "bk-contract: building on buildkit", "bk-contract | + echo run"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
@@ -117,8 +123,8 @@ func TestBackendContract(t *testing.T) {
 	if strings.Contains(out, "s3cret") {
 		t.Errorf("the secret's value is in the output:\n%s", out)
 	}
-	sameImage(t, local.layout, remote.layout, "bk-contract", true)
-	tr := imageTree(t, remote.layout, "bk-contract")
+	sameImage(t, local.layout, onBK.layout, "bk-contract", true)
+	tr := imageTree(t, onBK.layout, "bk-contract")
 	for path, want := range map[string]string{
 		"pwd": "/work/dir\n", "env": "yes env\n", "hostname": "bk-contract\n", "secret": "secret-ok\n",
 		"data-during-run": "data from the web\n", "shebang": "shebang\n",
@@ -149,14 +155,47 @@ func TestBackendContract(t *testing.T) {
 			t.Errorf("/%s is in the image", gone)
 		}
 	}
-	_, cfg := image(t, remote.layout, "bk-contract")
+	_, cfg := image(t, onBK.layout, "bk-contract")
 	if cfg.Config.Labels["generated"] != "v1" {
 		t.Errorf("labels %v lack generated=v1", cfg.Config.Labels)
 	}
 
+	// Bases from a registry and from a layout: strata brings them into the
+	// store and BuildKit reads them from there.
+	reg := testregistry.Start(t, testregistry.Options{})
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
+		return io.NopCloser(bytes.NewReader(busyboxTar(t, nil))), nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, _ := name.ParseReference(reg.Addr + "/base:1")
+	if err := remote.Write(ref, img); err != nil {
+		t.Fatal(err)
+	}
+	bases := []string{"--set", "REGISTRY=" + reg.Addr, "--set", "BASE_LAYOUT=" + local.layout}
+	localBases := newSourcesBuild(t, "")
+	localBases.dir = repo(t, "cmd/strata/testdata/backendbases")
+	mustStrata(t, localBases.dir, localBases.args("build", bases...)...)
+	remoteBases := newSourcesBuild(t, "")
+	remoteBases.dir = localBases.dir
+	// Through the daemon's TCP port, as buildkit://HOST:PORT.
+	tcp := "buildkit://" + strings.TrimPrefix(bk.TCPAddr, "tcp://")
+	out = mustStrata(t, remoteBases.dir, remoteBases.args("build", append(bases, "--backend", tcp)...)...)
+	for _, tag := range []string{"bk-from-registry", "bk-from-layout"} {
+		if !strings.Contains(out, tag+": building on buildkit "+tcp) {
+			t.Errorf("%s was not built on BuildKit:\n%s", tag, out)
+		}
+		sameImage(t, localBases.layout, remoteBases.layout, tag, true)
+	}
+
 	// A failing step names the image, the step and its line, exits with
 	// the step's status, and leaves nothing in the store's tmp/.
-	failed, code := strata(t, remote.dir, remote.args("build", append(flags, "--backend", bk.Addr, "bk-fails")...)...)
+	failed, code := strata(t, onBK.dir, onBK.args("build", append(flags, "--backend", bk.Addr, "bk-fails")...)...)
 	if code != 3 {
 		t.Errorf("exit code %d, want the step's 3:\n%s", code, failed)
 	}
@@ -165,22 +204,22 @@ func TestBackendContract(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, failed)
 		}
 	}
-	if entries, _ := os.ReadDir(filepath.Join(remote.store, "tmp")); len(entries) != 0 {
+	if entries, _ := os.ReadDir(filepath.Join(onBK.store, "tmp")); len(entries) != 0 {
 		t.Errorf("store tmp/ keeps %d entries after the failure", len(entries))
 	}
 	// A bind cannot reach a remote worker: refused, naming the bind.
-	bound, code := strata(t, remote.dir, remote.args("build", append(flags, "--backend", bk.Addr, "bk-bound")...)...)
+	bound, code := strata(t, onBK.dir, onBK.args("build", append(flags, "--backend", bk.Addr, "bk-bound")...)...)
 	if code == 0 || !strings.Contains(bound, `image "bk-bound": bind mount of /etc at /mnt/etc (images.go:`) || !strings.Contains(bound, "cannot reach the remote worker") {
 		t.Errorf("a bind on BuildKit: exit %d:\n%s", code, bound)
 	}
 	// A daemon that does not grant the host's network says how to.
 	closed := testbuildkit.Start(t, testbuildkit.Options{NoHostNetwork: true})
-	refused, code := strata(t, remote.dir, remote.args("build", append(flags, "--no-cache", "--backend", closed.Addr, "bk-fails")...)...)
+	refused, code := strata(t, onBK.dir, onBK.args("build", append(flags, "--no-cache", "--backend", closed.Addr, "bk-fails")...)...)
 	if code == 0 || !strings.Contains(refused, "--allow-insecure-entitlement network.host") {
 		t.Errorf("a daemon without network.host: exit %d:\n%s", code, refused)
 	}
 	// An address nothing answers at fails before any image is built.
-	bad, code := strata(t, remote.dir, remote.args("build", append(flags, "--backend", "unix://"+filepath.Join(t.TempDir(), "none.sock"), "bk-contract")...)...)
+	bad, code := strata(t, onBK.dir, onBK.args("build", append(flags, "--backend", "unix://"+filepath.Join(t.TempDir(), "none.sock"), "bk-contract")...)...)
 	if code == 0 || !strings.Contains(bad, "no BuildKit daemon answers there") {
 		t.Errorf("a wrong --backend: exit %d:\n%s", code, bad)
 	}

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -29,6 +30,9 @@ type Options struct {
 	// NoHostNetwork starts the daemon without the network.host
 	// entitlement strata's steps ask for, to test that refusal.
 	NoHostNetwork bool
+	// TCP makes the daemon listen on a port of 127.0.0.1 too
+	// (Daemon.TCPAddr), as a build host serves its clients.
+	TCP bool
 }
 
 // Daemon is a running buildkitd.
@@ -41,6 +45,8 @@ type Daemon struct {
 	Buildctl string
 	// LogPath holds the daemon's stdout and stderr.
 	LogPath string
+	// TCPAddr is "tcp://127.0.0.1:PORT" with Options.TCP.
+	TCPAddr string
 }
 
 const (
@@ -121,6 +127,18 @@ func Start(t testing.TB, opts Options) *Daemon {
 	}
 	if !opts.NoHostNetwork {
 		args = append(args, "--allow-insecure-entitlement", "network.host")
+	}
+	if opts.TCP {
+		// A port the kernel picked and let go: the daemon binds it a
+		// moment later, which another process could take first, but
+		// then the daemon fails to start and says so.
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("testbuildkit: %v", err)
+		}
+		d.TCPAddr = "tcp://" + l.Addr().String()
+		l.Close()
+		args = append(args, "--addr", d.TCPAddr)
 	}
 	cmd = exec.Command(buildkitd, args...)
 	cmd.Env = env

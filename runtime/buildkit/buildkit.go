@@ -22,6 +22,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/containerd/containerd/v2/core/content"
@@ -50,6 +51,12 @@ func init() {
 type Backend struct {
 	addr string
 	c    *client.Client
+
+	mu sync.Mutex
+	// made holds, by cache key, the images solved in this build: the
+	// images on them chain their graphs from there, and the daemon's
+	// cache has them, so nothing is sent or unpacked again.
+	made map[digest.Digest]*graph
 }
 
 // Open connects to the BuildKit daemon at addr: buildkit://HOST:PORT
@@ -77,7 +84,7 @@ func Open(ctx context.Context, addr string) (runtime.Backend, error) {
 		c.Close()
 		return nil, fmt.Errorf("--backend %s: no BuildKit daemon answers there: %w", addr, err)
 	}
-	return &Backend{addr: addr, c: c}, nil
+	return &Backend{addr: addr, c: c, made: map[digest.Digest]*graph{}}, nil
 }
 
 func (b *Backend) String() string { return "buildkit " + b.addr }
@@ -91,7 +98,7 @@ const storeID = "strata-store"
 // Run solves job on the daemon and returns the blob of the one layer the
 // solve exported, or "" when the steps changed nothing.
 func (b *Backend) Run(ctx context.Context, job *runtime.Job) (string, error) {
-	g, err := lower(ctx, job)
+	g, err := b.lower(job)
 	if err != nil {
 		return "", err
 	}
@@ -103,10 +110,6 @@ func (b *Backend) Run(ctx context.Context, job *runtime.Job) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	secrets := map[string][]byte{}
-	for _, s := range job.Secrets {
-		secrets[s.Name] = s.Value
-	}
 	out := filepath.Join(job.Dir, "oci")
 	opt := client.SolveOpt{
 		Exports: []client.ExportEntry{{
@@ -117,7 +120,7 @@ func (b *Backend) Run(ctx context.Context, job *runtime.Job) (string, error) {
 		}},
 		LocalMounts:         g.locals,
 		OCIStores:           map[string]content.Store{storeID: readOnly{store}},
-		Session:             []session.Attachable{secretsprovider.FromMap(secrets)},
+		Session:             []session.Attachable{secretsprovider.FromMap(g.secrets)},
 		AllowedEntitlements: []string{entitlements.EntitlementNetworkHost.String()},
 	}
 	ch := make(chan *client.SolveStatus)
@@ -137,7 +140,13 @@ func (b *Backend) Run(ctx context.Context, job *runtime.Job) (string, error) {
 		}
 		return "", p.failure(err)
 	}
-	return exportedLayer(out)
+	blob, err := exportedLayer(out)
+	if err == nil {
+		b.mu.Lock()
+		b.made[job.Key] = g
+		b.mu.Unlock()
+	}
+	return blob, err
 }
 
 // exportedLayer reads the layout the OCI exporter wrote and returns the

@@ -1,7 +1,6 @@
 package buildkit
 
 import (
-	"context"
 	"fmt"
 	"maps"
 	"os"
@@ -23,10 +22,33 @@ import (
 // parent, the local folders its imports send through the session, and
 // the custom names that tie BuildKit's vertices back to the steps.
 type graph struct {
-	state  llb.State
-	locals map[string]fsutil.FS
+	state llb.State
+	// rootfs is the image's root file system after its steps, which the
+	// images built on it in the same build start from.
+	rootfs  llb.State
+	locals  map[string]fsutil.FS
+	secrets map[string][]byte
 	// steps maps a vertex's custom name to its step's index.
 	steps map[string]int
+}
+
+// rootfsState is the state of r: what the daemon made of it earlier in
+// this build, with the local folders and secrets its graph reads, or the
+// image in the store, read through the session.
+func (b *Backend) rootfsState(r runtime.Rootfs, g *graph) (llb.State, error) {
+	b.mu.Lock()
+	m, ok := b.made[r.Key]
+	b.mu.Unlock()
+	if ok && r.Key != "" {
+		maps.Copy(g.locals, m.locals)
+		maps.Copy(g.secrets, m.secrets)
+		return m.rootfs, nil
+	}
+	d, err := r.Manifest()
+	if err != nil || d == "" {
+		return llb.Scratch(), err
+	}
+	return rootfs(d), nil
 }
 
 // lower makes job's LLB graph. The steps run as locally (runtime/sandbox):
@@ -35,11 +57,11 @@ type graph struct {
 // directory, every import's source readable at /.strata/imports/NAME;
 // imports are copied as root, owned by UID:GID (0:0 unless set), a
 // folder's contents merged into Dest.
-func lower(ctx context.Context, job *runtime.Job) (*graph, error) {
-	g := &graph{locals: map[string]fsutil.FS{}, steps: map[string]int{}}
-	parent := llb.Scratch()
-	if job.Parent != "" {
-		parent = rootfs(job.Parent)
+func (b *Backend) lower(job *runtime.Job) (*graph, error) {
+	g := &graph{locals: map[string]fsutil.FS{}, secrets: map[string][]byte{}, steps: map[string]int{}}
+	parent, err := b.rootfsState(job.Parent, g)
+	if err != nil {
+		return nil, err
 	}
 	names := make([]string, len(job.Steps))
 	sources := map[int]source{}
@@ -50,7 +72,7 @@ func lower(ctx context.Context, job *runtime.Job) (*graph, error) {
 		if s.Import == nil {
 			continue
 		}
-		src, err := g.source(job, i, s, names[i])
+		src, err := b.source(g, job, i, s, names[i])
 		if err != nil {
 			return nil, fmt.Errorf("image %q: step %d (%s): %w", job.Image, i+1, s.Pos, err)
 		}
@@ -73,32 +95,54 @@ func lower(ctx context.Context, job *runtime.Job) (*graph, error) {
 		run = append(run, llb.AddMount(c.Dest, llb.Scratch(), llb.AsPersistentCacheDir("strata-"+c.Name, llb.CacheMountLocked)))
 	}
 	for _, s := range job.Secrets {
-		run = append(run, llb.AddSecret("/run/secrets/"+s.Name, llb.SecretID(s.Name), llb.SecretFileOpt(0, 0, 0o400)))
+		// By image: two images may name different secrets alike, and
+		// an image's graph carries its ancestors'.
+		id := job.Image + "/" + s.Name
+		g.secrets[id] = s.Value
+		run = append(run, llb.AddSecret("/run/secrets/"+s.Name, llb.SecretID(id), llb.SecretFileOpt(0, 0, 0o400)))
 	}
 	for _, i := range slices.Sorted(maps.Values(last)) {
 		src := sources[i]
 		run = append(run, llb.AddMount(path.Join(dsl.ImportDir, src.name), src.st, llb.SourcePath(src.path), llb.Readonly))
 	}
-	st := parent
+	st := &opChain{st: parent}
 	if job.WorkDir != "" && job.WorkDir != "/" {
-		st = st.File(llb.Mkdir(job.WorkDir, 0o755, llb.WithParents(true)), llb.WithCustomName(job.Image+": working directory "+job.WorkDir))
+		st.file(llb.Mkdir(job.WorkDir, 0o755, llb.WithParents(true)), job.Image+": working directory "+job.WorkDir)
 	}
 	for i, s := range job.Steps {
 		if s.Import == nil {
-			st = runStep(st, i, s.Script, names[i], run)
+			st.run(i, s.Script, names[i], run)
 		} else {
-			st = copyStep(st, sources[i], s.Import, names[i])
+			copyStep(st, sources[i], s.Import, names[i])
 		}
 	}
-	// A DiffOp whose lower is an ancestor of its upper exports the
-	// layers in between, one per operation. The lower here is the parent
-	// with a folder made and removed: the same files, but no ancestor,
-	// so BuildKit compares the two trees and exports one layer, as a
-	// local build commits one.
-	lowerDir := "/.strata-diff-lower"
-	lower := parent.File(llb.Mkdir(lowerDir, 0o700)).File(llb.Rm(lowerDir), llb.WithCustomName(job.Image+": parent"))
-	g.state = llb.Diff(lower, st, llb.WithCustomName(job.Image+": one layer"))
+	g.rootfs = st.st
+	lower := parent
+	if st.ops > 1 {
+		// A DiffOp whose lower is an ancestor of its upper exports the
+		// layers in between, one per operation. This lower is the
+		// parent with a folder made and removed: the same files, but no
+		// ancestor, so BuildKit compares the two trees and exports one
+		// layer, as a local build commits one. One operation is one
+		// layer already, which BuildKit takes from its overlay's upper
+		// dir without walking the trees.
+		lowerDir := "/.strata-diff-lower"
+		lower = parent.File(llb.Mkdir(lowerDir, 0o700)).File(llb.Rm(lowerDir), llb.WithCustomName(job.Image+": parent"))
+	}
+	g.state = llb.Diff(lower, st.st, llb.WithCustomName(job.Image+": one layer"))
 	return g, nil
+}
+
+// opChain is the state of an image's steps as they are added, and how
+// many operations they took.
+type opChain struct {
+	st  llb.State
+	ops int
+}
+
+func (c *opChain) file(a *llb.FileAction, name string) {
+	c.st = c.st.File(a, llb.WithCustomName(name))
+	c.ops++
 }
 
 // rootfs is the image whose manifest m is in the store, read through the
@@ -107,7 +151,7 @@ func rootfs(m digest.Digest) llb.State {
 	return llb.OCILayout("strata/rootfs@"+m.String(), llb.OCIStore("", storeID))
 }
 
-func runStep(st llb.State, i int, script, name string, run []llb.RunOption) llb.State {
+func (c *opChain) run(i int, script, name string, run []llb.RunOption) {
 	file := fmt.Sprintf("/.strata/step-%d", i+1)
 	argv := []string{"/bin/sh", "-xe", file}
 	mode := os.FileMode(0o644)
@@ -120,7 +164,8 @@ func runStep(st llb.State, i int, script, name string, run []llb.RunOption) llb.
 		llb.AddMount(file, scriptState, llb.SourcePath("/step"), llb.Readonly),
 		llb.WithCustomName(name),
 	}, run...)
-	return st.Run(opts...).Root()
+	c.st = c.st.Run(opts...).Root()
+	c.ops++
 }
 
 // source is what an import copies: a state and the path in it, whether
@@ -137,14 +182,15 @@ type source struct {
 // source is the source of import step i: a local file or folder sent
 // through the session, a URL BuildKit downloads and checks against its
 // sha256, or a path of another image's root file system.
-func (g *graph) source(job *runtime.Job, i int, s dsl.Step, name string) (source, error) {
+func (b *Backend) source(g *graph, job *runtime.Job, i int, s dsl.Step, name string) (source, error) {
 	switch from := s.Import.Source.(type) {
 	case *dsl.LocalSource:
 		fi, err := os.Stat(from.Path)
 		if err != nil {
 			return source{}, err
 		}
-		local := fmt.Sprintf("step-%d", i+1)
+		// By image, as an image's graph carries its ancestors' imports.
+		local := fmt.Sprintf("%s/step-%d", job.Image, i+1)
 		fsys, file, err := localFS(from, fi.IsDir())
 		if err != nil {
 			return source{}, err
@@ -168,14 +214,18 @@ func (g *graph) source(job *runtime.Job, i int, s dsl.Step, name string) (source
 		return source{st: st, path: "/" + base, name: base}, nil
 	case *dsl.ImageSource:
 		im, ok := job.ImageImports[i]
-		if !ok || im.Manifest == "" {
+		if !ok {
 			return source{}, fmt.Errorf("image %s has no root file system to import from", from.Image.Name())
+		}
+		st, err := b.rootfsState(im.Rootfs, g)
+		if err != nil {
+			return source{}, err
 		}
 		base := path.Base(path.Clean(from.Path))
 		if base == "/" {
 			base = "rootfs"
 		}
-		return source{st: rootfs(im.Manifest), path: from.Path, folder: im.Folder, name: base, mode: unixmode.FileMode(im.Mode)}, nil
+		return source{st: st, path: from.Path, folder: im.Folder, name: base, mode: unixmode.FileMode(im.Mode)}, nil
 	}
 	return source{}, fmt.Errorf("imports of %T are not supported by the BuildKit backend", s.Import.Source)
 }
@@ -187,7 +237,7 @@ func (g *graph) source(job *runtime.Job, i int, s dsl.Step, name string) (source
 // existing one keeps its own; what the copy makes is UID:GID's.
 // BuildKit's copy would make parents owned by UID:GID, so they are made
 // first.
-func copyStep(st llb.State, src source, imp *dsl.ImportStep, name string) llb.State {
+func copyStep(st *opChain, src source, imp *dsl.ImportStep, name string) {
 	uid, gid := 0, 0
 	if imp.UID != nil {
 		uid = *imp.UID
@@ -201,7 +251,7 @@ func copyStep(st llb.State, src source, imp *dsl.ImportStep, name string) llb.St
 	}
 	dest = path.Clean(dest)
 	if dir := path.Dir(dest); dir != "/" {
-		st = st.File(llb.Mkdir(dir, 0o755, llb.WithParents(true)), llb.WithCustomName(name+": parents"))
+		st.file(llb.Mkdir(dir, 0o755, llb.WithParents(true)), name+": parents")
 	}
 	info := &llb.CopyInfo{
 		CreateDestPath: true,
@@ -213,11 +263,11 @@ func copyStep(st llb.State, src source, imp *dsl.ImportStep, name string) llb.St
 			mode = unixmode.FileMode(*imp.Mode)
 		}
 		if dest != "/" {
-			st = st.File(llb.Mkdir(dest, mode, llb.WithParents(true), llb.WithUIDGID(uid, gid)), llb.WithCustomName(name+": folder"))
+			st.file(llb.Mkdir(dest, mode, llb.WithParents(true), llb.WithUIDGID(uid, gid)), name+": folder")
 		}
 		info.CopyDirContentsOnly = true
 	} else if imp.Mode != nil {
 		info.Mode = &llb.ChmodOpt{Mode: unixmode.FileMode(*imp.Mode)}
 	}
-	return st.File(llb.Copy(src.st, src.path, dest, info), llb.WithCustomName(name))
+	st.file(llb.Copy(src.st, src.path, dest, info), name)
 }

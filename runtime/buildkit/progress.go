@@ -11,6 +11,7 @@ import (
 	solvererrdefs "github.com/moby/buildkit/solver/errdefs"
 	"github.com/opencontainers/go-digest"
 
+	"github.com/strata-build/strata/internal/timings"
 	"github.com/strata-build/strata/runtime"
 )
 
@@ -63,6 +64,9 @@ func (p *progress) vertex(v *client.Vertex) {
 	}
 	if v.Error != "" && p.failed == "" {
 		p.failed, p.errMsg = v.Digest, v.Error
+	}
+	if timings.Enabled() && v.Started != nil && v.Completed != nil && !v.Cached {
+		timings.Record("buildkit: "+v.Name, v.Completed.Sub(*v.Started))
 	}
 	if p.job.State == nil || v.Started == nil || v.Completed != nil {
 		return
