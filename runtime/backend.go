@@ -200,7 +200,8 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 	if b.uids != nil {
 		return fmt.Errorf("image %q: --backend %s needs root here: the layer it exports is unpacked into the store with its owners", n.Name, b.opts.Backend)
 	}
-	for _, bd := range n.Image.Binds() {
+	if binds := n.Image.Binds(); len(binds) > 0 {
+		bd := binds[0]
 		return fmt.Errorf("image %q: bind mount of %s at %s (%s) cannot reach the remote worker of --backend %s: build this image with the local backend, or import what it needs", n.Name, bd.Source, bd.Dest, bd.Pos, b.opts.Backend)
 	}
 	t := backendType(n)
@@ -298,13 +299,24 @@ func (b *builder) runOnBackend(ctx context.Context, n *dsl.Node) (*storage.Recor
 	if err != nil {
 		return nil, err
 	}
-	if err := b.runRemote(ctx, n, ws, env, workDir); err != nil {
-		return nil, err
-	}
 	// The parent's folders, here, tell the mount points the backend's
 	// runtime made from what the parent holds; the SBOM and the label
-	// scripts read them too.
-	lowers, err := b.lowers(ctx, n)
+	// scripts read them too. A base is unpacked while the backend runs.
+	type lowersResult struct {
+		dirs []string
+		err  error
+	}
+	parent := make(chan lowersResult, 1)
+	go func() {
+		dirs, err := b.lowers(ctx, n)
+		parent <- lowersResult{dirs, err}
+	}()
+	err = b.runRemote(ctx, n, ws, env, workDir)
+	lr := <-parent
+	if err != nil {
+		return nil, err
+	}
+	lowers, err := lr.dirs, lr.err
 	if err != nil {
 		return nil, err
 	}
