@@ -160,6 +160,17 @@ func TestBackendContract(t *testing.T) {
 		t.Errorf("labels %v lack generated=v1", cfg.Config.Labels)
 	}
 
+	// publish --build builds on the backend too, and pushes what it built:
+	// the same manifest as the build's.
+	pub := filepath.Join(t.TempDir(), "published")
+	out = mustStrata(t, onBK.dir, onBK.args("publish", append(flags, "--build", "--no-cache", "--backend", bk.Addr, "--to", "oci:"+pub, "--tag", "1.0", "bk-contract")...)...)
+	if !strings.Contains(out, "bk-contract: building on buildkit") {
+		t.Errorf("publish --build --no-cache did not build on BuildKit:\n%s", out)
+	}
+	if got, want := layoutDigest(t, pub, "bk-contract:1.0"), layoutDigest(t, onBK.layout, "bk-contract"); got != want {
+		t.Errorf("published %s, built %s", got, want)
+	}
+
 	// Bases from a registry and from a layout: strata brings them into the
 	// store and BuildKit reads them from there.
 	reg := testregistry.Start(t, testregistry.Options{})

@@ -1,6 +1,7 @@
 package buildkit
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"strings"
@@ -32,16 +33,40 @@ func newProgress(job *runtime.Job, g *graph) *progress {
 	return &progress{job: job, names: g.steps, steps: map[digest.Digest]int{}}
 }
 
-// follow reads ch until the solve closes it.
+// follow reads ch until the solve closes it. The steps' stdout and
+// stderr come as chunks of each stream, which may end mid-line: each
+// stream is cut into lines of its own before they reach the image's log,
+// so that a line of one is never spliced into a line of the other.
 func (p *progress) follow(ch chan *client.SolveStatus) {
+	type stream struct {
+		vertex digest.Digest
+		fd     int
+	}
+	partial := map[stream][]byte{}
+	var order []stream // first seen first, for what is left at the end
 	for st := range ch {
 		for _, v := range st.Vertexes {
 			p.vertex(v)
 		}
 		for _, l := range st.Logs {
-			if p.job.Out != nil {
-				p.job.Out.Write(l.Data)
+			if p.job.Out == nil {
+				continue
 			}
+			k := stream{l.Vertex, l.Stream}
+			if _, seen := partial[k]; !seen {
+				order = append(order, k)
+			}
+			buf := append(partial[k], l.Data...)
+			if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+				p.job.Out.Write(buf[:i+1])
+				buf = buf[i+1:]
+			}
+			partial[k] = append([]byte(nil), buf...)
+		}
+	}
+	for _, k := range order {
+		if b := partial[k]; len(b) > 0 {
+			p.job.Out.Write(append(b, '\n'))
 		}
 	}
 }
