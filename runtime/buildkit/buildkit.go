@@ -97,18 +97,41 @@ const storeID = "strata-store"
 
 // Run solves job on the daemon and returns the blob of the one layer the
 // solve exported, or "" when the steps changed nothing.
+//
+// An image's graph chains from its parent's as the daemon solved it
+// earlier in the build, which the daemon's cache holds. Should the daemon
+// have dropped it, the solve would run the parent's steps again and could
+// make another parent than the one strata recorded (a step that writes
+// random bytes): then the image is solved again, its parent read from the
+// store.
 func (b *Backend) Run(ctx context.Context, job *runtime.Job) (string, error) {
-	g, err := b.lower(job)
+	blob, ranAgain, err := b.solve(ctx, job, false)
+	if err == nil && ranAgain {
+		b.mu.Lock()
+		clear(b.made)
+		b.mu.Unlock()
+		blob, _, err = b.solve(ctx, job, true)
+	}
+	return blob, err
+}
+
+// solve is one solve of job; ranAgain says that steps of the images it
+// chains from ran, not taken from the daemon's cache.
+func (b *Backend) solve(ctx context.Context, job *runtime.Job, noChain bool) (blob string, ranAgain bool, err error) {
+	if err := os.RemoveAll(filepath.Join(job.Dir, "oci")); err != nil {
+		return "", false, err
+	}
+	g, err := b.lower(job, noChain)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	def, err := g.state.Marshal(ctx)
 	if err != nil {
-		return "", fmt.Errorf("image %q: make the LLB graph: %w", job.Image, err)
+		return "", false, fmt.Errorf("image %q: make the LLB graph: %w", job.Image, err)
 	}
 	store, err := contentlocal.NewStore(job.Blobs)
 	if err != nil {
-		return "", err
+		return "", false, err
 	}
 	out := filepath.Join(job.Dir, "oci")
 	opt := client.SolveOpt{
@@ -136,17 +159,20 @@ func (b *Backend) Run(ctx context.Context, job *runtime.Job) (string, error) {
 	})
 	if err := eg.Wait(); err != nil {
 		if strings.Contains(err.Error(), "granting entitlement network.host is not allowed") {
-			return "", fmt.Errorf("%w: strata's steps run in the host's network, as they do locally; start buildkitd with --allow-insecure-entitlement network.host (buildx create --buildkitd-flags '--allow-insecure-entitlement network.host')", err)
+			return "", false, fmt.Errorf("%w: strata's steps run in the host's network, as they do locally; start buildkitd with --allow-insecure-entitlement network.host (buildx create --buildkitd-flags '--allow-insecure-entitlement network.host')", err)
 		}
-		return "", p.failure(err)
+		return "", false, p.failure(err)
 	}
-	blob, err := exportedLayer(out)
+	if p.inheritedRan() {
+		return "", true, nil
+	}
+	blob, err = exportedLayer(out)
 	if err == nil {
 		b.mu.Lock()
 		b.made[job.Key] = g
 		b.mu.Unlock()
 	}
-	return blob, err
+	return blob, false, err
 }
 
 // exportedLayer reads the layout the OCI exporter wrote and returns the

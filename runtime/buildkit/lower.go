@@ -30,6 +30,12 @@ type graph struct {
 	secrets map[string][]byte
 	// steps maps a vertex's custom name to its step's index.
 	steps map[string]int
+	// inherited are the names of the steps of the images this graph
+	// chains from (rootfsState): their vertices must come from the
+	// daemon's cache.
+	inherited map[string]bool
+	// noChain reads every root file system from the store.
+	noChain bool
 }
 
 // rootfsState is the state of r: what the daemon made of it earlier in
@@ -39,9 +45,13 @@ func (b *Backend) rootfsState(r runtime.Rootfs, g *graph) (llb.State, error) {
 	b.mu.Lock()
 	m, ok := b.made[r.Key]
 	b.mu.Unlock()
-	if ok && r.Key != "" {
+	if ok && r.Key != "" && !g.noChain {
 		maps.Copy(g.locals, m.locals)
 		maps.Copy(g.secrets, m.secrets)
+		maps.Copy(g.inherited, m.inherited)
+		for name := range m.steps {
+			g.inherited[name] = true
+		}
 		return m.rootfs, nil
 	}
 	d, err := r.Manifest()
@@ -57,8 +67,8 @@ func (b *Backend) rootfsState(r runtime.Rootfs, g *graph) (llb.State, error) {
 // directory, every import's source readable at /.strata/imports/NAME;
 // imports are copied as root, owned by UID:GID (0:0 unless set), a
 // folder's contents merged into Dest.
-func (b *Backend) lower(job *runtime.Job) (*graph, error) {
-	g := &graph{locals: map[string]fsutil.FS{}, secrets: map[string][]byte{}, steps: map[string]int{}}
+func (b *Backend) lower(job *runtime.Job, noChain bool) (*graph, error) {
+	g := &graph{locals: map[string]fsutil.FS{}, secrets: map[string][]byte{}, steps: map[string]int{}, inherited: map[string]bool{}, noChain: noChain}
 	parent, err := b.rootfsState(job.Parent, g)
 	if err != nil {
 		return nil, err

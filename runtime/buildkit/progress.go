@@ -23,14 +23,17 @@ type progress struct {
 	job   *runtime.Job
 	names map[string]int // custom name → step index
 
+	inherited map[string]bool // the custom names of the parents' steps
+
 	mu     sync.Mutex
+	ran    bool                  // a parent's step ran, not cached
 	steps  map[digest.Digest]int // vertex → step index
 	failed digest.Digest         // the vertex that reported an error
 	errMsg string
 }
 
 func newProgress(job *runtime.Job, g *graph) *progress {
-	return &progress{job: job, names: g.steps, steps: map[digest.Digest]int{}}
+	return &progress{job: job, names: g.steps, inherited: g.inherited, steps: map[digest.Digest]int{}}
 }
 
 // follow reads ch until the solve closes it. The steps' stdout and
@@ -87,6 +90,9 @@ func (p *progress) vertex(v *client.Vertex) {
 	if isStep {
 		p.steps[v.Digest] = i
 	}
+	if p.inherited[v.Name] && v.Completed != nil && !v.Cached {
+		p.ran = true
+	}
 	if v.Error != "" && p.failed == "" {
 		p.failed, p.errMsg = v.Digest, v.Error
 	}
@@ -102,6 +108,14 @@ func (p *progress) vertex(v *client.Vertex) {
 	case strings.HasPrefix(v.Name, "[internal]") || strings.HasPrefix(v.Name, "oci-layout://"):
 		p.job.State("sending to buildkit")
 	}
+}
+
+// inheritedRan says whether a step of an image the graph chains from
+// ran in this solve rather than coming from the daemon's cache.
+func (p *progress) inheritedRan() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.ran
 }
 
 // failure is the error of a failed solve: a *runtime.StepFailed when a

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/moby/buildkit/client"
 	gatewaypb "github.com/moby/buildkit/frontend/gateway/pb"
@@ -50,5 +51,21 @@ func TestProgressNamesTheFailedStep(t *testing.T) {
 	p.vertex(&client.Vertex{Digest: "sha256:b", Name: "exporting to oci image format", Error: "no space"})
 	if err := p.failure(errors.New("no space")); errors.As(err, &sf) {
 		t.Errorf("an export error became a step's: %v", err)
+	}
+}
+
+// A parent's step that comes from the daemon's cache is fine; one that
+// ran again means the parent was made anew.
+func TestProgressSeesAParentRunAgain(t *testing.T) {
+	now := time.Now()
+	g := &graph{steps: map[string]int{}, inherited: map[string]bool{"base: step 1/1 (images.go:3)": true}}
+	p := newProgress(&runtime.Job{}, g)
+	p.vertex(&client.Vertex{Digest: "sha256:a", Name: "base: step 1/1 (images.go:3)", Started: &now, Completed: &now, Cached: true})
+	if p.inheritedRan() {
+		t.Error("a cached parent step counts as run")
+	}
+	p.vertex(&client.Vertex{Digest: "sha256:a", Name: "base: step 1/1 (images.go:3)", Started: &now, Completed: &now})
+	if !p.inheritedRan() {
+		t.Error("a parent step that ran again went unseen")
 	}
 }
