@@ -31,10 +31,9 @@ import (
 // by a backend is recorded like one built here, and mixing backends never
 // rebuilds what either built.
 type Backend interface {
-	// Run runs job's steps over its parent root file system and returns
-	// the layer of their changes: the path of a tar blob (any
-	// compression) in job.Dir, or "" when they changed nothing.
-	Run(ctx context.Context, job *Job) (blob string, err error)
+	// Run runs job's steps over its parent root file system and hands
+	// the layer of their changes to job.Layer.
+	Run(ctx context.Context, job *Job) error
 	// String names the backend in the build log ("buildkit unix:///…").
 	String() string
 	Close() error
@@ -43,9 +42,6 @@ type Backend interface {
 // Job is one image's steps for a Backend.
 type Job struct {
 	Image string
-	// Dir is an empty folder of the store's, removed after the job, for
-	// what the backend exports.
-	Dir string
 	// Blobs is an OCI image layout folder holding the manifests below
 	// and all their blobs (the store's own).
 	Blobs string
@@ -72,6 +68,11 @@ type Job struct {
 	// for the live display ("step 2/3").
 	Out   io.Writer
 	State func(string)
+	// Layer is given the layer of the steps' changes as it arrives, a
+	// tar stream (gzip, zstd or none): not at all when nothing changed.
+	// Each call starts over, so a backend that solves again may call it
+	// again.
+	Layer func(io.Reader) error
 }
 
 // Rootfs is the root file system of an image a job starts from or
@@ -209,7 +210,6 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 	job := &Job{
 		Image:        n.Name,
 		Key:          n.Key,
-		Dir:          filepath.Join(ws.Dir, "backend"),
 		Blobs:        filepath.Join(b.opts.Store.Root, "oci"),
 		Steps:        n.Image.Steps(),
 		Imports:      n.Imports,
@@ -219,9 +219,6 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 		Caches:       n.Image.CacheMounts(),
 		Secrets:      b.secrets[n.Name],
 		State:        func(s string) { b.opts.Progress.State(n.Name, s) },
-	}
-	if err := os.Mkdir(job.Dir, 0o700); err != nil {
-		return err
 	}
 	job.Parent = b.rootfs(ctx, n.Root(), chain[:len(chain)-1], t)
 	for i, p := range n.ImportNodes {
@@ -234,8 +231,15 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 	}
 	w := newPrefixWriter(b.con, n.Name, 20)
 	job.Out = newMaskWriter(b.stepOutput(n, w), job.Secrets)
+	job.Layer = func(r io.Reader) error {
+		if err := emptyFolder(ws.Upper); err != nil {
+			return err
+		}
+		defer timings.Phase("backend: unpack the layer of " + n.Name)()
+		return layer.UnpackStream(ctx, r, "the exported layer", ws.Upper, unpackOptions(false))
+	}
 	solved := timings.Phase("backend: run " + n.Name)
-	blob, err := b.opts.Backend.Run(ctx, job)
+	err = b.opts.Backend.Run(ctx, job)
 	solved()
 	flushMask(job.Out)
 	w.Flush()
@@ -251,15 +255,21 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 		}
 		return fmt.Errorf("image %q: %s: %w", n.Name, b.opts.Backend, err)
 	}
-	if blob != "" {
-		done := timings.Phase("backend: unpack the layer of " + n.Name)
-		err := layer.Unpack(ctx, blob, "", ws.Upper, unpackOptions(false))
-		done()
-		if err != nil {
-			return fmt.Errorf("image %q: unpack the layer from %s: %w", n.Name, b.opts.Backend, err)
+	return nil
+}
+
+// emptyFolder removes what dir holds, keeping dir.
+func emptyFolder(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return err
 		}
 	}
-	return os.RemoveAll(job.Dir)
+	return nil
 }
 
 // remoteImageImport is the source of step, an import from image p: p's root

@@ -11,9 +11,9 @@ import (
 
 type fakeBackend struct{ addr string }
 
-func (f *fakeBackend) Run(context.Context, *Job) (string, error) { return "", nil }
-func (f *fakeBackend) String() string                            { return "fake " + f.addr }
-func (f *fakeBackend) Close() error                              { return nil }
+func (f *fakeBackend) Run(context.Context, *Job) error { return nil }
+func (f *fakeBackend) String() string                  { return "fake " + f.addr }
+func (f *fakeBackend) Close() error                    { return nil }
 
 func TestOpenBackendAddresses(t *testing.T) {
 	RegisterBackend(func(_ context.Context, addr string) (Backend, error) { return &fakeBackend{addr}, nil }, "fake")

@@ -15,12 +15,13 @@
 package buildkit
 
 import (
+	"archive/tar"
+	"bufio"
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -36,7 +37,6 @@ import (
 	"github.com/moby/buildkit/session/secrets/secretsprovider"
 	"github.com/moby/buildkit/util/entitlements"
 	"github.com/opencontainers/go-digest"
-	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sync/errgroup"
 
@@ -95,8 +95,8 @@ func (b *Backend) Close() error { return b.c.Close() }
 // storeID names the store's blobs in the session.
 const storeID = "strata-store"
 
-// Run solves job on the daemon and returns the blob of the one layer the
-// solve exported, or "" when the steps changed nothing.
+// Run solves job on the daemon and streams the one layer the solve
+// exports to job.Layer.
 //
 // An image's graph chains from its parent's as the daemon solved it
 // earlier in the build, which the daemon's cache holds. Should the daemon
@@ -104,42 +104,44 @@ const storeID = "strata-store"
 // make another parent than the one strata recorded (a step that writes
 // random bytes): then the image is solved again, its parent read from the
 // store.
-func (b *Backend) Run(ctx context.Context, job *runtime.Job) (string, error) {
-	blob, ranAgain, err := b.solve(ctx, job, false)
+func (b *Backend) Run(ctx context.Context, job *runtime.Job) error {
+	ranAgain, err := b.solve(ctx, job, false)
 	if err == nil && ranAgain {
 		b.mu.Lock()
 		clear(b.made)
 		b.mu.Unlock()
-		blob, _, err = b.solve(ctx, job, true)
+		_, err = b.solve(ctx, job, true)
 	}
-	return blob, err
+	return err
 }
+
+// errSolveEnded ends the export's stream when the solve returns.
+var errSolveEnded = errors.New("the solve ended")
 
 // solve is one solve of job; ranAgain says that steps of the images it
 // chains from ran, not taken from the daemon's cache.
-func (b *Backend) solve(ctx context.Context, job *runtime.Job, noChain bool) (blob string, ranAgain bool, err error) {
-	if err := os.RemoveAll(filepath.Join(job.Dir, "oci")); err != nil {
-		return "", false, err
-	}
+func (b *Backend) solve(ctx context.Context, job *runtime.Job, noChain bool) (ranAgain bool, err error) {
 	g, err := b.lower(job, noChain)
 	if err != nil {
-		return "", false, err
+		return false, err
 	}
 	def, err := g.state.Marshal(ctx)
 	if err != nil {
-		return "", false, fmt.Errorf("image %q: make the LLB graph: %w", job.Image, err)
+		return false, fmt.Errorf("image %q: make the LLB graph: %w", job.Image, err)
 	}
 	store, err := contentlocal.NewStore(job.Blobs)
 	if err != nil {
-		return "", false, err
+		return false, err
 	}
-	out := filepath.Join(job.Dir, "oci")
+	// The OCI exporter's tar stream is read as it comes: the layer goes
+	// straight into job.Layer, never written here as a blob first.
+	pr, pw := io.Pipe()
 	opt := client.SolveOpt{
 		Exports: []client.ExportEntry{{
 			Type: client.ExporterOCI,
 			// zstd at its quickest: the layer is unpacked once, here.
-			Attrs:     map[string]string{"tar": "false", "compression": "zstd", "compression-level": "1", "oci-mediatypes": "true"},
-			OutputDir: out,
+			Attrs:  map[string]string{"compression": "zstd", "compression-level": "1", "oci-mediatypes": "true"},
+			Output: func(map[string]string) (io.WriteCloser, error) { return pw, nil },
 		}},
 		LocalMounts:         g.locals,
 		OCIStores:           map[string]content.Store{storeID: readOnly{store}},
@@ -151,68 +153,74 @@ func (b *Backend) solve(ctx context.Context, job *runtime.Job, noChain bool) (bl
 	eg, ectx := errgroup.WithContext(ctx)
 	eg.Go(func() error {
 		_, err := b.c.Solve(ectx, def, opt, ch)
+		// After an export the client closed it already; otherwise this
+		// ends the reader below.
+		pw.CloseWithError(errSolveEnded)
 		return err
 	})
 	eg.Go(func() error {
 		p.follow(ch)
 		return nil
 	})
+	eg.Go(func() error {
+		err := readExport(pr, job, p)
+		pr.CloseWithError(err) // a failed unpack stops the export
+		return err
+	})
 	if err := eg.Wait(); err != nil {
 		if strings.Contains(err.Error(), "granting entitlement network.host is not allowed") {
-			return "", false, fmt.Errorf("%w: strata's steps run in the host's network, as they do locally; start buildkitd with --allow-insecure-entitlement network.host (buildx create --buildkitd-flags '--allow-insecure-entitlement network.host')", err)
+			return false, fmt.Errorf("%w: strata's steps run in the host's network, as they do locally; start buildkitd with --allow-insecure-entitlement network.host (buildx create --buildkitd-flags '--allow-insecure-entitlement network.host')", err)
 		}
-		return "", false, p.failure(err)
+		return false, p.failure(err)
 	}
 	if p.inheritedRan() {
-		return "", true, nil
+		return true, nil
 	}
-	blob, err = exportedLayer(out)
-	if err == nil {
-		b.mu.Lock()
-		b.made[job.Key] = g
-		b.mu.Unlock()
-	}
-	return blob, false, err
+	b.mu.Lock()
+	b.made[job.Key] = g
+	b.mu.Unlock()
+	return false, nil
 }
 
-// exportedLayer reads the layout the OCI exporter wrote and returns the
-// path of its image's only layer.
-func exportedLayer(dir string) (string, error) {
-	var idx v1.Index
-	if err := readJSON(filepath.Join(dir, "index.json"), &idx); err != nil {
-		return "", fmt.Errorf("the exported layout: %w", err)
+// readExport reads the OCI exporter's tar stream and hands the one layer
+// blob in it to job.Layer: the only compressed blob, where the config,
+// manifest and index are JSON. A layer made on a parent the daemon made
+// anew is read past: the image is solved again.
+func readExport(r io.Reader, job *runtime.Job, p *progress) error {
+	tr := tar.NewReader(r)
+	layers := 0
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) || errors.Is(err, errSolveEnded) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("the exported layout: %w", err)
+		}
+		if h.Typeflag != tar.TypeReg || !strings.HasPrefix(h.Name, "blobs/") {
+			continue
+		}
+		br := bufio.NewReaderSize(tr, 1<<16)
+		magic, _ := br.Peek(4)
+		if !bytes.HasPrefix(magic, zstdMagic) && !bytes.HasPrefix(magic, gzipMagic) {
+			continue
+		}
+		if layers++; layers > 1 {
+			return errors.New("BuildKit exported more than one layer: the DiffOp reused its inputs' layers")
+		}
+		if p.inheritedRan() {
+			continue
+		}
+		if err := job.Layer(br); err != nil {
+			return fmt.Errorf("unpack the layer: %w", err)
+		}
 	}
-	if len(idx.Manifests) != 1 {
-		return "", fmt.Errorf("the exported layout has %d manifests, want 1", len(idx.Manifests))
-	}
-	var m v1.Manifest
-	if err := readJSON(blobPath(dir, idx.Manifests[0].Digest.String()), &m); err != nil {
-		return "", fmt.Errorf("the exported manifest: %w", err)
-	}
-	switch len(m.Layers) {
-	case 0:
-		return "", nil
-	case 1:
-		return blobPath(dir, m.Layers[0].Digest.String()), nil
-	}
-	return "", fmt.Errorf("BuildKit exported %d layers, want one: the DiffOp reused its inputs' layers", len(m.Layers))
 }
 
-func blobPath(dir, d string) string {
-	algo, hex, _ := strings.Cut(d, ":")
-	if strings.ContainsAny(hex, "/.") || strings.Contains(algo, "/") {
-		return filepath.Join(dir, "blobs", "invalid-digest")
-	}
-	return filepath.Join(dir, "blobs", algo, hex)
-}
-
-func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	return json.Unmarshal(b, v)
-}
+var (
+	zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+	gzipMagic = []byte{0x1f, 0x8b}
+)
 
 // readOnly hands the daemon the store's blobs and nothing more: the
 // session's content API also has writers and deletes, which must never

@@ -90,6 +90,29 @@ func (v *verifier) check(blobPath string) error {
 }
 
 func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest string, opts UnpackOptions) (err error) {
+	f, err := os.Open(blobPath)
+	if err != nil {
+		return fmt.Errorf("open layer blob: %w", err)
+	}
+	defer f.Close()
+	return unpackTarFrom(ctx, f, blobPath, t, dest, opts)
+}
+
+// UnpackStream is Unpack for a tar layer (gzip, zstd or none, told by
+// its first bytes) read from r as it arrives, such as one a build backend
+// exports: no blob is written first. name says what r is, in errors.
+func UnpackStream(ctx context.Context, r io.Reader, name, dest string, opts UnpackOptions) error {
+	if fi, err := os.Stat(dest); err != nil {
+		return fmt.Errorf("unpack layer: %w", err)
+	} else if !fi.IsDir() {
+		return fmt.Errorf("unpack layer: %s is not a directory", dest)
+	}
+	return unpackTarFrom(ctx, r, name, "", dest, opts)
+}
+
+// unpackTarFrom unpacks the tar layer blob read from f (blobPath names it
+// in errors).
+func unpackTarFrom(ctx context.Context, f io.Reader, blobPath string, t layertype.Type, dest string, opts UnpackOptions) (err error) {
 	v, err := newVerifier(opts.Digest)
 	if err != nil {
 		return err
@@ -101,11 +124,6 @@ func unpackTar(ctx context.Context, blobPath string, t layertype.Type, dest stri
 		}
 		diffHash = opts.DiffID.Algorithm().Hash()
 	}
-	f, err := os.Open(blobPath)
-	if err != nil {
-		return fmt.Errorf("open layer blob: %w", err)
-	}
-	defer f.Close()
 	br := bufio.NewReaderSize(f, 1<<20)
 	if t == "" {
 		// Sniff: bases from odd registries may mislabel their layers.

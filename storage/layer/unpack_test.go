@@ -185,3 +185,26 @@ func TestUnpackChecksDigestAfterDecoder(t *testing.T) {
 		})
 	}
 }
+
+// A layer read as it arrives unpacks as its blob does, whatever its
+// compression, and a hostile one stays inside dest as well.
+func TestUnpackStream(t *testing.T) {
+	ctx := context.Background()
+	for _, typ := range []layertype.Type{layertype.TarZstd, layertype.TarGzip} {
+		b, _ := readaheadBlob(t, typ)
+		dest := t.TempDir()
+		if err := UnpackStream(ctx, bytes.NewReader(b), "stream", dest, UnpackOptions{Rootless: os.Geteuid() != 0}); err != nil {
+			t.Fatalf("%s: %v", typ, err)
+		}
+		got, err := os.ReadFile(filepath.Join(dest, "d", "f"))
+		if err != nil || !bytes.Equal(got, bytes.Repeat([]byte("layer body\n"), 1<<14)) {
+			t.Errorf("%s: d/f holds %d bytes, %v", typ, len(got), err)
+		}
+	}
+	tag := strconv.FormatInt(time.Now().UnixNano(), 36)
+	box := t.TempDir()
+	dest := filepath.Join(box, "dest")
+	must(t, os.Mkdir(dest, 0o755))
+	_ = UnpackStream(ctx, bytes.NewReader(hostileTar(t, tag)), "hostile", dest, UnpackOptions{Rootless: os.Geteuid() != 0})
+	checkContained(t, box)
+}
