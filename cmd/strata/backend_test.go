@@ -2,7 +2,6 @@ package main_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,11 +17,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/klauspost/compress/zstd"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
@@ -174,20 +168,7 @@ func TestBackendContract(t *testing.T) {
 	// Bases from a registry and from a layout: strata brings them into the
 	// store and BuildKit reads them from there.
 	reg := testregistry.Start(t, testregistry.Options{})
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
-		return io.NopCloser(bytes.NewReader(busyboxTar(t, nil))), nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.ParseReference(reg.Addr + "/base:1")
-	if err := remote.Write(ref, img); err != nil {
-		t.Fatal(err)
-	}
+	pushBusybox(t, reg.Addr+"/base:1")
 	bases := []string{"--set", "REGISTRY=" + reg.Addr, "--set", "BASE_LAYOUT=" + local.layout}
 	localBases := newSourcesBuild(t, "")
 	localBases.dir = repo(t, "cmd/strata/testdata/backendbases")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
+	gcrv1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
@@ -82,21 +83,8 @@ func TestSourcesEndToEnd(t *testing.T) {
 	t.Setenv("DOCKER_CONFIG", reg.DockerConfig(t, filepath.Join(t.TempDir(), "docker")))
 
 	// The base: a busybox rootfs pushed to the registry as base:1.
-	raw := busyboxTar(t, nil)
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref, _ := name.ParseReference(reg.Addr + "/base:1")
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: reg.CertPool}}
-	if err := remote.Write(ref, img, remote.WithTransport(tr), remote.WithAuth(&authn.Basic{Username: reg.User, Password: reg.Password})); err != nil {
-		t.Fatal(err)
-	}
-	baseLayer, _ := layer.Digest()
+	baseLayer := pushBusybox(t, reg.Addr+"/base:1", remote.WithTransport(tr), remote.WithAuth(&authn.Basic{Username: reg.User, Password: reg.Password}))
 
 	var downloads atomic.Int32
 	files := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -345,4 +333,31 @@ func TestSourcesZstdTarballBase(t *testing.T) {
 	if m2, _ := image(t, again.layout, "gzip"); m2.Layers[0].Digest != m.Layers[0].Digest {
 		t.Errorf("recompressed base not reproducible: %s, then %s", m.Layers[0].Digest, m2.Layers[0].Digest)
 	}
+}
+
+// pushBusybox pushes a one-layer image of busyboxTar as ref and returns
+// its layer's digest.
+func pushBusybox(t *testing.T, ref string, opts ...remote.Option) gcrv1.Hash {
+	t.Helper()
+	raw := busyboxTar(t, nil)
+	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(raw)), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := name.ParseReference(ref)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := remote.Write(r, img, opts...); err != nil {
+		t.Fatal(err)
+	}
+	d, err := layer.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
