@@ -133,14 +133,12 @@ func OpenBackend(ctx context.Context, addr string) (Backend, error) {
 	}
 	backendsMu.Lock()
 	open := backends[scheme]
-	known := slices.Sorted(func(yield func(string) bool) {
-		for s := range backends {
-			if !yield(s + "://") {
-				return
-			}
-		}
-	})
+	var known []string
+	for s := range backends {
+		known = append(known, s+"://")
+	}
 	backendsMu.Unlock()
+	slices.Sort(known)
 	if open == nil {
 		if len(known) == 0 {
 			return nil, fmt.Errorf("--backend %q: this program has no remote backend linked in; a magefile adds BuildKit's with: import _ \"github.com/strata-build/strata/runtime/buildkit\"", addr)
