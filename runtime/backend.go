@@ -208,7 +208,7 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 	job := &Job{
 		Image:        n.Name,
 		Key:          n.Key,
-		Blobs:        filepath.Join(b.opts.Store.Root, "oci"),
+		Blobs:        b.store.BlobLayout(),
 		Steps:        n.Image.Steps(),
 		Imports:      n.Imports,
 		ImageImports: map[int]ImageImport{},

@@ -80,6 +80,9 @@ type Store interface {
 	// or without the new blob, never naming a blob that is not there.
 	// Two calls for one key at once may lose one of the blobs.
 	AddBlob(key digest.Digest, blob storage.CommitBlob) (*storage.Record, error)
+	// BlobLayout is the OCI image layout folder holding the store's
+	// blobs, which a Backend reads images from (Job.Blobs).
+	BlobLayout() string
 	// PutImage writes an image's config and manifest as deterministic
 	// JSON and returns the manifest's descriptor.
 	PutImage(ctx context.Context, spec storage.ImageSpec) (v1.Descriptor, error)

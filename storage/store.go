@@ -88,7 +88,7 @@ func Open(ctx context.Context, root string, opts OpenOptions) (_ *Store, err err
 		return nil, err
 	}
 
-	casDir := filepath.Join(root, "oci")
+	casDir := blobLayout(root)
 	if _, err := os.Stat(filepath.Join(casDir, "index.json")); errors.Is(err, os.ErrNotExist) {
 		if err := dir.Create(casDir); err != nil {
 			return nil, fmt.Errorf("create blob store: %w", err)
@@ -225,16 +225,22 @@ func (s *Store) Close() error {
 // CAS is the store's blob engine.
 func (s *Store) CAS() cas.Engine { return s.cas }
 
+// BlobLayout is the OCI image layout folder that holds the store's
+// blobs: what a build backend reads the store's images from.
+func (s *Store) BlobLayout() string { return blobLayout(s.Root) }
+
+func blobLayout(root string) string { return filepath.Join(root, "oci") }
+
 // BlobPath is where the blob with digest d is (or would be) stored.
 // A digest that is not well formed (it may come from an untrusted
 // manifest: "sha256:../../home") names a path that never exists, so that
 // it can never point outside the blob store.
 func (s *Store) BlobPath(d string) string {
 	if digest.Digest(d).Validate() != nil {
-		return filepath.Join(s.Root, "oci", "blobs", "invalid-digest")
+		return filepath.Join(s.BlobLayout(), "blobs", "invalid-digest")
 	}
 	algo, hex, _ := strings.Cut(d, ":")
-	return filepath.Join(s.Root, "oci", "blobs", algo, hex)
+	return filepath.Join(s.BlobLayout(), "blobs", algo, hex)
 }
 
 func (s *Store) cleanTmp() error {
