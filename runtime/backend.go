@@ -248,8 +248,7 @@ func (b *builder) runRemote(ctx context.Context, n *dsl.Node, ws *storage.Worksp
 			if sf.ExitCode < 0 {
 				se.Message = sf.Message
 			}
-			tail := w.Tail()
-			return &StepFailure{Image: n.Name, Err: se, Tail: tail, Disk: diskFull(b.opts.Store.Root, tail)}
+			return b.stepFailure(n, se, w)
 		}
 		return fmt.Errorf("image %q: %s: %w", n.Name, b.opts.Backend, err)
 	}
@@ -335,18 +334,8 @@ func (b *builder) runOnBackend(ctx context.Context, n *dsl.Node) (*storage.Recor
 	if err != nil {
 		return nil, err
 	}
-	rec := storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: empty}
-	if len(n.Image.LabelScripts()) > 0 {
-		// The label scripts run here, over the layer the backend made.
-		upper := ws.Upper
-		if empty {
-			upper = ""
-		}
-		if rec.Labels, err = b.generateLabels(ctx, n, upper, lowers); err != nil {
-			return nil, err
-		}
-	}
-	return b.store.Commit(ws, rec, nil)
+	// The label scripts run here, over the layer the backend made.
+	return b.commitSteps(ctx, n, ws, empty, lowers)
 }
 
 // mountPoints are the paths a backend's container mounts something on

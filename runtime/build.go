@@ -441,8 +441,7 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 		b.debugShell(ctx, spec, err) // --shell-on-failure, before the workspace is discarded
 		var se *sandbox.StepError
 		if errors.As(err, &se) {
-			tail := w.Tail()
-			return nil, &StepFailure{Image: n.Name, Err: se, Tail: tail, Disk: diskFull(b.opts.Store.Root, tail)}
+			return nil, b.stepFailure(n, se, w)
 		}
 		return nil, fmt.Errorf("image %q: %w", n.Name, err)
 	}
@@ -450,11 +449,26 @@ func (b *builder) run(ctx context.Context, n *dsl.Node) (*storage.Record, error)
 	if err != nil {
 		return nil, fmt.Errorf("image %q: commit: %w", n.Name, err)
 	}
-	rec := storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: out.Empty}
+	return b.commitSteps(ctx, n, ws, out.Empty, lowers)
+}
+
+// stepFailure is the failure of step se of n, with the last lines w
+// kept of its output.
+func (b *builder) stepFailure(n *dsl.Node, se *sandbox.StepError, w *prefixWriter) *StepFailure {
+	tail := w.Tail()
+	return &StepFailure{Image: n.Name, Err: se, Tail: tail, Disk: diskFull(b.opts.Store.Root, tail)}
+}
+
+// commitSteps commits ws's upper dir, what n's steps changed over lowers
+// (nothing when empty), as n's layer folder, with the labels n's label
+// scripts give it.
+func (b *builder) commitSteps(ctx context.Context, n *dsl.Node, ws *storage.Workspace, empty bool, lowers []string) (*storage.Record, error) {
+	rec := storage.Record{Key: n.Key, Image: n.Name, KeyInputs: n.KeyInputs, Empty: empty}
 	upper := ws.Upper
-	if out.Empty {
+	if empty {
 		upper = ""
 	}
+	var err error
 	if rec.Labels, err = b.generateLabels(ctx, n, upper, lowers); err != nil {
 		return nil, err
 	}
