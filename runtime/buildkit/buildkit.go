@@ -57,6 +57,24 @@ type Backend struct {
 	// images on them chain their graphs from there, and the daemon's
 	// cache has them, so nothing is sent or unpacked again.
 	made map[digest.Digest]*graph
+	// store is the store's blobs as the session serves them, opened by
+	// the first solve (opening one probes the file system).
+	store     content.Store
+	storePath string
+}
+
+// blobs is the read-only content store of the OCI layout at path.
+func (b *Backend) blobs(path string) (content.Store, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.store == nil || b.storePath != path {
+		s, err := contentlocal.NewStore(path)
+		if err != nil {
+			return nil, err
+		}
+		b.store, b.storePath = readOnly{s}, path
+	}
+	return b.store, nil
 }
 
 // Open connects to the BuildKit daemon at addr: buildkit://HOST:PORT
@@ -129,7 +147,7 @@ func (b *Backend) solve(ctx context.Context, job *runtime.Job, noChain bool) (ra
 	if err != nil {
 		return false, fmt.Errorf("image %q: make the LLB graph: %w", job.Image, err)
 	}
-	store, err := contentlocal.NewStore(job.Blobs)
+	store, err := b.blobs(job.Blobs)
 	if err != nil {
 		return false, err
 	}
@@ -144,7 +162,7 @@ func (b *Backend) solve(ctx context.Context, job *runtime.Job, noChain bool) (ra
 			Output: func(map[string]string) (io.WriteCloser, error) { return pw, nil },
 		}},
 		LocalMounts:         g.locals,
-		OCIStores:           map[string]content.Store{storeID: readOnly{store}},
+		OCIStores:           map[string]content.Store{storeID: store},
 		Session:             []session.Attachable{secretsprovider.FromMap(g.secrets)},
 		AllowedEntitlements: []string{entitlements.EntitlementNetworkHost.String()},
 	}

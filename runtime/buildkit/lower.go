@@ -211,7 +211,7 @@ func (b *Backend) source(g *graph, job *runtime.Job, i int, s dsl.Step, name str
 		st := llb.Local(local, llb.SharedKeyHint(job.Image+":"+from.Path), llb.WithCustomName(name+": send "+from.Path))
 		base := filepath.Base(from.Path)
 		if fi.IsDir() {
-			return source{st: st, path: "/", folder: true, name: base, mode: fi.Mode().Perm() | fi.Mode()&(os.ModeSetuid|os.ModeSetgid|os.ModeSticky)}, nil
+			return source{st: st, path: "/", folder: true, name: base, mode: unixmode.FileMode(unixmode.Bits(fi.Mode()))}, nil
 		}
 		return source{st: st, path: file, name: base}, nil
 	case *dsl.URLSource:
