@@ -12,21 +12,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/strata-build/strata/internal/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/mountinfo"
 )
 
 // Options configures the daemon.
 type Options struct {
-	// InsecureRegistries are host:port registries served over plain http,
-	// e.g. 127.0.0.1:5000.
-	InsecureRegistries []string
 	// NoHostNetwork starts the daemon without the network.host
 	// entitlement strata's steps ask for, to test that refusal.
 	NoHostNetwork bool
@@ -101,10 +98,6 @@ func Start(t testing.TB, opts Options) *Daemon {
 		}
 	})
 
-	config := filepath.Join(dir, "buildkitd.toml")
-	if err := os.WriteFile(config, []byte(configTOML(opts)), 0o644); err != nil {
-		t.Fatalf("testbuildkit: %v", err)
-	}
 	if err := os.Mkdir(d.Root, 0o700); err != nil {
 		t.Fatalf("testbuildkit: %v", err)
 	}
@@ -123,7 +116,6 @@ func Start(t testing.TB, opts Options) *Daemon {
 		"--addr", d.Addr,
 		"--oci-worker=true",
 		"--containerd-worker=false",
-		"--config", config,
 	}
 	if !opts.NoHostNetwork {
 		args = append(args, "--allow-insecure-entitlement", "network.host")
@@ -206,16 +198,6 @@ func stop(cmd *exec.Cmd, exited <-chan struct{}) {
 		cmd.Process.Kill()
 		<-exited
 	}
-}
-
-func configTOML(opts Options) string {
-	var b strings.Builder
-	b.WriteString("# written by internal/testbuildkit\n")
-	for _, host := range opts.InsecureRegistries {
-		// Go's quoting of a host:port is a valid TOML basic string.
-		fmt.Fprintf(&b, "\n[registry.%s]\n  http = true\n  insecure = true\n", strconv.Quote(host))
-	}
-	return b.String()
 }
 
 // childEnv makes sure runc is findable: Debian installs it in /usr/sbin,

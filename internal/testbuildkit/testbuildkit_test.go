@@ -23,7 +23,7 @@ import (
 // The build must not need the network: FROM scratch and the builtin
 // dockerfile frontend keep it offline.
 func TestStartAndBuild(t *testing.T) {
-	d := Start(t, Options{InsecureRegistries: []string{"127.0.0.1:5000"}})
+	d := Start(t, Options{})
 	if !strings.HasPrefix(d.Addr, "unix:///") || !strings.HasSuffix(d.Addr, "/buildkitd.sock") {
 		t.Errorf("Addr = %q", d.Addr)
 	}
@@ -62,13 +62,6 @@ func TestStartAndBuild(t *testing.T) {
 	}
 	if got != content {
 		t.Errorf("hello.txt = %q, want %q", got, content)
-	}
-}
-
-func TestConfigTOML(t *testing.T) {
-	got := configTOML(Options{InsecureRegistries: []string{"127.0.0.1:5000"}})
-	if !strings.Contains(got, "[registry.\"127.0.0.1:5000\"]\n  http = true\n  insecure = true\n") {
-		t.Errorf("config:\n%s", got)
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/strata-build/strata/internal/mountinfo"
 	"golang.org/x/sys/unix"
+
+	"github.com/strata-build/strata/internal/mountinfo"
 )
 
 // mountEntry is one line of /proc/self/mountinfo.
