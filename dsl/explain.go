@@ -46,6 +46,9 @@ func Explain(previous []byte, n *Node) string {
 	if !slices.Equal(old.Binds, cur.Binds) {
 		why = append(why, "binds changed")
 	}
+	if !slices.Equal(old.LabelScripts, cur.LabelScripts) {
+		why = append(why, "GenerateLabels script changed")
+	}
 	var params []string
 	for k, v := range cur.Params {
 		if ov, ok := old.Params[k]; !ok || ov != v {

@@ -33,6 +33,18 @@ func TestGenerateLabelsKeyAndWire(t *testing.T) {
 	if key(base.Label("a", "b")) != plain {
 		t.Error("a static label changed the key")
 	}
+	graph := func(img *dsl.Image) *dsl.Graph {
+		t.Helper()
+		g, err := dsl.Evaluate(context.Background(), []*dsl.Image{img}, dsl.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return g
+	}
+	was := graph(base.GenerateLabels("echo 1 > /stacker/oci-labels/v")).Node("base").KeyInputs
+	if why := dsl.Explain(was, graph(base.GenerateLabels("echo 2 > /stacker/oci-labels/v")).Node("base")); why != "GenerateLabels script changed" {
+		t.Errorf("a changed labels script is explained as %q", why)
+	}
 
 	img := base.GenerateLabels("echo 1 > /stacker/oci-labels/v").GenerateLabels("echo 2 > /stacker/oci-labels/w")
 	var buf bytes.Buffer

@@ -58,7 +58,7 @@ func (b *builder) generateLabels(ctx context.Context, n *dsl.Node, upper string,
 	if err != nil {
 		var se *sandbox.StepError
 		if errors.As(err, &se) {
-			return nil, &StepFailure{Image: n.Name, Err: se, Tail: w.Tail()}
+			return nil, b.stepFailure(n, se, w)
 		}
 		return nil, fmt.Errorf("image %q: GenerateLabels: %w", n.Name, err)
 	}
