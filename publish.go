@@ -287,7 +287,7 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 			err = pushOne(ctx, st, desc, it.ref, opts.Registry, mounts, sent)
 		}
 		var sboms []digest.Digest
-		if err == nil {
+		if err == nil && !opts.NoSBOM {
 			sboms, err = pushSBOMs(ctx, st, built, target, desc, it.ref, opts.Registry)
 		}
 		if err != nil {

@@ -100,9 +100,12 @@ func TestSBOM(t *testing.T) {
 	}
 	// Cached: nothing is scanned or written again.
 	before, _ := os.ReadFile(filepath.Join(b.layout, "index.json"))
-	b.must(nil, "build", "pkgs", "slim")
+	cached := b.must([]string{"STRATA_TIMINGS=1"}, "build", "pkgs", "slim")
 	if after, _ := os.ReadFile(filepath.Join(b.layout, "index.json")); string(before) != string(after) {
 		t.Errorf("a cached build changed index.json:\n%s\n%s", before, after)
+	}
+	if strings.Contains(cached, "sbom: scan") {
+		t.Errorf("a cached build scanned for its SBOM again:\n%s", cached)
 	}
 	// Published to a layout, the SBOM goes along.
 	dest := filepath.Join(t.TempDir(), "dest")
@@ -175,6 +178,20 @@ func TestPublishSBOM(t *testing.T) {
 	}
 	if found != 1 {
 		t.Errorf("the referrers of pkgs list the SBOM %s %d times: %+v", want, found, m.Manifests)
+	}
+	// --no-sbom publishes the image alone, though the layout holds its SBOM.
+	bare := reg.Addr + "/bare"
+	if out := b.must(nil, "publish", "--no-sbom", "--to", bare, "--insecure", "--store", b.store, "--layout", b.layout, "pkgs"); strings.Contains(out, "SBOM") {
+		t.Errorf("publish --no-sbom speaks of an SBOM:\n%s", out)
+	}
+	bd, err := name.NewDigest(bare+"/pkgs@"+subject, name.Insecure)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idx, err := remote.Referrers(bd); err != nil {
+		t.Fatal(err)
+	} else if m, err := idx.IndexManifest(); err != nil || len(m.Manifests) != 0 {
+		t.Errorf("publish --no-sbom pushed referrers: %+v, %v", m, err)
 	}
 	img, err := remote.Image(d.Context().Digest(want))
 	if err != nil {
