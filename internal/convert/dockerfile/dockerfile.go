@@ -164,12 +164,6 @@ func (c *converter) ident(s string) string {
 	return id
 }
 
-func (c *converter) note(line int, format string, args ...any) string {
-	msg := fmt.Sprintf("%s:%d: %s", c.opts.File, line, fmt.Sprintf(format, args...))
-	c.unsupported = append(c.unsupported, msg)
-	return msg
-}
-
 func line(cmd instructions.Command) int {
 	if l := cmd.Location(); len(l) > 0 {
 		return l[0].Start.Line
@@ -229,18 +223,17 @@ func (c *converter) stage(w *bytes.Buffer, stages []instructions.Stage, i int) {
 	fmt.Fprintf(w, "var %s = dsl.New(%q).\n", v, imageName)
 	fmt.Fprintf(w, "\tFrom(%s)", c.base(st))
 	if st.Platform != "" {
-		c.comment(w, c.note(st.Location[0].Start.Line, "FROM --platform=%s: strata builds for the host's platform", st.Platform))
+		c.skip(st.Location[0].Start.Line, "FROM --platform=%s: strata builds for the host's platform", st.Platform)
 	}
 	workdir := "/"
-	var buildArgs []instructions.KeyValuePairOptional
 	for _, cmd := range st.Commands {
 		switch cmd := cmd.(type) {
 		case *instructions.RunCommand:
-			c.run(w, cmd, buildArgs)
+			c.run(w, cmd)
 		case *instructions.CopyCommand:
 			c.copyCmd(w, line(cmd), cmd.SourcesAndDest, cmd.From, cmd.Chown, cmd.Chmod, workdir, "")
 			if len(cmd.ExcludePatterns) > 0 || cmd.Parents || cmd.Link {
-				c.comment(w, c.note(line(cmd), "COPY --exclude/--parents/--link have no strata equivalent and were left out"))
+				c.skip(line(cmd), "COPY --exclude/--parents/--link have no strata equivalent and were left out")
 			}
 		case *instructions.AddCommand:
 			c.copyCmd(w, line(cmd), cmd.SourcesAndDest, "", cmd.Chown, cmd.Chmod, workdir, cmd.Checksum)
@@ -249,14 +242,13 @@ func (c *converter) stage(w *bytes.Buffer, stages []instructions.Stage, i int) {
 				fmt.Fprintf(w, ".\n\tEnv(%q, %s)", kv.Key, c.expr(kv.Value))
 				for _, m := range varRef.FindAllStringSubmatch(kv.Value, -1) {
 					if name := m[1] + m[2]; c.params[name] == "" {
-						c.comment(w, c.note(line(cmd), "ENV %s refers to $%s, which docker build expands and strata keeps as written: write the value out", kv.Key, name))
+						c.skip(line(cmd), "ENV %s refers to $%s, which docker build expands and strata keeps as written: write the value out", kv.Key, name)
 					}
 				}
 			}
 		case *instructions.ArgCommand:
 			for _, kv := range cmd.Args {
 				c.param(kv)
-				buildArgs = append(buildArgs, kv)
 				// RUN sees a build argument as an environment
 				// variable, as in docker build.
 				fmt.Fprintf(w, ".\n\tBuildEnv(%q, %s)", kv.Key, c.params[kv.Key])
@@ -284,7 +276,7 @@ func (c *converter) stage(w *bytes.Buffer, stages []instructions.Stage, i int) {
 		case *instructions.VolumeCommand:
 			fmt.Fprintf(w, ".\n\tVolume(%s)", c.list(cmd.Volumes))
 		default:
-			c.comment(w, c.note(line(cmd), "%s has no strata equivalent and was left out: %s", strings.ToUpper(cmd.Name()), cmd))
+			c.skip(line(cmd), "%s has no strata equivalent and was left out: %s", strings.ToUpper(cmd.Name()), cmd)
 		}
 	}
 	if !last {
@@ -310,8 +302,11 @@ func (c *converter) stage(w *bytes.Buffer, stages []instructions.Stage, i int) {
 	out.Write(w.Bytes())
 }
 
-// comment records a note for the doc comment of the stage being written.
-func (c *converter) comment(_ *bytes.Buffer, msg string) {
+// skip notes what has no strata equivalent: in the list the command
+// prints, and in the doc comment of the stage being written.
+func (c *converter) skip(line int, format string, args ...any) {
+	msg := fmt.Sprintf("%s:%d: %s", c.opts.File, line, fmt.Sprintf(format, args...))
+	c.unsupported = append(c.unsupported, msg)
 	c.stageNotes = append(c.stageNotes, strings.ReplaceAll(msg, "\n", " "))
 }
 
@@ -335,7 +330,7 @@ func (c *converter) base(st instructions.Stage) string {
 // semantics (no -e, no -x) through a #! line, which strata runs as written.
 // The exec form becomes an exec of its arguments in such a script: strata
 // runs scripts, so it needs /bin/sh in the image where docker would not.
-func (c *converter) run(w *bytes.Buffer, cmd *instructions.RunCommand, args []instructions.KeyValuePairOptional) {
+func (c *converter) run(w *bytes.Buffer, cmd *instructions.RunCommand) {
 	script := ""
 	if cmd.PrependShell {
 		script = strings.Join(cmd.CmdLine, " ")
@@ -343,7 +338,7 @@ func (c *converter) run(w *bytes.Buffer, cmd *instructions.RunCommand, args []in
 		script = "exec " + shellQuote(cmd.CmdLine)
 	}
 	for _, f := range cmd.Files {
-		c.comment(w, c.note(line(cmd), "RUN heredoc file %s: inlined into the script as written", f.Name))
+		c.skip(line(cmd), "RUN heredoc file %s: inlined into the script as written", f.Name)
 		script += "\n" + f.Data
 	}
 	for _, m := range instructions.GetMounts(cmd) {
@@ -355,15 +350,15 @@ func (c *converter) run(w *bytes.Buffer, cmd *instructions.RunCommand, args []in
 			}
 			fmt.Fprintf(w, ".\n\tCacheMount(%q, %q)", id, m.Target)
 		default:
-			c.comment(w, c.note(line(cmd), "RUN --mount=type=%s (target %s) has no direct strata equivalent: use .Secret or .Bind", m.Type, m.Target))
+			c.skip(line(cmd), "RUN --mount=type=%s (target %s) has no direct strata equivalent: use .Secret or .Bind", m.Type, m.Target)
 		}
 	}
 	for _, f := range cmd.FlagsUsed {
 		if f != "mount" {
-			c.comment(w, c.note(line(cmd), "RUN --%s has no strata equivalent and was left out", f))
+			c.skip(line(cmd), "RUN --%s has no strata equivalent and was left out", f)
 		}
 	}
-	fmt.Fprintf(w, ".\n\tRun(%s)", goString("#!/bin/sh\n"+script+"\n"))
+	fmt.Fprintf(w, ".\n\tRun(%s)", goname.Quote("#!/bin/sh\n"+script+"\n"))
 }
 
 // copyCmd writes COPY and ADD as imports. dest is relative to the stage's
@@ -389,7 +384,7 @@ func (c *converter) copyCmd(w *bytes.Buffer, ln int, sd instructions.SourcesAndD
 		uid, err1 := strconv.Atoi(u)
 		gid, err2 := strconv.Atoi(g)
 		if err1 != nil || err2 != nil {
-			c.comment(w, c.note(ln, "--chown=%s: strata takes numeric ids; the import keeps the default owner", chown))
+			c.skip(ln, "--chown=%s: strata takes numeric ids; the import keeps the default owner", chown)
 		} else {
 			opts = append(opts, fmt.Sprintf("dsl.Owner(%d, %d)", uid, gid))
 		}
@@ -398,11 +393,11 @@ func (c *converter) copyCmd(w *bytes.Buffer, ln int, sd instructions.SourcesAndD
 		if m, err := strconv.ParseUint(chmod, 8, 32); err == nil {
 			opts = append(opts, fmt.Sprintf("dsl.Mode(0o%o)", m))
 		} else {
-			c.comment(w, c.note(ln, "--chmod=%s: strata takes an octal mode; left out", chmod))
+			c.skip(ln, "--chmod=%s: strata takes an octal mode; left out", chmod)
 		}
 	}
 	for _, sc := range sd.SourceContents {
-		c.comment(w, c.note(ln, "heredoc source %s: write it with a Run step", sc.Path))
+		c.skip(ln, "heredoc source %s: write it with a Run step", sc.Path)
 	}
 	for _, src := range sd.SourcePaths {
 		var source string
@@ -410,14 +405,14 @@ func (c *converter) copyCmd(w *bytes.Buffer, ln int, sd instructions.SourcesAndD
 		case from != "":
 			v, ok := c.stageVars[strings.ToLower(from)]
 			if !ok {
-				c.comment(w, c.note(ln, "COPY --from=%s: not a stage of this Dockerfile (images are not supported as sources); left out", from))
+				c.skip(ln, "COPY --from=%s: not a stage of this Dockerfile (images are not supported as sources); left out", from)
 				continue
 			}
 			source = fmt.Sprintf("dsl.FromImage(%s, %q)", v, path.Join("/", src))
 		case strings.HasPrefix(src, "http://") || strings.HasPrefix(src, "https://"):
 			sum, ok := strings.CutPrefix(checksum, "sha256:")
 			if !ok {
-				c.comment(w, c.note(ln, "ADD %s without --checksum=sha256:...: strata pins every URL; add its sha256", src))
+				c.skip(ln, "ADD %s without --checksum=sha256:...: strata pins every URL; add its sha256", src)
 				continue
 			}
 			source = fmt.Sprintf("dsl.URL(%q, %q)", src, sum)
@@ -426,7 +421,7 @@ func (c *converter) copyCmd(w *bytes.Buffer, ln int, sd instructions.SourcesAndD
 			}
 			dest += path.Base(src)
 		case strings.ContainsAny(src, "*?["):
-			c.comment(w, c.note(ln, "source pattern %s: strata imports named files and folders; list them", src))
+			c.skip(ln, "source pattern %s: strata imports named files and folders; list them", src)
 			continue
 		default:
 			local := filepath.Join(c.opts.Context, src)
@@ -439,14 +434,14 @@ func (c *converter) copyCmd(w *bytes.Buffer, ln int, sd instructions.SourcesAndD
 			fi, err := os.Stat(local)
 			switch {
 			case err != nil:
-				c.comment(w, c.note(ln, "%s is not in the build context %s (%v); imported as a file", src, c.opts.Context, err))
+				c.skip(ln, "%s is not in the build context %s (%v); imported as a file", src, c.opts.Context, err)
 				source = fmt.Sprintf("dsl.File(%q)", rel)
 			case fi.IsDir():
 				source = fmt.Sprintf("dsl.Dir(%q)", rel)
 			default:
 				source = fmt.Sprintf("dsl.File(%q)", rel)
 				if isArchive(src) && checksum == "" && len(sd.SourcePaths) == 1 {
-					c.comment(w, c.note(ln, "ADD of a local archive unpacks it in docker build; strata copies it: unpack it in a Run step"))
+					c.skip(ln, "ADD of a local archive unpacks it in docker build; strata copies it: unpack it in a Run step")
 				}
 			}
 		}
@@ -479,14 +474,6 @@ func (c *converter) list(l []string) string {
 		q[i] = c.expr(s)
 	}
 	return strings.Join(q, ", ")
-}
-
-// goString is s as a Go literal: a raw string when it can be one.
-func goString(s string) string {
-	if !strings.Contains(s, "`") && !strings.ContainsRune(s, '\r') {
-		return "`" + s + "`"
-	}
-	return strconv.Quote(s)
 }
 
 // shellQuote joins args into one shell command line.

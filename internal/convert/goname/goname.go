@@ -1,8 +1,10 @@
 // Package goname makes Go identifiers of the names converted files give
-// their images (stacker layers, Dockerfile stages), for every converter.
+// their images (stacker layers, Dockerfile stages), and Go literals of
+// their strings, for every converter.
 package goname
 
 import (
+	"strconv"
 	"strings"
 	"unicode"
 )
@@ -28,4 +30,14 @@ func Exported(name string) string {
 		s = "Image" + s
 	}
 	return s
+}
+
+// Quote is s as a Go string literal: a raw string for a script of several
+// lines that can be one (no backquote, carriage return or byte a raw
+// string cannot hold), else an interpreted one.
+func Quote(s string) string {
+	if strings.Contains(s, "\n") && !strings.ContainsAny(s, "`\r") && strconv.CanBackquote(strings.ReplaceAll(s, "\n", "")) {
+		return "`" + s + "`"
+	}
+	return strconv.Quote(s)
 }

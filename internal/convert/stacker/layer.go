@@ -154,7 +154,7 @@ func (lc *layerConv) directive(key string, v *yaml.Node) error {
 		if lc.scratchImports {
 			// The cleanup is its own step after the script: stacker never
 			// puts /stacker into the image.
-			lc.call("// stacker shows imports without dest in %s during run only.\nRun(%s)", StackerDir, quote("rm -rf "+StackerDir))
+			lc.call("// stacker shows imports without dest in %s during run only.\nRun(%s)", StackerDir, goname.Quote("rm -rf "+StackerDir))
 		}
 	case "generate_labels":
 		script, err := scriptOf(v)
@@ -168,25 +168,17 @@ func (lc *layerConv) directive(key string, v *yaml.Node) error {
 		if key == "build_env" {
 			lc.layerNameEnv = true
 		}
-		if key == "annotations" && lc.c.opts.NoAnnotationVolume {
-			lc.unsupported(key, v, "this strata has no Image.Annotation")
-			return nil
-		}
 		method := map[string]string{"build_env": "BuildEnv", "environment": "Env", "labels": "Label", "annotations": "Annotation"}[key]
 		err := eachPair(v, func(k, val string) {
 			lc.call("%s(%s, %s)", method, lc.c.str(k), lc.c.str(val))
 		})
 		if err == nil && key == "build_env" && lc.usesLayerName() {
-			if _, set := lc.kv(v, "STACKER_LAYER_NAME"); !set {
+			if field(v, "STACKER_LAYER_NAME") == nil {
 				lc.call("BuildEnv(%q, %q)", "STACKER_LAYER_NAME", lc.l.name)
 			}
 		}
 		return err
 	case "volumes":
-		if lc.c.opts.NoAnnotationVolume {
-			lc.unsupported(key, v, "this strata has no Image.Volume")
-			return nil
-		}
 		list, err := stringList(v)
 		if err != nil {
 			return err
@@ -675,12 +667,4 @@ func (lc *layerConv) usesLayerName() bool {
 		}
 	}
 	return false
-}
-
-// kv returns the value of key in a mapping.
-func (lc *layerConv) kv(m *yaml.Node, key string) (string, bool) {
-	if f := field(m, key); f != nil {
-		return f.Value, true
-	}
-	return "", false
 }

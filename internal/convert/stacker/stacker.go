@@ -43,10 +43,6 @@ type Options struct {
 	// Prerequisites are the converted packages of the yaml's
 	// config.prerequisites, by the path written there.
 	Prerequisites []Prerequisite
-	// NoAnnotationVolume emits annotations and volumes as unsupported
-	// comments instead of Annotation and Volume calls, for a DSL that
-	// lacks them.
-	NoAnnotationVolume bool
 }
 
 // Prerequisite is a stacker.yaml that another one names in
@@ -67,8 +63,6 @@ type Result struct {
 	// Unsupported lists what has no strata equivalent, one line each
 	// ("layer app: arch: ..."); each is also a comment in Source.
 	Unsupported []string
-	// Layers are the layer names, in the order of the yaml.
-	Layers []string
 }
 
 // File is what Parse finds in a stacker.yaml without converting it: its
@@ -342,7 +336,7 @@ func (c *converter) convert() (*Result, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: the generated Go code does not parse (a bug of strata convert): %w\n%s", c.opts.File, err, out.Bytes())
 	}
-	return &Result{Source: src, Unsupported: c.unsupported, Layers: c.doc.names()}, nil
+	return &Result{Source: src, Unsupported: c.unsupported}, nil
 }
 
 // ref is the Go expression of the layer name, defined in this file or a
@@ -458,13 +452,13 @@ var placeholder = regexp.MustCompile(`\$\{\{([A-Za-z_][A-Za-z0-9_]*)(:[^}]*)?\}\
 func (c *converter) str(s string) string {
 	locs := placeholder.FindAllStringSubmatchIndex(s, -1)
 	if len(locs) == 0 {
-		return quote(s)
+		return goname.Quote(s)
 	}
 	var parts []string
 	last := 0
 	for _, m := range locs {
 		if m[0] > last {
-			parts = append(parts, quote(s[last:m[0]]))
+			parts = append(parts, goname.Quote(s[last:m[0]]))
 		}
 		key := s[m[2]:m[3]]
 		def, hasDef := "", m[4] >= 0
@@ -475,7 +469,7 @@ func (c *converter) str(s string) string {
 		last = m[1]
 	}
 	if last < len(s) {
-		parts = append(parts, quote(s[last:]))
+		parts = append(parts, goname.Quote(s[last:]))
 	}
 	return strings.Join(parts, " + ")
 }
@@ -536,15 +530,6 @@ func lowerCamel(key string) string {
 		s = "p" + s
 	}
 	return s
-}
-
-// quote is a Go string literal: a raw string for text with several lines
-// (scripts read as written), else an interpreted one.
-func quote(s string) string {
-	if strings.Contains(s, "\n") && !strings.ContainsAny(s, "`\r") && strconv.CanBackquote(strings.ReplaceAll(s, "\n", "")) {
-		return "`" + s + "`"
-	}
-	return strconv.Quote(s)
 }
 
 func (c *converter) note(layer, what, why string) string {
