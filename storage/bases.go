@@ -154,17 +154,27 @@ func (s *Store) copyBlobFrom(ctx context.Context, layoutPath string, src casext.
 }
 
 func readJSONBlob(ctx context.Context, e casext.Engine, d digest.Digest, v any) error {
-	r, err := e.GetBlob(ctx, d)
+	b, err := readSmallBlob(ctx, e, d)
 	if err != nil {
 		return err
+	}
+	return json.Unmarshal(b, v)
+}
+
+// readSmallBlob reads blob d of e, up to 32 MiB (a config, a manifest, an
+// SBOM), and checks it against its digest.
+func readSmallBlob(ctx context.Context, e casext.Engine, d digest.Digest) ([]byte, error) {
+	r, err := e.GetBlob(ctx, d)
+	if err != nil {
+		return nil, err
 	}
 	defer r.Close()
 	b, err := io.ReadAll(io.LimitReader(r, 32<<20))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if digest.FromBytes(b) != d {
-		return fmt.Errorf("blob %s does not match its digest", d)
+		return nil, fmt.Errorf("blob %s does not match its digest", d)
 	}
-	return json.Unmarshal(b, v)
+	return b, nil
 }

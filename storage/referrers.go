@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"fmt"
-	"io"
 	"reflect"
 	"sort"
 
@@ -109,19 +108,7 @@ func (l *Layout) Referrers(ctx context.Context, subject digest.Digest, artifactT
 
 // ReadBlob returns the blob d of the layout, up to 32 MiB, checked.
 func (l *Layout) ReadBlob(ctx context.Context, d digest.Digest) ([]byte, error) {
-	r, err := l.cas.GetBlob(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	b, err := io.ReadAll(io.LimitReader(r, 32<<20))
-	if err != nil {
-		return nil, err
-	}
-	if digest.FromBytes(b) != d {
-		return nil, fmt.Errorf("blob %s does not match its digest", d)
-	}
-	return b, nil
+	return readSmallBlob(ctx, l.cas, d)
 }
 
 // putEntries writes index.json with entries: referrers whose subject no
