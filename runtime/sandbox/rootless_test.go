@@ -38,15 +38,16 @@ func subStart(t testing.TB, file string) uint32 {
 	return 0
 }
 
-// setupRootlessUser creates the test user and its subordinate ids, once.
-func setupRootlessUser(t *testing.T) {
+// setupRootlessUser creates the test user and its subordinate ids, once,
+// and returns its uid.
+func setupRootlessUser(t *testing.T) int {
 	t.Helper()
 	for _, tool := range []string{"newuidmap", "newgidmap", "runuser", "useradd"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("needs %s", tool)
 		}
 	}
-	testuser.Ensure(t, rootlessUser, false)
+	uid := testuser.Ensure(t, rootlessUser, false)
 	for _, f := range []string{"/etc/subuid", "/etc/subgid"} {
 		b, _ := os.ReadFile(f)
 		if strings.Contains("\n"+string(b), "\n"+rootlessUser+":") {
@@ -59,6 +60,7 @@ func setupRootlessUser(t *testing.T) {
 		fh.WriteString(rootlessUser + ":200000:65536\n")
 		fh.Close()
 	}
+	return uid
 }
 
 // TestRootless re-runs this test binary as an unprivileged user (see
@@ -69,7 +71,7 @@ func TestRootless(t *testing.T) {
 		t.Skip("inner run")
 	}
 	busybox(t)
-	setupRootlessUser(t)
+	uid := setupRootlessUser(t)
 	base, err := os.MkdirTemp("", "strata-rootless-")
 	if err != nil {
 		t.Fatal(err)
@@ -116,9 +118,8 @@ func TestRootless(t *testing.T) {
 	if u, g := owner("copied"); u != uStart+1234 || g != gStart+1234 {
 		t.Errorf("import with UID 1234 shows as %d:%d on the host", u, g)
 	}
-	uid, _ := exec.Command("id", "-u", rootlessUser).Output()
-	if u, _ := owner("made"); strings.TrimSpace(string(uid)) != itoa(u) {
-		t.Errorf("file made by container root is owned by %d, want the user (%s)", u, uid)
+	if u, _ := owner("made"); int(u) != uid {
+		t.Errorf("file made by container root is owned by %d, want the user (%d)", u, uid)
 	}
 	assertWhiteout(t, filepath.Join(upper, "bin/vi"))
 	noMounts(t, base)

@@ -13,6 +13,7 @@ import (
 	"github.com/opencontainers/go-digest"
 	v1 "github.com/opencontainers/image-spec/specs-go/v1"
 
+	"github.com/strata-build/strata/internal/testuser"
 	"github.com/strata-build/strata/storage/fetch"
 	"github.com/strata-build/strata/storage/layer"
 )
@@ -188,11 +189,7 @@ func TestHostileRootless(t *testing.T) {
 	if _, err := exec.LookPath("runuser"); err != nil {
 		t.Skip("needs runuser to run as an unprivileged user")
 	}
-	if exec.Command("id", "-u", user).Run() != nil {
-		if out, err := exec.Command("useradd", "-M", "-s", "/bin/sh", user).CombinedOutput(); err != nil {
-			t.Fatalf("useradd: %v: %s", err, out)
-		}
-	}
+	testuser.Ensure(t, user, false)
 	dir, err := os.MkdirTemp("", "strata-hostile-")
 	if err != nil {
 		t.Fatal(err)
