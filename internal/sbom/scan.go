@@ -20,6 +20,7 @@ import (
 	"io/fs"
 	"path"
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -126,17 +127,7 @@ func merge(pkgs []Package) []Package {
 	}
 	for i := range out {
 		sort.Strings(out[i].Found)
-		out[i].Found = compact(out[i].Found)
-	}
-	return out
-}
-
-func compact(s []string) []string {
-	var out []string
-	for i, v := range s {
-		if i == 0 || v != s[i-1] {
-			out = append(out, v)
-		}
+		out[i].Found = slices.Compact(out[i].Found)
 	}
 	return out
 }

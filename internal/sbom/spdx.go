@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"path"
 	"strings"
 	"time"
 
@@ -101,7 +102,7 @@ func Document(name string, manifest digest.Digest, created time.Time, pkgs []Pac
 			ExternalRefs: []externalRef{{
 				ReferenceCategory: "PACKAGE-MANAGER",
 				ReferenceType:     "purl",
-				ReferenceLocator:  "pkg:oci/" + escape(strings.ToLower(lastSegment(name))) + "@" + escape(manifest.String()),
+				ReferenceLocator:  "pkg:oci/" + escape(strings.ToLower(path.Base(name))) + "@" + escape(manifest.String()),
 			}},
 		}},
 		Relationships: []relationship{{SPDXElementID: "SPDXRef-DOCUMENT", RelationshipType: "DESCRIBES", RelatedSPDXElement: imageID}},
@@ -198,11 +199,4 @@ func (p Package) PURL() string {
 // does.
 func escape(s string) string {
 	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
-}
-
-func lastSegment(name string) string {
-	if i := strings.LastIndex(name, "/"); i >= 0 {
-		return name[i+1:]
-	}
-	return name
 }

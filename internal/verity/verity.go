@@ -231,11 +231,11 @@ func AppendHashing(path string, whole io.Writer) (string, error) {
 		return "", fmt.Errorf("verity: %w", err)
 	}
 	defer f.Close()
-	t := NewTree(nil)
-	var sink io.Writer = t
-	if whole != nil {
-		sink = io.MultiWriter(t, whole)
+	if whole == nil {
+		whole = io.Discard
 	}
+	t := NewTree(nil)
+	sink := io.MultiWriter(t, whole)
 	buf := make([]byte, 1<<20)
 	if _, err := io.CopyBuffer(sink, f, buf); err != nil {
 		return "", fmt.Errorf("verity: read %s: %w", path, err)
@@ -247,11 +247,7 @@ func AppendHashing(path string, whole io.Writer) (string, error) {
 		}
 		sink.Write(z)
 	}
-	var out io.Writer = f
-	if whole != nil {
-		out = io.MultiWriter(f, whole)
-	}
-	root, err := t.Finish(out)
+	root, err := t.Finish(io.MultiWriter(f, whole))
 	if err != nil {
 		return "", fmt.Errorf("verity: %s: %w", path, err)
 	}
