@@ -16,6 +16,7 @@ import (
 	"github.com/strata-build/strata/internal/cmdline"
 	"github.com/strata-build/strata/internal/convert/dockerfile"
 	"github.com/strata-build/strata/internal/convert/stacker"
+	"github.com/strata-build/strata/internal/driver"
 )
 
 // convertFlags are the flags of strata convert.
@@ -251,7 +252,7 @@ func placePackages(files []*yamlFile, out, pkg string) error {
 	if !needImports {
 		return nil
 	}
-	modDir, modPath, err := findModule(out)
+	modDir, modPath, err := driver.FindModule(out)
 	if err != nil {
 		return fmt.Errorf("config.prerequisites become Go imports, so -o must be in a Go module: %w", err)
 	}
@@ -297,24 +298,6 @@ func existingPackage(dir, def string) string {
 	return def
 }
 
-// findModule returns the folder and path of the Go module that holds dir
-// (which need not exist yet).
-func findModule(dir string) (string, string, error) {
-	for d := dir; ; d = filepath.Dir(d) {
-		data, err := os.ReadFile(filepath.Join(d, "go.mod"))
-		if err == nil {
-			mp := modulePath(data)
-			if mp == "" {
-				return "", "", fmt.Errorf("%s has no module line", filepath.Join(d, "go.mod"))
-			}
-			return d, mp, nil
-		}
-		if filepath.Dir(d) == d {
-			return "", "", fmt.Errorf("no go.mod in %s or above it", dir)
-		}
-	}
-}
-
 // relToCwd shortens an absolute path for messages.
 func relToCwd(p string) string {
 	wd, err := os.Getwd()
@@ -325,18 +308,6 @@ func relToCwd(p string) string {
 		return rel
 	}
 	return p
-}
-
-// modulePath is the path of a go.mod's module line.
-func modulePath(gomod []byte) string {
-	for _, line := range strings.Split(string(gomod), "\n") {
-		line = strings.TrimSpace(line)
-		if rest, ok := strings.CutPrefix(line, "module"); ok && (rest == "" || rest[0] == ' ' || rest[0] == '\t') {
-			rest, _, _ = strings.Cut(rest, "//")
-			return strings.Trim(strings.TrimSpace(rest), "\"`")
-		}
-	}
-	return ""
 }
 
 // convertDockerfile converts one Dockerfile into DIR/images.go: one image

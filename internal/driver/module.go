@@ -38,16 +38,9 @@ var errNoModule = errors.New("no go.mod found")
 // findWorkspace walks up from dir (absolute) to the enclosing go.mod and
 // collects the local modules a build of dir can import from.
 func findWorkspace(dir string) (*workspace, error) {
-	modDir := dir
-	for {
-		if fi, err := os.Stat(filepath.Join(modDir, "go.mod")); err == nil && !fi.IsDir() {
-			break
-		}
-		parent := filepath.Dir(modDir)
-		if parent == modDir {
-			return nil, fmt.Errorf("%s: %w in it or any parent folder (the definitions must be a package of a Go module)", dir, errNoModule)
-		}
-		modDir = parent
+	modDir, err := moduleDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (the definitions must be a package of a Go module)", err)
 	}
 	ws := &workspace{Cached: map[string]string{}}
 	main, err := ws.addModule(modDir)
@@ -63,6 +56,38 @@ func findWorkspace(dir string) (*workspace, error) {
 	}
 	sort.SliceStable(ws.Local, func(i, j int) bool { return len(ws.Local[i].Path) > len(ws.Local[j].Path) })
 	return ws, nil
+}
+
+// moduleDir walks up from dir (absolute; it need not exist) to the
+// folder of the enclosing go.mod.
+func moduleDir(dir string) (string, error) {
+	for d := dir; ; {
+		if fi, err := os.Stat(filepath.Join(d, "go.mod")); err == nil && !fi.IsDir() {
+			return d, nil
+		}
+		parent := filepath.Dir(d)
+		if parent == d {
+			return "", fmt.Errorf("%s: %w in it or any parent folder", dir, errNoModule)
+		}
+		d = parent
+	}
+}
+
+// FindModule returns the folder and the module path of the Go module that
+// holds dir (absolute; it need not exist yet).
+func FindModule(dir string) (root, path string, err error) {
+	root, err = moduleDir(dir)
+	if err != nil {
+		return "", "", err
+	}
+	data, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		return "", "", err
+	}
+	if path = parseModFile(data).module; path == "" {
+		return "", "", fmt.Errorf("%s: no module line", filepath.Join(root, "go.mod"))
+	}
+	return root, path, nil
 }
 
 // addModule reads the go.mod in dir, records it and follows its local
