@@ -288,7 +288,7 @@ func pushAll(ctx context.Context, opts Options, dest destination, items []pushIt
 		}
 		var sboms []digest.Digest
 		if err == nil && !opts.NoSBOM {
-			sboms, err = pushSBOMs(ctx, st, built, target, desc, it.ref, opts.Registry)
+			sboms, err = pushSBOMs(ctx, st, built, target, desc, it.ref, opts.Registry, sent)
 		}
 		if err != nil {
 			live.State(it.ref, "failed")
@@ -327,21 +327,32 @@ func pushOne(ctx context.Context, st *storage.Store, desc v1.Descriptor, ref str
 }
 
 // pushSBOMs sends the SBOMs the build's layout holds of the image desc,
-// just published as ref, as its referrers: to the registry by digest, or
-// into the target layout as they are in the build's.
-func pushSBOMs(ctx context.Context, st *storage.Store, built, target *storage.Layout, desc v1.Descriptor, ref string, ro registry.Options) ([]digest.Digest, error) {
+// just published as ref, as its referrers, from the store: to the
+// registry by digest, or into the target layout.
+func pushSBOMs(ctx context.Context, st *storage.Store, built, target *storage.Layout, desc v1.Descriptor, ref string, ro registry.Options, sent *atomic.Int64) ([]digest.Digest, error) {
 	refs, err := built.Referrers(ctx, desc.Digest, sbom.MediaType)
-	if err != nil {
+	if err != nil || len(refs) == 0 {
 		return nil, err
+	}
+	var repo name.Repository
+	if target == nil {
+		r, err := registry.ParseReference(ref, ro)
+		if err != nil {
+			return nil, err
+		}
+		repo = r.Context()
 	}
 	var pushed []digest.Digest
 	for _, d := range refs {
 		if target != nil {
 			err = target.AddReferrer(ctx, st, d, desc.Digest)
 		} else {
-			var r name.Reference
-			if r, err = registry.ParseReference(ref, ro); err == nil {
-				err = publish.PushReferrer(ctx, built.Path, d, r.Context(), publish.Options{Registry: ro})
+			// By digest: an artifact has no tag of its own. A registry
+			// without the referrers API gets it in the subject's
+			// fallback tag too (go-containerregistry writes it).
+			img, serr := publish.StoreImage(st, d, sent)
+			if err = serr; err == nil {
+				err = publish.Push(ctx, img, repo.Digest(d.Digest.String()), publish.Options{Registry: ro})
 			}
 		}
 		if err != nil {
