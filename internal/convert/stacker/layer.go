@@ -22,8 +22,6 @@ type layerConv struct {
 	// scratchImports: imports without dest, copied where stacker shows
 	// them (/stacker/...) and removed after the run script.
 	scratchImports bool
-	// layerNameEnv: the STACKER_LAYER_NAME variable is set (or not needed).
-	layerNameEnv bool
 }
 
 // handled are the directives that map to strata, in the order their calls
@@ -54,7 +52,7 @@ func (c *converter) layer(w *bytes.Buffer, l *layerNode) error {
 			return fmt.Errorf("%s:%d: layer %s: %s: %w", c.opts.File, v.Line, l.name, k, err)
 		}
 	}
-	if !lc.layerNameEnv && lc.usesLayerName() {
+	if lc.usesLayerName() && field(lc.keys["build_env"], "STACKER_LAYER_NAME") == nil {
 		lc.call("// stacker sets it for the run script.\nBuildEnv(%q, %q)", "STACKER_LAYER_NAME", l.name)
 	}
 	if _, ok := lc.keys["from"]; !ok {
@@ -165,19 +163,10 @@ func (lc *layerConv) directive(key string, v *yaml.Node) error {
 			lc.call("GenerateLabels(%s)", lc.c.str(script))
 		}
 	case "build_env", "environment", "labels", "annotations":
-		if key == "build_env" {
-			lc.layerNameEnv = true
-		}
 		method := map[string]string{"build_env": "BuildEnv", "environment": "Env", "labels": "Label", "annotations": "Annotation"}[key]
-		err := eachPair(v, func(k, val string) {
+		return eachPair(v, func(k, val string) {
 			lc.call("%s(%s, %s)", method, lc.c.str(k), lc.c.str(val))
 		})
-		if err == nil && key == "build_env" && lc.usesLayerName() {
-			if field(v, "STACKER_LAYER_NAME") == nil {
-				lc.call("BuildEnv(%q, %q)", "STACKER_LAYER_NAME", lc.l.name)
-			}
-		}
-		return err
 	case "volumes":
 		list, err := stringList(v)
 		if err != nil {

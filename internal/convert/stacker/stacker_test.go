@@ -451,17 +451,25 @@ c:
   from:
     type: scratch
   run: true
+d:
+  from:
+    type: scratch
+  build_env:
+    STACKER_LAYER_NAME: mine
+  run: echo $STACKER_LAYER_NAME > /name
 `, Options{})
 	src := string(r.Source)
 	for _, want := range []string{
 		"\t// stacker sets it for the run script.\n\tBuildEnv(\"STACKER_LAYER_NAME\", \"a\")\n",
-		"\tBuildEnv(\"X\", \"1\").\n\tBuildEnv(\"STACKER_LAYER_NAME\", \"b\")\n",
+		"\tBuildEnv(\"X\", \"1\").\n",
+		"\t// stacker sets it for the run script.\n\tBuildEnv(\"STACKER_LAYER_NAME\", \"b\")\n",
+		"\tBuildEnv(\"STACKER_LAYER_NAME\", \"mine\")",
 	} {
 		if !strings.Contains(src, want) {
 			t.Errorf("output lacks %q:\n%s", want, src)
 		}
 	}
-	if strings.Count(src, "STACKER_LAYER_NAME\"") != 2 {
-		t.Errorf("only a and b read STACKER_LAYER_NAME:\n%s", src)
+	if strings.Count(src, "STACKER_LAYER_NAME\"") != 3 {
+		t.Errorf("only a and b get STACKER_LAYER_NAME, and d keeps its own:\n%s", src)
 	}
 }
