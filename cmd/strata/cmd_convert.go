@@ -136,29 +136,63 @@ func runConvert(w io.Writer, args []string) error {
 			notes = append(notes, y.arg+": "+n)
 		}
 	}
+	// Nothing is written unless every file may be.
 	for _, y := range files {
-		target := filepath.Join(y.outDir, convertFile)
-		if _, err := os.Stat(target); err == nil && !f.force {
-			return fmt.Errorf("%s exists: strata convert does not overwrite it without --force", target)
+		if err := mayWrite(y.outDir, f.force); err != nil {
+			return err
 		}
 	}
 	for _, y := range files {
-		target := filepath.Join(y.outDir, convertFile)
-		if err := os.MkdirAll(y.outDir, 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(target, results[y], 0o644); err != nil {
+		target, err := writeConverted(y.outDir, results[y])
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "%s: wrote %s (package %s: %s)\n", y.arg, relToCwd(target), y.pkg, strings.Join(y.parsed.Layers, ", "))
 	}
-	if len(notes) > 0 {
-		fmt.Fprintf(w, "\nWithout strata equivalent (kept as comments in the Go code):\n")
-		for _, n := range notes {
-			fmt.Fprintf(w, "  %s\n", n)
-		}
+	printUnsupported(w, notes)
+	return nil
+}
+
+// mayWrite refuses to overwrite the converted file of dir without --force.
+func mayWrite(dir string, force bool) error {
+	target := filepath.Join(dir, convertFile)
+	if _, err := os.Stat(target); err == nil && !force {
+		return fmt.Errorf("%s exists: strata convert does not overwrite it without --force", target)
 	}
 	return nil
+}
+
+// writeConverted writes src as the converted file of dir and returns its
+// path.
+func writeConverted(dir string, src []byte) (string, error) {
+	target := filepath.Join(dir, convertFile)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	return target, os.WriteFile(target, src, 0o644)
+}
+
+// printUnsupported lists what a conversion kept as comments.
+func printUnsupported(w io.Writer, notes []string) {
+	if len(notes) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nWithout strata equivalent (kept as comments in the Go code):\n")
+	for _, n := range notes {
+		fmt.Fprintf(w, "  %s\n", n)
+	}
+}
+
+// packageFor is the package name of the file written into out: pkg, or
+// the package already there, or one made of out's name.
+func packageFor(out, pkg string) (string, error) {
+	if pkg == "" {
+		pkg = existingPackage(out, packageName(filepath.Base(out)))
+	}
+	if !token.IsIdentifier(pkg) || token.IsKeyword(pkg) {
+		return "", cmdline.UsageError{Err: fmt.Errorf("--package %q is not a Go package name", pkg)}
+	}
+	return pkg, nil
 }
 
 // collectYAML reads the files named and, transitively, their
@@ -225,14 +259,9 @@ func placePackages(files []*yamlFile, out, pkg string) error {
 	if len(files) == 1 {
 		y := files[0]
 		y.outDir = out
-		y.pkg = pkg
-		if y.pkg == "" {
-			y.pkg = existingPackage(out, packageName(filepath.Base(out)))
-		}
-		if !token.IsIdentifier(y.pkg) || token.IsKeyword(y.pkg) {
-			return cmdline.UsageError{Err: fmt.Errorf("--package %q is not a Go package name", y.pkg)}
-		}
-		return nil
+		var err error
+		y.pkg, err = packageFor(out, pkg)
+		return err
 	}
 	if pkg != "" {
 		return cmdline.UsageError{Err: fmt.Errorf("--package names one package, but %d files are converted (each goes into its own)", len(files))}
@@ -328,12 +357,9 @@ func convertDockerfile(w io.Writer, file string, f convertFlags) error {
 	if ctxDir, err = filepath.Abs(ctxDir); err != nil {
 		return err
 	}
-	pkg := f.pkg
-	if pkg == "" {
-		pkg = existingPackage(out, packageName(filepath.Base(out)))
-	}
-	if !token.IsIdentifier(pkg) || token.IsKeyword(pkg) {
-		return cmdline.UsageError{Err: fmt.Errorf("--package %q is not a Go package name", pkg)}
+	pkg, err := packageFor(out, f.pkg)
+	if err != nil {
+		return err
 	}
 	name := f.name
 	if name == "" {
@@ -351,22 +377,14 @@ func convertDockerfile(w io.Writer, file string, f convertFlags) error {
 	if err != nil {
 		return err
 	}
-	target := filepath.Join(out, convertFile)
-	if _, err := os.Stat(target); err == nil && !f.force {
-		return fmt.Errorf("%s exists: strata convert does not overwrite it without --force", target)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
+	if err := mayWrite(out, f.force); err != nil {
 		return err
 	}
-	if err := os.WriteFile(target, res.Source, 0o644); err != nil {
+	target, err := writeConverted(out, res.Source)
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "%s: wrote %s (package %s; the last stage is image %q)\n", file, relToCwd(target), pkg, name)
-	if len(res.Unsupported) > 0 {
-		fmt.Fprintf(w, "\nWithout strata equivalent (kept as comments in the Go code):\n")
-		for _, n := range res.Unsupported {
-			fmt.Fprintf(w, "  %s\n", n)
-		}
-	}
+	printUnsupported(w, res.Unsupported)
 	return nil
 }
